@@ -1,0 +1,204 @@
+//! Raw instruction pointers -> frames, and which frames are the user's. Runs only when a
+//! check has found something, never on the spawn path; results are cached per address.
+
+use std::collections::HashMap;
+use std::sync::{Arc, LazyLock};
+
+use parking_lot::Mutex;
+
+use crate::report::Frame;
+
+/// Crates whose frames are machinery, not the place a user spawned from.
+const MACHINERY: &[&str] = &[
+    "std",
+    "core",
+    "alloc",
+    "test",
+    "tokio",
+    "leakcheck",
+    "backtrace",
+    "parking_lot",
+];
+
+/// C runtime symbols on the path of every thread (besides the `__`-prefixed ones).
+const C_RUNTIME: &[&str] = &[
+    "pthread_create",
+    "start_thread",
+    "clone",
+    "clone3",
+    "_start",
+    "main",
+];
+
+static CACHE: LazyLock<Mutex<HashMap<usize, Arc<[Frame]>>>> = LazyLock::new(Default::default);
+
+/// Every frame of a captured trace, inlined frames expanded (innermost first).
+pub(crate) fn resolve(ips: &[usize]) -> Vec<Frame> {
+    let mut frames = Vec::with_capacity(ips.len());
+    for &ip in ips {
+        let cached = CACHE.lock().get(&ip).cloned();
+        let at_ip = cached.unwrap_or_else(|| {
+            let resolved: Arc<[Frame]> = resolve_ip(ip).into();
+            CACHE.lock().insert(ip, resolved.clone());
+            resolved
+        });
+        frames.extend(at_ip.iter().cloned());
+    }
+    frames
+}
+
+fn resolve_ip(ip: usize) -> Vec<Frame> {
+    let mut frames = Vec::new();
+    // `resolve` looks up `ip - 1`: a captured ip is a return address, one past the call.
+    backtrace::resolve(ip as *mut std::ffi::c_void, |symbol| {
+        frames.push(Frame::new(
+            symbol.name().map(|name| format!("{name:#}")),
+            symbol.filename().map(|file| display_path(file)),
+            symbol.lineno(),
+            symbol.colno(),
+        ));
+    });
+    if frames.is_empty() {
+        frames.push(Frame::new(None, None, None, None));
+    }
+    frames
+}
+
+/// Paths under the working directory (where cargo runs tests: the package root) are shown
+/// relative to it, the way they appear in the user's editor.
+fn display_path(path: &std::path::Path) -> String {
+    static CWD: LazyLock<Option<std::path::PathBuf>> =
+        LazyLock::new(|| std::env::current_dir().ok());
+    CWD.as_deref()
+        .and_then(|cwd| path.strip_prefix(cwd).ok())
+        .unwrap_or(path)
+        .display()
+        .to_string()
+}
+
+/// Where a spawn backtrace stops being interesting: the harness that called the test body.
+/// What lies beyond is the attribute's wrapper and libtest.
+const TEST_BOUNDARY: &[&str] = &[
+    "leakcheck::harness::run_test",
+    "test::__rust_begin_short_backtrace",
+];
+
+/// The user's frames, innermost first, machinery removed and cut at the test harness:
+/// the first is the spawn site.
+pub(crate) fn user_frames(frames: &[Frame]) -> Vec<Frame> {
+    frames
+        .iter()
+        .take_while(|frame| {
+            !frame
+                .function()
+                .is_some_and(|function| TEST_BOUNDARY.iter().any(|end| function.starts_with(end)))
+        })
+        .filter(|frame| is_user_frame(frame))
+        .cloned()
+        .collect()
+}
+
+pub(crate) fn is_user_frame(frame: &Frame) -> bool {
+    let Some(function) = frame.function() else {
+        return false;
+    };
+    // `__libc_start_call_main`, `__rust_try`, `__clone3`: runtime internals.
+    if C_RUNTIME.contains(&function) || function.starts_with("__") {
+        return false;
+    }
+    !MACHINERY.contains(&crate_of(function))
+}
+
+/// The crate a demangled function belongs to. For `<T as Trait>::f` that is `T`'s crate,
+/// or the trait's when `T` is a bare type parameter (`<F as core::ops::FnOnce>::call_once`).
+fn crate_of(function: &str) -> &str {
+    let path = match function
+        .strip_prefix('<')
+        .and_then(|q| q.split_once(" as "))
+    {
+        Some((self_type, trait_path)) => {
+            let self_type = self_type
+                .trim_start_matches("&mut ")
+                .trim_start_matches('&');
+            let names_a_crate = self_type
+                .split("::")
+                .next()
+                .is_some_and(|first| first.chars().all(|c| c.is_alphanumeric() || c == '_'));
+            if self_type.contains("::") && names_a_crate {
+                self_type
+            } else {
+                trait_path
+            }
+        }
+        None => function.trim_start_matches('<'),
+    };
+    path.split("::").next().unwrap_or(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(function: &str) -> Frame {
+        Frame::new(Some(function.into()), None, None, None)
+    }
+
+    #[test]
+    fn machinery_is_not_the_users() {
+        for function in [
+            "std::thread::spawn",
+            "<alloc::boxed::Box<F,A> as core::ops::function::FnOnce<Args>>::call_once",
+            "<F as core::ops::function::FnOnce<()>>::call_once",
+            "<fn() -> core::result::Result<(), alloc::string::String> as core::ops::function::FnOnce<()>>::call_once",
+            "__rust_try",
+            "core::ops::function::FnOnce::call_once{{vtable.shim}}",
+            "test::run_test::{{closure}}",
+            "leakcheck::harness::run_test",
+            "tokio::runtime::task::spawn",
+            "start_thread",
+        ] {
+            assert!(!is_user_frame(&frame(function)), "{function}");
+        }
+        assert!(!is_user_frame(&Frame::new(None, None, None, None)));
+    }
+
+    #[test]
+    fn user_code_is() {
+        for function in [
+            "threads::leaks_on_channel",
+            "threads::leaks_on_channel::{{closure}}",
+            "<my_crate::Pool as core::ops::drop::Drop>::drop",
+            "testing::helper",
+            "my_tokio_app::serve",
+        ] {
+            assert!(is_user_frame(&frame(function)), "{function}");
+        }
+    }
+
+    #[test]
+    fn cut_at_the_test_harness() {
+        let frames = [
+            frame("std::thread::spawn"),
+            frame("my_tests::leaky::{{closure}}"),
+            frame("leakcheck::harness::run_test"),
+            frame("my_tests::leaky"),
+        ];
+        let kept: Vec<_> = user_frames(&frames)
+            .iter()
+            .map(|f| f.function().unwrap().to_owned())
+            .collect();
+        assert_eq!(kept, ["my_tests::leaky::{{closure}}"]);
+    }
+
+    #[test]
+    fn resolves_its_own_caller() {
+        let trace = crate::registry::SpawnTrace::capture();
+        let frames = resolve(trace.ips());
+        assert!(
+            frames.iter().any(|frame| frame
+                .function()
+                .is_some_and(|f| f.contains("resolves_its_own_caller"))),
+            "{frames:?}"
+        );
+    }
+}

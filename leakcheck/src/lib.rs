@@ -1,0 +1,86 @@
+//! Fail the test that leaked an OS thread, with the line that spawned it and what it is
+//! doing now.
+//!
+//! ```no_run
+//! #[leakcheck::test]
+//! fn pool_shuts_down() {
+//!     let worker = std::thread::spawn(|| 40 + 2);
+//!     assert_eq!(worker.join().unwrap(), 42); // joined: the test passes
+//! }
+//! ```
+//!
+//! `#[leakcheck::test]` runs the test in a [`Scope`] named after it. Every thread the test
+//! starts, and every thread those threads start, belongs to that scope; when the body
+//! returns, whatever the scope still runs after a grace period fails the test, with a
+//! [`Report`] naming each thread, where it was spawned and where it is blocked. Tests that
+//! run in parallel never blame each other: ownership follows the spawn, not timing.
+//!
+//! Without the attribute, [`verify_none`] checks the current scope, or, outside every
+//! scope, the whole process (as in a `harness = false` test's `main`).
+
+mod config;
+mod filter;
+mod frames;
+mod harness;
+mod registry;
+mod report;
+mod scope;
+mod threads;
+mod verify;
+
+pub use config::{DEFAULT_GRACE, Options};
+pub use leakcheck_macros::test;
+pub use report::{Frame, Identity, Leak, LeakKind, Report};
+pub use scope::Scope;
+
+/// Checks now, with default options, and panics with the report if anything leaked.
+///
+/// Inside a scope (a `#[leakcheck::test]`, or after [`Scope::enter`]) it checks that
+/// scope. Outside every scope it checks the whole process: every thread but the caller and
+/// those that were running before `main`. That is the check a custom harness
+/// (`harness = false`) runs at the end of its `main`.
+///
+/// ```
+/// let worker = std::thread::spawn(|| ());
+/// worker.join().unwrap();
+/// leakcheck::verify_none();
+/// ```
+#[track_caller]
+pub fn verify_none() {
+    verify_none_with(&Options::default());
+}
+
+/// [`verify_none`] with options.
+///
+/// ```
+/// use std::time::Duration;
+/// leakcheck::verify_none_with(&leakcheck::Options::new().grace(Duration::from_millis(50)));
+/// ```
+#[track_caller]
+pub fn verify_none_with(options: &Options) {
+    if let Err(report) = find(options) {
+        panic!("{report}");
+    }
+}
+
+/// [`verify_none_with`], returning the report instead of panicking.
+///
+/// ```
+/// match leakcheck::find(&leakcheck::Options::new()) {
+///     Ok(()) => {}
+///     Err(report) => eprintln!("{report}"),
+/// }
+/// ```
+pub fn find(options: &Options) -> Result<(), Report> {
+    let target = match scope::current() {
+        scope::PROCESS => verify::Target::Process,
+        scope => verify::Target::Scope(scope),
+    };
+    verify::find(target, options)
+}
+
+/// Used by the code `#[leakcheck::test]` generates; not a public API.
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::harness::{TestOutcome, TestSpec, run_test};
+}

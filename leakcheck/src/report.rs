@@ -1,0 +1,310 @@
+//! What a failed check hands back: the leaks, each with who owns it, where it was spawned,
+//! what it is doing now and how to silence it; and the text a person reads in a CI log.
+
+use std::fmt;
+use std::time::Duration;
+
+/// One frame of a backtrace, resolved.
+///
+/// ```
+/// use std::time::Duration;
+///
+/// let scope = leakcheck::Scope::enter_named("frames");
+/// let (stop, stopped) = std::sync::mpsc::channel::<()>();
+/// std::thread::spawn(move || stopped.recv());
+/// let report = scope.find(&leakcheck::Options::new().grace(Duration::ZERO)).unwrap_err();
+/// let site = report.leaks()[0].spawn_site().unwrap();
+/// assert!(site.file().unwrap().ends_with(".rs"));
+/// assert!(site.location().unwrap().contains(':'));
+/// drop(stop); // the thread returns
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Frame {
+    function: Option<String>,
+    file: Option<String>,
+    line: Option<u32>,
+    column: Option<u32>,
+}
+
+impl Frame {
+    pub(crate) fn new(
+        function: Option<String>,
+        file: Option<String>,
+        line: Option<u32>,
+        column: Option<u32>,
+    ) -> Frame {
+        Frame {
+            function,
+            file,
+            line,
+            column,
+        }
+    }
+
+    /// The demangled function path, without the hash: `my_crate::pool::start`.
+    pub fn function(&self) -> Option<&str> {
+        self.function.as_deref()
+    }
+
+    /// The source file, relative to the working directory when it lies below it.
+    pub fn file(&self) -> Option<&str> {
+        self.file.as_deref()
+    }
+
+    /// The line in [`Frame::file`].
+    pub fn line(&self) -> Option<u32> {
+        self.line
+    }
+
+    /// The column in [`Frame::file`].
+    pub fn column(&self) -> Option<u32> {
+        self.column
+    }
+
+    /// `file.rs:LINE:COLUMN`, or as much of it as is known.
+    pub fn location(&self) -> Option<String> {
+        let file = self.file.as_deref()?;
+        Some(match (self.line, self.column) {
+            (Some(line), Some(column)) => format!("{file}:{line}:{column}"),
+            (Some(line), None) => format!("{file}:{line}"),
+            _ => file.to_owned(),
+        })
+    }
+
+    /// The function path as an `ignore_spawn` rule: closures stand for their function.
+    fn rule_path(&self) -> Option<&str> {
+        let function = self.function.as_deref()?;
+        Some(function.split("::{{closure}}").next().unwrap_or(function))
+    }
+}
+
+impl fmt::Display for Frame {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.function.as_deref().unwrap_or("<unknown>"))?;
+        if let Some(location) = self.location() {
+            write!(f, " at {location}")?;
+        }
+        Ok(())
+    }
+}
+
+/// What leaked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum LeakKind {
+    /// An OS thread.
+    Thread,
+}
+
+/// Which thread (or task) leaked.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Identity {
+    /// An OS thread.
+    Thread {
+        /// The kernel thread id; `None` while the thread was still being created.
+        tid: Option<i32>,
+        /// The full name the thread gave itself, or the kernel's (15 bytes at most) for a
+        /// thread leakcheck did not see start; `None` if it has none.
+        name: Option<String>,
+    },
+}
+
+impl fmt::Display for Identity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Identity::Thread { tid, name } => {
+                match tid {
+                    Some(tid) => write!(f, "thread {tid}")?,
+                    None => f.write_str("thread (still starting)")?,
+                }
+                match name {
+                    Some(name) => write!(f, " \"{name}\""),
+                    None => f.write_str(" <unnamed>"),
+                }
+            }
+        }
+    }
+}
+
+/// One thread or task that outlived the check.
+#[derive(Clone, Debug)]
+pub struct Leak {
+    pub(crate) identity: Identity,
+    pub(crate) owner: Option<String>,
+    pub(crate) spawn_backtrace: Vec<Frame>,
+    pub(crate) spawned_by: Option<String>,
+    pub(crate) state: Option<String>,
+}
+
+impl Leak {
+    /// Thread or task.
+    pub fn kind(&self) -> LeakKind {
+        match self.identity {
+            Identity::Thread { .. } => LeakKind::Thread,
+        }
+    }
+
+    /// Which one, by id and name.
+    pub fn identity(&self) -> &Identity {
+        &self.identity
+    }
+
+    /// The scope that owns it (a test's full name under `#[leakcheck::test]`), or `None`
+    /// for what was spawned outside every scope or not seen being spawned.
+    pub fn owner(&self) -> Option<&str> {
+        self.owner.as_deref()
+    }
+
+    /// The user's line that spawned it: the first frame of the spawn backtrace outside
+    /// std, tokio and leakcheck.
+    pub fn spawn_site(&self) -> Option<&Frame> {
+        self.spawn_backtrace.first()
+    }
+
+    /// The spawn backtrace, trimmed to the user's frames, innermost first.
+    pub fn spawn_backtrace(&self) -> &[Frame] {
+        &self.spawn_backtrace
+    }
+
+    /// For a thread spawned by another thread of the same scope, that thread and where it
+    /// was spawned itself.
+    pub fn spawned_by(&self) -> Option<&str> {
+        self.spawned_by.as_deref()
+    }
+
+    /// What it is doing now, as far as the platform tells: for a Linux thread its state,
+    /// the system call it is blocked in and the kernel function it waits in.
+    pub fn state(&self) -> Option<&str> {
+        self.state.as_deref()
+    }
+
+    /// The `#[leakcheck::test(..)]` arguments that would silence this leak, most precise
+    /// first. The same strings work with [`Options`](crate::Options).
+    pub fn ignore_rules(&self) -> Vec<String> {
+        let mut rules = Vec::new();
+        if let Identity::Thread {
+            name: Some(name), ..
+        } = &self.identity
+        {
+            rules.push(format!(
+                "ignore_thread = \"{}\"",
+                glob::Pattern::escape(name)
+            ));
+        }
+        if let Some(path) = self.spawn_site().and_then(Frame::rule_path) {
+            rules.push(format!("ignore_spawn = \"{path}\""));
+        }
+        rules
+    }
+}
+
+/// Whose check this was.
+#[derive(Clone, Debug)]
+pub(crate) enum Subject {
+    Scope(String),
+    Process,
+}
+
+/// The leaks one check found. Its `Display` is the human report.
+///
+/// ```
+/// use std::time::Duration;
+///
+/// let scope = leakcheck::Scope::enter_named("report demo");
+/// let (stop, stopped) = std::sync::mpsc::channel::<()>();
+/// std::thread::Builder::new()
+///     .name("waits-for-stop".into())
+///     .spawn(move || stopped.recv())
+///     .unwrap();
+/// let report = scope.find(&leakcheck::Options::new().grace(Duration::ZERO)).unwrap_err();
+/// assert_eq!(report.scope(), Some("report demo"));
+/// assert_eq!(report.leaks().len(), 1);
+/// assert!(report.to_string().contains("\"waits-for-stop\""));
+/// drop(stop); // the thread returns
+/// ```
+#[derive(Clone, Debug)]
+pub struct Report {
+    pub(crate) subject: Subject,
+    pub(crate) leaks: Vec<Leak>,
+    pub(crate) waited: Duration,
+}
+
+impl Report {
+    /// The leaks, in spawn order where it is known.
+    pub fn leaks(&self) -> &[Leak] {
+        &self.leaks
+    }
+
+    /// The scope that was checked (the test's full name), or `None` for a process-wide check.
+    pub fn scope(&self) -> Option<&str> {
+        match &self.subject {
+            Subject::Scope(name) => Some(name),
+            Subject::Process => None,
+        }
+    }
+}
+
+impl std::error::Error for Report {}
+
+impl fmt::Display for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let count = self.leaks.len();
+        let what = if count == 1 { "thread" } else { "threads" };
+        let waited = humantime::format_duration(round_to_ms(self.waited));
+        match &self.subject {
+            Subject::Scope(name) => writeln!(
+                f,
+                "leakcheck: `{name}` leaked {count} {what} (still running {waited} after it returned)"
+            )?,
+            Subject::Process => writeln!(
+                f,
+                "leakcheck: {count} {what} still running at the process-wide check (waited {waited})"
+            )?,
+        }
+        for leak in &self.leaks {
+            writeln!(f)?;
+            write!(f, "{}", leak.identity)?;
+            if let Some(state) = &leak.state {
+                write!(f, ": {state}")?;
+            }
+            writeln!(f)?;
+            if let Subject::Process = self.subject {
+                match &leak.owner {
+                    Some(owner) => writeln!(f, "  owner: `{owner}`")?,
+                    None => writeln!(f, "  owner: none (spawned outside any leakcheck scope)")?,
+                }
+            }
+            match leak.spawn_site() {
+                Some(site) => writeln!(
+                    f,
+                    "  spawned at {}",
+                    site.location().unwrap_or_else(|| site.to_string())
+                )?,
+                None if leak.spawn_backtrace.is_empty() && leak.owner.is_none() => writeln!(
+                    f,
+                    "  spawned: not seen (a C library helper, or a thread from before start-up)"
+                )?,
+                None => writeln!(f, "  spawned at: no frame of yours on the spawn path")?,
+            }
+            if let Some(parent) = &leak.spawned_by {
+                writeln!(f, "  spawned by {parent}")?;
+            }
+            if !leak.spawn_backtrace.is_empty() {
+                writeln!(f, "  spawn backtrace:")?;
+                for frame in &leak.spawn_backtrace {
+                    writeln!(f, "    {frame}")?;
+                }
+            }
+            let rules = leak.ignore_rules();
+            if !rules.is_empty() {
+                writeln!(f, "  to ignore it: {}", rules.join("  or  "))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn round_to_ms(duration: Duration) -> Duration {
+    Duration::from_millis(duration.as_millis().try_into().unwrap_or(u64::MAX))
+}

@@ -1,0 +1,23 @@
+//! Platforms without a thread spawn hook (non-Linux, Miri): nothing is tracked, and every
+//! query answers "unknown". Tokio task checks do not depend on this module.
+
+use super::OsThread;
+
+pub(crate) const UNAVAILABLE: &str = "OS-thread leak checks need Linux: on this platform \
+     thread spawns are not hooked, so threads are not checked";
+
+pub(crate) fn current_tid() -> i32 {
+    0
+}
+
+pub(crate) fn is_alive(_tid: i32) -> bool {
+    false
+}
+
+pub(crate) fn list() -> Option<Vec<i32>> {
+    None
+}
+
+pub(crate) fn describe(_tid: i32) -> Option<OsThread> {
+    None
+}

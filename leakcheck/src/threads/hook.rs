@@ -1,0 +1,274 @@
+//! The thread spawn hook: this crate defines `pthread_create` (and `pthread_setname_np`),
+//! and the linker binds every call of the test binary to it (std, tokio, C code, libraries
+//! loaded later). The hook records the new thread's origin in the registry *before* the real
+//! create, so a check right after a spawn cannot miss it, and starts the thread through a
+//! trampoline that gives it its parent's scope and unregisters it when it exits.
+//!
+//! Rules for everything here: never panic across the C boundary, never take a lock a spawn
+//! could already hold, and pass straight through when re-entered.
+
+use std::cell::{Cell, RefCell};
+use std::ffi::{CStr, c_char, c_int, c_void};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use super::procfs::current_tid;
+use crate::registry::{self, SpawnTrace, ThreadOrigin};
+use crate::scope;
+
+/// `C-unwind`: a C thread that calls `pthread_exit` force-unwinds through the trampoline,
+/// which is defined only for an unwind-capable ABI (and a frame with nothing to drop).
+type StartRoutine = unsafe extern "C-unwind" fn(*mut c_void) -> *mut c_void;
+type CreateFn = unsafe extern "C" fn(
+    *mut libc::pthread_t,
+    *const libc::pthread_attr_t,
+    StartRoutine,
+    *mut c_void,
+) -> c_int;
+
+thread_local! {
+    // Set while this thread runs hook bookkeeping: a spawn from inside it passes through.
+    static IN_HOOK: Cell<bool> = const { Cell::new(false) };
+    // This thread's own origin, if the hook started it. Its destructor unregisters the
+    // thread; it is the first TLS destructor a hooked thread registers, so it runs last.
+    static THIS_THREAD: RefCell<Option<Registration>> = const { RefCell::new(None) };
+}
+
+struct Registration(Arc<ThreadOrigin>);
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        registry::remove_thread(self.0.scope, self.0.key);
+    }
+}
+
+struct Launch {
+    start: StartRoutine,
+    arg: *mut c_void,
+    origin: Arc<ThreadOrigin>,
+}
+
+/// Whether spawns are being attributed, or why not.
+pub(crate) fn status() -> Result<(), &'static str> {
+    if real::create().is_none() {
+        return Err(
+            "the system's pthread_create could not be found, so thread spawns are \
+                    not hooked; threads are not checked",
+        );
+    }
+    #[cfg(not(any(target_env = "musl", target_feature = "crt-static")))]
+    {
+        // SAFETY: dlsym with a valid C string; a null result is handled.
+        let bound = unsafe { libc::dlsym(libc::RTLD_DEFAULT, c"pthread_create".as_ptr()) };
+        if bound as usize != pthread_create as *const () as usize {
+            return Err(
+                "pthread_create resolves to another library than leakcheck (is \
+                        leakcheck loaded as a shared object, or is a sanitizer interposing \
+                        it?), so thread spawns are not hooked; threads are not checked",
+            );
+        }
+    }
+    Ok(())
+}
+
+/// The override of the C library's `pthread_create`.
+///
+/// # Safety
+///
+/// The contract of `pthread_create(3)`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn pthread_create(
+    thread: *mut libc::pthread_t,
+    attr: *const libc::pthread_attr_t,
+    start: StartRoutine,
+    arg: *mut c_void,
+) -> c_int {
+    let Some(real_create) = real::create() else {
+        real::complain_once();
+        return libc::EAGAIN;
+    };
+    let reentered = IN_HOOK.try_with(|flag| flag.replace(true)).unwrap_or(true);
+    if reentered {
+        // SAFETY: forwarding the caller's arguments unchanged.
+        return unsafe { real_create(thread, attr, start, arg) };
+    }
+    let launch = catch_unwind(AssertUnwindSafe(|| register_spawn(start, arg))).ok();
+    let _ = IN_HOOK.try_with(|flag| flag.set(false));
+    let Some(launch) = launch else {
+        // SAFETY: forwarding the caller's arguments unchanged.
+        return unsafe { real_create(thread, attr, start, arg) };
+    };
+    // Our own reference: the new thread may free `launch` before the create returns.
+    let origin = launch.origin.clone();
+    let launch = Box::into_raw(launch);
+    // SAFETY: the caller's arguments, with our trampoline and a pointer it takes ownership
+    // of if (and only if) the thread is created.
+    let status = unsafe { real_create(thread, attr, trampoline, launch.cast()) };
+    if status != 0 {
+        // SAFETY: no thread was created, so the launch was never handed over.
+        drop(unsafe { Box::from_raw(launch) });
+        registry::remove_thread(origin.scope, origin.key);
+    } else if !thread.is_null() {
+        // SAFETY: a successful create wrote the handle.
+        origin.set_handle(unsafe { *thread } as usize);
+    }
+    status
+}
+
+fn register_spawn(start: StartRoutine, arg: *mut c_void) -> Box<Launch> {
+    static NEXT_KEY: AtomicU64 = AtomicU64::new(1);
+    let spawn = SpawnTrace::capture();
+    let parent = THIS_THREAD
+        .try_with(|this| this.borrow().as_ref().map(|own| own.0.clone()))
+        .ok()
+        .flatten();
+    let origin = Arc::new(ThreadOrigin::new(
+        NEXT_KEY.fetch_add(1, Ordering::Relaxed),
+        scope::current(),
+        parent,
+        spawn,
+    ));
+    registry::add_thread(origin.clone());
+    Box::new(Launch { start, arg, origin })
+}
+
+/// First code of every hooked thread: adopt the parent's scope, then run the real start
+/// routine. Nothing with a destructor is alive in this frame while `start` runs.
+unsafe extern "C-unwind" fn trampoline(launch: *mut c_void) -> *mut c_void {
+    let (start, arg) = {
+        // SAFETY: `pthread_create` above passes a `Box<Launch>` it no longer owns.
+        let launch = unsafe { Box::from_raw(launch.cast::<Launch>()) };
+        let Launch { start, arg, origin } = *launch;
+        origin.set_tid(current_tid());
+        scope::set_current(origin.scope);
+        let registration = Registration(origin);
+        // At thread start TLS is always available; if it were not, dropping the
+        // registration here unregisters the thread rather than leaving it behind.
+        let _ = THIS_THREAD.try_with(|this| *this.borrow_mut() = Some(registration));
+        (start, arg)
+    };
+    // SAFETY: the start routine and argument the spawner gave `pthread_create`.
+    unsafe { start(arg) }
+}
+
+/// The override of `pthread_setname_np`: the kernel keeps 15 bytes of a name, so the hook
+/// remembers the whole one for reports.
+///
+/// # Safety
+///
+/// The contract of `pthread_setname_np(3)`.
+#[cfg(not(any(target_env = "musl", target_feature = "crt-static")))]
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn pthread_setname_np(thread: libc::pthread_t, name: *const c_char) -> c_int {
+    let Some(real_setname) = real::setname() else {
+        return libc::ENOSYS;
+    };
+    // SAFETY: forwarding the caller's arguments unchanged.
+    let status = unsafe { real_setname(thread, name) };
+    if status == 0 && !name.is_null() {
+        // SAFETY: the real call accepted `name` as a C string.
+        let name = unsafe { CStr::from_ptr(name) };
+        let _ = catch_unwind(AssertUnwindSafe(|| remember_name(thread, name)));
+    }
+    status
+}
+
+#[cfg_attr(
+    any(target_env = "musl", target_feature = "crt-static"),
+    allow(dead_code)
+)]
+fn remember_name(thread: libc::pthread_t, kernel_name: &CStr) {
+    let short = kernel_name.to_string_lossy();
+    // SAFETY: pthread_self has no preconditions.
+    if thread != unsafe { libc::pthread_self() } {
+        // Named by another thread (C code often names a thread right after creating it).
+        if let Some(origin) = registry::thread_by_handle(thread as usize) {
+            origin.set_name(&short);
+        }
+        return;
+    }
+    let Some(origin) = THIS_THREAD
+        .try_with(|this| this.borrow().as_ref().map(|own| own.0.clone()))
+        .ok()
+        .flatten()
+    else {
+        return;
+    };
+    // std cuts a longer name to the kernel's 15 bytes before it calls us, after it has set
+    // the thread's own handle (Rust >= 1.84, below this crate's MSRV): take the full name
+    // from there. A shorter name is complete as it is.
+    if short.len() >= 15 {
+        if let Some(full) = std::thread::current().name() {
+            if full.starts_with(short.as_ref()) {
+                origin.set_name(full);
+                return;
+            }
+        }
+    }
+    origin.set_name(&short);
+}
+
+/// The C library's own functions behind the overrides.
+mod real {
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use super::CreateFn;
+
+    /// Dynamically linked: the next definition after ours, found once.
+    #[cfg(not(any(target_env = "musl", target_feature = "crt-static")))]
+    pub(super) fn create() -> Option<CreateFn> {
+        static REAL: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let address = next(&REAL, c"pthread_create")?;
+        // SAFETY: the C library's pthread_create has exactly this signature.
+        Some(unsafe { std::mem::transmute::<usize, CreateFn>(address) })
+    }
+
+    /// Statically linked (musl, or glibc with crt-static): dlsym cannot see past us, but
+    /// the C library's internal name for the function is linkable.
+    #[cfg(any(target_env = "musl", target_feature = "crt-static"))]
+    pub(super) fn create() -> Option<CreateFn> {
+        unsafe extern "C" {
+            fn __pthread_create(
+                thread: *mut libc::pthread_t,
+                attr: *const libc::pthread_attr_t,
+                start: super::StartRoutine,
+                arg: *mut std::ffi::c_void,
+            ) -> std::ffi::c_int;
+        }
+        Some(__pthread_create)
+    }
+
+    #[cfg(not(any(target_env = "musl", target_feature = "crt-static")))]
+    pub(super) fn setname()
+    -> Option<unsafe extern "C" fn(libc::pthread_t, *const std::ffi::c_char) -> std::ffi::c_int>
+    {
+        static REAL: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let address = next(&REAL, c"pthread_setname_np")?;
+        // SAFETY: the C library's pthread_setname_np has exactly this signature.
+        Some(unsafe { std::mem::transmute::<usize, _>(address) })
+    }
+
+    #[cfg(not(any(target_env = "musl", target_feature = "crt-static")))]
+    fn next(cache: &std::sync::atomic::AtomicUsize, symbol: &std::ffi::CStr) -> Option<usize> {
+        let mut address = cache.load(Ordering::Acquire);
+        if address == 0 {
+            // SAFETY: dlsym with a valid C string; a null result is handled.
+            address = unsafe { libc::dlsym(libc::RTLD_NEXT, symbol.as_ptr()) } as usize;
+            cache.store(address, Ordering::Release);
+        }
+        (address != 0).then_some(address)
+    }
+
+    /// Said once, with `write(2)`: this runs where allocation or std's stderr lock may not
+    /// be safe.
+    pub(super) fn complain_once() {
+        static SAID: AtomicBool = AtomicBool::new(false);
+        if !SAID.swap(true, Ordering::Relaxed) {
+            let message = b"leakcheck: the system's pthread_create was not found; \
+                            thread creation fails with EAGAIN\n";
+            // SAFETY: writing a valid buffer to stderr.
+            unsafe { libc::write(2, message.as_ptr().cast(), message.len()) };
+        }
+    }
+}

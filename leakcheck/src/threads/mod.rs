@@ -1,0 +1,64 @@
+//! OS threads: the spawn hook, enumeration of live threads and what a thread is doing.
+//!
+//! The one platform boundary for threads. Linux (glibc or musl) gets the full set: every
+//! `pthread_create` of the binary is hooked, so threads are owned by scopes and carry a
+//! spawn backtrace, and `/proc` tells liveness, state and the blocking system call. Elsewhere
+//! the fallback tracks nothing, and `verify` says so once.
+
+#[cfg(all(target_os = "linux", not(miri)))]
+mod hook;
+#[cfg(all(target_os = "linux", not(miri)))]
+mod procfs;
+#[cfg(all(target_os = "linux", not(miri)))]
+pub(crate) use procfs::{current_tid, describe, is_alive, list};
+
+#[cfg(not(all(target_os = "linux", not(miri))))]
+mod fallback;
+#[cfg(not(all(target_os = "linux", not(miri))))]
+pub(crate) use fallback::{current_tid, describe, is_alive, list};
+
+/// Whether thread spawns are attributed on this build, and if not, why.
+pub(crate) fn tracking() -> Result<(), &'static str> {
+    #[cfg(all(target_os = "linux", not(miri)))]
+    return hook::status();
+    #[cfg(not(all(target_os = "linux", not(miri))))]
+    return Err(fallback::UNAVAILABLE);
+}
+
+/// What the OS says a thread is doing, read at report time.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct OsThread {
+    /// The kernel's name for the thread, cut to 15 bytes.
+    pub(crate) comm: String,
+    /// `R`, `S`, `D`, `T`, ... as in `/proc/<pid>/stat`.
+    pub(crate) state: char,
+    /// The kernel function the thread sleeps in, if the kernel tells.
+    pub(crate) wchan: Option<String>,
+    /// The system call it is blocked in, described (`futex`, `pipe read from fd 5`, ...).
+    pub(crate) blocked_in: Option<String>,
+}
+
+impl OsThread {
+    /// One line for the report: `sleeping, blocked in futex (kernel: futex_wait_queue)`.
+    pub(crate) fn summary(&self) -> String {
+        let state = match self.state {
+            'R' => "running",
+            'S' => "sleeping",
+            'D' => "in uninterruptible wait",
+            'T' | 't' => "stopped",
+            'Z' => "exited (zombie)",
+            _ => "in an unknown state",
+        };
+        let mut line = state.to_owned();
+        if let Some(call) = &self.blocked_in {
+            line.push_str(", blocked in ");
+            line.push_str(call);
+        }
+        if let Some(wchan) = &self.wchan {
+            line.push_str(" (kernel: ");
+            line.push_str(wchan);
+            line.push(')');
+        }
+        line
+    }
+}

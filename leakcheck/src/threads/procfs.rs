@@ -1,0 +1,168 @@
+//! `/proc/self/task`: which threads are alive and what each is doing. Liveness is read only
+//! for threads a check already suspects; the full description only when reporting.
+
+use std::fs;
+
+use super::OsThread;
+
+pub(crate) fn current_tid() -> i32 {
+    // SAFETY: gettid has no preconditions.
+    unsafe { libc::gettid() }
+}
+
+/// Every thread of this process, or `None` if `/proc` is not mounted.
+pub(crate) fn list() -> Option<Vec<i32>> {
+    let tids = fs::read_dir("/proc/self/task")
+        .ok()?
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse().ok())
+        .collect();
+    Some(tids)
+}
+
+/// Whether the kernel still runs `tid`: listed, and not a zombie on its way out.
+pub(crate) fn is_alive(tid: i32) -> bool {
+    read_state(tid).is_some_and(|state| !matches!(state, 'Z' | 'X' | 'x'))
+}
+
+fn read_state(tid: i32) -> Option<char> {
+    let stat = fs::read_to_string(format!("/proc/self/task/{tid}/stat")).ok()?;
+    // The name in parentheses may itself contain spaces and parentheses: the state is the
+    // first field after the *last* ')'.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    rest.split_whitespace().next()?.chars().next()
+}
+
+pub(crate) fn describe(tid: i32) -> Option<OsThread> {
+    let dir = format!("/proc/self/task/{tid}");
+    let state = read_state(tid)?;
+    let comm = fs::read_to_string(format!("{dir}/comm"))
+        .map(|comm| comm.trim_end().to_owned())
+        .unwrap_or_default();
+    let wchan = fs::read_to_string(format!("{dir}/wchan"))
+        .ok()
+        .filter(|wchan| !wchan.is_empty() && wchan != "0");
+    let blocked_in = fs::read_to_string(format!("{dir}/syscall"))
+        .ok()
+        .and_then(|line| describe_syscall(&line));
+    Some(OsThread {
+        comm,
+        state,
+        wchan,
+        blocked_in,
+    })
+}
+
+/// `/proc/<tid>/syscall` is `NR arg1 .. arg6 sp pc` while blocked in a system call,
+/// `-1 sp pc` outside one and `running` while on a CPU.
+fn describe_syscall(line: &str) -> Option<String> {
+    let mut fields = line.split_whitespace();
+    let number: libc::c_long = fields.next()?.parse().ok()?;
+    let first_arg = fields
+        .next()
+        .and_then(|arg| i64::from_str_radix(arg.trim_start_matches("0x"), 16).ok());
+    let (name, uses_fd) = syscall_name(number)?;
+    match first_arg.filter(|_| uses_fd) {
+        Some(fd) => {
+            let target = fs::read_link(format!("/proc/self/fd/{fd}"))
+                .map(|path| path.display().to_string())
+                .unwrap_or_else(|_| "?".into());
+            let kind = target.split(':').next().filter(|kind| {
+                matches!(*kind, "pipe" | "socket" | "anon_inode") && target.contains(':')
+            });
+            Some(match kind {
+                Some("anon_inode") | None => format!("{name} on fd {fd} ({target})"),
+                Some(kind) => format!("{kind} {name} on fd {fd} ({target})"),
+            })
+        }
+        None => Some(name.to_owned()),
+    }
+}
+
+/// A readable name for the system calls threads block in, and whether the first argument
+/// is a file descriptor worth resolving.
+fn syscall_name(number: libc::c_long) -> Option<(&'static str, bool)> {
+    let named = match number {
+        libc::SYS_futex => ("futex (a lock, condvar, channel or join)", false),
+        libc::SYS_nanosleep | libc::SYS_clock_nanosleep => ("sleep", false),
+        libc::SYS_read | libc::SYS_readv | libc::SYS_pread64 => ("read", true),
+        libc::SYS_write | libc::SYS_writev | libc::SYS_pwrite64 => ("write", true),
+        libc::SYS_recvfrom | libc::SYS_recvmsg => ("receive", true),
+        libc::SYS_sendto | libc::SYS_sendmsg => ("send", true),
+        libc::SYS_accept | libc::SYS_accept4 => ("accept", true),
+        libc::SYS_connect => ("connect", true),
+        libc::SYS_ppoll => ("poll", false),
+        libc::SYS_pselect6 => ("select", false),
+        libc::SYS_epoll_pwait => ("epoll_wait", true),
+        libc::SYS_wait4 | libc::SYS_waitid => ("wait for a child process", false),
+        libc::SYS_rt_sigsuspend | libc::SYS_rt_sigtimedwait => ("wait for a signal", false),
+        #[cfg(target_arch = "x86_64")]
+        libc::SYS_poll => ("poll", false),
+        #[cfg(target_arch = "x86_64")]
+        libc::SYS_select => ("select", false),
+        #[cfg(target_arch = "x86_64")]
+        libc::SYS_epoll_wait => ("epoll_wait", true),
+        #[cfg(target_arch = "x86_64")]
+        libc::SYS_pause => ("wait for a signal", false),
+        _ => return Some(("a system call", false)).filter(|_| number >= 0),
+    };
+    Some(named)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outside_a_syscall_says_nothing() {
+        assert_eq!(describe_syscall("running"), None);
+        assert_eq!(describe_syscall("-1 0x7ffd 0x7f00"), None);
+    }
+
+    #[test]
+    fn names_common_blocking_calls() {
+        let futex = format!(
+            "{} 0x7f00 0x80 0x2 0x0 0x0 0x0 0x7ffd 0x7f00",
+            libc::SYS_futex
+        );
+        assert_eq!(
+            describe_syscall(&futex).as_deref(),
+            Some("futex (a lock, condvar, channel or join)")
+        );
+        let sleep = format!(
+            "{} 0x0 0x0 0x7ffd 0x7ffd 0x0 0x0 0x7ffd 0x7f00",
+            libc::SYS_clock_nanosleep
+        );
+        assert_eq!(describe_syscall(&sleep).as_deref(), Some("sleep"));
+    }
+
+    #[test]
+    fn resolves_the_fd_of_a_pipe_read() {
+        let mut fds = [0; 2];
+        // SAFETY: `fds` has room for the two descriptors pipe() writes.
+        assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+        let line = format!(
+            "{} {:#x} 0x0 0x1 0x0 0x0 0x0 0x7ffd 0x7f00",
+            libc::SYS_read,
+            fds[0]
+        );
+        let text = describe_syscall(&line).unwrap();
+        assert!(
+            text.starts_with(&format!("pipe read on fd {} (pipe:[", fds[0])),
+            "{text}"
+        );
+        // SAFETY: both descriptors were opened above and are closed once.
+        unsafe {
+            libc::close(fds[0]);
+            libc::close(fds[1]);
+        }
+    }
+
+    #[test]
+    fn reads_its_own_state() {
+        let me = describe(current_tid()).unwrap();
+        assert_eq!(me.state, 'R');
+        assert!(is_alive(current_tid()));
+        assert!(list().unwrap().contains(&current_tid()));
+        assert!(!is_alive(i32::MAX));
+    }
+}

@@ -1,0 +1,139 @@
+//! Builds the fixture binaries once and runs them as child processes, the way a user's
+//! `cargo test` would, so tests can assert on exit status and report text.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+/// The repository root.
+pub fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap()
+}
+
+/// The fixtures crate, where fixture binaries run (as `cargo test` would run them).
+pub fn fixtures_dir() -> PathBuf {
+    root().join("fixtures")
+}
+
+/// The executable of a fixture test target, built (once per process) with the same
+/// `RUSTFLAGS` as the suite itself, so both builds (plain and `tokio_unstable`) are covered.
+pub fn fixture(target: &str) -> PathBuf {
+    static BUILT: OnceLock<HashMap<String, PathBuf>> = OnceLock::new();
+    let built = BUILT.get_or_init(|| {
+        let output = Command::new(env!("CARGO"))
+            .args([
+                "test",
+                "--no-run",
+                "--message-format=json-render-diagnostics",
+            ])
+            .arg("--manifest-path")
+            .arg(fixtures_dir().join("Cargo.toml"))
+            .arg("--target-dir")
+            .arg(root().join("target").join("fixtures"))
+            .output()
+            .expect("cargo runs");
+        assert!(
+            output.status.success(),
+            "building the fixtures failed:\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+            .filter_map(|message| {
+                let executable = message.get("executable")?.as_str()?;
+                let name = message.get("target")?.get("name")?.as_str()?;
+                Some((name.to_owned(), PathBuf::from(executable)))
+            })
+            .collect()
+    });
+    built
+        .get(target)
+        .unwrap_or_else(|| {
+            panic!(
+                "no fixture test target `{target}`; built: {:?}",
+                built.keys()
+            )
+        })
+        .clone()
+}
+
+/// One run of a fixture binary.
+pub struct Run {
+    pub output: Output,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Runs a fixture binary with libtest arguments, from the fixtures directory.
+pub fn run(target: &str, args: &[&str]) -> Run {
+    run_with_env(target, args, &[])
+}
+
+/// [`run`] with extra environment variables.
+pub fn run_with_env(target: &str, args: &[&str], env: &[(&str, &str)]) -> Run {
+    let output = Command::new(fixture(target))
+        .args(args)
+        .current_dir(fixtures_dir())
+        .env_remove("RUST_BACKTRACE")
+        .envs(env.iter().copied())
+        .output()
+        .expect("the fixture runs");
+    Run {
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        output,
+    }
+}
+
+impl Run {
+    /// libtest's verdict for one test: `ok`, `FAILED` or `ignored`.
+    pub fn verdict(&self, test: &str) -> Option<&str> {
+        let prefix = format!("test {test} ... ");
+        let prefix_should_panic = format!("test {test} - should panic ... ");
+        self.stdout.lines().find_map(|line| {
+            let verdict = line
+                .strip_prefix(&prefix)
+                .or_else(|| line.strip_prefix(&prefix_should_panic))?;
+            Some(verdict.split([',', ' ']).next().unwrap_or(verdict))
+        })
+    }
+
+    /// What a failed test printed (libtest's `---- NAME stdout ----` section).
+    pub fn failure(&self, test: &str) -> &str {
+        let header = format!("---- {test} stdout ----\n");
+        let Some(start) = self.stdout.find(&header) else {
+            panic!("no failure output for `{test}` in:\n{}", self.stdout)
+        };
+        let section = &self.stdout[start + header.len()..];
+        let end = ["\n---- ", "\nfailures:\n", "\nsuccesses:\n"]
+            .iter()
+            .filter_map(|marker| section.find(marker))
+            .min()
+            .unwrap_or(section.len());
+        &section[..end]
+    }
+
+    /// The test names libtest ran.
+    pub fn tests(&self) -> Vec<String> {
+        self.stdout
+            .lines()
+            .filter_map(|line| line.strip_prefix("test "))
+            .filter_map(|rest| Some(rest.split_once(" ... ")?.0))
+            .map(|name| name.trim_end_matches(" - should panic").to_owned())
+            .collect()
+    }
+}
+
+/// `tests/FILE.rs:LINE` of the line marked `// spawn: NAME` in a fixture source file, as
+/// the report prints it.
+pub fn spawn_site(file: &str, thread: &str) -> String {
+    let source = std::fs::read_to_string(fixtures_dir().join("tests").join(file)).unwrap();
+    let marker = format!("// spawn: {thread}");
+    let line = source
+        .lines()
+        .position(|line| line.trim_end().ends_with(&marker))
+        .unwrap_or_else(|| panic!("no `{marker}` in {file}"));
+    format!("tests/{file}:{}:", line + 1)
+}

@@ -1,0 +1,297 @@
+//! OS-thread leaks, as users see them: the fixture binary `threads` runs in parallel and
+//! every `leaks_*` test must fail with its report while every clean twin passes.
+
+use leakcheck_suite::{Run, run, run_with_env, spawn_site};
+
+/// Leaky tests and what each report must say beyond its test name: the thread's name and
+/// the marked spawn line, plus text particular to the case.
+const LEAKS: &[(&str, &str, &[&str])] = &[
+    (
+        "leaks_thread_blocked_on_channel",
+        "channel-waiter",
+        &["futex"],
+    ),
+    (
+        "leaks_thread_blocked_on_condvar",
+        "condvar-waiter",
+        &["futex"],
+    ),
+    ("leaks_thread_blocked_on_lock", "lock-waiter", &["futex"]),
+    ("leaks_sleeping_loop", "ticker", &[]),
+    (
+        "leaks_thread_blocked_on_pipe_read",
+        "pipe-reader",
+        &["blocked in pipe read on fd"],
+    ),
+    (
+        "leaks_thread_spawned_by_exited_thread",
+        "orphan",
+        &[
+            "spawned by thread",
+            "\"spawner\" (exited), itself spawned at tests/threads.rs:",
+        ],
+    ),
+    (
+        "leaks_thread_with_a_long_name",
+        "connection-pool-reaper-for-tenant-42",
+        &[],
+    ),
+    ("leaks_unnamed_thread", "<unnamed>", &[]),
+    (
+        "leaks_thread_outliving_a_short_grace",
+        "too-slow",
+        &["sleep"],
+    ),
+    (
+        "leaks_one_of_hundreds_of_threads",
+        "the-one",
+        &["leaked 1 thread"],
+    ),
+    (
+        "leaks_despite_rules_that_do_not_match_it",
+        "not-ignored",
+        &["leaked 1 thread"],
+    ),
+    ("leaks_and_panics", "panicky", &["the original failure"]),
+    (
+        "leaks_in_should_panic_test",
+        "should-panic-leak",
+        &["did not panic as expected"],
+    ),
+    ("leaks_and_returns_ok", "result-ok-leak", &[]),
+    (
+        "leaks_and_returns_err",
+        "result-err-leak",
+        &["the original error"],
+    ),
+    (
+        "leaks_thread_started_from_c",
+        "c-pipe-reader",
+        &[
+            "spawned at csrc/blocking_thread.c:",
+            "c_start_thread at csrc/blocking_thread.c:",
+            "blocked in pipe read",
+        ],
+    ),
+];
+
+/// The explicit-scope leak is reported under the scope's name, not the test's.
+const SCOPE_LEAK: (&str, &str) = ("leaks_found_by_explicit_scope", "scoped-leak");
+
+fn repeat() -> usize {
+    match std::env::var("LEAKCHECK_SUITE_REPEAT") {
+        Ok(value) => value.parse().unwrap_or_else(|_| {
+            panic!("LEAKCHECK_SUITE_REPEAT={value:?}: expected a whole number")
+        }),
+        Err(_) => 3,
+    }
+}
+
+/// Every test's verdict: leaky ones fail, all others pass (or are ignored).
+fn assert_verdicts(run: &Run, round: usize) {
+    let tests = run.tests();
+    assert!(
+        tests.len() >= 30,
+        "round {round}: too few tests ran:\n{}",
+        run.stdout
+    );
+    for test in tests {
+        let verdict = run.verdict(&test).unwrap();
+        let expected = if test.starts_with("leaks_") {
+            "FAILED"
+        } else if test == "clean_ignored_test" {
+            "ignored"
+        } else {
+            "ok"
+        };
+        assert_eq!(
+            verdict, expected,
+            "round {round}: `{test}` was {verdict}, expected {expected}:\n{}",
+            run.stdout
+        );
+    }
+    assert!(!run.output.status.success());
+}
+
+fn assert_reports(run: &Run) {
+    for (test, thread, extra) in LEAKS {
+        let report = run.failure(test);
+        let header = format!("leakcheck: `{test}` leaked");
+        assert!(
+            report.contains(&header),
+            "`{test}`: no header `{header}` in:\n{report}"
+        );
+        let identity = if thread.starts_with('<') {
+            format!(" {thread}")
+        } else {
+            format!(" \"{thread}\"")
+        };
+        assert!(
+            report.contains(&identity),
+            "`{test}`: no thread {identity} in:\n{report}"
+        );
+        assert!(
+            report
+                .lines()
+                .any(|line| line.starts_with("thread ") && line.contains(&identity)),
+            "`{test}`: no `thread <tid> {identity}` line in:\n{report}"
+        );
+        // The marked line is the spawn site, or for C code the Rust frame that called it.
+        let site = spawn_site("threads.rs", thread);
+        assert!(
+            report.contains(&format!(" at {site}")),
+            "`{test}`: spawn site {site} missing in:\n{report}"
+        );
+        assert!(
+            report.contains("to ignore it: "),
+            "`{test}`: no ignore rule in:\n{report}"
+        );
+        for text in *extra {
+            assert!(
+                report.contains(text),
+                "`{test}`: `{text}` missing in:\n{report}"
+            );
+        }
+    }
+    let (test, thread) = SCOPE_LEAK;
+    let report = run.failure(test);
+    assert!(
+        report.contains("leakcheck: `explicit scope` leaked 1 thread"),
+        "{report}"
+    );
+    assert!(report.contains(&format!("\"{thread}\"")), "{report}");
+}
+
+#[test]
+fn only_leaky_tests_fail_in_parallel_runs() {
+    for round in 0..repeat() {
+        let run = run("threads", &["--test-threads=8"]);
+        assert_verdicts(&run, round);
+        if round == 0 {
+            assert_reports(&run);
+        }
+    }
+}
+
+#[test]
+fn only_leaky_tests_fail_with_the_default_thread_count() {
+    let run = run("threads", &[]);
+    assert_verdicts(&run, 0);
+    assert_reports(&run);
+}
+
+#[test]
+fn only_leaky_tests_fail_one_at_a_time() {
+    let run = run("threads", &["--test-threads=1"]);
+    assert_verdicts(&run, 0);
+}
+
+#[test]
+fn the_report_names_the_panic_first_and_the_leak_second() {
+    let run = run("threads", &["--exact", "leaks_and_panics"]);
+    let report = run.failure("leaks_and_panics");
+    let panic = report.find("the original failure").unwrap();
+    let leak = report.find("leakcheck: `leaks_and_panics` leaked").unwrap();
+    assert!(panic < leak, "{report}");
+}
+
+#[test]
+fn a_thread_blocked_on_a_channel_reads_like_this() {
+    let run = run("threads", &["--exact", "leaks_thread_blocked_on_channel"]);
+    let report = run.failure("leaks_thread_blocked_on_channel");
+    let site = spawn_site("threads.rs", "channel-waiter");
+    let expected = [
+        "leakcheck: `leaks_thread_blocked_on_channel` leaked 1 thread (still running ".to_owned(),
+        "\"channel-waiter\": sleeping, blocked in futex (a lock, condvar, channel or join)".to_owned(),
+        format!("  spawned at {site}"),
+        "  spawn backtrace:".to_owned(),
+        format!("    threads::leaks_thread_blocked_on_channel::{{{{closure}}}} at {site}"),
+        "  to ignore it: ignore_thread = \"channel-waiter\"  or  ignore_spawn = \"threads::leaks_thread_blocked_on_channel\"".to_owned(),
+    ];
+    for line in expected {
+        assert!(report.contains(&line), "missing `{line}` in:\n{report}");
+    }
+    // The backtrace is the user's: no std, no leakcheck, no libtest frames.
+    for machinery in ["std::", "leakcheck::", "test::", "__rust", "core::"] {
+        assert!(!report.contains(machinery), "`{machinery}` in:\n{report}");
+    }
+}
+
+#[test]
+fn a_custom_harness_that_leaks_fails_with_the_report() {
+    let run = run("harness_leaks", &[]);
+    assert!(!run.output.status.success());
+    let report = &run.stderr;
+    assert!(
+        report.contains("leakcheck: 1 thread still running at the process-wide check"),
+        "{report}"
+    );
+    assert!(report.contains("\"harness-leak\""), "{report}");
+    assert!(
+        report.contains("owner: none (spawned outside any leakcheck scope)"),
+        "{report}"
+    );
+    let site = spawn_site("harness_leaks.rs", "harness-leak");
+    assert!(report.contains(&format!("spawned at {site}")), "{report}");
+}
+
+#[test]
+fn a_custom_harness_that_cleans_up_passes() {
+    let run = run("harness_clean", &[]);
+    assert!(
+        run.output.status.success(),
+        "{}\n{}",
+        run.stdout,
+        run.stderr
+    );
+    assert!(run.stdout.contains("harness_clean: no leaks"));
+}
+
+#[test]
+fn the_demo_fails_with_its_report() {
+    let run = run_with_env("demo", &[], &[]);
+    assert_eq!(run.verdict("pool_shuts_down"), Some("FAILED"));
+    let report = run.failure("pool_shuts_down");
+    assert!(report.contains("\"pool-worker-0\""), "{report}");
+    assert!(report.contains("demo::Pool::start"), "{report}");
+}
+
+/// nextest runs one process per test: the same verdicts must come out.
+#[test]
+#[ignore = "needs cargo-nextest; .ci/run runs it with --include-ignored"]
+fn only_leaky_tests_fail_under_nextest() {
+    let output = std::process::Command::new(env!("CARGO"))
+        .args([
+            "nextest",
+            "run",
+            "--no-fail-fast",
+            "--test",
+            "threads",
+            "--run-ignored",
+            "all",
+        ])
+        .arg("--manifest-path")
+        .arg(leakcheck_suite::fixtures_dir().join("Cargo.toml"))
+        .arg("--target-dir")
+        .arg(leakcheck_suite::root().join("target").join("fixtures"))
+        .output()
+        .expect("cargo nextest runs");
+    let log = String::from_utf8_lossy(&output.stderr);
+    let mut seen = 0;
+    for line in log.lines() {
+        let line = line.trim_start();
+        let verdict = line.split_whitespace().next().unwrap_or("");
+        if !matches!(verdict, "PASS" | "FAIL") {
+            continue;
+        }
+        let test = line.rsplit(' ').next().unwrap();
+        seen += 1;
+        let expected = if test.starts_with("leaks_") || test == "clean_ignored_test" {
+            "FAIL"
+        } else {
+            "PASS"
+        };
+        assert_eq!(verdict, expected, "`{test}` under nextest:\n{log}");
+    }
+    assert!(seen >= 30, "too few nextest results:\n{log}");
+}
