@@ -77,10 +77,7 @@ fn parse_args(args: TokenStream2) -> syn::Result<Args> {
             _ => {
                 return Err(syn::Error::new(
                     pair.path.span(),
-                    format!(
-                        "unknown argument `{}`: expected grace, ignore_thread or ignore_spawn",
-                        quote!(#pair.path).to_string().replace(' ', "")
-                    ),
+                    format!("unknown argument `{key}`: expected grace, ignore_thread or ignore_spawn"),
                 ));
             }
         }

@@ -53,7 +53,7 @@ fn resolve_ip(ip: usize) -> Vec<Frame> {
     backtrace::resolve(ip as *mut std::ffi::c_void, |symbol| {
         frames.push(Frame::new(
             symbol.name().map(|name| format!("{name:#}")),
-            symbol.filename().map(|file| display_path(file)),
+            symbol.filename().map(display_path),
             symbol.lineno(),
             symbol.colno(),
         ));

@@ -61,7 +61,7 @@ pub(crate) fn status() -> Result<(), &'static str> {
     {
         // SAFETY: dlsym with a valid C string; a null result is handled.
         let bound = unsafe { libc::dlsym(libc::RTLD_DEFAULT, c"pthread_create".as_ptr()) };
-        if bound as usize != pthread_create as *const () as usize {
+        if !std::ptr::eq(bound.cast_const().cast::<()>(), pthread_create as *const ()) {
             return Err(
                 "pthread_create resolves to another library than leakcheck (is \
                         leakcheck loaded as a shared object, or is a sanitizer interposing \
@@ -215,6 +215,9 @@ mod real {
 
     use super::CreateFn;
 
+    #[cfg(not(any(target_env = "musl", target_feature = "crt-static")))]
+    type SetNameFn = unsafe extern "C" fn(libc::pthread_t, *const std::ffi::c_char) -> std::ffi::c_int;
+
     /// Dynamically linked: the next definition after ours, found once.
     #[cfg(not(any(target_env = "musl", target_feature = "crt-static")))]
     pub(super) fn create() -> Option<CreateFn> {
@@ -240,13 +243,11 @@ mod real {
     }
 
     #[cfg(not(any(target_env = "musl", target_feature = "crt-static")))]
-    pub(super) fn setname()
-    -> Option<unsafe extern "C" fn(libc::pthread_t, *const std::ffi::c_char) -> std::ffi::c_int>
-    {
+    pub(super) fn setname() -> Option<SetNameFn> {
         static REAL: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         let address = next(&REAL, c"pthread_setname_np")?;
         // SAFETY: the C library's pthread_setname_np has exactly this signature.
-        Some(unsafe { std::mem::transmute::<usize, _>(address) })
+        Some(unsafe { std::mem::transmute::<usize, SetNameFn>(address) })
     }
 
     #[cfg(not(any(target_env = "musl", target_feature = "crt-static")))]

@@ -1,0 +1,4 @@
+#[leakcheck::test(ignore_thread = "pool-[0-9")]
+fn unclosed() {}
+
+fn main() {}

@@ -1,0 +1,4 @@
+#[leakcheck::test(grace)]
+fn bare() {}
+
+fn main() {}

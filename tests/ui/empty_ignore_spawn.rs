@@ -1,0 +1,4 @@
+#[leakcheck::test(ignore_spawn = "  ")]
+fn empty() {}
+
+fn main() {}

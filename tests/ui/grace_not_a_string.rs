@@ -1,0 +1,4 @@
+#[leakcheck::test(grace = 300)]
+fn number() {}
+
+fn main() {}

@@ -1,0 +1,6 @@
+#[leakcheck::test]
+fn takes(value: u32) {
+    let _ = value;
+}
+
+fn main() {}

@@ -1,0 +1,4 @@
+#[leakcheck::test(timeout = "1s")]
+fn slow() {}
+
+fn main() {}
