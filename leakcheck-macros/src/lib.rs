@@ -77,7 +77,9 @@ fn parse_args(args: TokenStream2) -> syn::Result<Args> {
             _ => {
                 return Err(syn::Error::new(
                     pair.path.span(),
-                    format!("unknown argument `{key}`: expected grace, ignore_thread or ignore_spawn"),
+                    format!(
+                        "unknown argument `{key}`: expected grace, ignore_thread or ignore_spawn"
+                    ),
                 ));
             }
         }

@@ -216,7 +216,8 @@ mod real {
     use super::CreateFn;
 
     #[cfg(not(any(target_env = "musl", target_feature = "crt-static")))]
-    type SetNameFn = unsafe extern "C" fn(libc::pthread_t, *const std::ffi::c_char) -> std::ffi::c_int;
+    type SetNameFn =
+        unsafe extern "C" fn(libc::pthread_t, *const std::ffi::c_char) -> std::ffi::c_int;
 
     /// Dynamically linked: the next definition after ours, found once.
     #[cfg(not(any(target_env = "musl", target_feature = "crt-static")))]
