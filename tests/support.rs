@@ -126,14 +126,20 @@ impl Run {
     }
 }
 
-/// `tests/FILE.rs:LINE` of the line marked `// spawn: NAME` in a fixture source file, as
-/// the report prints it.
+/// `tests/FILE.rs:LINE:` of the spawn call marked `// spawn: NAME` in a fixture source
+/// file, as the report prints it: the nearest line at or above the marker that calls
+/// `spawn(` (or the C helper), so that rustfmt moving the comment changes nothing.
 pub fn spawn_site(file: &str, thread: &str) -> String {
     let source = std::fs::read_to_string(fixtures_dir().join("tests").join(file)).unwrap();
+    let lines: Vec<&str> = source.lines().collect();
     let marker = format!("// spawn: {thread}");
-    let line = source
-        .lines()
+    let marked = lines
+        .iter()
         .position(|line| line.trim_end().ends_with(&marker))
         .unwrap_or_else(|| panic!("no `{marker}` in {file}"));
-    format!("tests/{file}:{}:", line + 1)
+    let call = (0..=marked)
+        .rev()
+        .find(|&index| lines[index].contains("spawn(") || lines[index].contains("c_start_thread("))
+        .unwrap_or_else(|| panic!("no spawn call at or above `{marker}` in {file}"));
+    format!("tests/{file}:{}:", call + 1)
 }

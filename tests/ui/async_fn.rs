@@ -1,0 +1,4 @@
+#[leakcheck::test]
+async fn not_yet() {}
+
+fn main() {}
