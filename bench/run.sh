@@ -22,3 +22,19 @@ for name in clean_scope_check_us clean_test_overhead_us clean_test_with_1000_for
     printf '%-42s %10s %10s %8s\n' "$name" "-" "$(median "$name" "$out/hooked")" "-"
 done
 rm -r "$out"
+
+# Wall time on a shared VM swings by tens of percent between runs; user-space instruction
+# counts under callgrind are exact. Per spawn+join: (count at 300 spawns - at 100) / 200.
+if command -v valgrind >/dev/null; then
+    instructions() {
+        BENCH_SPAWNS=$2 valgrind --tool=callgrind --callgrind-out-file=/dev/null "$1" 2>&1 |
+            awk '/Collected/ {gsub(",", "", $4); print $4}'
+    }
+    for build in plain hooked; do
+        low=$(instructions "target/$build/release/leakcheck-bench" 100)
+        high=$(instructions "target/$build/release/leakcheck-bench" 300)
+        eval "ir_$build=$(( (high - low) / 200 ))"
+    done
+    printf '%-42s %10s %10s %8s\n' "thread spawn + join (user instructions)" "$ir_plain" "$ir_hooked" \
+        "$(awk -v h="$ir_hooked" -v p="$ir_plain" 'BEGIN {printf "%.3f", h / p}')"
+fi

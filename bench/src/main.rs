@@ -17,7 +17,24 @@ fn main() {
     #[cfg(feature = "leakcheck")]
     let scope = leakcheck::Scope::enter_named("bench");
 
-    let spawn_join = per_op_micros(4000, || std::thread::spawn(|| black_box(1)).join().map(drop).unwrap());
+    // `BENCH_SPAWNS=N`: only spawn and join N threads, for instruction counts under
+    // callgrind (run.sh --callgrind), which are exact where wall time on a shared VM is not.
+    if let Ok(count) = std::env::var("BENCH_SPAWNS") {
+        let count: u32 = count
+            .parse()
+            .expect("BENCH_SPAWNS: expected a whole number");
+        for _ in 0..count {
+            std::thread::spawn(|| black_box(1)).join().unwrap();
+        }
+        return;
+    }
+
+    let spawn_join = per_op_micros(4000, || {
+        std::thread::spawn(|| black_box(1))
+            .join()
+            .map(drop)
+            .unwrap()
+    });
     println!("thread_spawn_join_us {spawn_join:.3}");
 
     #[cfg(feature = "leakcheck")]
@@ -37,7 +54,9 @@ fn main() {
         let busy: Vec<_> = (0..1000)
             .map(|_| {
                 let stopped = stopped.clone();
-                std::thread::spawn(move || drop(stopped.lock().unwrap().recv()))
+                std::thread::spawn(move || {
+                    let _ = stopped.lock().unwrap().recv();
+                })
             })
             .collect();
         drop(others);
