@@ -126,12 +126,14 @@ fn process_suspects(me: i32) -> Vec<Suspect> {
 }
 
 /// The name rules match and reports show: the full name the thread set, else the
-/// kernel's for a thread the hook did not see start. A hooked thread that never named
-/// itself has no name (the kernel's would be its parent's, inherited).
+/// kernel's for a thread the hook did not see start or name. A hooked thread that never
+/// named itself has no name (the kernel's would be its parent's, inherited).
 fn name_of(suspect: &Suspect) -> Option<String> {
+    let kernel_name = || suspect.tid.and_then(threads::describe).map(|os| os.comm);
     match &suspect.origin {
-        Some(origin) => origin.name(),
-        None => suspect.tid.and_then(threads::describe).map(|os| os.comm),
+        Some(origin) if threads::NAMES_HOOKED => origin.name(),
+        Some(origin) => origin.name().or_else(kernel_name),
+        None => kernel_name(),
     }
 }
 

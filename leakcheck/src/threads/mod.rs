@@ -17,12 +17,25 @@ mod fallback;
 #[cfg(not(all(target_os = "linux", not(miri))))]
 pub(crate) use fallback::{current_tid, describe, is_alive, list};
 
-/// Whether thread spawns are attributed on this build, and if not, why.
+/// Whether the hook sees the names threads give themselves (`pthread_setname_np` is
+/// interposed only where the C library is linked dynamically). Where it does not, the
+/// kernel's 15-byte name is the best there is.
+pub(crate) const NAMES_HOOKED: bool = cfg!(all(
+    target_os = "linux",
+    not(miri),
+    not(any(target_env = "musl", target_feature = "crt-static"))
+));
+
+/// Whether thread spawns are attributed on this build, and if not, why. Decided once:
+/// every check asks.
 pub(crate) fn tracking() -> Result<(), &'static str> {
-    #[cfg(all(target_os = "linux", not(miri)))]
-    return hook::status();
-    #[cfg(not(all(target_os = "linux", not(miri))))]
-    return Err(fallback::UNAVAILABLE);
+    static TRACKING: std::sync::OnceLock<Result<(), &'static str>> = std::sync::OnceLock::new();
+    *TRACKING.get_or_init(|| {
+        #[cfg(all(target_os = "linux", not(miri)))]
+        return hook::status();
+        #[cfg(not(all(target_os = "linux", not(miri))))]
+        return Err(fallback::UNAVAILABLE);
+    })
 }
 
 /// What the OS says a thread is doing, read at report time.
