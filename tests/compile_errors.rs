@@ -1,4 +1,5 @@
-//! A wrong `#[leakcheck::test(..)]` argument is a compile error that points at it.
+//! A wrong `#[leakcheck::test(..)]` or absorbed `#[tokio::test(..)]` argument, or the
+//! attribute placed below `#[tokio::test]`, is a compile error that points at it.
 
 #[test]
 fn bad_arguments_are_compile_errors_with_spans() {

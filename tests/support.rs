@@ -66,6 +66,20 @@ pub struct Run {
     pub stderr: String,
 }
 
+/// Whether the suite (and so the fixtures, built with the same `RUSTFLAGS`) has tokio's
+/// task hooks.
+pub const TOKIO_UNSTABLE: bool = cfg!(tokio_unstable);
+
+/// How many times the parallel runs repeat (`LEAKCHECK_SUITE_REPEAT`, default 3).
+pub fn repeat() -> usize {
+    match std::env::var("LEAKCHECK_SUITE_REPEAT") {
+        Ok(value) => value.parse().unwrap_or_else(|_| {
+            panic!("LEAKCHECK_SUITE_REPEAT={value:?}: expected a whole number")
+        }),
+        Err(_) => 3,
+    }
+}
+
 /// Runs a fixture binary with libtest arguments, from the fixtures directory.
 pub fn run(target: &str, args: &[&str]) -> Run {
     run_with_env(target, args, &[])
@@ -128,7 +142,8 @@ impl Run {
 
 /// `tests/FILE.rs:LINE:` of the spawn call marked `// spawn: NAME` in a fixture source
 /// file, as the report prints it: the nearest line at or above the marker that calls
-/// `spawn(` (or the C helper), so that rustfmt moving the comment changes nothing.
+/// `spawn(`, `spawn_blocking(`, `spawn_local(` (or the C helper), so that rustfmt moving
+/// the comment changes nothing.
 pub fn spawn_site(file: &str, thread: &str) -> String {
     let source = std::fs::read_to_string(fixtures_dir().join("tests").join(file)).unwrap();
     let lines: Vec<&str> = source.lines().collect();
@@ -139,7 +154,16 @@ pub fn spawn_site(file: &str, thread: &str) -> String {
         .unwrap_or_else(|| panic!("no `{marker}` in {file}"));
     let call = (0..=marked)
         .rev()
-        .find(|&index| lines[index].contains("spawn(") || lines[index].contains("c_start_thread("))
+        .find(|&index| {
+            [
+                "spawn(",
+                "spawn_blocking(",
+                "spawn_local(",
+                "c_start_thread(",
+            ]
+            .iter()
+            .any(|call| lines[index].contains(call))
+        })
         .unwrap_or_else(|| panic!("no spawn call at or above `{marker}` in {file}"));
     format!("tests/{file}:{}:", call + 1)
 }

@@ -1,7 +1,7 @@
 //! OS-thread leaks, as users see them: the fixture binary `threads` runs in parallel and
 //! every `leaks_*` test must fail with its report while every clean twin passes.
 
-use leakcheck_suite::{Run, run, run_with_env, spawn_site};
+use leakcheck_suite::{Run, repeat, run, run_with_env, spawn_site};
 
 /// Leaky tests and what each report must say beyond its test name: the thread's name and
 /// the marked spawn line, plus text particular to the case.
@@ -77,15 +77,6 @@ const LEAKS: &[(&str, &str, &[&str])] = &[
 
 /// The explicit-scope leak is reported under the scope's name, not the test's.
 const SCOPE_LEAK: (&str, &str) = ("leaks_found_by_explicit_scope", "scoped-leak");
-
-fn repeat() -> usize {
-    match std::env::var("LEAKCHECK_SUITE_REPEAT") {
-        Ok(value) => value.parse().unwrap_or_else(|_| {
-            panic!("LEAKCHECK_SUITE_REPEAT={value:?}: expected a whole number")
-        }),
-        Err(_) => 3,
-    }
-}
 
 /// Every test's verdict: leaky ones fail, all others pass (or are ignored).
 fn assert_verdicts(run: &Run, round: usize) {

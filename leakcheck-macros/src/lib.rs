@@ -3,7 +3,7 @@
 
 use proc_macro::TokenStream;
 use proc_macro2::{Span, TokenStream as TokenStream2};
-use quote::{quote, quote_spanned};
+use quote::{ToTokens, quote, quote_spanned};
 use syn::parse::Parser;
 use syn::punctuated::Punctuated;
 use syn::spanned::Spanned;
@@ -103,17 +103,18 @@ fn string_value(value: &Expr, key: &str) -> syn::Result<LitStr> {
 fn expand(args: TokenStream2, item: TokenStream2) -> syn::Result<TokenStream2> {
     let args = parse_args(args)?;
     let mut function: ItemFn = syn::parse2(item)?;
-    if let Some(asyncness) = function.sig.asyncness {
-        return Err(syn::Error::new(
-            asyncness.span(),
-            "async tests are not supported by this version of leakcheck yet",
-        ));
-    }
     if !function.sig.inputs.is_empty() {
         return Err(syn::Error::new(
             function.sig.inputs.span(),
             "a test takes no arguments",
         ));
+    }
+    reject_expanded_tokio_test(&function)?;
+    let tokio_test = take_tokio_test(&mut function)?;
+    if function.sig.asyncness.is_none() {
+        if let Some((_, span)) = tokio_test {
+            return Err(syn::Error::new(span, "#[tokio::test] needs an `async fn`"));
+        }
     }
     // A `#[test]` the user also wrote would register the test twice.
     function.attrs.retain(|attr| !attr.path().is_ident("test"));
@@ -137,28 +138,294 @@ fn expand(args: TokenStream2, item: TokenStream2) -> syn::Result<TokenStream2> {
     let ItemFn {
         attrs,
         vis,
-        sig,
+        mut sig,
         block,
     } = function;
-    let name = &sig.ident;
-    let output = &sig.output;
-    let body_type = match output {
+    let name = sig.ident.clone();
+    let body_type = match &sig.output {
         syn::ReturnType::Default => quote!(()),
         syn::ReturnType::Type(_, ty) => quote!(#ty),
+    };
+    let spec = quote! {
+        &::leakcheck::__private::TestSpec {
+            module_path: ::core::module_path!(),
+            fn_name: ::core::stringify!(#name),
+            should_panic: #should_panic,
+        }
+    };
+    let call = if sig.asyncness.take().is_some() {
+        let runtime = tokio_test.map(|(runtime, _)| runtime).unwrap_or_default();
+        let tokio = &runtime.crate_path;
+        let flavor = runtime.flavor.variant();
+        let constructor = runtime.flavor.constructor();
+        let settings = runtime.settings(tokio);
+        quote! {
+            let mut builder = #tokio::runtime::Builder::#constructor();
+            #(#settings)*
+            let body = async #block;
+            let body = ::core::pin::pin!(body);
+            let body: ::core::pin::Pin<&mut dyn ::core::future::Future<Output = #body_type>> = body;
+            ::leakcheck::__private::run_async_test(
+                #spec,
+                &#options,
+                builder,
+                ::leakcheck::__private::Flavor::#flavor,
+                body,
+            )
+        }
+    } else {
+        quote! {
+            ::leakcheck::__private::run_test(#spec, &#options, move || -> #body_type #block)
+        }
     };
     Ok(quote! {
         #(#attrs)*
         #[::core::prelude::v1::test]
         #vis #sig {
-            ::leakcheck::__private::run_test(
-                &::leakcheck::__private::TestSpec {
-                    module_path: ::core::module_path!(),
-                    fn_name: ::core::stringify!(#name),
-                    should_panic: #should_panic,
-                },
-                &#options,
-                move || -> #body_type #block,
-            )
+            #call
         }
     })
+}
+
+/// Placed below `#[tokio::test]`, this attribute sees tokio's expansion: a sync fn that
+/// builds a runtime and drops it, cancelling the test's tasks before anything could check
+/// them. Checking only threads there would silently do less, so it is an error.
+fn reject_expanded_tokio_test(function: &ItemFn) -> syn::Result<()> {
+    let generated_test = function.attrs.iter().any(|attr| {
+        let segments: Vec<String> = attr
+            .path()
+            .segments
+            .iter()
+            .map(|segment| segment.ident.to_string())
+            .collect();
+        segments == ["core", "prelude", "v1", "test"]
+    });
+    let body = function.block.to_token_stream().to_string();
+    let builds_a_runtime = body.contains("Builder") && body.contains("block_on");
+    if generated_test && builds_a_runtime && function.sig.asyncness.is_none() {
+        return Err(syn::Error::new(
+            Span::call_site(),
+            "put #[leakcheck::test] above #[tokio::test]: below it, leakcheck gets tokio's \
+             expanded test, whose runtime cancels the test's tasks before they can be checked",
+        ));
+    }
+    Ok(())
+}
+
+/// How `#[tokio::test(..)]` asked for the runtime to be built.
+struct RuntimeArgs {
+    crate_path: syn::Path,
+    flavor: Flavor,
+    worker_threads: Option<syn::LitInt>,
+    start_paused: Option<syn::LitBool>,
+    unhandled_panic: Option<syn::Ident>,
+    name: Option<LitStr>,
+}
+
+impl Default for RuntimeArgs {
+    fn default() -> Self {
+        RuntimeArgs {
+            crate_path: syn::parse_quote!(::tokio),
+            flavor: Flavor::CurrentThread,
+            worker_threads: None,
+            start_paused: None,
+            unhandled_panic: None,
+            name: None,
+        }
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Flavor {
+    CurrentThread,
+    MultiThread,
+    Local,
+}
+
+impl Flavor {
+    fn variant(self) -> proc_macro2::Ident {
+        let name = match self {
+            Flavor::CurrentThread => "CurrentThread",
+            Flavor::MultiThread => "MultiThread",
+            Flavor::Local => "Local",
+        };
+        proc_macro2::Ident::new(name, Span::call_site())
+    }
+
+    fn constructor(self) -> proc_macro2::Ident {
+        let name = match self {
+            Flavor::CurrentThread | Flavor::Local => "new_current_thread",
+            Flavor::MultiThread => "new_multi_thread",
+        };
+        proc_macro2::Ident::new(name, Span::call_site())
+    }
+}
+
+impl RuntimeArgs {
+    /// The builder calls, each spanned at the argument that asked for it, so that an
+    /// error from tokio (say `start_paused` without its `test-util` feature) points there.
+    fn settings(&self, tokio: &syn::Path) -> Vec<TokenStream2> {
+        let mut settings = Vec::new();
+        if let Some(threads) = &self.worker_threads {
+            settings.push(quote_spanned!(threads.span()=> builder.worker_threads(#threads);));
+        }
+        if let Some(paused) = &self.start_paused {
+            settings.push(quote_spanned!(paused.span()=> builder.start_paused(#paused);));
+        }
+        if let Some(policy) = &self.unhandled_panic {
+            settings.push(quote_spanned!(policy.span()=>
+                builder.unhandled_panic(#tokio::runtime::UnhandledPanic::#policy);
+            ));
+        }
+        if let Some(name) = &self.name {
+            settings.push(quote_spanned!(name.span()=> builder.name(#name);));
+        }
+        settings
+    }
+}
+
+/// Removes `#[tokio::test(..)]` from the function and parses its arguments the way tokio
+/// does, with errors pointing at the argument.
+fn take_tokio_test(function: &mut ItemFn) -> syn::Result<Option<(RuntimeArgs, Span)>> {
+    let Some(index) = function.attrs.iter().position(is_tokio_test) else {
+        return Ok(None);
+    };
+    let attr = function.attrs.remove(index);
+    let span = attr.meta.span();
+    let metas = match &attr.meta {
+        Meta::Path(_) => Punctuated::new(),
+        Meta::List(list) => {
+            list.parse_args_with(Punctuated::<Meta, Token![,]>::parse_terminated)?
+        }
+        Meta::NameValue(pair) => {
+            return Err(syn::Error::new(pair.span(), "expected #[tokio::test(..)]"));
+        }
+    };
+    let mut runtime = RuntimeArgs::default();
+    let mut flavor_given = false;
+    for meta in metas {
+        let Meta::NameValue(pair) = &meta else {
+            return Err(syn::Error::new(
+                meta.span(),
+                "expected `name = value`: flavor, worker_threads, start_paused, crate, \
+                 unhandled_panic or name",
+            ));
+        };
+        let key = pair
+            .path
+            .get_ident()
+            .map(ToString::to_string)
+            .unwrap_or_default();
+        let value = match &pair.value {
+            Expr::Lit(ExprLit { lit, .. }) => lit,
+            other => {
+                return Err(syn::Error::new(
+                    other.span(),
+                    format!("`{key}` takes a literal"),
+                ));
+            }
+        };
+        match (key.as_str(), value) {
+            ("flavor", Lit::Str(flavor)) => {
+                runtime.flavor = match flavor.value().as_str() {
+                    "current_thread" => Flavor::CurrentThread,
+                    "multi_thread" => Flavor::MultiThread,
+                    "local" => Flavor::Local,
+                    other => {
+                        return Err(syn::Error::new(
+                            flavor.span(),
+                            format!(
+                                "no such runtime flavor `{other}`: expected \"current_thread\", \
+                                 \"multi_thread\" or \"local\""
+                            ),
+                        ));
+                    }
+                };
+                flavor_given = true;
+            }
+            ("worker_threads", Lit::Int(threads)) => {
+                if threads.base10_parse::<usize>()? == 0 {
+                    return Err(syn::Error::new(
+                        threads.span(),
+                        "`worker_threads` may not be 0",
+                    ));
+                }
+                runtime.worker_threads = Some(threads.clone());
+            }
+            ("start_paused", Lit::Bool(paused)) => runtime.start_paused = Some(paused.clone()),
+            ("crate", Lit::Str(path)) => runtime.crate_path = path.parse()?,
+            ("unhandled_panic", Lit::Str(policy)) => {
+                let variant = match policy.value().as_str() {
+                    "ignore" => "Ignore",
+                    "shutdown_runtime" => "ShutdownRuntime",
+                    other => {
+                        return Err(syn::Error::new(
+                            policy.span(),
+                            format!(
+                                "no such `unhandled_panic` behavior `{other}`: expected \
+                                 \"ignore\" or \"shutdown_runtime\""
+                            ),
+                        ));
+                    }
+                };
+                runtime.unhandled_panic = Some(proc_macro2::Ident::new(variant, policy.span()));
+            }
+            ("name", Lit::Str(name)) => runtime.name = Some(name.clone()),
+            ("flavor" | "crate" | "unhandled_panic" | "name", other) => {
+                return Err(syn::Error::new(
+                    other.span(),
+                    format!("`{key}` takes a string literal"),
+                ));
+            }
+            ("worker_threads", other) => {
+                return Err(syn::Error::new(
+                    other.span(),
+                    "`worker_threads` takes a number",
+                ));
+            }
+            ("start_paused", other) => {
+                return Err(syn::Error::new(
+                    other.span(),
+                    "`start_paused` takes `true` or `false`",
+                ));
+            }
+            _ => {
+                return Err(syn::Error::new(
+                    pair.path.span(),
+                    format!(
+                        "unknown #[tokio::test] argument `{key}`: expected flavor, \
+                         worker_threads, start_paused, crate, unhandled_panic or name"
+                    ),
+                ));
+            }
+        }
+    }
+    if let Some(threads) = &runtime.worker_threads {
+        if runtime.flavor != Flavor::MultiThread {
+            let why = if flavor_given {
+                "`worker_threads` needs `flavor = \"multi_thread\"`"
+            } else {
+                "`worker_threads` needs `flavor = \"multi_thread\"` (the default is current_thread)"
+            };
+            return Err(syn::Error::new(threads.span(), why));
+        }
+    }
+    Ok(Some((runtime, span)))
+}
+
+/// `#[tokio::test]`, `#[::tokio::test]`, or a renamed tokio's (`#[tokio1::test(crate =
+/// "tokio1")]`).
+fn is_tokio_test(attr: &syn::Attribute) -> bool {
+    let segments: Vec<String> = attr
+        .path()
+        .segments
+        .iter()
+        .map(|segment| segment.ident.to_string())
+        .collect();
+    match segments.as_slice() {
+        [krate, test] if test == "test" => {
+            krate == "tokio" || attr.to_token_stream().to_string().contains("crate")
+        }
+        _ => false,
+    }
 }

@@ -65,21 +65,30 @@ fn resolve_ip(ip: usize) -> Vec<Frame> {
 }
 
 /// Paths under the working directory (where cargo runs tests: the package root) are shown
-/// relative to it, the way they appear in the user's editor.
-fn display_path(path: &std::path::Path) -> String {
+/// relative to it, the way they appear in the user's editor; a dependency's sources from
+/// cargo's registry as `crate-version/src/...`.
+pub(crate) fn display_path(path: &std::path::Path) -> String {
     static CWD: LazyLock<Option<std::path::PathBuf>> =
         LazyLock::new(|| std::env::current_dir().ok());
-    CWD.as_deref()
-        .and_then(|cwd| path.strip_prefix(cwd).ok())
-        .unwrap_or(path)
-        .display()
-        .to_string()
+    if let Some(relative) = CWD.as_deref().and_then(|cwd| path.strip_prefix(cwd).ok()) {
+        return relative.display().to_string();
+    }
+    let shown = path.display().to_string();
+    // `~/.cargo/registry/src/index.crates.io-<hash>/tokio-1.54.1/src/...`
+    match shown.split_once("/registry/src/") {
+        Some((_, below)) => below
+            .split_once('/')
+            .map_or(below, |(_index, rest)| rest)
+            .to_owned(),
+        None => shown,
+    }
 }
 
 /// Where a spawn backtrace stops being interesting: the harness that called the test body.
 /// What lies beyond is the attribute's wrapper and libtest.
 const TEST_BOUNDARY: &[&str] = &[
     "leakcheck::harness::run_test",
+    "leakcheck::harness::run_async_test",
     "test::__rust_begin_short_backtrace",
 ];
 
@@ -154,6 +163,7 @@ mod tests {
             "core::ops::function::FnOnce::call_once{{vtable.shim}}",
             "test::run_test::{{closure}}",
             "leakcheck::harness::run_test",
+            "leakcheck::harness::run_async_test",
             "tokio::runtime::task::spawn",
             "start_thread",
         ] {
@@ -192,7 +202,7 @@ mod tests {
 
     #[test]
     fn resolves_its_own_caller() {
-        let trace = crate::registry::SpawnTrace::capture();
+        let trace = crate::registry::SpawnTrace::<16>::capture();
         let frames = resolve(trace.ips());
         assert!(
             frames.iter().any(|frame| frame

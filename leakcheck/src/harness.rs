@@ -2,10 +2,16 @@
 //! test, check the scope, and fail the test if it leaked, keeping the test's own failure
 //! as the headline when it has one.
 
+use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
+use std::pin::Pin;
+use std::time::Instant;
 
 use crate::config::Options;
+use crate::report::Report;
 use crate::scope::Scope;
+use crate::tasks::{Flavor, TestRuntime};
+use crate::verify;
 
 /// Where the test is, as the macro sees it.
 #[derive(Clone, Copy, Debug)]
@@ -61,6 +67,54 @@ pub fn run_test<R: TestOutcome>(spec: &TestSpec, options: &Options, body: impl F
     let outcome = catch_unwind(AssertUnwindSafe(body));
     let check = scope.find(options);
     drop(scope);
+    conclude(spec, outcome, check)
+}
+
+/// Runs an async test body on a runtime built from `builder` (as `#[tokio::test]` would)
+/// in its own scope. Its tasks are checked inside the runtime, which keeps running them
+/// through the grace period (dropping it would cancel them and hide the leak); then the
+/// runtime is shut down, waiting at most the grace period for `spawn_blocking` work, and
+/// the threads are checked.
+#[track_caller]
+pub fn run_async_test<R: TestOutcome>(
+    spec: &TestSpec,
+    options: &Options,
+    builder: tokio::runtime::Builder,
+    flavor: Flavor,
+    body: Pin<&mut dyn Future<Output = R>>,
+) -> R {
+    let scope = Scope::enter_named(spec.test_name());
+    let runtime = TestRuntime::build(builder, flavor).expect("Failed building the Runtime");
+    let outcome = catch_unwind(AssertUnwindSafe(|| runtime.block_on(body)));
+    let returned = Instant::now();
+    let tasks = catch_unwind(AssertUnwindSafe(|| {
+        runtime.block_on(verify::find_tasks(scope.id(), options, &runtime))
+    }))
+    // The runtime itself panicked (say `unhandled_panic = "shutdown_runtime"`): its tasks
+    // are gone with it.
+    .unwrap_or(Ok(()));
+    let shutdown = Instant::now();
+    runtime.shutdown_timeout(options.grace_period());
+    let threads_grace = options.grace_period().saturating_sub(shutdown.elapsed());
+    let threads = scope.find(&options.clone().grace(threads_grace));
+    drop(scope);
+    let check = match (tasks, threads) {
+        (Ok(()), Ok(())) => Ok(()),
+        (Err(report), Ok(())) | (Ok(()), Err(report)) => Err(report),
+        (Err(tasks), Err(threads)) => Err(tasks.merge(threads)),
+    }
+    .map_err(|report| report.waited_since(returned));
+    conclude(spec, outcome, check)
+}
+
+/// The test's verdict: its own failure stays the headline, with the report added; a test
+/// that passed but leaked fails with the report.
+#[track_caller]
+fn conclude<R: TestOutcome>(
+    spec: &TestSpec,
+    outcome: std::thread::Result<R>,
+    check: Result<(), Report>,
+) -> R {
     let report = match check {
         Ok(()) => return outcome.unwrap_or_else(|panic| resume_unwind(panic)),
         Err(report) => report,

@@ -27,6 +27,7 @@ mod harness;
 mod registry;
 mod report;
 mod scope;
+mod tasks;
 mod threads;
 mod verify;
 
@@ -34,6 +35,7 @@ pub use config::{DEFAULT_GRACE, Options};
 pub use leakcheck_macros::test;
 pub use report::{Frame, Identity, Leak, LeakKind, Report};
 pub use scope::Scope;
+pub use tasks::TokioBuilderExt;
 
 /// Checks now, with default options, and panics with the report if anything leaked.
 ///
@@ -84,5 +86,6 @@ pub fn find(options: &Options) -> Result<(), Report> {
 /// Used by the code `#[leakcheck::test]` generates; not a public API.
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::harness::{TestOutcome, TestSpec, run_test};
+    pub use crate::harness::{TestOutcome, TestSpec, run_async_test, run_test};
+    pub use crate::tasks::Flavor;
 }

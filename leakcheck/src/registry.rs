@@ -1,4 +1,4 @@
-//! Live threads (and, with the tokio integration, tasks) and where they came from, indexed
+//! Live threads and tokio tasks and where they came from, indexed
 //! by owning scope so that checking a scope costs O(what that scope spawned), not
 //! O(everything alive in the process).
 //!
@@ -14,24 +14,30 @@ use parking_lot::Mutex;
 
 use crate::scope::ScopeId;
 
-/// Frames kept of a spawn backtrace: enough for std's spawn path, the user's frames and
-/// libtest's, at 8 bytes a frame.
-pub(crate) const SPAWN_FRAMES: usize = 48;
+/// Frames kept of a thread's spawn backtrace: enough for std's spawn path, the user's
+/// frames and libtest's, at 8 bytes a frame.
+pub(crate) const THREAD_FRAMES: usize = 48;
+
+/// Frames kept of a task's spawn backtrace. Unwinding is most of what a spawn hook costs
+/// (see the README's benchmarks), and tokio's spawn path is shallow: 24 frames reach
+/// through tokio into the user's code and its callers.
+pub(crate) const TASK_FRAMES: usize = 24;
 
 /// A spawn backtrace as raw instruction pointers, captured without the global backtrace
 /// lock and without allocating.
-pub(crate) struct SpawnTrace {
-    ips: [usize; SPAWN_FRAMES],
+#[derive(Clone)]
+pub(crate) struct SpawnTrace<const N: usize = THREAD_FRAMES> {
+    ips: [usize; N],
     len: usize,
 }
 
-impl SpawnTrace {
+impl<const N: usize> SpawnTrace<N> {
     /// Captures the calling thread's stack. Safe to call inside `pthread_create`: it takes
     /// no lock that a thread spawn could hold and allocates nothing.
     #[inline(never)]
-    pub(crate) fn capture() -> SpawnTrace {
+    pub(crate) fn capture() -> Self {
         let mut trace = SpawnTrace {
-            ips: [0; SPAWN_FRAMES],
+            ips: [0; N],
             len: 0,
         };
         // SAFETY: `trace_unsynchronized` only requires that no other thread unwinds
@@ -41,7 +47,7 @@ impl SpawnTrace {
             backtrace::trace_unsynchronized(|frame| {
                 trace.ips[trace.len] = frame.ip() as usize;
                 trace.len += 1;
-                trace.len < SPAWN_FRAMES
+                trace.len < N
             });
         }
         trace
@@ -109,17 +115,57 @@ impl ThreadOrigin {
     pub(crate) fn set_name(&self, name: &str) {
         *self.name.lock() = Some(name.into());
     }
+
+    /// The same thread, owned by another scope.
+    pub(crate) fn with_scope(&self, scope: ScopeId) -> ThreadOrigin {
+        ThreadOrigin {
+            key: self.key,
+            scope,
+            tid: AtomicI32::new(self.tid.load(Ordering::Acquire)),
+            handle: AtomicUsize::new(self.handle.load(Ordering::Acquire)),
+            name: Mutex::new(self.name.lock().clone()),
+            parent: self.parent.clone(),
+            spawn: self.spawn.clone(),
+        }
+    }
 }
+
+/// Where a tokio task came from, recorded by the spawn hook of a runtime that has
+/// leakcheck's hooks (`--cfg tokio_unstable`).
+pub(crate) struct TaskOrigin {
+    pub(crate) id: tokio::task::Id,
+    pub(crate) scope: ScopeId,
+    /// The user's spawn call, as tokio's `#[track_caller]` chain saw it.
+    pub(crate) spawned_at: &'static std::panic::Location<'static>,
+    /// The task that spawned it and where that one was spawned, if a task did (else a
+    /// thread did). Not the parent's whole origin: a task that respawns itself would
+    /// otherwise keep an ever longer chain alive.
+    pub(crate) parent: Option<(tokio::task::Id, &'static std::panic::Location<'static>)>,
+    pub(crate) spawn: SpawnTrace<TASK_FRAMES>,
+}
+
+// Written by the task hooks, which exist under `--cfg tokio_unstable` only.
+#[cfg_attr(not(tokio_unstable), allow(dead_code))]
+/// Ids of tasks whose termination arrived before their spawn (tokio runs the spawn hook
+/// after binding the task, and binding into a closing runtime terminates it at once), so
+/// that the late spawn is not recorded as a task that never ends. Blocking tasks terminate
+/// without a spawn at all, so this keeps only the most recent ids.
+const EARLY_TERMINATIONS: usize = 256;
 
 #[derive(Default)]
 struct ScopeEntries {
     name: Option<Arc<str>>,
     threads: HashMap<u64, Arc<ThreadOrigin>>,
+    tasks: HashMap<tokio::task::Id, Arc<TaskOrigin>>,
 }
 
 #[derive(Default)]
 struct Registry {
     scopes: HashMap<ScopeId, ScopeEntries>,
+    /// Live task -> owning scope, for the poll hooks and for removal.
+    task_scopes: HashMap<tokio::task::Id, ScopeId>,
+    #[cfg_attr(not(tokio_unstable), allow(dead_code))]
+    early_terminations: std::collections::VecDeque<tokio::task::Id>,
 }
 
 static REGISTRY: LazyLock<Mutex<Registry>> = LazyLock::new(Default::default);
@@ -177,4 +223,96 @@ pub(crate) fn thread_by_handle(handle: usize) -> Option<Arc<ThreadOrigin>> {
         .flat_map(|entries| entries.threads.values())
         .find(|origin| origin.handle.load(Ordering::Acquire) == handle)
         .cloned()
+}
+
+// Written by the task hooks, which exist under `--cfg tokio_unstable` only.
+#[cfg_attr(not(tokio_unstable), allow(dead_code))]
+/// Records a spawned task, unless it has already terminated.
+pub(crate) fn add_task(
+    id: tokio::task::Id,
+    scope: ScopeId,
+    spawned_at: &'static std::panic::Location<'static>,
+    parent: Option<tokio::task::Id>,
+    spawn: SpawnTrace<TASK_FRAMES>,
+) {
+    let mut registry = REGISTRY.lock();
+    if let Some(at) = registry
+        .early_terminations
+        .iter()
+        .position(|&ended| ended == id)
+    {
+        registry.early_terminations.remove(at);
+        return;
+    }
+    let parent = parent.and_then(|parent| {
+        let parent_scope = *registry.task_scopes.get(&parent)?;
+        let origin = registry.scopes.get(&parent_scope)?.tasks.get(&parent)?;
+        Some((parent, origin.spawned_at))
+    });
+    let origin = Arc::new(TaskOrigin {
+        id,
+        scope,
+        spawned_at,
+        parent,
+        spawn,
+    });
+    registry.task_scopes.insert(id, scope);
+    registry
+        .scopes
+        .entry(scope)
+        .or_default()
+        .tasks
+        .insert(id, origin);
+}
+
+// Written by the task hooks, which exist under `--cfg tokio_unstable` only.
+#[cfg_attr(not(tokio_unstable), allow(dead_code))]
+/// Forgets a task that has terminated (completed, failed or cancelled).
+pub(crate) fn remove_task(id: tokio::task::Id) {
+    let mut registry = REGISTRY.lock();
+    match registry.task_scopes.remove(&id) {
+        Some(scope) => {
+            if let Some(entries) = registry.scopes.get_mut(&scope) {
+                entries.tasks.remove(&id);
+            }
+        }
+        None => {
+            if registry.early_terminations.len() == EARLY_TERMINATIONS {
+                registry.early_terminations.pop_front();
+            }
+            registry.early_terminations.push_back(id);
+        }
+    }
+}
+
+/// Whether a task is still registered (has not terminated).
+pub(crate) fn task_alive(id: tokio::task::Id) -> bool {
+    REGISTRY.lock().task_scopes.contains_key(&id)
+}
+
+// Written by the task hooks, which exist under `--cfg tokio_unstable` only.
+#[cfg_attr(not(tokio_unstable), allow(dead_code))]
+/// The scope that owns a live task, for the poll hooks.
+pub(crate) fn task_scope(id: tokio::task::Id) -> Option<ScopeId> {
+    REGISTRY.lock().task_scopes.get(&id).copied()
+}
+
+/// The live tasks registered to `scope`.
+pub(crate) fn tasks_of(scope: ScopeId) -> Vec<Arc<TaskOrigin>> {
+    REGISTRY
+        .lock()
+        .scopes
+        .get(&scope)
+        .map(|entries| entries.tasks.values().cloned().collect())
+        .unwrap_or_default()
+}
+
+/// Every live registered task, whatever its scope.
+pub(crate) fn all_tasks() -> Vec<Arc<TaskOrigin>> {
+    REGISTRY
+        .lock()
+        .scopes
+        .values()
+        .flat_map(|entries| entries.tasks.values().cloned())
+        .collect()
 }

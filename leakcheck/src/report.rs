@@ -95,6 +95,8 @@ impl fmt::Display for Frame {
 pub enum LeakKind {
     /// An OS thread.
     Thread,
+    /// A tokio task.
+    Task,
 }
 
 /// Which thread (or task) leaked.
@@ -109,6 +111,27 @@ pub enum Identity {
         /// thread leakcheck did not see start; `None` if it has none.
         name: Option<String>,
     },
+    /// A tokio task, known by the hooks leakcheck installs under `--cfg tokio_unstable`.
+    Task {
+        /// tokio's task id, as `tokio::task::Id` displays it.
+        id: u64,
+    },
+    /// Tasks a test's runtime still runs, counted but not told apart: without
+    /// `--cfg tokio_unstable` tokio gives leakcheck the number, not the tasks.
+    UntrackedTasks {
+        /// How many.
+        count: usize,
+    },
+}
+
+impl Identity {
+    /// How many threads or tasks this identity stands for.
+    fn count(&self) -> usize {
+        match self {
+            Identity::UntrackedTasks { count } => *count,
+            Identity::Thread { .. } | Identity::Task { .. } => 1,
+        }
+    }
 }
 
 impl fmt::Display for Identity {
@@ -124,6 +147,13 @@ impl fmt::Display for Identity {
                     None => f.write_str(" <unnamed>"),
                 }
             }
+            Identity::Task { id } => write!(f, "task {id}"),
+            Identity::UntrackedTasks { count: 1 } => {
+                f.write_str("1 task still alive on the test's runtime")
+            }
+            Identity::UntrackedTasks { count } => {
+                write!(f, "{count} tasks still alive on the test's runtime")
+            }
         }
     }
 }
@@ -133,9 +163,11 @@ impl fmt::Display for Identity {
 pub struct Leak {
     pub(crate) identity: Identity,
     pub(crate) owner: Option<String>,
+    pub(crate) spawn_site: Option<Frame>,
     pub(crate) spawn_backtrace: Vec<Frame>,
     pub(crate) spawned_by: Option<String>,
     pub(crate) state: Option<String>,
+    pub(crate) awaiting: Vec<Frame>,
 }
 
 impl Leak {
@@ -143,6 +175,7 @@ impl Leak {
     pub fn kind(&self) -> LeakKind {
         match self.identity {
             Identity::Thread { .. } => LeakKind::Thread,
+            Identity::Task { .. } | Identity::UntrackedTasks { .. } => LeakKind::Task,
         }
     }
 
@@ -157,10 +190,11 @@ impl Leak {
         self.owner.as_deref()
     }
 
-    /// The user's line that spawned it: the first frame of the spawn backtrace outside
-    /// std, tokio and leakcheck.
+    /// The user's line that spawned it: for a thread the first frame of the spawn
+    /// backtrace outside std, tokio and leakcheck; for a task the call to `tokio::spawn`
+    /// (or `JoinSet::spawn`, `Builder::spawn`, ...) as tokio recorded it.
     pub fn spawn_site(&self) -> Option<&Frame> {
-        self.spawn_backtrace.first()
+        self.spawn_site.as_ref()
     }
 
     /// The spawn backtrace, trimmed to the user's frames, innermost first.
@@ -168,16 +202,24 @@ impl Leak {
         &self.spawn_backtrace
     }
 
-    /// For a thread spawned by another thread of the same scope, that thread and where it
-    /// was spawned itself.
+    /// For a thread spawned by another thread of the same scope, or a task spawned by a
+    /// task, the spawner and where it was spawned itself.
     pub fn spawned_by(&self) -> Option<&str> {
         self.spawned_by.as_deref()
     }
 
     /// What it is doing now, as far as the platform tells: for a Linux thread its state,
-    /// the system call it is blocked in and the kernel function it waits in.
+    /// the system call it is blocked in and the kernel function it waits in; for a task,
+    /// why [`Leak::awaiting`] is empty when it is.
     pub fn state(&self) -> Option<&str> {
         self.state.as_deref()
+    }
+
+    /// For a task, where it is awaiting now (from a tokio task dump, with leakcheck's
+    /// `taskdump` feature): the tokio future it waits on, then the user's frames that
+    /// await it, innermost first. Empty when unknown.
+    pub fn awaiting(&self) -> &[Frame] {
+        &self.awaiting
     }
 
     /// The `#[leakcheck::test(..)]` arguments that would silence this leak, most precise
@@ -193,8 +235,14 @@ impl Leak {
                 glob::Pattern::escape(name)
             ));
         }
-        if let Some(path) = self.spawn_site().and_then(Frame::rule_path) {
-            rules.push(format!("ignore_spawn = \"{path}\""));
+        if let Some(site) = self.spawn_site() {
+            match (site.rule_path(), &site.file, site.line) {
+                (Some(path), _, _) => rules.push(format!("ignore_spawn = \"{path}\"")),
+                (None, Some(file), Some(line)) => {
+                    rules.push(format!("ignore_spawn = \"{file}:{line}\""));
+                }
+                _ => {}
+            }
         }
         rules
     }
@@ -246,21 +294,58 @@ impl Report {
     }
 }
 
+impl Report {
+    /// `1 thread`, `2 tasks`, `2 tasks and 1 thread`.
+    fn what_leaked(&self) -> String {
+        let count = |kind| {
+            self.leaks
+                .iter()
+                .filter(|leak| leak.kind() == kind)
+                .map(|leak| leak.identity.count())
+                .sum::<usize>()
+        };
+        let plural = |count: usize, one: &str| match count {
+            1 => format!("1 {one}"),
+            count => format!("{count} {one}s"),
+        };
+        match (count(LeakKind::Task), count(LeakKind::Thread)) {
+            (0, threads) => plural(threads, "thread"),
+            (tasks, 0) => plural(tasks, "task"),
+            (tasks, threads) => format!(
+                "{} and {}",
+                plural(tasks, "task"),
+                plural(threads, "thread")
+            ),
+        }
+    }
+
+    /// One report of two checks of the same subject (a test's tasks, then its threads).
+    pub(crate) fn merge(mut self, later: Report) -> Report {
+        self.leaks.extend(later.leaks);
+        self
+    }
+
+    /// The wait the headline reports: everything since the test body returned.
+    pub(crate) fn waited_since(mut self, returned: std::time::Instant) -> Report {
+        self.waited = returned.elapsed();
+        self
+    }
+}
+
 impl std::error::Error for Report {}
 
 impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let count = self.leaks.len();
-        let what = if count == 1 { "thread" } else { "threads" };
+        let what = self.what_leaked();
         let waited = humantime::format_duration(round_to_ms(self.waited));
         match &self.subject {
             Subject::Scope(name) => writeln!(
                 f,
-                "leakcheck: `{name}` leaked {count} {what} (still running {waited} after it returned)"
+                "leakcheck: `{name}` leaked {what} (still running {waited} after it returned)"
             )?,
             Subject::Process => writeln!(
                 f,
-                "leakcheck: {count} {what} still running at the process-wide check (waited {waited})"
+                "leakcheck: {what} still running at the process-wide check (waited {waited})"
             )?,
         }
         for leak in &self.leaks {
@@ -270,6 +355,10 @@ impl fmt::Display for Report {
                 write!(f, ": {state}")?;
             }
             writeln!(f)?;
+            if let Identity::UntrackedTasks { .. } = leak.identity {
+                writeln!(f, "  {}", crate::tasks::HOW_TO_HOOK)?;
+                continue;
+            }
             if let Subject::Process = self.subject {
                 match &leak.owner {
                     Some(owner) => writeln!(f, "  owner: `{owner}`")?,
@@ -290,6 +379,12 @@ impl fmt::Display for Report {
             }
             if let Some(parent) = &leak.spawned_by {
                 writeln!(f, "  spawned by {parent}")?;
+            }
+            if !leak.awaiting.is_empty() {
+                writeln!(f, "  awaiting now:")?;
+                for frame in &leak.awaiting {
+                    writeln!(f, "    {frame}")?;
+                }
             }
             if !leak.spawn_backtrace.is_empty() {
                 writeln!(f, "  spawn backtrace:")?;

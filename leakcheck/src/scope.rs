@@ -97,6 +97,10 @@ impl Scope {
         }
     }
 
+    pub(crate) fn id(&self) -> ScopeId {
+        self.id
+    }
+
     /// The name reports use for this scope.
     pub fn name(&self) -> &str {
         &self.name

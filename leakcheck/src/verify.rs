@@ -2,6 +2,9 @@
 //! rules ignore, and if anything is left, back off and look again until the grace period
 //! is spent. A clean target returns after the first look, without sleeping or reading
 //! `/proc` for anything but its own threads.
+//!
+//! Threads are waited for by sleeping; a test's tasks by sleeping *inside* its runtime, so
+//! that the runtime keeps driving them (a current_thread runtime runs nothing otherwise).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, OnceLock};
@@ -9,9 +12,10 @@ use std::time::{Duration, Instant};
 
 use crate::config::Options;
 use crate::filter::Rules;
-use crate::registry::{self, ThreadOrigin};
-use crate::report::{Identity, Leak, Report, Subject};
+use crate::registry::{self, TaskOrigin, ThreadOrigin};
+use crate::report::{Frame, Identity, Leak, Report, Subject};
 use crate::scope::{PROCESS, ScopeId};
+use crate::tasks::{self, TestRuntime};
 use crate::{frames, threads};
 
 /// Even when the grace period is spent (or zero), look this many times: on a loaded CI
@@ -23,146 +27,288 @@ const MAX_DELAY: Duration = Duration::from_millis(100);
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum Target {
     Scope(ScopeId),
-    /// Every thread of the process but the caller and those alive at start-up.
+    /// Every thread of the process but the caller and those alive at start-up, and every
+    /// task leakcheck's hooks know.
     Process,
 }
 
-/// A thread found alive and not ignored.
-struct Suspect {
-    tid: Option<i32>,
-    origin: Option<Arc<ThreadOrigin>>,
+/// Something found alive and not ignored.
+enum Suspect {
+    Thread {
+        tid: Option<i32>,
+        origin: Option<Arc<ThreadOrigin>>,
+    },
+    Task(Arc<TaskOrigin>),
+    /// Tasks of a test's runtime that tokio counts but leakcheck cannot tell apart.
+    UntrackedTasks(usize),
 }
 
-pub(crate) fn find(target: Target, options: &Options) -> Result<(), Report> {
-    if let Err(reason) = threads::tracking() {
-        say_once(reason);
+/// When to look again: at once, then after 1 ms, doubling up to 100 ms, until the grace
+/// period is spent and at least `MIN_ATTEMPTS` looks were made.
+struct Backoff {
+    clock: fn() -> Instant,
+    started: Instant,
+    grace: Duration,
+    delay: Duration,
+    attempts: u32,
+}
+
+impl Backoff {
+    /// Grace measured on the wall clock.
+    fn new(grace: Duration) -> Backoff {
+        Backoff::on_clock(grace, Instant::now)
     }
+
+    /// Grace measured on `clock`.
+    fn on_clock(grace: Duration, clock: fn() -> Instant) -> Backoff {
+        Backoff {
+            clock,
+            started: clock(),
+            grace,
+            delay: FIRST_DELAY,
+            attempts: 0,
+        }
+    }
+
+    /// After a look that found something: how long to wait before the next, or `None` to
+    /// give up.
+    fn next_delay(&mut self) -> Option<Duration> {
+        self.attempts += 1;
+        let waited = self.waited();
+        if waited >= self.grace && self.attempts >= MIN_ATTEMPTS {
+            return None;
+        }
+        let delay = self
+            .delay
+            .min(self.grace.saturating_sub(waited))
+            .max(FIRST_DELAY);
+        self.delay = (self.delay * 2).min(MAX_DELAY);
+        Some(delay)
+    }
+
+    fn waited(&self) -> Duration {
+        (self.clock)().saturating_duration_since(self.started)
+    }
+}
+
+/// Checks threads and hooked tasks of `target`, sleeping between looks.
+pub(crate) fn find(target: Target, options: &Options) -> Result<(), Report> {
+    say_what_is_not_checked();
     let rules = Rules::new(options);
-    let grace = options.grace_period();
-    let started = Instant::now();
-    let mut delay = FIRST_DELAY;
-    let mut attempts = 0;
+    let mut backoff = Backoff::new(options.grace_period());
     loop {
-        attempts += 1;
-        let suspects = alive(target, &rules);
+        let mut suspects = alive_threads(target, &rules);
+        suspects.extend(alive_tasks(target, &rules));
         if suspects.is_empty() {
             return Ok(());
         }
-        let waited = started.elapsed();
-        if waited >= grace && attempts >= MIN_ATTEMPTS {
-            return Err(report(target, suspects, waited));
+        match backoff.next_delay() {
+            Some(delay) => std::thread::sleep(delay),
+            None => return Err(report(target, suspects, backoff.waited(), None)),
         }
-        std::thread::sleep(delay.min(grace.saturating_sub(waited)).max(FIRST_DELAY));
-        delay = (delay * 2).min(MAX_DELAY);
     }
 }
 
-fn alive(target: Target, rules: &Rules<'_>) -> Vec<Suspect> {
+/// Checks the tasks of a test's scope from inside its runtime, which keeps running them
+/// while this waits. Without tokio's hooks, the runtime's count of live tasks stands in.
+///
+/// Grace is measured on the runtime's clock: with `start_paused` that is the paused clock,
+/// which jumps ahead while the runtime idles, so timers within the grace period fire as
+/// they would on the wall clock, without the wall-clock wait.
+pub(crate) async fn find_tasks(
+    scope: ScopeId,
+    options: &Options,
+    runtime: &TestRuntime,
+) -> Result<(), Report> {
+    let target = Target::Scope(scope);
+    let rules = Rules::new(options);
+    let mut backoff = Backoff::on_clock(options.grace_period(), || {
+        tokio::time::Instant::now().into_std()
+    });
+    loop {
+        let suspects = if tasks::HOOKED {
+            alive_tasks(target, &rules)
+        } else {
+            match runtime.metrics().num_alive_tasks() {
+                0 => Vec::new(),
+                count => vec![Suspect::UntrackedTasks(count)],
+            }
+        };
+        if suspects.is_empty() {
+            return Ok(());
+        }
+        match backoff.next_delay() {
+            Some(delay) => tokio::time::sleep(delay).await,
+            None => {
+                let waited = backoff.waited();
+                let awaiting = tasks::awaiting(runtime.handle()).await;
+                return Err(report(target, suspects, waited, Some(awaiting)));
+            }
+        }
+    }
+}
+
+fn alive_threads(target: Target, rules: &Rules<'_>) -> Vec<Suspect> {
     let me = threads::current_tid();
-    let mut suspects: Vec<Suspect> = match target {
+    let mut found: Vec<(Option<i32>, Option<Arc<ThreadOrigin>>)> = match target {
         Target::Scope(scope) => registry::threads_of(scope)
             .into_iter()
             .filter_map(|origin| match origin.tid() {
-                None => Some(Suspect {
-                    tid: None,
-                    origin: Some(origin),
-                }),
-                Some(tid) if tid != me && threads::is_alive(tid) => Some(Suspect {
-                    tid: Some(tid),
-                    origin: Some(origin),
-                }),
+                None => Some((None, Some(origin))),
+                Some(tid) if tid != me && threads::is_alive(tid) => Some((Some(tid), Some(origin))),
                 Some(_) => None,
             })
             .collect(),
-        Target::Process => process_suspects(me),
+        Target::Process => process_threads(me),
     };
-    suspects.retain(|suspect| {
-        !rules.ignores_thread(suspect.tid, &name_of(suspect).unwrap_or_default())
+    found.retain(|(tid, origin)| {
+        !rules.ignores_thread(*tid, &name_of(*tid, origin.as_deref()).unwrap_or_default())
     });
     if rules.has_spawn_rules() {
-        suspects.retain(|suspect| match &suspect.origin {
+        found.retain(|(_, origin)| match origin {
             Some(origin) => !rules.ignores_spawn(&frames::resolve(origin.spawn.ips())),
             None => true,
         });
     }
-    suspects.sort_by_key(|suspect| {
-        suspect
-            .origin
-            .as_ref()
-            .map_or(u64::MAX, |origin| origin.key)
-    });
-    suspects
+    found.sort_by_key(|(_, origin)| origin.as_ref().map_or(u64::MAX, |origin| origin.key));
+    found
+        .into_iter()
+        .map(|(tid, origin)| Suspect::Thread { tid, origin })
+        .collect()
 }
 
-fn process_suspects(me: i32) -> Vec<Suspect> {
+fn alive_tasks(target: Target, rules: &Rules<'_>) -> Vec<Suspect> {
+    let mut found = match target {
+        Target::Scope(scope) => registry::tasks_of(scope),
+        Target::Process => registry::all_tasks(),
+    };
+    if found.is_empty() {
+        return Vec::new();
+    }
+    if rules.has_spawn_rules() {
+        found.retain(|origin| {
+            let mut spawn = vec![location_frame(origin.spawned_at, None)];
+            spawn.extend(frames::resolve(origin.spawn.ips()));
+            !rules.ignores_spawn(&spawn)
+        });
+    }
+    found.sort_by_key(|origin| origin.id);
+    found.into_iter().map(Suspect::Task).collect()
+}
+
+type FoundThread = (Option<i32>, Option<Arc<ThreadOrigin>>);
+
+fn process_threads(me: i32) -> Vec<FoundThread> {
     let Some(live) = threads::list() else {
         return Vec::new();
     };
     let startup = startup_threads();
     let mut registered: HashMap<i32, Arc<ThreadOrigin>> = HashMap::new();
-    let mut suspects = Vec::new();
+    let mut found = Vec::new();
     for origin in registry::all_threads() {
         match origin.tid() {
             Some(tid) => {
                 registered.insert(tid, origin);
             }
-            None => suspects.push(Suspect {
-                tid: None,
-                origin: Some(origin),
-            }),
+            None => found.push((None, Some(origin))),
         }
     }
     for tid in live {
         if tid == me || startup.contains(&tid) || !threads::is_alive(tid) {
             continue;
         }
-        let origin = registered.remove(&tid);
-        suspects.push(Suspect {
-            tid: Some(tid),
-            origin,
-        });
+        found.push((Some(tid), registered.remove(&tid)));
     }
-    suspects
+    found
 }
 
 /// The name rules match and reports show: the full name the thread set, else the
 /// kernel's for a thread the hook did not see start or name. A hooked thread that never
 /// named itself has no name (the kernel's would be its parent's, inherited).
-fn name_of(suspect: &Suspect) -> Option<String> {
-    let kernel_name = || suspect.tid.and_then(threads::describe).map(|os| os.comm);
-    match &suspect.origin {
+fn name_of(tid: Option<i32>, origin: Option<&ThreadOrigin>) -> Option<String> {
+    let kernel_name = || tid.and_then(threads::describe).map(|os| os.comm);
+    match origin {
         Some(origin) if threads::NAMES_HOOKED => origin.name(),
         Some(origin) => origin.name().or_else(kernel_name),
         None => kernel_name(),
     }
 }
 
-fn report(target: Target, suspects: Vec<Suspect>, waited: Duration) -> Report {
+type Awaiting = Result<HashMap<tokio::task::Id, Vec<Frame>>, &'static str>;
+
+fn report(
+    target: Target,
+    suspects: Vec<Suspect>,
+    waited: Duration,
+    awaiting: Option<Awaiting>,
+) -> Report {
     let subject = match target {
         Target::Scope(scope) => Subject::Scope(scope_label(scope)),
         Target::Process => Subject::Process,
     };
+    let owner = |scope: ScopeId| (scope != PROCESS).then(|| scope_label(scope));
     let leaks = suspects
-        .iter()
-        .map(|suspect| {
-            let origin = suspect.origin.as_deref();
-            Leak {
-                identity: Identity::Thread {
-                    tid: suspect.tid,
-                    name: name_of(suspect),
-                },
-                owner: origin
-                    .filter(|origin| origin.scope != PROCESS)
-                    .map(|origin| scope_label(origin.scope)),
-                spawn_backtrace: origin
+        .into_iter()
+        .map(|suspect| match suspect {
+            Suspect::Thread { tid, origin } => {
+                let origin = origin.as_deref();
+                let spawn_backtrace = origin
                     .map(|origin| frames::user_frames(&frames::resolve(origin.spawn.ips())))
-                    .unwrap_or_default(),
-                spawned_by: origin.and_then(describe_parent),
-                state: suspect
-                    .tid
-                    .and_then(threads::describe)
-                    .map(|os| os.summary()),
+                    .unwrap_or_default();
+                Leak {
+                    identity: Identity::Thread {
+                        tid,
+                        name: name_of(tid, origin),
+                    },
+                    owner: origin.and_then(|origin| owner(origin.scope)),
+                    spawn_site: spawn_backtrace.first().cloned(),
+                    spawn_backtrace,
+                    spawned_by: origin.and_then(describe_parent_thread),
+                    state: tid.and_then(threads::describe).map(|os| os.summary()),
+                    awaiting: Vec::new(),
+                }
             }
+            Suspect::Task(origin) => {
+                let spawn_backtrace = frames::user_frames(&frames::resolve(origin.spawn.ips()));
+                let (state, awaiting) = match &awaiting {
+                    Some(Ok(dump)) => match dump.get(&origin.id) {
+                        Some(frames) if !frames.is_empty() => (None, frames.clone()),
+                        Some(_) => (
+                            Some("awaiting a future tokio's task dump cannot trace (not a tokio one)"),
+                            Vec::new(),
+                        ),
+                        None => (Some("awaiting: not in the task dump (not on the test's runtime)"), Vec::new()),
+                    },
+                    Some(Err(why)) => (Some(*why), Vec::new()),
+                    None => (None, Vec::new()),
+                };
+                Leak {
+                    identity: Identity::Task {
+                        id: task_number(origin.id),
+                    },
+                    owner: owner(origin.scope),
+                    spawn_site: Some(location_frame(
+                        origin.spawned_at,
+                        spawn_backtrace.first(),
+                    )),
+                    spawn_backtrace,
+                    spawned_by: describe_parent_task(&origin),
+                    state: state.map(str::to_owned),
+                    awaiting,
+                }
+            }
+            Suspect::UntrackedTasks(count) => Leak {
+                identity: Identity::UntrackedTasks { count },
+                owner: match target {
+                    Target::Scope(scope) => owner(scope),
+                    Target::Process => None,
+                },
+                spawn_site: None,
+                spawn_backtrace: Vec::new(),
+                spawned_by: None,
+                state: None,
+                awaiting: Vec::new(),
+            },
         })
         .collect();
     Report {
@@ -172,13 +318,40 @@ fn report(target: Target, suspects: Vec<Suspect>, waited: Duration) -> Report {
     }
 }
 
+/// tokio's task ids display as their number.
+fn task_number(id: tokio::task::Id) -> u64 {
+    id.to_string().parse().unwrap_or(0)
+}
+
+/// A task's spawn site as a frame: tokio's record of the caller's `file:line:column`,
+/// with the function from the spawn backtrace when that frame is the same call.
+fn location_frame(
+    location: &'static std::panic::Location<'static>,
+    innermost_user_frame: Option<&Frame>,
+) -> Frame {
+    let function = innermost_user_frame
+        .filter(|frame| {
+            frame.line() == Some(location.line())
+                && frame.file().is_some_and(|file| {
+                    file.ends_with(location.file()) || location.file().ends_with(file)
+                })
+        })
+        .and_then(|frame| frame.function().map(str::to_owned));
+    Frame::new(
+        function,
+        Some(location.file().to_owned()),
+        Some(location.line()),
+        Some(location.column()),
+    )
+}
+
 fn scope_label(scope: ScopeId) -> String {
     registry::scope_name(scope).map_or_else(|| format!("scope #{scope}"), |name| name.to_string())
 }
 
 /// The spawning thread, when it belongs to the same scope (the test thread itself is not
-/// worth a line): `thread 812 "spawner" (exited), spawned at src/lib.rs:40:9`.
-fn describe_parent(origin: &ThreadOrigin) -> Option<String> {
+/// worth a line): `thread 812 "spawner" (exited), itself spawned at src/lib.rs:40:9`.
+fn describe_parent_thread(origin: &ThreadOrigin) -> Option<String> {
     let parent = origin
         .parent
         .as_deref()
@@ -200,6 +373,20 @@ fn describe_parent(origin: &ThreadOrigin) -> Option<String> {
     Some(line)
 }
 
+/// The spawning task: `task 7 (finished), itself spawned at tests/tasks.rs:40:5`.
+fn describe_parent_task(origin: &TaskOrigin) -> Option<String> {
+    let (parent, spawned_at) = origin.parent?;
+    let alive = registry::task_alive(parent);
+    Some(format!(
+        "task {} ({}), itself spawned at {}:{}:{}",
+        task_number(parent),
+        if alive { "still running" } else { "finished" },
+        spawned_at.file(),
+        spawned_at.line(),
+        spawned_at.column()
+    ))
+}
+
 /// Threads that were running before `main`: the main thread, and any started by a
 /// library's initialiser before the hook could see them.
 fn startup_threads() -> &'static HashSet<i32> {
@@ -216,7 +403,14 @@ fn record_startup_threads() {
     }
 }
 
-fn say_once(reason: &str) {
+/// Says once per process what this build cannot check, the first time a check runs.
+fn say_what_is_not_checked() {
     static SAID: OnceLock<()> = OnceLock::new();
-    SAID.get_or_init(|| eprintln!("leakcheck: {reason}"));
+    if let Err(reason) = threads::tracking() {
+        SAID.get_or_init(|| eprintln!("leakcheck: {reason}"));
+    }
+    static SAID_TASKS: OnceLock<()> = OnceLock::new();
+    if let Some(reason) = tasks::unhooked_runtime_warning() {
+        SAID_TASKS.get_or_init(|| eprintln!("leakcheck: {reason}"));
+    }
 }

@@ -152,6 +152,29 @@ unsafe extern "C-unwind" fn trampoline(launch: *mut c_void) -> *mut c_void {
     unsafe { start(arg) }
 }
 
+/// Hands the calling thread over from the scope that spawned it to the process level: it
+/// belongs to a shared runtime, not to the test that happened to start it. What it runs
+/// for a test is attributed by task instead.
+pub(crate) fn release_current_thread() {
+    let _ = catch_unwind(AssertUnwindSafe(|| {
+        scope::set_current(scope::PROCESS);
+        let _ = THIS_THREAD.try_with(|this| {
+            let mut this = this.borrow_mut();
+            let Some(Registration(owned)) = this.as_ref() else {
+                return;
+            };
+            if owned.scope == scope::PROCESS {
+                return;
+            }
+            let released = Arc::new(owned.with_scope(scope::PROCESS));
+            registry::remove_thread(owned.scope, owned.key);
+            registry::add_thread(released.clone());
+            // The old registration's drop removes an entry that is already gone.
+            *this = Some(Registration(released));
+        });
+    }));
+}
+
 /// The override of `pthread_setname_np`: the kernel keeps 15 bytes of a name, so the hook
 /// remembers the whole one for reports.
 ///

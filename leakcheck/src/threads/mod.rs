@@ -10,12 +10,14 @@ mod hook;
 #[cfg(all(target_os = "linux", not(miri)))]
 mod procfs;
 #[cfg(all(target_os = "linux", not(miri)))]
+pub(crate) use hook::release_current_thread;
+#[cfg(all(target_os = "linux", not(miri)))]
 pub(crate) use procfs::{current_tid, describe, is_alive, list};
 
 #[cfg(not(all(target_os = "linux", not(miri))))]
 mod fallback;
 #[cfg(not(all(target_os = "linux", not(miri))))]
-pub(crate) use fallback::{current_tid, describe, is_alive, list};
+pub(crate) use fallback::{current_tid, describe, is_alive, list, release_current_thread};
 
 /// Whether the hook sees the names threads give themselves (`pthread_setname_np` is
 /// interposed only where the C library is linked dynamically). Where it does not, the

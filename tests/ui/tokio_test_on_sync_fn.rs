@@ -1,4 +1,5 @@
 #[leakcheck::test]
-async fn not_yet() {}
+#[tokio::test]
+fn not_async() {}
 
 fn main() {}

@@ -1,0 +1,214 @@
+//! tokio task leaks, as users see them: the fixture binary `tasks` runs in parallel; every
+//! `leaks_*` test must fail with its report and every clean twin pass. On a plain build the
+//! report counts the tasks and says how to get more; under `--cfg tokio_unstable` it names
+//! each task, its spawn line and (with the `taskdump` feature) where it is awaiting.
+
+use leakcheck_suite::{Run, TOKIO_UNSTABLE, repeat, run, spawn_site};
+
+/// A task leak: the test, the `// spawn:` label of its spawn call, and text its report
+/// must hold when tokio's hooks are on.
+const TASK_LEAKS: &[(&str, &str, &[&str])] = &[
+    (
+        "leaks_task_waiting_on_channel",
+        "channel",
+        &["awaiting now:", "tokio::sync::mpsc"],
+    ),
+    (
+        "leaks_task_waiting_on_oneshot",
+        "oneshot",
+        &["awaiting now:", "tokio::sync::oneshot"],
+    ),
+    (
+        "leaks_interval_loop",
+        "interval",
+        &[
+            "tokio::time::sleep::Sleep",
+            "tasks::leaks_interval_loop::{{closure}}::{{closure}} at tests/tasks.rs:",
+        ],
+    ),
+    (
+        "leaks_dropped_handle_of_long_sleep",
+        "long-sleep",
+        &["tokio::time::sleep"],
+    ),
+    (
+        "leaks_task_spawned_by_a_finished_task",
+        "inner",
+        &[
+            "spawned by task ",
+            " (finished), itself spawned at tests/tasks.rs:",
+        ],
+    ),
+    (
+        "leaks_on_multi_thread",
+        "multi",
+        &["tasks::leaks_on_multi_thread::{{closure}}::{{closure}} at tests/tasks.rs:"],
+    ),
+    ("leaks_join_set_task_detached", "join-set", &[]),
+    (
+        "leaks_select_loop_without_cancel_branch",
+        "select",
+        &["awaiting now:"],
+    ),
+    (
+        "leaks_with_paused_time",
+        "paused",
+        &["tokio::sync::oneshot"],
+    ),
+    (
+        "leaks_long_sleep_in_paused_time",
+        "paused-sleep",
+        &["tokio::time::sleep"],
+    ),
+    ("leaks_on_local_runtime", "local", &["tokio::sync::oneshot"]),
+    ("leaks_async_and_returns_err", "result-err", &[]),
+    ("leaks_async_and_panics", "panicky", &[]),
+    ("hooked_leaks_task_on_shared_runtime", "shared", &[]),
+];
+
+/// Thread leaks of async tests, reported on every build: the test and the thread's name,
+/// which is also its `// spawn:` label.
+const THREAD_LEAKS: &[(&str, &str)] = &[
+    ("leaks_thread_spawned_from_a_task", "from-a-task"),
+    ("leaks_stuck_spawn_blocking", "blocking"),
+];
+
+/// Every test's verdict. `hooked_leaks_*` are leaks only tokio's hooks can see.
+fn assert_verdicts(run: &Run, round: usize) {
+    let tests = run.tests();
+    assert!(
+        tests.len() >= 30,
+        "round {round}: too few tests ran:\n{}",
+        run.stdout
+    );
+    for test in tests {
+        let verdict = run.verdict(&test).unwrap();
+        let leaks =
+            test.starts_with("leaks_") || (TOKIO_UNSTABLE && test.starts_with("hooked_leaks_"));
+        let expected = if leaks { "FAILED" } else { "ok" };
+        assert_eq!(
+            verdict, expected,
+            "round {round}: `{test}` was {verdict}, expected {expected}:\n{}",
+            run.stdout
+        );
+    }
+}
+
+fn assert_task_reports(run: &Run) {
+    for (test, label, hooked) in TASK_LEAKS {
+        if test.starts_with("hooked_") && !TOKIO_UNSTABLE {
+            continue;
+        }
+        let report = run.failure(test);
+        assert!(
+            report.contains(&format!("leakcheck: `{test}` leaked 1 task")),
+            "`{test}`: no headline in:\n{report}"
+        );
+        if !TOKIO_UNSTABLE {
+            for text in [
+                "1 task still alive on the test's runtime",
+                "--cfg tokio_unstable",
+                "rustflags = [\"--cfg\", \"tokio_unstable\"]",
+            ] {
+                assert!(
+                    report.contains(text),
+                    "`{test}`: `{text}` missing in:\n{report}"
+                );
+            }
+            continue;
+        }
+        let site = spawn_site("tasks.rs", label);
+        assert!(
+            report.lines().any(|line| line.starts_with("task ")),
+            "`{test}`: no `task <id>` line in:\n{report}"
+        );
+        assert!(
+            report.contains(&format!("  spawned at {site}")),
+            "`{test}`: spawn site {site} missing in:\n{report}"
+        );
+        assert!(
+            report.contains("to ignore it: ignore_spawn = "),
+            "`{test}`: no ignore rule in:\n{report}"
+        );
+        for text in *hooked {
+            assert!(
+                report.contains(text),
+                "`{test}`: `{text}` missing in:\n{report}"
+            );
+        }
+    }
+    for (test, thread) in THREAD_LEAKS {
+        let report = run.failure(test);
+        assert!(
+            report.contains(&format!("leakcheck: `{test}` leaked 1 thread")),
+            "`{test}`: no headline in:\n{report}"
+        );
+        let site = spawn_site("tasks.rs", thread);
+        assert!(
+            report.contains(&format!("  spawned at {site}")),
+            "`{test}`: spawn site {site} missing in:\n{report}"
+        );
+    }
+    // The test's own failure stays the headline.
+    let report = run.failure("leaks_async_and_panics");
+    let panic = report.find("the original failure").unwrap();
+    let leak = report
+        .find("leakcheck: `leaks_async_and_panics` leaked")
+        .unwrap();
+    assert!(panic < leak, "{report}");
+    assert!(
+        run.failure("leaks_async_and_returns_err")
+            .contains("the original error"),
+        "{}",
+        run.failure("leaks_async_and_returns_err")
+    );
+}
+
+#[test]
+fn only_leaky_async_tests_fail_in_parallel_runs() {
+    for round in 0..repeat() {
+        let run = run("tasks", &["--test-threads=8"]);
+        assert_verdicts(&run, round);
+        if round == 0 {
+            assert_task_reports(&run);
+        }
+    }
+}
+
+#[test]
+fn only_leaky_async_tests_fail_one_at_a_time() {
+    let run = run("tasks", &["--test-threads=1"]);
+    assert_verdicts(&run, 0);
+    assert_task_reports(&run);
+}
+
+/// The task report, line by line, for a task spawned by a task that has finished.
+#[test]
+fn a_nested_task_leak_reads_like_this() {
+    let test = "leaks_task_spawned_by_a_finished_task";
+    let run = run("tasks", &["--exact", test]);
+    let report = run.failure(test);
+    if !TOKIO_UNSTABLE {
+        assert!(
+            report.contains("1 task still alive on the test's runtime"),
+            "{report}"
+        );
+        return;
+    }
+    let inner = spawn_site("tasks.rs", "inner");
+    let outer = spawn_site("tasks.rs", "outer");
+    let expected = [
+        format!("leakcheck: `{test}` leaked 1 task (still running "),
+        format!("  spawned at {inner}"),
+        format!(" (finished), itself spawned at {outer}"),
+        "  spawn backtrace:".to_owned(),
+        format!("    tasks::{test}::{{{{closure}}}}::{{{{closure}}}} at {inner}"),
+        format!("  to ignore it: ignore_spawn = \"tasks::{test}\""),
+    ];
+    for line in expected {
+        assert!(report.contains(&line), "missing `{line}` in:\n{report}");
+    }
+    for machinery in ["std::", "leakcheck::", "test::", "__rust", "core::"] {
+        assert!(!report.contains(machinery), "`{machinery}` in:\n{report}");
+    }
+}

@@ -1,0 +1,5 @@
+#[leakcheck::test]
+#[tokio::test(flavor = "multi")]
+async fn bad_flavor() {}
+
+fn main() {}

@@ -1,0 +1,5 @@
+#[tokio::test]
+#[leakcheck::test]
+async fn placed_below() {}
+
+fn main() {}
