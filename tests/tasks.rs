@@ -3,7 +3,7 @@
 //! report counts the tasks and says how to get more; under `--cfg tokio_unstable` it names
 //! each task, its spawn line and (with the `taskdump` feature) where it is awaiting.
 
-use leakcheck_suite::{Run, TOKIO_UNSTABLE, repeat, run, spawn_site};
+use leakcheck_suite::{Run, TOKIO_UNSTABLE, repeat, run, run_with_env, spawn_site};
 
 /// A task leak: the test, the `// spawn:` label of its spawn call, and text its report
 /// must hold when tokio's hooks are on.
@@ -73,7 +73,8 @@ const THREAD_LEAKS: &[(&str, &str)] = &[
     ("leaks_stuck_spawn_blocking", "blocking"),
 ];
 
-/// Every test's verdict. `hooked_leaks_*` are leaks only tokio's hooks can see.
+/// Every test's verdict. `hooked_leaks_*` are leaks only tokio's hooks can see;
+/// `ignored_when_hooked_*` leak tasks that a rule ignores, which takes the hooks.
 fn assert_verdicts(run: &Run, round: usize) {
     let tests = run.tests();
     assert!(
@@ -83,8 +84,9 @@ fn assert_verdicts(run: &Run, round: usize) {
     );
     for test in tests {
         let verdict = run.verdict(&test).unwrap();
-        let leaks =
-            test.starts_with("leaks_") || (TOKIO_UNSTABLE && test.starts_with("hooked_leaks_"));
+        let leaks = test.starts_with("leaks_")
+            || (TOKIO_UNSTABLE && test.starts_with("hooked_leaks_"))
+            || (!TOKIO_UNSTABLE && test.starts_with("ignored_when_hooked_"));
         let expected = if leaks { "FAILED" } else { "ok" };
         assert_eq!(
             verdict, expected,
@@ -182,11 +184,61 @@ fn only_leaky_async_tests_fail_one_at_a_time() {
     assert_task_reports(&run);
 }
 
-/// The task report, line by line, for a task spawned by a task that has finished.
+/// By default a task records its spawn line and parent, not a backtrace (that costs ~8 µs
+/// a spawn); the report says how to get one, and the ignore rule is the line.
+#[test]
+fn a_task_leak_without_backtraces_names_its_line() {
+    let test = "leaks_task_spawned_by_a_finished_task";
+    let run = run("tasks", &["--exact", test]);
+    let report = run.failure(test);
+    if !TOKIO_UNSTABLE {
+        assert!(
+            report.contains("1 task still alive on the test's runtime"),
+            "{report}"
+        );
+        return;
+    }
+    let inner = spawn_site("tasks.rs", "inner");
+    let outer = spawn_site("tasks.rs", "outer");
+    let line = inner.trim_end_matches(':');
+    let expected = [
+        format!("  spawned at {inner}"),
+        format!(" (finished), itself spawned at {outer}"),
+        "  spawn backtrace: not recorded (LEAKCHECK_TASK_BACKTRACE=1 records it)".to_owned(),
+        format!("  to ignore it: ignore_spawn = \"{line}\""),
+    ];
+    for line in expected {
+        assert!(report.contains(&line), "missing `{line}` in:\n{report}");
+    }
+}
+
+/// A bad `LEAKCHECK_TASK_BACKTRACE` fails the test and says which variable and what it takes.
+#[test]
+fn a_bad_task_backtrace_value_is_a_clear_error() {
+    let test = "clean_aborted_task";
+    let run = run_with_env(
+        "tasks",
+        &["--exact", test],
+        &[("LEAKCHECK_TASK_BACKTRACE", "maybe")],
+    );
+    assert_eq!(run.verdict(test), Some("FAILED"), "{}", run.stdout);
+    let failure = run.failure(test);
+    assert!(
+        failure.contains("LEAKCHECK_TASK_BACKTRACE=\"maybe\" is not understood: expected 1, true"),
+        "{failure}"
+    );
+}
+
+/// The task report, line by line, with spawn backtraces on, for a task spawned by a task
+/// that has finished.
 #[test]
 fn a_nested_task_leak_reads_like_this() {
     let test = "leaks_task_spawned_by_a_finished_task";
-    let run = run("tasks", &["--exact", test]);
+    let run = run_with_env(
+        "tasks",
+        &["--exact", test],
+        &[("LEAKCHECK_TASK_BACKTRACE", "1")],
+    );
     let report = run.failure(test);
     if !TOKIO_UNSTABLE {
         assert!(

@@ -1,6 +1,7 @@
-//! Prints `name value` lines (microseconds). Built twice by `run.sh`: plain, and with the
-//! `leakcheck` feature, which links leakcheck (and so its spawn hook) and runs inside a
-//! scope, the way a `#[leakcheck::test]` body does.
+//! Prints `name value` lines (microseconds). Built three times by `run.sh`: plain; with the
+//! `leakcheck` feature, which links leakcheck (and so its thread spawn hook) and runs
+//! inside a scope, the way a `#[leakcheck::test]` body does; and that again with
+//! `--cfg tokio_unstable`, where the runtime also gets leakcheck's task hooks.
 
 use std::hint::black_box;
 use std::time::Instant;
@@ -13,9 +14,33 @@ fn per_op_micros(iterations: u32, mut op: impl FnMut()) -> f64 {
     start.elapsed().as_secs_f64() * 1e6 / f64::from(iterations)
 }
 
+/// A runtime as a test would have it: with leakcheck's task hooks in the leakcheck build
+/// (they exist under `--cfg tokio_unstable` only; without it this adds nothing).
+fn runtime(mut builder: tokio::runtime::Builder) -> tokio::runtime::Runtime {
+    #[cfg(feature = "leakcheck")]
+    leakcheck::TokioBuilderExt::with_leakcheck(&mut builder);
+    builder.build().unwrap()
+}
+
+/// Spawns `count` trivial tasks and awaits each: per task, the spawn hook, one poll with its
+/// two poll hooks, and the terminate hook.
+async fn spawn_and_await(count: u32) {
+    for _ in 0..count {
+        tokio::spawn(async { black_box(1) }).await.unwrap();
+    }
+}
+
 fn main() {
     #[cfg(feature = "leakcheck")]
     let scope = leakcheck::Scope::enter_named("bench");
+
+    // `BENCH_TASKS=N`: only spawn and await N tasks on a current_thread runtime, for
+    // instruction counts under callgrind.
+    if let Ok(count) = std::env::var("BENCH_TASKS") {
+        let count: u32 = count.parse().expect("BENCH_TASKS: expected a whole number");
+        runtime(tokio::runtime::Builder::new_current_thread()).block_on(spawn_and_await(count));
+        return;
+    }
 
     // `BENCH_SPAWNS=N`: only spawn and join N threads, for instruction counts under
     // callgrind (run.sh --callgrind), which are exact where wall time on a shared VM is not.
@@ -36,6 +61,34 @@ fn main() {
             .unwrap()
     });
     println!("thread_spawn_join_us {spawn_join:.3}");
+
+    let current = runtime(tokio::runtime::Builder::new_current_thread());
+    let tasks = 200_000;
+    let started = std::time::Instant::now();
+    current.block_on(spawn_and_await(tasks));
+    let per_task = started.elapsed().as_secs_f64() * 1e6 / f64::from(tasks);
+    println!("task_spawn_await_current_thread_us {per_task:.3}");
+    drop(current);
+
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    builder.worker_threads(2);
+    let multi = runtime(builder);
+    let batches = 200;
+    let batch = 1000;
+    let started = std::time::Instant::now();
+    multi.block_on(async {
+        for _ in 0..batches {
+            let handles: Vec<_> = (0..batch)
+                .map(|_| tokio::spawn(async { black_box(1) }))
+                .collect();
+            for handle in handles {
+                handle.await.unwrap();
+            }
+        }
+    });
+    let per_task = started.elapsed().as_secs_f64() * 1e6 / f64::from(batches * batch);
+    println!("task_spawn_await_multi_thread_us {per_task:.3}");
+    drop(multi);
 
     #[cfg(feature = "leakcheck")]
     {

@@ -104,3 +104,52 @@ impl Options {
         self.grace.unwrap_or(DEFAULT_GRACE)
     }
 }
+
+/// The environment variable that switches task spawn backtraces on.
+pub(crate) const TASK_BACKTRACE_VAR: &str = "LEAKCHECK_TASK_BACKTRACE";
+
+/// Whether task spawn hooks capture a backtrace (`LEAKCHECK_TASK_BACKTRACE=1`), read once.
+/// Without it a leaked task is reported with its spawn line and parent, not its callers.
+pub(crate) fn task_backtraces() -> Result<bool, String> {
+    static VALUE: std::sync::OnceLock<Result<bool, String>> = std::sync::OnceLock::new();
+    VALUE
+        .get_or_init(|| match std::env::var(TASK_BACKTRACE_VAR) {
+            Err(std::env::VarError::NotPresent) => Ok(false),
+            Ok(value) => parse_switch(&value).ok_or_else(|| {
+                format!(
+                    "leakcheck: {TASK_BACKTRACE_VAR}={value:?} is not understood: expected 1, \
+                     true, yes or on (capture task spawn backtraces), or 0, false, no or off"
+                )
+            }),
+            Err(std::env::VarError::NotUnicode(value)) => Err(format!(
+                "leakcheck: {TASK_BACKTRACE_VAR}={value:?} is not valid UTF-8: expected 1 or 0"
+            )),
+        })
+        .clone()
+}
+
+fn parse_switch(value: &str) -> Option<bool> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Some(true),
+        "0" | "false" | "no" | "off" | "" => Some(false),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_switch;
+
+    #[test]
+    fn switches_read_like_people_write_them() {
+        for on in ["1", "true", "YES", " on "] {
+            assert_eq!(parse_switch(on), Some(true), "{on:?}");
+        }
+        for off in ["0", "false", "No", "off", ""] {
+            assert_eq!(parse_switch(off), Some(false), "{off:?}");
+        }
+        for bad in ["2", "enabled", "tru"] {
+            assert_eq!(parse_switch(bad), None, "{bad:?}");
+        }
+    }
+}

@@ -18,9 +18,8 @@ use crate::scope::ScopeId;
 /// frames and libtest's, at 8 bytes a frame.
 pub(crate) const THREAD_FRAMES: usize = 48;
 
-/// Frames kept of a task's spawn backtrace. Unwinding is most of what a spawn hook costs
-/// (see the README's benchmarks), and tokio's spawn path is shallow: 24 frames reach
-/// through tokio into the user's code and its callers.
+/// Frames kept of a task's spawn backtrace, when task backtraces are on: tokio's spawn path
+/// is shallow, and 24 frames reach through it into the user's code and its callers.
 pub(crate) const TASK_FRAMES: usize = 24;
 
 /// A spawn backtrace as raw instruction pointers, captured without the global backtrace
@@ -51,6 +50,15 @@ impl<const N: usize> SpawnTrace<N> {
             });
         }
         trace
+    }
+
+    /// No frames: what a task records unless task backtraces are switched on.
+    #[cfg_attr(not(tokio_unstable), allow(dead_code))]
+    pub(crate) fn empty() -> Self {
+        SpawnTrace {
+            ips: [0; N],
+            len: 0,
+        }
     }
 
     pub(crate) fn ips(&self) -> &[usize] {

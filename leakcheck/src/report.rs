@@ -386,6 +386,16 @@ impl fmt::Display for Report {
                     writeln!(f, "    {frame}")?;
                 }
             }
+            if leak.spawn_backtrace.is_empty()
+                && matches!(leak.identity, Identity::Task { .. })
+                && crate::config::task_backtraces() == Ok(false)
+            {
+                writeln!(
+                    f,
+                    "  spawn backtrace: not recorded ({}=1 records it)",
+                    crate::config::TASK_BACKTRACE_VAR
+                )?;
+            }
             if !leak.spawn_backtrace.is_empty() {
                 writeln!(f, "  spawn backtrace:")?;
                 for frame in &leak.spawn_backtrace {

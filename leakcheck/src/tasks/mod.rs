@@ -98,7 +98,15 @@ pub(crate) enum TestRuntime {
 impl TestRuntime {
     /// Builds it as `#[tokio::test]` would (`enable_all`, then `build`), with leakcheck's
     /// hooks where tokio has them.
+    ///
+    /// # Panics
+    ///
+    /// If `LEAKCHECK_TASK_BACKTRACE` is set to something that is not a yes or no, on every
+    /// build (without `tokio_unstable` it has no effect, but a typo still deserves a word).
     pub(crate) fn build(mut builder: Builder, flavor: Flavor) -> std::io::Result<TestRuntime> {
+        if let Err(message) = crate::config::task_backtraces() {
+            panic!("{message}");
+        }
         builder.enable_all();
         install_hooks(&mut builder);
         Ok(match flavor {
