@@ -245,6 +245,19 @@ fn the_demo_fails_with_its_report() {
     let report = run.failure("pool_shuts_down");
     assert!(report.contains("\"pool-worker-0\""), "{report}");
     assert!(report.contains("demo::Pool::start"), "{report}");
+
+    assert_eq!(run.verdict("server_stops"), Some("FAILED"));
+    let report = run.failure("server_stops");
+    if leakcheck_suite::TOKIO_UNSTABLE {
+        let site = spawn_site("demo.rs", "handler");
+        assert!(report.contains(&format!("  spawned at {site}")), "{report}");
+        assert!(report.contains("  spawned by task "), "{report}");
+    } else {
+        assert!(
+            report.contains("1 task still alive on the test's runtime"),
+            "{report}"
+        );
+    }
 }
 
 /// nextest runs one process per test: the same verdicts must come out.

@@ -1,5 +1,5 @@
-//! Fail the test that leaked an OS thread, with the line that spawned it and what it is
-//! doing now.
+//! Fail the test that leaked an OS thread or a tokio task, with the line that spawned it
+//! and what it is doing now.
 //!
 //! ```no_run
 //! #[leakcheck::test]
@@ -7,13 +7,37 @@
 //!     let worker = std::thread::spawn(|| 40 + 2);
 //!     assert_eq!(worker.join().unwrap(), 42); // joined: the test passes
 //! }
+//!
+//! #[leakcheck::test] // above tokio's attribute, which it absorbs
+//! #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+//! async fn server_stops() {
+//!     let task = tokio::spawn(async { 6 * 7 });
+//!     assert_eq!(task.await.unwrap(), 42); // awaited: the test passes
+//! }
+//!
+//! #[leakcheck::test] // alone on an async fn: a current_thread runtime
+//! async fn client_closes() {}
 //! ```
 //!
-//! `#[leakcheck::test]` runs the test in a [`Scope`] named after it. Every thread the test
-//! starts, and every thread those threads start, belongs to that scope; when the body
+//! `#[leakcheck::test]` runs the test in a [`Scope`] named after it. Every thread and task
+//! the test starts, and every one those start, belongs to that scope; when the body
 //! returns, whatever the scope still runs after a grace period fails the test, with a
-//! [`Report`] naming each thread, where it was spawned and where it is blocked. Tests that
-//! run in parallel never blame each other: ownership follows the spawn, not timing.
+//! [`Report`] naming each thread or task, where it was spawned and where it is blocked.
+//! Tests that run in parallel never blame each other: ownership follows the spawn, not
+//! timing.
+//!
+//! An async test's tasks are checked inside its runtime, before the runtime is dropped
+//! (dropping it would cancel them and hide the leak); then the runtime is shut down, waiting
+//! at most the grace period for `spawn_blocking` work, and its threads are checked. On a
+//! plain build tokio tells how many tasks are alive; with `--cfg tokio_unstable` leakcheck
+//! installs tokio's task hooks and names each task, its spawn line and its parent, and with
+//! the `taskdump` feature where it is awaiting. [`TokioBuilderExt::with_leakcheck`] gives a
+//! runtime you build yourself the same hooks.
+//!
+//! Attribute arguments: `grace = "300ms"`, `ignore_thread = "glob"`, `ignore_spawn =
+//! "path or file:line"`, each ignore may repeat; a wrong one is a compile error pointing at
+//! it. `LEAKCHECK_TASK_BACKTRACE=1` records a backtrace at every task spawn (about 8 µs
+//! each, so it is off by default; the spawn line is always recorded).
 //!
 //! Without the attribute, [`verify_none`] checks the current scope, or, outside every
 //! scope, the whole process (as in a `harness = false` test's `main`).

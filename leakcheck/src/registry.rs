@@ -79,6 +79,8 @@ pub(crate) struct ThreadOrigin {
     /// The full name (the kernel keeps only 15 bytes), when the thread named itself.
     name: Mutex<Option<Box<str>>>,
     pub(crate) parent: Option<Arc<ThreadOrigin>>,
+    /// The task that was being polled on the spawning thread, if any: the real spawner.
+    pub(crate) spawning_task: Option<crate::tasks::TaskRef>,
     pub(crate) spawn: SpawnTrace,
 }
 
@@ -87,6 +89,7 @@ impl ThreadOrigin {
         key: u64,
         scope: ScopeId,
         parent: Option<Arc<ThreadOrigin>>,
+        spawning_task: Option<crate::tasks::TaskRef>,
         spawn: SpawnTrace,
     ) -> Self {
         ThreadOrigin {
@@ -96,6 +99,7 @@ impl ThreadOrigin {
             handle: AtomicUsize::new(0),
             name: Mutex::new(None),
             parent,
+            spawning_task,
             spawn,
         }
     }
@@ -133,6 +137,7 @@ impl ThreadOrigin {
             handle: AtomicUsize::new(self.handle.load(Ordering::Acquire)),
             name: Mutex::new(self.name.lock().clone()),
             parent: self.parent.clone(),
+            spawning_task: self.spawning_task,
             spawn: self.spawn.clone(),
         }
     }
@@ -148,7 +153,7 @@ pub(crate) struct TaskOrigin {
     /// The task that spawned it and where that one was spawned, if a task did (else a
     /// thread did). Not the parent's whole origin: a task that respawns itself would
     /// otherwise keep an ever longer chain alive.
-    pub(crate) parent: Option<(tokio::task::Id, &'static std::panic::Location<'static>)>,
+    pub(crate) parent: Option<crate::tasks::TaskRef>,
     pub(crate) spawn: SpawnTrace<TASK_FRAMES>,
 }
 

@@ -252,9 +252,16 @@ fn report(
         .map(|suspect| match suspect {
             Suspect::Thread { tid, origin } => {
                 let origin = origin.as_deref();
-                let spawn_backtrace = origin
-                    .map(|origin| frames::user_frames(&frames::resolve(origin.spawn.ips())))
+                let all_frames = origin
+                    .map(|origin| frames::resolve(origin.spawn.ips()))
                     .unwrap_or_default();
+                let spawn_backtrace = frames::user_frames(&all_frames);
+                let mut state = tid.and_then(threads::describe).map(|os| os.summary());
+                if spawned_by_spawn_blocking(&all_frames) {
+                    let note = "a tokio blocking-pool thread: its spawn_blocking closure has \
+                                not returned";
+                    state = Some(state.map_or(note.to_owned(), |state| format!("{state}; {note}")));
+                }
                 Leak {
                     identity: Identity::Thread {
                         tid,
@@ -264,7 +271,7 @@ fn report(
                     spawn_site: spawn_backtrace.first().cloned(),
                     spawn_backtrace,
                     spawned_by: origin.and_then(describe_parent_thread),
-                    state: tid.and_then(threads::describe).map(|os| os.summary()),
+                    state,
                     awaiting: Vec::new(),
                 }
             }
@@ -318,6 +325,16 @@ fn report(
     }
 }
 
+/// Whether tokio started the thread for a `spawn_blocking` call (the pool starts a thread
+/// on the caller's stack when none is idle).
+fn spawned_by_spawn_blocking(frames: &[Frame]) -> bool {
+    frames.iter().any(|frame| {
+        frame
+            .function()
+            .is_some_and(|function| function.contains("blocking::pool::Spawner::spawn_blocking"))
+    })
+}
+
 /// tokio's task ids display as their number.
 fn task_number(id: tokio::task::Id) -> u64 {
     id.to_string().parse().unwrap_or(0)
@@ -349,9 +366,13 @@ fn scope_label(scope: ScopeId) -> String {
     registry::scope_name(scope).map_or_else(|| format!("scope #{scope}"), |name| name.to_string())
 }
 
-/// The spawning thread, when it belongs to the same scope (the test thread itself is not
-/// worth a line): `thread 812 "spawner" (exited), itself spawned at src/lib.rs:40:9`.
+/// The spawning task, if a task spawned the thread; else the spawning thread, when it
+/// belongs to the same scope (the test thread itself is not worth a line):
+/// `thread 812 "spawner" (exited), itself spawned at src/lib.rs:40:9`.
 fn describe_parent_thread(origin: &ThreadOrigin) -> Option<String> {
+    if let Some(task) = origin.spawning_task {
+        return Some(describe_task(task));
+    }
     let parent = origin
         .parent
         .as_deref()
@@ -375,16 +396,19 @@ fn describe_parent_thread(origin: &ThreadOrigin) -> Option<String> {
 
 /// The spawning task: `task 7 (finished), itself spawned at tests/tasks.rs:40:5`.
 fn describe_parent_task(origin: &TaskOrigin) -> Option<String> {
-    let (parent, spawned_at) = origin.parent?;
-    let alive = registry::task_alive(parent);
-    Some(format!(
+    origin.parent.map(describe_task)
+}
+
+fn describe_task((task, spawned_at): crate::tasks::TaskRef) -> String {
+    let alive = registry::task_alive(task);
+    format!(
         "task {} ({}), itself spawned at {}:{}:{}",
-        task_number(parent),
+        task_number(task),
         if alive { "still running" } else { "finished" },
         spawned_at.file(),
         spawned_at.line(),
         spawned_at.column()
-    ))
+    )
 }
 
 /// Threads that were running before `main`: the main thread, and any started by a

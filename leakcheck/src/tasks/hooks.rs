@@ -67,9 +67,11 @@ fn before_poll(meta: &TaskMeta<'_>) {
         let outside = scope::set_current(scope);
         let _ = OUTSIDE_POLL.try_with(|saved| saved.set(Some(outside)));
     }
+    super::set_polled_task(Some((meta.id(), meta.spawned_at())));
 }
 
 fn after_poll(_meta: &TaskMeta<'_>) {
+    super::set_polled_task(None);
     if let Some(outside) = OUTSIDE_POLL.try_with(Cell::take).ok().flatten() {
         scope::set_current(outside);
     }

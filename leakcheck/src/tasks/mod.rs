@@ -49,6 +49,26 @@ use std::time::Duration;
 
 use tokio::runtime::{Builder, LocalOptions, LocalRuntime, Runtime, RuntimeMetrics};
 
+/// A task as the threads it spawns remember it: its id and spawn line.
+pub(crate) type TaskRef = (tokio::task::Id, &'static std::panic::Location<'static>);
+
+thread_local! {
+    /// The task this thread is polling, if a hooked runtime's worker is polling one.
+    /// `const` and `Cell`: the thread spawn hook reads it, at any point of a thread's life.
+    static POLLED: std::cell::Cell<Option<TaskRef>> = const { std::cell::Cell::new(None) };
+}
+
+/// The task the calling thread is polling now, for the thread spawn hook: a thread spawned
+/// from inside a task was spawned by that task. Always `None` without task hooks.
+pub(crate) fn polled_task() -> Option<TaskRef> {
+    POLLED.try_with(std::cell::Cell::get).ok().flatten()
+}
+
+#[cfg_attr(not(tokio_unstable), allow(dead_code))]
+fn set_polled_task(task: Option<TaskRef>) {
+    let _ = POLLED.try_with(|polled| polled.set(task));
+}
+
 /// Whether tasks are attributed on this build: tokio's task hooks exist only under
 /// `--cfg tokio_unstable`.
 pub(crate) const HOOKED: bool = cfg!(tokio_unstable);

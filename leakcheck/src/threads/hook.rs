@@ -127,6 +127,7 @@ fn register_spawn(start: StartRoutine, arg: *mut c_void) -> Box<Launch> {
         NEXT_KEY.fetch_add(1, Ordering::Relaxed),
         scope::current(),
         parent,
+        crate::tasks::polled_task(),
         spawn,
     ));
     registry::add_thread(origin.clone());
