@@ -63,6 +63,7 @@ const TASK_LEAKS: &[(&str, &str, &[&str])] = &[
     ("leaks_on_local_runtime", "local", &["tokio::sync::oneshot"]),
     ("leaks_async_and_returns_err", "result-err", &[]),
     ("leaks_async_and_panics", "panicky", &[]),
+    ("leaks_with_crate_and_name", "named", &[]),
     ("hooked_leaks_task_on_shared_runtime", "shared", &[]),
 ];
 

@@ -96,14 +96,16 @@ pub fn run_async_test<R: TestOutcome>(
     let shutdown = Instant::now();
     runtime.shutdown_timeout(options.grace_period());
     let threads_grace = options.grace_period().saturating_sub(shutdown.elapsed());
-    let threads = scope.find(&options.clone().grace(threads_grace));
+    // The threads' report says how long they outlived the body, shutdown included.
+    let threads = scope
+        .find(&options.clone().grace(threads_grace))
+        .map_err(|report| report.waited_since(returned));
     drop(scope);
     let check = match (tasks, threads) {
         (Ok(()), Ok(())) => Ok(()),
         (Err(report), Ok(())) | (Ok(()), Err(report)) => Err(report),
         (Err(tasks), Err(threads)) => Err(tasks.merge(threads)),
-    }
-    .map_err(|report| report.waited_since(returned));
+    };
     conclude(spec, outcome, check)
 }
 

@@ -322,6 +322,7 @@ impl Report {
     /// One report of two checks of the same subject (a test's tasks, then its threads).
     pub(crate) fn merge(mut self, later: Report) -> Report {
         self.leaks.extend(later.leaks);
+        self.waited = self.waited.max(later.waited);
         self
     }
 

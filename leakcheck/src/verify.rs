@@ -122,6 +122,7 @@ pub(crate) async fn find_tasks(
 ) -> Result<(), Report> {
     let target = Target::Scope(scope);
     let rules = Rules::new(options);
+    let started = Instant::now();
     let mut backoff = Backoff::on_clock(options.grace_period(), || {
         tokio::time::Instant::now().into_std()
     });
@@ -140,7 +141,10 @@ pub(crate) async fn find_tasks(
         match backoff.next_delay() {
             Some(delay) => tokio::time::sleep(delay).await,
             None => {
-                let waited = backoff.waited();
+                // Wall time even on a paused clock, and before the dump, which can take a
+                // while to resolve symbols: the report says how long the tasks outlived the
+                // body.
+                let waited = started.elapsed();
                 let awaiting = tasks::awaiting(runtime.handle()).await;
                 return Err(report(target, suspects, waited, Some(awaiting)));
             }

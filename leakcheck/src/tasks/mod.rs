@@ -60,6 +60,7 @@ thread_local! {
 
 /// The task the calling thread is polling now, for the thread spawn hook: a thread spawned
 /// from inside a task was spawned by that task. Always `None` without task hooks.
+#[cfg_attr(not(all(target_os = "linux", not(miri))), allow(dead_code))]
 pub(crate) fn polled_task() -> Option<TaskRef> {
     POLLED.try_with(std::cell::Cell::get).ok().flatten()
 }
