@@ -32,13 +32,16 @@ mod dump;
     )
 )))]
 mod dump {
-    //! Without task dumps nothing tells where a task is awaiting.
+    //! Without task dumps nothing tells where a task is awaiting; the report says why.
     use std::collections::HashMap;
+
+    const UNAVAILABLE: &str = "where a task is awaiting needs leakcheck's `taskdump` feature \
+        with --cfg tokio_unstable (Linux x86, x86_64, aarch64, s390x)";
 
     pub(crate) async fn awaiting(
         _handle: &tokio::runtime::Handle,
     ) -> Result<HashMap<tokio::task::Id, Vec<crate::report::Frame>>, &'static str> {
-        Err(super::DUMPS_UNAVAILABLE)
+        Err(UNAVAILABLE)
     }
 }
 
@@ -81,23 +84,6 @@ tokio tells leakcheck which tasks and where they were spawned only with `--cfg t
       [build]
       rustflags = [\"--cfg\", \"tokio_unstable\"]
   (or run RUSTFLAGS=\"--cfg tokio_unstable\" cargo test)";
-
-#[cfg_attr(
-    all(
-        tokio_unstable,
-        feature = "taskdump",
-        target_os = "linux",
-        any(
-            target_arch = "x86",
-            target_arch = "x86_64",
-            target_arch = "aarch64",
-            target_arch = "s390x"
-        )
-    ),
-    allow(dead_code)
-)]
-pub(crate) const DUMPS_UNAVAILABLE: &str = "where a task is awaiting needs leakcheck's `taskdump` \
-feature with --cfg tokio_unstable (Linux x86, x86_64, aarch64, s390x)";
 
 /// The runtime flavors `#[tokio::test]` knows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
