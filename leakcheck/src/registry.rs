@@ -1,12 +1,14 @@
-//! Live threads and tokio tasks and where they came from, indexed
-//! by owning scope so that checking a scope costs O(what that scope spawned), not
-//! O(everything alive in the process).
+//! Live threads and tokio tasks and where they came from. Threads are indexed by owning
+//! scope, so checking a scope costs O(what that scope spawned), not O(everything alive in
+//! the process). Tasks are many and their hooks run on every poll of every worker, so they
+//! are sharded by id, with a live count per scope: a clean scope's check reads the count.
 //!
 //! Writers are the spawn hooks (on the spawning thread, before the OS thread exists) and
 //! thread exit; readers are `verify`. Entries hold raw instruction pointers only: symbols
 //! are resolved by `report`, and only for leaks.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hash, Hasher};
 use std::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
 use std::sync::{Arc, LazyLock};
 
@@ -50,15 +52,6 @@ impl<const N: usize> SpawnTrace<N> {
             });
         }
         trace
-    }
-
-    /// No frames: what a task records unless task backtraces are switched on.
-    #[cfg_attr(not(tokio_unstable), allow(dead_code))]
-    pub(crate) fn empty() -> Self {
-        SpawnTrace {
-            ips: [0; N],
-            len: 0,
-        }
     }
 
     pub(crate) fn ips(&self) -> &[usize] {
@@ -154,7 +147,18 @@ pub(crate) struct TaskOrigin {
     /// thread did). Not the parent's whole origin: a task that respawns itself would
     /// otherwise keep an ever longer chain alive.
     pub(crate) parent: Option<crate::tasks::TaskRef>,
-    pub(crate) spawn: SpawnTrace<TASK_FRAMES>,
+    /// Only with `LEAKCHECK_TASK_BACKTRACE=1`: boxed, so that a task without one costs no
+    /// more than its few fields.
+    pub(crate) spawn: Option<Box<SpawnTrace<TASK_FRAMES>>>,
+    /// The live-task count of its scope, decremented when it terminates.
+    scope_count: Arc<AtomicUsize>,
+}
+
+impl TaskOrigin {
+    /// The spawn backtrace's instruction pointers, if one was recorded.
+    pub(crate) fn spawn_ips(&self) -> &[usize] {
+        self.spawn.as_deref().map_or(&[], SpawnTrace::ips)
+    }
 }
 
 // Written by the task hooks, which exist under `--cfg tokio_unstable` only.
@@ -169,16 +173,13 @@ const EARLY_TERMINATIONS: usize = 256;
 struct ScopeEntries {
     name: Option<Arc<str>>,
     threads: HashMap<u64, Arc<ThreadOrigin>>,
-    tasks: HashMap<tokio::task::Id, Arc<TaskOrigin>>,
+    /// How many of the scope's tasks are alive: a clean scope's task check reads only this.
+    live_tasks: Arc<AtomicUsize>,
 }
 
 #[derive(Default)]
 struct Registry {
     scopes: HashMap<ScopeId, ScopeEntries>,
-    /// Live task -> owning scope, for the poll hooks and for removal.
-    task_scopes: HashMap<tokio::task::Id, ScopeId>,
-    #[cfg_attr(not(tokio_unstable), allow(dead_code))]
-    early_terminations: std::collections::VecDeque<tokio::task::Id>,
 }
 
 static REGISTRY: LazyLock<Mutex<Registry>> = LazyLock::new(Default::default);
@@ -238,6 +239,79 @@ pub(crate) fn thread_by_handle(handle: usize) -> Option<Arc<ThreadOrigin>> {
         .cloned()
 }
 
+/// Live tasks, sharded by id: every spawn, poll and termination of every hooked task goes
+/// through here, from all workers at once, so one lock would be contended. A task's shard
+/// also keeps the terminations that arrived before their spawn.
+const TASK_SHARDS: usize = 32;
+
+#[derive(Default)]
+struct TaskShard {
+    live: HashMap<tokio::task::Id, Arc<TaskOrigin>, BuildHasherDefault<IdHasher>>,
+    early_terminations: std::collections::VecDeque<tokio::task::Id>,
+}
+
+/// Task ids are sequential numbers, not attacker-chosen keys: a multiply spreads them over
+/// shards and buckets for a fraction of SipHash's cost, on a path taken several times per
+/// task.
+#[derive(Default)]
+struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for &byte in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(byte);
+        }
+    }
+
+    fn write_u64(&mut self, value: u64) {
+        self.0 ^= value;
+    }
+
+    fn finish(&self) -> u64 {
+        // Fibonacci hashing: the high bits of the product depend on all bits of the id.
+        self.0.wrapping_mul(0x9E37_79B9_7F4A_7C15).rotate_left(32)
+    }
+}
+
+static TASKS: LazyLock<[Mutex<TaskShard>; TASK_SHARDS]> =
+    LazyLock::new(|| std::array::from_fn(|_| Mutex::default()));
+
+fn shard(id: tokio::task::Id) -> &'static Mutex<TaskShard> {
+    let mut hasher = IdHasher::default();
+    id.hash(&mut hasher);
+    &TASKS[hasher.finish() as usize % TASK_SHARDS]
+}
+
+thread_local! {
+    /// The live-task count of the scope this thread last spawned a task from: spawns come in
+    /// runs from one scope, and this spares each of them the global registry lock.
+    static SPAWNING_SCOPE: std::cell::RefCell<Option<(ScopeId, Arc<AtomicUsize>)>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// The live-task count of `scope`.
+fn scope_task_count(scope: ScopeId) -> Arc<AtomicUsize> {
+    let cached = SPAWNING_SCOPE
+        .try_with(|cached| match &*cached.borrow() {
+            Some((cached_scope, count)) if *cached_scope == scope => Some(count.clone()),
+            _ => None,
+        })
+        .ok()
+        .flatten();
+    if let Some(count) = cached {
+        return count;
+    }
+    let count = REGISTRY
+        .lock()
+        .scopes
+        .entry(scope)
+        .or_default()
+        .live_tasks
+        .clone();
+    let _ = SPAWNING_SCOPE.try_with(|cached| *cached.borrow_mut() = Some((scope, count.clone())));
+    count
+}
+
 // Written by the task hooks, which exist under `--cfg tokio_unstable` only.
 #[cfg_attr(not(tokio_unstable), allow(dead_code))]
 /// Records a spawned task, unless it has already terminated.
@@ -246,86 +320,111 @@ pub(crate) fn add_task(
     scope: ScopeId,
     spawned_at: &'static std::panic::Location<'static>,
     parent: Option<tokio::task::Id>,
-    spawn: SpawnTrace<TASK_FRAMES>,
+    spawn: Option<Box<SpawnTrace<TASK_FRAMES>>>,
 ) {
-    let mut registry = REGISTRY.lock();
-    if let Some(at) = registry
+    let parent = parent.and_then(|parent| {
+        let spawned_at = shard(parent).lock().live.get(&parent)?.spawned_at;
+        Some((parent, spawned_at))
+    });
+    let scope_count = scope_task_count(scope);
+    let mut shard = shard(id).lock();
+    if let Some(at) = shard
         .early_terminations
         .iter()
         .position(|&ended| ended == id)
     {
-        registry.early_terminations.remove(at);
+        shard.early_terminations.remove(at);
         return;
     }
-    let parent = parent.and_then(|parent| {
-        let parent_scope = *registry.task_scopes.get(&parent)?;
-        let origin = registry.scopes.get(&parent_scope)?.tasks.get(&parent)?;
-        Some((parent, origin.spawned_at))
-    });
+    scope_count.fetch_add(1, Ordering::Relaxed);
     let origin = Arc::new(TaskOrigin {
         id,
         scope,
         spawned_at,
         parent,
         spawn,
+        scope_count,
     });
-    registry.task_scopes.insert(id, scope);
-    registry
-        .scopes
-        .entry(scope)
-        .or_default()
-        .tasks
-        .insert(id, origin);
+    shard.live.insert(id, origin);
 }
 
 // Written by the task hooks, which exist under `--cfg tokio_unstable` only.
 #[cfg_attr(not(tokio_unstable), allow(dead_code))]
 /// Forgets a task that has terminated (completed, failed or cancelled).
 pub(crate) fn remove_task(id: tokio::task::Id) {
-    let mut registry = REGISTRY.lock();
-    match registry.task_scopes.remove(&id) {
-        Some(scope) => {
-            if let Some(entries) = registry.scopes.get_mut(&scope) {
-                entries.tasks.remove(&id);
-            }
+    let mut shard = shard(id).lock();
+    match shard.live.remove(&id) {
+        Some(origin) => {
+            origin.scope_count.fetch_sub(1, Ordering::Relaxed);
         }
         None => {
-            if registry.early_terminations.len() == EARLY_TERMINATIONS {
-                registry.early_terminations.pop_front();
+            if shard.early_terminations.len() == EARLY_TERMINATIONS {
+                shard.early_terminations.pop_front();
             }
-            registry.early_terminations.push_back(id);
+            shard.early_terminations.push_back(id);
         }
     }
 }
 
 /// Whether a task is still registered (has not terminated).
 pub(crate) fn task_alive(id: tokio::task::Id) -> bool {
-    REGISTRY.lock().task_scopes.contains_key(&id)
+    shard(id).lock().live.contains_key(&id)
 }
 
 // Written by the task hooks, which exist under `--cfg tokio_unstable` only.
 #[cfg_attr(not(tokio_unstable), allow(dead_code))]
 /// The scope that owns a live task, for the poll hooks.
 pub(crate) fn task_scope(id: tokio::task::Id) -> Option<ScopeId> {
-    REGISTRY.lock().task_scopes.get(&id).copied()
+    shard(id).lock().live.get(&id).map(|origin| origin.scope)
 }
 
-/// The live tasks registered to `scope`.
+/// The live tasks registered to `scope`. A clean scope costs one atomic read; a scope with
+/// live tasks costs a pass over all live tasks (it is leaking, or about to be done).
 pub(crate) fn tasks_of(scope: ScopeId) -> Vec<Arc<TaskOrigin>> {
-    REGISTRY
+    let count = REGISTRY
         .lock()
         .scopes
         .get(&scope)
-        .map(|entries| entries.tasks.values().cloned().collect())
-        .unwrap_or_default()
+        .map_or(0, |entries| entries.live_tasks.load(Ordering::Relaxed));
+    if count == 0 {
+        return Vec::new();
+    }
+    tasks_where(|origin| origin.scope == scope)
 }
 
 /// Every live registered task, whatever its scope.
 pub(crate) fn all_tasks() -> Vec<Arc<TaskOrigin>> {
-    REGISTRY
-        .lock()
-        .scopes
-        .values()
-        .flat_map(|entries| entries.tasks.values().cloned())
+    tasks_where(|_| true)
+}
+
+fn tasks_where(keep: impl Fn(&TaskOrigin) -> bool) -> Vec<Arc<TaskOrigin>> {
+    TASKS
+        .iter()
+        .flat_map(|shard| {
+            shard
+                .lock()
+                .live
+                .values()
+                .filter(|origin| keep(origin))
+                .cloned()
+                .collect::<Vec<_>>()
+        })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sequential_ids_spread_over_shards() {
+        let mut used = [0usize; TASK_SHARDS];
+        for id in 1..=3200u64 {
+            let mut hasher = IdHasher::default();
+            id.hash(&mut hasher);
+            used[hasher.finish() as usize % TASK_SHARDS] += 1;
+        }
+        // Even enough: no shard gets more than twice its share.
+        assert!(used.iter().all(|&n| n > 0 && n <= 200), "{used:?}");
+    }
 }

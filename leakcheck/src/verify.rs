@@ -192,7 +192,7 @@ fn alive_tasks(target: Target, rules: &Rules<'_>) -> Vec<Suspect> {
     if rules.has_spawn_rules() {
         found.retain(|origin| {
             let mut spawn = vec![location_frame(origin.spawned_at, None)];
-            spawn.extend(frames::resolve(origin.spawn.ips()));
+            spawn.extend(frames::resolve(origin.spawn_ips()));
             !rules.ignores_spawn(&spawn)
         });
     }
@@ -280,7 +280,7 @@ fn report(
                 }
             }
             Suspect::Task(origin) => {
-                let spawn_backtrace = frames::user_frames(&frames::resolve(origin.spawn.ips()));
+                let spawn_backtrace = frames::user_frames(&frames::resolve(origin.spawn_ips()));
                 let (state, awaiting) = match &awaiting {
                     Some(Ok(dump)) => match dump.get(&origin.id) {
                         Some(frames) if !frames.is_empty() => (None, frames.clone()),

@@ -40,11 +40,7 @@ pub(super) fn install(builder: &mut Builder) {
 /// the spawner's (a test thread's, or the task being polled), and the stack is the user's
 /// spawn call.
 fn on_spawn(meta: &TaskMeta<'_>, with_backtrace: bool) {
-    let spawn = if with_backtrace {
-        SpawnTrace::capture()
-    } else {
-        SpawnTrace::empty()
-    };
+    let spawn = with_backtrace.then(|| Box::new(SpawnTrace::capture()));
     // Nothing in here should panic, but a panic must never escape into tokio's spawn.
     let _ = catch_unwind(AssertUnwindSafe(|| {
         registry::add_task(
