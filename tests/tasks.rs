@@ -65,6 +65,11 @@ const TASK_LEAKS: &[(&str, &str, &[&str])] = &[
     ("leaks_async_and_panics", "panicky", &[]),
     ("leaks_with_crate_and_name", "named", &[]),
     ("hooked_leaks_task_on_shared_runtime", "shared", &[]),
+    (
+        "hooked_leaks_task_on_shared_runtime_from_async_test",
+        "shared-async",
+        &["not in the task dump (not on the test's runtime)"],
+    ),
 ];
 
 /// Thread leaks of async tests: the test, the `// spawn:` label, and text the report must

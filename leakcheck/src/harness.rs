@@ -97,9 +97,11 @@ pub fn run_async_test<R: TestOutcome>(
     runtime.shutdown_timeout(options.grace_period());
     let threads_grace = options.grace_period().saturating_sub(shutdown.elapsed());
     // The threads' report says how long they outlived the body, shutdown included.
-    let threads = scope
-        .find(&options.clone().grace(threads_grace))
-        .map_err(|report| report.waited_since(returned));
+    let threads = verify::find_threads(
+        verify::Target::Scope(scope.id()),
+        &options.clone().grace(threads_grace),
+    )
+    .map_err(|report| report.waited_since(returned));
     drop(scope);
     let check = match (tasks, threads) {
         (Ok(()), Ok(())) => Ok(()),

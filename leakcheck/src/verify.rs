@@ -93,12 +93,24 @@ impl Backoff {
 
 /// Checks threads and hooked tasks of `target`, sleeping between looks.
 pub(crate) fn find(target: Target, options: &Options) -> Result<(), Report> {
+    find_sleeping(target, options, true)
+}
+
+/// Checks the threads of `target` only: an async test's tasks were checked inside its
+/// runtime already.
+pub(crate) fn find_threads(target: Target, options: &Options) -> Result<(), Report> {
+    find_sleeping(target, options, false)
+}
+
+fn find_sleeping(target: Target, options: &Options, with_tasks: bool) -> Result<(), Report> {
     say_what_is_not_checked();
     let rules = Rules::new(options);
     let mut backoff = Backoff::new(options.grace_period());
     loop {
         let mut suspects = alive_threads(target, &rules);
-        suspects.extend(alive_tasks(target, &rules));
+        if with_tasks {
+            suspects.extend(alive_tasks(target, &rules));
+        }
         if suspects.is_empty() {
             return Ok(());
         }
