@@ -36,29 +36,26 @@ done
 rm -r "$out"
 
 # Wall time on a shared VM swings by tens of percent between runs; user-space instruction
-# counts under callgrind are exact. Per spawn+join: (count at 300 spawns - at 100) / 200.
+# counts under callgrind are exact. Per operation: the count at 3N operations minus at N,
+# over 2N, so start-up cancels out.
 if command -v valgrind >/dev/null; then
-    instructions() {
-        BENCH_SPAWNS=$2 valgrind --tool=callgrind --callgrind-out-file=/dev/null "$1" 2>&1 |
+    collected() { # binary, env var that sets the count, count
+        env "$2=$3" valgrind --tool=callgrind --callgrind-out-file=/dev/null "$1" 2>&1 |
             awk '/Collected/ {gsub(",", "", $4); print $4}'
     }
-    for build in plain hooked; do
-        low=$(instructions "target/$build/release/leakcheck-bench" 100)
-        high=$(instructions "target/$build/release/leakcheck-bench" 300)
-        eval "ir_$build=$(( (high - low) / 200 ))"
-    done
-    printf '%-46s %10s %10s %8s\n' "thread spawn + join (user instructions)" "$ir_plain" "$ir_hooked" \
-        "$(awk -v h="$ir_hooked" -v p="$ir_plain" 'BEGIN {printf "%.2f", h / p}')"
-    # Per task spawn + await: (count at 30,000 tasks - at 10,000) / 20,000.
-    tasks() {
-        BENCH_TASKS=$2 valgrind --tool=callgrind --callgrind-out-file=/dev/null "$1" 2>&1 |
-            awk '/Collected/ {gsub(",", "", $4); print $4}'
+    per_op() { # build, env var, N
+        local low high
+        low=$(collected "target/$1/release/leakcheck-bench" "$2" "$3")
+        high=$(collected "target/$1/release/leakcheck-bench" "$2" $(($3 * 3)))
+        echo $(((high - low) / ($3 * 2)))
     }
-    for build in plain tasks; do
-        low=$(tasks "target/$build/release/leakcheck-bench" 10000)
-        high=$(tasks "target/$build/release/leakcheck-bench" 30000)
-        eval "tr_$build=$(( (high - low) / 20000 ))"
-    done
-    printf '%-46s %10s %10s %8s\n' "task spawn + await (user instructions)" "$tr_plain" "$tr_tasks" \
-        "$(awk -v h="$tr_tasks" -v p="$tr_plain" 'BEGIN {printf "%.2f", h / p}')"
+    instruction_row() { # label, leakcheck build, env var, N
+        local plain hooked
+        plain=$(per_op plain "$3" "$4")
+        hooked=$(per_op "$2" "$3" "$4")
+        printf '%-46s %10s %10s %8s\n' "$1" "$plain" "$hooked" \
+            "$(awk -v h="$hooked" -v p="$plain" 'BEGIN {printf "%.2f", h / p}')"
+    }
+    instruction_row "thread spawn + join (user instructions)" hooked BENCH_SPAWNS 100
+    instruction_row "task spawn + await (user instructions)" tasks BENCH_TASKS 10000
 fi

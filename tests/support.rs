@@ -70,6 +70,41 @@ pub struct Run {
 /// task hooks.
 pub const TOKIO_UNSTABLE: bool = cfg!(tokio_unstable);
 
+/// What libtest must say of a fixture test, read off its name: `leaks_*` fail;
+/// `hooked_leaks_*` fail only where tokio's hooks exist (`--cfg tokio_unstable`);
+/// `ignored_when_hooked_*` leak something only the hooks let a rule ignore, so they fail
+/// without them; `clean_ignored_test` is `#[ignore]`; everything else passes.
+pub fn expected_verdict(test: &str) -> &'static str {
+    if test == "clean_ignored_test" {
+        return "ignored";
+    }
+    let leaks = test.starts_with("leaks_")
+        || (TOKIO_UNSTABLE && test.starts_with("hooked_leaks_"))
+        || (!TOKIO_UNSTABLE && test.starts_with("ignored_when_hooked_"));
+    if leaks { "FAILED" } else { "ok" }
+}
+
+/// Asserts every test's verdict in a run of a fixture binary (round `round` of a repeated
+/// run), and that at least `at_least` tests ran.
+pub fn assert_verdicts(run: &Run, round: usize, at_least: usize) {
+    let tests = run.tests();
+    assert!(
+        tests.len() >= at_least,
+        "round {round}: too few tests ran:\n{}",
+        run.stdout
+    );
+    for test in tests {
+        let verdict = run.verdict(&test).unwrap();
+        let expected = expected_verdict(&test);
+        assert_eq!(
+            verdict, expected,
+            "round {round}: `{test}` was {verdict}, expected {expected}:\n{}",
+            run.stdout
+        );
+    }
+    assert!(!run.output.status.success());
+}
+
 /// How many times the parallel runs repeat (`LEAKCHECK_SUITE_REPEAT`, default 3).
 pub fn repeat() -> usize {
     match std::env::var("LEAKCHECK_SUITE_REPEAT") {

@@ -1,7 +1,7 @@
 //! OS-thread leaks, as users see them: the fixture binary `threads` runs in parallel and
 //! every `leaks_*` test must fail with its report while every clean twin passes.
 
-use leakcheck_suite::{Run, repeat, run, run_with_env, spawn_site};
+use leakcheck_suite::{Run, assert_verdicts, repeat, run, run_with_env, spawn_site};
 
 /// Leaky tests and what each report must say beyond its test name: the thread's name and
 /// the marked spawn line, plus text particular to the case.
@@ -78,32 +78,6 @@ const LEAKS: &[(&str, &str, &[&str])] = &[
 /// The explicit-scope leak is reported under the scope's name, not the test's.
 const SCOPE_LEAK: (&str, &str) = ("leaks_found_by_explicit_scope", "scoped-leak");
 
-/// Every test's verdict: leaky ones fail, all others pass (or are ignored).
-fn assert_verdicts(run: &Run, round: usize) {
-    let tests = run.tests();
-    assert!(
-        tests.len() >= 30,
-        "round {round}: too few tests ran:\n{}",
-        run.stdout
-    );
-    for test in tests {
-        let verdict = run.verdict(&test).unwrap();
-        let expected = if test.starts_with("leaks_") {
-            "FAILED"
-        } else if test == "clean_ignored_test" {
-            "ignored"
-        } else {
-            "ok"
-        };
-        assert_eq!(
-            verdict, expected,
-            "round {round}: `{test}` was {verdict}, expected {expected}:\n{}",
-            run.stdout
-        );
-    }
-    assert!(!run.output.status.success());
-}
-
 fn assert_reports(run: &Run) {
     for (test, thread, extra) in LEAKS {
         let report = run.failure(test);
@@ -157,7 +131,7 @@ fn assert_reports(run: &Run) {
 fn only_leaky_tests_fail_in_parallel_runs() {
     for round in 0..repeat() {
         let run = run("threads", &["--test-threads=8"]);
-        assert_verdicts(&run, round);
+        assert_verdicts(&run, round, 30);
         if round == 0 {
             assert_reports(&run);
         }
@@ -167,14 +141,14 @@ fn only_leaky_tests_fail_in_parallel_runs() {
 #[test]
 fn only_leaky_tests_fail_with_the_default_thread_count() {
     let run = run("threads", &[]);
-    assert_verdicts(&run, 0);
+    assert_verdicts(&run, 0, 30);
     assert_reports(&run);
 }
 
 #[test]
 fn only_leaky_tests_fail_one_at_a_time() {
     let run = run("threads", &["--test-threads=1"]);
-    assert_verdicts(&run, 0);
+    assert_verdicts(&run, 0, 30);
 }
 
 #[test]
@@ -284,7 +258,6 @@ fn only_leaky_tests_fail_under_nextest() {
         .output()
         .expect("cargo nextest runs");
     let log = String::from_utf8_lossy(&output.stderr);
-    let hooked = leakcheck_suite::TOKIO_UNSTABLE;
     let mut seen = 0;
     for line in log.lines() {
         let line = line.trim_start();
@@ -294,11 +267,11 @@ fn only_leaky_tests_fail_under_nextest() {
         }
         let test = line.rsplit(' ').next().unwrap();
         seen += 1;
-        let leaks = test.starts_with("leaks_")
-            || test == "clean_ignored_test"
-            || (hooked && test.starts_with("hooked_leaks_"))
-            || (!hooked && test.starts_with("ignored_when_hooked_"));
-        let expected = if leaks { "FAIL" } else { "PASS" };
+        // Run with --run-ignored all, the #[ignore]d test runs too, and panics.
+        let expected = match leakcheck_suite::expected_verdict(test) {
+            "ok" => "PASS",
+            _ => "FAIL",
+        };
         assert_eq!(verdict, expected, "`{test}` under nextest:\n{log}");
     }
     assert!(seen >= 60, "too few nextest results:\n{log}");

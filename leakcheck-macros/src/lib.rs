@@ -191,15 +191,10 @@ fn expand(args: TokenStream2, item: TokenStream2) -> syn::Result<TokenStream2> {
 /// builds a runtime and drops it, cancelling the test's tasks before anything could check
 /// them. Checking only threads there would silently do less, so it is an error.
 fn reject_expanded_tokio_test(function: &ItemFn) -> syn::Result<()> {
-    let generated_test = function.attrs.iter().any(|attr| {
-        let segments: Vec<String> = attr
-            .path()
-            .segments
-            .iter()
-            .map(|segment| segment.ident.to_string())
-            .collect();
-        segments == ["core", "prelude", "v1", "test"]
-    });
+    let generated_test = function
+        .attrs
+        .iter()
+        .any(|attr| path_segments(attr) == ["core", "prelude", "v1", "test"]);
     let body = function.block.to_token_stream().to_string();
     let builds_a_runtime = body.contains("Builder") && body.contains("block_on");
     if generated_test && builds_a_runtime && function.sig.asyncness.is_none() {
@@ -416,16 +411,19 @@ fn take_tokio_test(function: &mut ItemFn) -> syn::Result<Option<(RuntimeArgs, Sp
 /// `#[tokio::test]`, `#[::tokio::test]`, or a renamed tokio's (`#[tokio1::test(crate =
 /// "tokio1")]`).
 fn is_tokio_test(attr: &syn::Attribute) -> bool {
-    let segments: Vec<String> = attr
-        .path()
-        .segments
-        .iter()
-        .map(|segment| segment.ident.to_string())
-        .collect();
-    match segments.as_slice() {
+    match path_segments(attr).as_slice() {
         [krate, test] if test == "test" => {
             krate == "tokio" || attr.to_token_stream().to_string().contains("crate")
         }
         _ => false,
     }
+}
+
+/// An attribute's path as names: `#[::tokio::test]` -> `["tokio", "test"]`.
+fn path_segments(attr: &syn::Attribute) -> Vec<String> {
+    attr.path()
+        .segments
+        .iter()
+        .map(|segment| segment.ident.to_string())
+        .collect()
 }
