@@ -73,9 +73,9 @@ pub const TOKIO_UNSTABLE: bool = cfg!(tokio_unstable);
 /// What libtest must say of a fixture test, read off its name: `leaks_*` fail;
 /// `hooked_leaks_*` fail only where tokio's hooks exist (`--cfg tokio_unstable`);
 /// `ignored_when_hooked_*` leak something only the hooks let a rule ignore, so they fail
-/// without them; `clean_ignored_test` is `#[ignore]`; everything else passes.
+/// without them; `clean_ignored_test` and `alone_*` are `#[ignore]`; everything else passes.
 pub fn expected_verdict(test: &str) -> &'static str {
-    if test == "clean_ignored_test" {
+    if test == "clean_ignored_test" || test.starts_with("alone_") {
         return "ignored";
     }
     let leaks = test.starts_with("leaks_")
@@ -115,6 +115,63 @@ pub fn repeat() -> usize {
     }
 }
 
+/// A fresh, empty directory under the system's temporary directory.
+pub fn temp_dir(purpose: &str) -> PathBuf {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "leakcheck-suite-{}-{purpose}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// The JSON lines a run appended to a `LEAKCHECK_REPORT` file, each parsed (a torn or
+/// interleaved line fails to parse).
+pub fn json_lines(path: &Path) -> Vec<serde_json::Value> {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    text.lines()
+        .map(|line| {
+            serde_json::from_str(line)
+                .unwrap_or_else(|error| panic!("not one JSON object ({error}): {line:?}"))
+        })
+        .collect()
+}
+
+/// Runs `cargo nextest run` on fixture test targets (all tests, ignored ones too), with
+/// extra environment variables; returns nextest's log and each test's `PASS` or `FAIL`.
+pub fn nextest(targets: &[&str], env: &[(&str, &str)]) -> (String, Vec<(String, String)>) {
+    let mut command = Command::new(env!("CARGO"));
+    command.args(["nextest", "run", "--no-fail-fast", "--run-ignored", "all"]);
+    for target in targets {
+        command.args(["--test", target]);
+    }
+    let output = command
+        .arg("--manifest-path")
+        .arg(fixtures_dir().join("Cargo.toml"))
+        .arg("--target-dir")
+        .arg(root().join("target").join("fixtures"))
+        .env_remove("RUST_BACKTRACE")
+        .envs(env.iter().copied())
+        .output()
+        .expect("cargo nextest runs");
+    let log = String::from_utf8_lossy(&output.stderr).into_owned();
+    let mut verdicts: Vec<(String, String)> = Vec::new();
+    for line in log.lines() {
+        let line = line.trim_start();
+        let verdict = line.split_whitespace().next().unwrap_or_default();
+        let test = line.rsplit(' ').next().unwrap_or_default();
+        // The summary at the end repeats the failures: keep each test's first verdict.
+        if matches!(verdict, "PASS" | "FAIL") && !verdicts.iter().any(|(seen, _)| seen == test) {
+            verdicts.push((test.to_owned(), verdict.to_owned()));
+        }
+    }
+    (log, verdicts)
+}
+
 /// Runs a fixture binary with libtest arguments, from the fixtures directory.
 pub fn run(target: &str, args: &[&str]) -> Run {
     run_with_env(target, args, &[])
@@ -126,6 +183,8 @@ pub fn run_with_env(target: &str, args: &[&str], env: &[(&str, &str)]) -> Run {
         .args(args)
         .current_dir(fixtures_dir())
         .env_remove("RUST_BACKTRACE")
+        // As cargo sets it for the fixtures (the suite's own would be inherited otherwise).
+        .env("CARGO_MANIFEST_DIR", fixtures_dir())
         .envs(env.iter().copied())
         .output()
         .expect("the fixture runs");
@@ -177,8 +236,9 @@ impl Run {
 
 /// `tests/FILE.rs:LINE:` of the spawn call marked `// spawn: NAME` in a fixture source
 /// file, as the report prints it: the nearest line at or above the marker that calls
-/// `spawn(`, `spawn_blocking(`, `spawn_local(` (or the C helper), so that rustfmt moving
-/// the comment changes nothing.
+/// `spawn(`, `spawn_blocking(`, `spawn_local(`, the C helper, or a library call that starts
+/// a thread for the caller (a rayon pool's `.build()`, `tracing_appender::non_blocking(`,
+/// `rayon::join(`), so that rustfmt moving the comment changes nothing.
 pub fn spawn_site(file: &str, thread: &str) -> String {
     let source = std::fs::read_to_string(fixtures_dir().join("tests").join(file)).unwrap();
     let lines: Vec<&str> = source.lines().collect();
@@ -195,6 +255,9 @@ pub fn spawn_site(file: &str, thread: &str) -> String {
                 "spawn_blocking(",
                 "spawn_local(",
                 "c_start_thread(",
+                ".build()",
+                "non_blocking(",
+                "rayon::join(",
             ]
             .iter()
             .any(|call| lines[index].contains(call))

@@ -48,6 +48,11 @@ const LEAKS: &[(&str, &str, &[&str])] = &[
         &["leaked 1 thread"],
     ),
     (
+        "leaks_despite_a_top_rule_for_another_function",
+        "not-parked-there",
+        &["current stack:"],
+    ),
+    (
         "leaks_despite_rules_that_do_not_match_it",
         "not-ignored",
         &["leaked 1 thread"],
@@ -176,9 +181,53 @@ fn a_thread_blocked_on_a_channel_reads_like_this() {
     for line in expected {
         assert!(report.contains(&line), "missing `{line}` in:\n{report}");
     }
-    // The backtrace is the user's: no std, no leakcheck, no libtest frames.
+    // The spawn backtrace is the user's: no std, no leakcheck, no libtest frames. (The
+    // current stack shows the one std call the thread is blocked in.)
+    let backtrace = report.split("  spawn backtrace:").nth(1).unwrap();
     for machinery in ["std::", "leakcheck::", "test::", "__rust", "core::"] {
-        assert!(!report.contains(machinery), "`{machinery}` in:\n{report}");
+        assert!(
+            !backtrace.contains(machinery),
+            "`{machinery}` in:\n{report}"
+        );
+    }
+    let current = report.split("  current stack:\n").nth(1).unwrap();
+    let current = current.split("  spawn backtrace:").next().unwrap();
+    assert_eq!(current.lines().count(), 3, "{report}");
+    assert!(current.contains("Receiver<T>::recv at "), "{report}");
+}
+
+/// The current stack of a leaked thread: the C library function it is stopped in, the std
+/// call the user's code made, then the user's frame (the spawned closure, at its line).
+#[test]
+fn current_stacks_show_where_threads_are_stuck() {
+    let cases = [
+        ("leaks_thread_blocked_on_condvar", "Condvar::wait_while at "),
+        ("leaks_sleeping_loop", "::sleep at "),
+        ("leaks_thread_blocked_on_pipe_read", "File>::read at "),
+    ];
+    let tests: Vec<&str> = cases.iter().map(|(test, _)| *test).collect();
+    let mut args = vec!["--exact"];
+    args.extend(&tests);
+    let run = run("threads", &args);
+    for (test, library_call) in cases {
+        let report = run.failure(test);
+        let stack = report
+            .split("  current stack:\n")
+            .nth(1)
+            .and_then(|rest| rest.split("  spawn backtrace:").next())
+            .unwrap_or_else(|| panic!("`{test}`: no current stack in:\n{report}"));
+        let frames: Vec<&str> = stack.lines().map(str::trim).collect();
+        assert!(frames.len() >= 3, "`{test}`: {frames:?}");
+        assert!(
+            frames[frames.len() - 2].contains(library_call),
+            "`{test}`: no `{library_call}` before the user's frame: {frames:?}"
+        );
+        let user = frames.last().unwrap();
+        assert!(
+            user.starts_with(&format!("threads::{test}::{{{{closure}}}}"))
+                && user.contains(" at tests/threads.rs:"),
+            "`{test}`: the innermost user frame is not the thread's closure: {frames:?}"
+        );
     }
 }
 
@@ -239,34 +288,8 @@ fn the_demo_fails_with_its_report() {
 #[test]
 #[ignore = "needs cargo-nextest; .ci/run runs it with --include-ignored"]
 fn only_leaky_tests_fail_under_nextest() {
-    let output = std::process::Command::new(env!("CARGO"))
-        .args([
-            "nextest",
-            "run",
-            "--no-fail-fast",
-            "--test",
-            "threads",
-            "--test",
-            "tasks",
-            "--run-ignored",
-            "all",
-        ])
-        .arg("--manifest-path")
-        .arg(leakcheck_suite::fixtures_dir().join("Cargo.toml"))
-        .arg("--target-dir")
-        .arg(leakcheck_suite::root().join("target").join("fixtures"))
-        .output()
-        .expect("cargo nextest runs");
-    let log = String::from_utf8_lossy(&output.stderr);
-    let mut seen = 0;
-    for line in log.lines() {
-        let line = line.trim_start();
-        let verdict = line.split_whitespace().next().unwrap_or("");
-        if !matches!(verdict, "PASS" | "FAIL") {
-            continue;
-        }
-        let test = line.rsplit(' ').next().unwrap();
-        seen += 1;
+    let (log, verdicts) = leakcheck_suite::nextest(&["threads", "tasks"], &[]);
+    for (test, verdict) in &verdicts {
         // Run with --run-ignored all, the #[ignore]d test runs too, and panics.
         let expected = match leakcheck_suite::expected_verdict(test) {
             "ok" => "PASS",
@@ -274,5 +297,5 @@ fn only_leaky_tests_fail_under_nextest() {
         };
         assert_eq!(verdict, expected, "`{test}` under nextest:\n{log}");
     }
-    assert!(seen >= 60, "too few nextest results:\n{log}");
+    assert!(verdicts.len() >= 60, "too few nextest results:\n{log}");
 }

@@ -24,6 +24,7 @@ struct Args {
     grace: Option<(std::time::Duration, Span)>,
     ignore_threads: Vec<LitStr>,
     ignore_spawns: Vec<LitStr>,
+    ignore_tops: Vec<LitStr>,
 }
 
 fn parse_args(args: TokenStream2) -> syn::Result<Args> {
@@ -33,7 +34,7 @@ fn parse_args(args: TokenStream2) -> syn::Result<Args> {
         let Meta::NameValue(pair) = &meta else {
             return Err(syn::Error::new(
                 meta.span(),
-                "expected `name = \"value\"`: grace, ignore_thread or ignore_spawn",
+                "expected `name = \"value\"`: grace, ignore_thread, ignore_spawn or ignore_top",
             ));
         };
         let key = pair
@@ -74,11 +75,22 @@ fn parse_args(args: TokenStream2) -> syn::Result<Args> {
                 }
                 parsed.ignore_spawns.push(value);
             }
+            "ignore_top" => {
+                if value.value().trim().is_empty() {
+                    return Err(syn::Error::new(
+                        value.span(),
+                        "`ignore_top` must be a non-empty part of a function path, such as \
+                         \"my_crate::pool::park\"",
+                    ));
+                }
+                parsed.ignore_tops.push(value);
+            }
             _ => {
                 return Err(syn::Error::new(
                     pair.path.span(),
                     format!(
-                        "unknown argument `{key}`: expected grace, ignore_thread or ignore_spawn"
+                        "unknown argument `{key}`: expected grace, ignore_thread, ignore_spawn \
+                         or ignore_top"
                     ),
                 ));
             }
@@ -134,6 +146,9 @@ fn expand(args: TokenStream2, item: TokenStream2) -> syn::Result<TokenStream2> {
     for substring in &args.ignore_spawns {
         options = quote!(#options.ignore_spawn(#substring));
     }
+    for substring in &args.ignore_tops {
+        options = quote!(#options.ignore_top(#substring));
+    }
 
     let ItemFn {
         attrs,
@@ -151,6 +166,7 @@ fn expand(args: TokenStream2, item: TokenStream2) -> syn::Result<TokenStream2> {
             module_path: ::core::module_path!(),
             fn_name: ::core::stringify!(#name),
             should_panic: #should_panic,
+            manifest_dir: ::core::option_env!("CARGO_MANIFEST_DIR"),
         }
     };
     let call = if sig.asyncness.take().is_some() {

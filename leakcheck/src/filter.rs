@@ -1,8 +1,39 @@
 //! Ignore rules, applied to what a check found alive. Name and id rules are cheap and run
-//! first; spawn rules need symbols and run only on what is left.
+//! first; spawn rules need symbols and top rules a thread's current stack, so they run only
+//! on what is left.
 
 use crate::config::Options;
 use crate::report::Frame;
+
+/// A thread a well-known crate keeps for the whole process by design, known by a function
+/// on its spawn path. Ignored unless the default allowlist is switched off.
+pub(crate) struct Singleton {
+    /// The crate, as the README's table lists it.
+    #[cfg_attr(not(test), allow(dead_code))]
+    pub(crate) krate: &'static str,
+    /// Substrings of a function path on the spawn path; any one identifies the thread.
+    pub(crate) spawned_in: &'static [&'static str],
+}
+
+/// The default allowlist, each entry found by a fixture that uses the crate for real
+/// (`fixtures/tests/ecosystem.rs`). The README gives the reason for each.
+pub(crate) const SINGLETONS: &[Singleton] = &[
+    // The global pool starts on first use and has no shutdown.
+    Singleton {
+        krate: "rayon",
+        spawned_in: &["rayon_core::registry::set_global_registry"],
+    },
+    // The "async-io" thread drives the global reactor for the rest of the process.
+    Singleton {
+        krate: "async-io",
+        spawned_in: &["async_io::driver::unparker"],
+    },
+    // The "ctrl-c" thread waits for the signal for good: a handler cannot be removed.
+    Singleton {
+        krate: "ctrlc",
+        spawned_in: &["ctrlc::set_handler_inner"],
+    },
+];
 
 pub(crate) struct Rules<'a> {
     options: &'a Options,
@@ -27,22 +58,45 @@ impl<'a> Rules<'a> {
     }
 
     pub(crate) fn has_spawn_rules(&self) -> bool {
-        !self.options.ignore_spawns.is_empty()
+        !self.options.ignore_spawns.is_empty() || self.options.uses_default_allowlist()
     }
 
-    /// Whether a spawn backtrace (all frames, not only the user's) matches an `ignore_spawn`.
+    /// Whether a spawn backtrace (all frames, not only the user's) matches an `ignore_spawn`
+    /// or is a singleton of the default allowlist.
     pub(crate) fn ignores_spawn(&self, frames: &[Frame]) -> bool {
-        self.options.ignore_spawns.iter().any(|needle| {
-            frames.iter().any(|frame| {
+        let rule = self.options.ignore_spawns.iter().map(String::as_str);
+        let singletons = SINGLETONS
+            .iter()
+            .filter(|_| self.options.uses_default_allowlist())
+            .flat_map(|singleton| singleton.spawned_in.iter().copied());
+        rule.chain(singletons)
+            .any(|needle| frames.iter().any(|frame| frame_matches(frame, needle)))
+    }
+
+    pub(crate) fn has_top_rules(&self) -> bool {
+        !self.options.ignore_tops.is_empty()
+    }
+
+    /// Whether the top of a thread's current stack (its frames down to the first of the
+    /// user's) has a function that an `ignore_top` names.
+    pub(crate) fn ignores_top(&self, top: &[Frame]) -> bool {
+        self.options.ignore_tops.iter().any(|needle| {
+            top.iter().any(|frame| {
                 frame
                     .function()
                     .is_some_and(|function| function.contains(needle.as_str()))
-                    || frame
-                        .location()
-                        .is_some_and(|location| location.contains(needle.as_str()))
             })
         })
     }
+}
+
+fn frame_matches(frame: &Frame, needle: &str) -> bool {
+    frame
+        .function()
+        .is_some_and(|function| function.contains(needle))
+        || frame
+            .location()
+            .is_some_and(|location| location.contains(needle))
 }
 
 #[cfg(test)]
@@ -75,5 +129,39 @@ mod tests {
         assert!(Rules::new(&by_file).ignores_spawn(&frames));
         let other = Options::new().ignore_spawn("metrics");
         assert!(!Rules::new(&other).ignores_spawn(&frames));
+    }
+
+    #[test]
+    fn singletons_are_ignored_unless_switched_off() {
+        let frames = [Frame::new(
+            Some("rayon_core::registry::set_global_registry".into()),
+            None,
+            None,
+            None,
+        )];
+        assert!(Rules::new(&Options::new()).ignores_spawn(&frames));
+        let off = Options::new().default_allowlist(false);
+        assert!(!Rules::new(&off).ignores_spawn(&frames));
+    }
+
+    #[test]
+    fn the_readme_lists_every_singleton() {
+        let readme = include_str!("../../README.md");
+        for singleton in SINGLETONS {
+            let row = format!("| `{}` |", singleton.krate);
+            assert!(readme.contains(&row), "README has no row {row}");
+        }
+    }
+
+    #[test]
+    fn top_rules_match_a_function_of_the_top() {
+        let top = [
+            Frame::new(Some("std::thread::sleep".into()), None, None, None),
+            Frame::new(Some("my_crate::pool::park".into()), None, None, None),
+        ];
+        let options = Options::new().ignore_top("my_crate::pool::park");
+        assert!(Rules::new(&options).ignores_top(&top));
+        let other = Options::new().ignore_top("my_crate::reaper");
+        assert!(!Rules::new(&other).ignores_top(&top));
     }
 }

@@ -47,16 +47,30 @@ pub(crate) fn resolve(ips: &[usize]) -> Vec<Frame> {
     frames
 }
 
+/// [`resolve`], if every address is resolved already; else `None`, at no cost.
+pub(crate) fn resolve_cached(ips: &[usize]) -> Option<Vec<Frame>> {
+    let cache = CACHE.lock();
+    let mut frames = Vec::with_capacity(ips.len());
+    for ip in ips {
+        frames.extend(cache.get(ip)?.iter().cloned());
+    }
+    Some(frames)
+}
+
 fn resolve_ip(ip: usize) -> Vec<Frame> {
     let mut frames = Vec::new();
     // `resolve` looks up `ip - 1`: a captured ip is a return address, one past the call.
     backtrace::resolve(ip as *mut std::ffi::c_void, |symbol| {
-        frames.push(Frame::new(
+        let frame = Frame::new(
             symbol.name().map(|name| format!("{name:#}")),
             symbol.filename().map(display_path),
             symbol.lineno(),
             symbol.colno(),
-        ));
+        );
+        frames.push(match symbol.filename() {
+            Some(path) if is_dependency_path(path) => frame.in_dependency(),
+            _ => frame,
+        });
     });
     if frames.is_empty() {
         frames.push(Frame::new(None, None, None, None));
@@ -74,6 +88,13 @@ pub(crate) fn display_path(path: &std::path::Path) -> String {
         return relative.display().to_string();
     }
     let shown = path.display().to_string();
+    // `/rustc/<commit>/library/std/src/...`: the standard library's sources.
+    if let Some((_, below)) = shown
+        .split_once("/library/")
+        .filter(|_| shown.starts_with("/rustc/"))
+    {
+        return below.to_owned();
+    }
     // `~/.cargo/registry/src/index.crates.io-<hash>/tokio-1.54.1/src/...`
     match shown.split_once("/registry/src/") {
         Some((_, below)) => below
@@ -82,6 +103,23 @@ pub(crate) fn display_path(path: &std::path::Path) -> String {
             .to_owned(),
         None => shown,
     }
+}
+
+/// Code the workspace did not write: a crate cargo fetched (registry or git), or a system
+/// library built with relative source paths (glibc's `./nptl/pthread_create.c`).
+fn is_dependency_path(path: &std::path::Path) -> bool {
+    let shown = path.to_string_lossy();
+    path.is_relative() || shown.contains("/registry/src/") || shown.contains("/git/checkouts/")
+}
+
+/// The spawn site in the user's frames: the innermost frame of the workspace's own code, so
+/// that a thread a dependency starts for you (a logging worker, a pool) points at your call;
+/// the innermost frame when every frame is a dependency's.
+pub(crate) fn spawn_site(user_frames: &[Frame]) -> Option<&Frame> {
+    user_frames
+        .iter()
+        .find(|frame| !frame.is_dependency())
+        .or_else(|| user_frames.first())
 }
 
 /// Where a spawn backtrace stops being interesting: the harness that called the test body.
@@ -107,12 +145,80 @@ pub(crate) fn user_frames(frames: &[Frame]) -> Vec<Frame> {
         .collect()
 }
 
+/// A thread's current stack, captured in leakcheck's signal handler, as a report shows it:
+/// the function it is stopped in, the last library function before the user's code (the
+/// `Condvar::wait`, `thread::sleep` or `Receiver::recv` it called), then the user's frames.
+/// Also returns `top`: every frame from the top down to the first of the user's, which
+/// `ignore_top` rules match.
+pub(crate) fn current_stack(frames: &[Frame]) -> CurrentStack {
+    // The handler's frames, then the signal trampoline, then the thread's own stack.
+    let own = frames
+        .iter()
+        .position(|frame| {
+            frame
+                .function()
+                .is_some_and(|function| function.contains("threads::stack::on_signal"))
+        })
+        .map_or(0, |handler| handler + 2)
+        .min(frames.len());
+    let stack = &frames[own..];
+    let first_user = stack.iter().position(is_user_frame);
+    let top_end = first_user.map_or(stack.len(), |at| at + 1);
+    let mut shown: Vec<Frame> = Vec::new();
+    let mut show = |frame: &Frame| {
+        // Inlined frames of one function repeat its name: once is enough.
+        let repeated = shown.last().map(Frame::function) == Some(frame.function());
+        if !repeated && frame.function().is_some() {
+            shown.push(frame.clone());
+        }
+    };
+    if let Some(innermost) = stack.iter().find(|frame| frame.function().is_some()) {
+        show(innermost);
+    }
+    match first_user {
+        Some(at) if at > 0 => show(&stack[at - 1]),
+        Some(_) => {}
+        // No code of the user's (a runtime's worker, say): the top few frames say most.
+        None => stack
+            .iter()
+            .filter(|frame| is_named_library_frame(frame))
+            .take(TOP_WITHOUT_USER_FRAMES)
+            .for_each(&mut show),
+    }
+    for frame in user_frames(&stack[first_user.unwrap_or(stack.len())..]) {
+        show(&frame);
+    }
+    CurrentStack {
+        shown,
+        top: stack[..top_end].to_vec(),
+    }
+}
+
+/// Frames shown of a current stack that has none of the user's.
+const TOP_WITHOUT_USER_FRAMES: usize = 6;
+
+/// A current stack, for the report and for `ignore_top`.
+pub(crate) struct CurrentStack {
+    pub(crate) shown: Vec<Frame>,
+    pub(crate) top: Vec<Frame>,
+}
+
+fn is_named_library_frame(frame: &Frame) -> bool {
+    frame
+        .function()
+        .is_some_and(|function| !C_RUNTIME.contains(&function) && !function.starts_with("__"))
+}
+
 pub(crate) fn is_user_frame(frame: &Frame) -> bool {
     let Some(function) = frame.function() else {
         return false;
     };
     // `__libc_start_call_main`, `__rust_try`, `__clone3`: runtime internals.
     if C_RUNTIME.contains(&function) || function.starts_with("__") {
+        return false;
+    }
+    // A C function of a system library (`syscall`, `read`): no source of the user's.
+    if !function.contains("::") && (frame.file().is_none() || frame.is_dependency()) {
         return false;
     }
     !MACHINERY.contains(&crate_of(function))

@@ -7,11 +7,16 @@ use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::pin::Pin;
 use std::time::Instant;
 
-use crate::config::Options;
+use crate::config::{self, Mode, Options};
 use crate::report::Report;
+use crate::report::json;
 use crate::scope::Scope;
 use crate::tasks::{Flavor, TestRuntime};
 use crate::verify;
+
+/// What a report under `LEAKCHECK=warn` ends with.
+pub(crate) const WARN_ONLY: &str =
+    "leakcheck: LEAKCHECK=warn: reported, not failed (LEAKCHECK=fail, the default, fails on leaks)";
 
 /// Where the test is, as the macro sees it.
 #[derive(Clone, Copy, Debug)]
@@ -22,6 +27,9 @@ pub struct TestSpec {
     pub fn_name: &'static str,
     /// Whether the test has `#[should_panic]`.
     pub should_panic: bool,
+    /// `CARGO_MANIFEST_DIR` at compile time: where the search for `leakcheck.toml` starts
+    /// when the binary runs without cargo.
+    pub manifest_dir: Option<&'static str>,
 }
 
 impl TestSpec {
@@ -63,11 +71,35 @@ impl<T, E> TestOutcome for Result<T, E> {
 /// Runs a test body in its own scope and fails the test if the scope leaked.
 #[track_caller]
 pub fn run_test<R: TestOutcome>(spec: &TestSpec, options: &Options, body: impl FnOnce() -> R) -> R {
+    let Some(options) = configure(spec, options) else {
+        return body();
+    };
     let scope = Scope::enter_named(spec.test_name());
     let outcome = catch_unwind(AssertUnwindSafe(body));
-    let check = scope.find(options);
+    let check = verify::find(verify::Target::Scope(scope.id()), &options);
     drop(scope);
     conclude(spec, outcome, check)
+}
+
+/// The options the test's check runs with, or `None` under `LEAKCHECK=off` (the test runs
+/// as a plain test).
+///
+/// # Panics
+///
+/// If an environment variable or `leakcheck.toml` is not understood: the test fails with
+/// the message, before its body runs.
+#[track_caller]
+fn configure(spec: &TestSpec, options: &Options) -> Option<Options> {
+    if let Some(dir) = spec.manifest_dir {
+        config::remember_manifest_dir(dir);
+    }
+    if config::mode() == Mode::Off {
+        return None;
+    }
+    match config::effective(options) {
+        Ok(options) => Some(options),
+        Err(message) => panic!("{message}"),
+    }
 }
 
 /// Runs an async test body on a runtime built from `builder` (as `#[tokio::test]` would)
@@ -83,6 +115,11 @@ pub fn run_async_test<R: TestOutcome>(
     flavor: Flavor,
     body: Pin<&mut dyn Future<Output = R>>,
 ) -> R {
+    let Some(options) = configure(spec, options) else {
+        let runtime = TestRuntime::build(builder, flavor).expect("Failed building the Runtime");
+        return runtime.block_on(body);
+    };
+    let options = &options;
     let scope = Scope::enter_named(spec.test_name());
     let runtime = TestRuntime::build(builder, flavor).expect("Failed building the Runtime");
     let outcome = catch_unwind(AssertUnwindSafe(|| runtime.block_on(body)));
@@ -112,17 +149,38 @@ pub fn run_async_test<R: TestOutcome>(
 }
 
 /// The test's verdict: its own failure stays the headline, with the report added; a test
-/// that passed but leaked fails with the report.
+/// that passed but leaked fails with the report (under `LEAKCHECK=warn` it only prints it).
+/// With `LEAKCHECK_REPORT` set, the check is appended there as a JSON line first.
 #[track_caller]
 fn conclude<R: TestOutcome>(
     spec: &TestSpec,
     outcome: std::thread::Result<R>,
     check: Result<(), Report>,
 ) -> R {
+    let mode = config::mode();
+    let test_passed = match &outcome {
+        Ok(value) => value.passed(),
+        Err(_) => spec.should_panic,
+    };
+    let name = spec.test_name();
+    let record = json::Record {
+        check: "test",
+        test: Some(&name),
+        mode,
+        test_passed: Some(test_passed),
+        found: check.as_ref().map(|_| ()),
+    };
+    if let Err(message) = write_json(&record) {
+        panic!("{message}");
+    }
     let report = match check {
         Ok(()) => return outcome.unwrap_or_else(|panic| resume_unwind(panic)),
         Err(report) => report,
     };
+    if mode == Mode::Warn {
+        eprintln!("{report}\n{WARN_ONLY}");
+        return outcome.unwrap_or_else(|panic| resume_unwind(panic));
+    }
     match outcome {
         Ok(value) if value.passed() => panic!("{report}"),
         Ok(failed) => {
@@ -144,4 +202,21 @@ fn conclude<R: TestOutcome>(
             resume_unwind(panic)
         }
     }
+}
+
+/// Appends a check to `LEAKCHECK_REPORT`, if it is set; the error says which file failed.
+pub(crate) fn write_json(record: &json::Record<'_>) -> Result<(), String> {
+    let Ok(environment) = config::environment() else {
+        return Ok(());
+    };
+    let Some(path) = &environment.report else {
+        return Ok(());
+    };
+    json::append(path, record).map_err(|error| {
+        format!(
+            "leakcheck: cannot append to {}={}: {error}",
+            config::REPORT_VAR,
+            path.display()
+        )
+    })
 }

@@ -35,14 +35,23 @@
 //! runtime you build yourself the same hooks.
 //!
 //! Attribute arguments: `grace = "300ms"`, `ignore_thread = "glob"`, `ignore_spawn =
-//! "path or file:line"`, each ignore may repeat; a wrong one is a compile error pointing at
-//! it. `LEAKCHECK_TASK_BACKTRACE=1` records a backtrace at every task spawn (about 8 µs
-//! each, so it is off by default; the spawn line is always recorded).
+//! "path or file:line"`, `ignore_top = "function path"`, each ignore may repeat; a wrong one
+//! is a compile error pointing at it. A `leakcheck.toml` (found from the crate's manifest
+//! directory up to the workspace root) adds rules for every test; a default allowlist
+//! ignores threads that popular crates keep for the whole process (rayon's global pool,
+//! ...).
+//!
+//! For CI: `LEAKCHECK=fail|warn|off`, `LEAKCHECK_GRACE=2s`, `LEAKCHECK_REPORT=path` (one
+//! JSON line per checked test), `LEAKCHECK_CONFIG=path`, and `LEAKCHECK_TASK_BACKTRACE=1`
+//! (a backtrace at every task spawn, about 8 µs each, so off by default). A value that is
+//! not understood fails the check with a message naming the variable.
 //!
 //! Without the attribute, [`verify_none`] checks the current scope, or, outside every
-//! scope, the whole process (as in a `harness = false` test's `main`).
+//! scope, the whole process (as in a `harness = false` test's `main`), and
+//! [`verify_test_main!`] checks a whole test binary when it exits.
 
 mod config;
+mod exit_gate;
 mod filter;
 mod frames;
 mod harness;
@@ -87,7 +96,16 @@ pub fn verify_none() {
 #[track_caller]
 pub fn verify_none_with(options: &Options) {
     if let Err(report) = find(options) {
-        panic!("{report}");
+        fail_or_warn(&report);
+    }
+}
+
+/// A report from `verify_none`: a panic, or under `LEAKCHECK=warn` a printed warning.
+#[track_caller]
+fn fail_or_warn(report: &Report) {
+    match config::mode() {
+        config::Mode::Warn => eprintln!("{report}\n{}", harness::WARN_ONLY),
+        _ => panic!("{report}"),
     }
 }
 
@@ -104,12 +122,58 @@ pub fn find(options: &Options) -> Result<(), Report> {
         scope::PROCESS => verify::Target::Process,
         scope => verify::Target::Scope(scope),
     };
-    verify::find(target, options)
+    verify::find_configured(target, options)
 }
 
-/// Used by the code `#[leakcheck::test]` generates; not a public API.
+/// Fails the whole test binary, after libtest has printed its results, if any thread or
+/// task outlives its tests: goleak's `VerifyTestMain`, with no attribute on any test.
+///
+/// Put it once at the top of a test file (an integration test, or the crate's `lib.rs`
+/// under `#[cfg(test)]`), optionally with an [`Options`] expression. When the binary exits,
+/// every thread and task outside a `#[leakcheck::test]` (those were checked by their test)
+/// is checked like [`verify_none`] checks the process. Each leak names the plain `#[test]`
+/// that spawned it (libtest runs every test on a thread named after it), its spawn line,
+/// name and state; what was spawned from `main` or by the C library is reported as
+/// unattributed. Under `cargo nextest run`, one process per test, the leaking test fails.
+///
+/// `LEAKCHECK=warn` prints the report without failing; `LEAKCHECK=off` skips the check.
+///
+/// ```
+/// // At the top of tests/integration.rs; here in a doctest's `main`, which it checks too.
+/// leakcheck::verify_test_main!();
+///
+/// fn main() {
+///     std::thread::spawn(|| ()).join().unwrap(); // joined: the binary exits cleanly
+/// }
+/// ```
+///
+/// With options:
+///
+/// ```
+/// leakcheck::verify_test_main!(leakcheck::Options::new().ignore_thread("metrics-*"));
+/// # fn main() {}
+/// ```
+#[macro_export]
+macro_rules! verify_test_main {
+    () => {
+        $crate::verify_test_main!($crate::Options::new());
+    };
+    ($options:expr $(,)?) => {
+        #[$crate::__private::ctor::ctor(unsafe, anonymous, crate_path = $crate::__private::ctor)]
+        fn leakcheck_verify_test_main() {
+            $crate::__private::install_exit_gate(
+                ::core::option_env!("CARGO_MANIFEST_DIR"),
+                $options,
+            );
+        }
+    };
+}
+
+/// Used by the code `#[leakcheck::test]` and `verify_test_main!` generate; not a public API.
 #[doc(hidden)]
 pub mod __private {
+    pub use crate::exit_gate::install as install_exit_gate;
     pub use crate::harness::{TestOutcome, TestSpec, run_async_test, run_test};
     pub use crate::tasks::Flavor;
+    pub use ctor;
 }

@@ -126,7 +126,7 @@ impl Scope {
     /// ```
     pub fn verify_none_with(&self, options: &Options) {
         if let Err(report) = self.find(options) {
-            panic!("{report}");
+            crate::fail_or_warn(&report);
         }
     }
 
@@ -137,7 +137,7 @@ impl Scope {
     /// assert!(scope.find(&leakcheck::Options::new()).is_ok());
     /// ```
     pub fn find(&self, options: &Options) -> Result<(), Report> {
-        crate::verify::find(crate::verify::Target::Scope(self.id), options)
+        crate::verify::find_configured(crate::verify::Target::Scope(self.id), options)
     }
 }
 

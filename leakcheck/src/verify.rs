@@ -30,6 +30,9 @@ pub(crate) enum Target {
     /// Every thread of the process but the caller and those alive at start-up, and every
     /// task leakcheck's hooks know.
     Process,
+    /// As `Process`, less what belongs to a scope: at exit, a `#[leakcheck::test]`'s
+    /// threads and tasks were checked by that test, under its own rules.
+    Exit,
 }
 
 /// Something found alive and not ignored.
@@ -91,6 +94,22 @@ impl Backoff {
     }
 }
 
+/// A check asked for from code (`find`, `verify_none`, `Scope::find`): nothing under
+/// `LEAKCHECK=off`; else `options` merged with the shared file and the environment.
+///
+/// # Panics
+///
+/// If an environment variable or the shared file is not understood, with the message.
+pub(crate) fn find_configured(target: Target, options: &Options) -> Result<(), Report> {
+    if crate::config::mode() == crate::config::Mode::Off {
+        return Ok(());
+    }
+    match crate::config::effective(options) {
+        Ok(options) => find(target, &options),
+        Err(message) => panic!("{message}"),
+    }
+}
+
 /// Checks threads and hooked tasks of `target`, sleeping between looks.
 pub(crate) fn find(target: Target, options: &Options) -> Result<(), Report> {
     find_sleeping(target, options, true)
@@ -106,19 +125,38 @@ fn find_sleeping(target: Target, options: &Options, with_tasks: bool) -> Result<
     say_what_is_not_checked();
     let rules = Rules::new(options);
     let mut backoff = Backoff::new(options.grace_period());
-    loop {
-        let mut suspects = alive_threads(target, &rules);
+    let look = |look| {
+        let mut suspects = alive_threads(target, &rules, look);
         if with_tasks {
-            suspects.extend(alive_tasks(target, &rules));
+            suspects.extend(alive_tasks(target, &rules, look));
         }
+        suspects
+    };
+    loop {
+        if look(Look::Quick).is_empty() {
+            return Ok(());
+        }
+        if let Some(delay) = backoff.next_delay() {
+            std::thread::sleep(delay);
+            continue;
+        }
+        let suspects = look(Look::Final);
         if suspects.is_empty() {
             return Ok(());
         }
-        match backoff.next_delay() {
-            Some(delay) => std::thread::sleep(delay),
-            None => return Err(report(target, suspects, backoff.waited(), None)),
-        }
+        return Err(report(target, suspects, backoff.waited(), None));
     }
+}
+
+/// How much a look may cost. Rules that need symbols (`ignore_spawn`, the default
+/// allowlist) or a current stack (`ignore_top`) would make a look take as long as loading
+/// the binary's debug info the first time, and lengthen the grace period by as much: during
+/// the grace period they apply only where symbols are cached already, and in full only to
+/// what is left when it is spent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Look {
+    Quick,
+    Final,
 }
 
 /// Checks the tasks of a test's scope from inside its runtime, which keeps running them
@@ -140,7 +178,7 @@ pub(crate) async fn find_tasks(
     });
     loop {
         let suspects = if tasks::HOOKED {
-            alive_tasks(target, &rules)
+            alive_tasks(target, &rules, Look::Quick)
         } else {
             match runtime.metrics().num_alive_tasks() {
                 0 => Vec::new(),
@@ -157,6 +195,13 @@ pub(crate) async fn find_tasks(
                 // while to resolve symbols: the report says how long the tasks outlived the
                 // body.
                 let waited = started.elapsed();
+                let suspects = match suspects.first() {
+                    Some(Suspect::Task(_)) => alive_tasks(target, &rules, Look::Final),
+                    _ => suspects,
+                };
+                if suspects.is_empty() {
+                    return Ok(());
+                }
                 let awaiting = tasks::awaiting(runtime.handle()).await;
                 return Err(report(target, suspects, waited, Some(awaiting)));
             }
@@ -164,7 +209,7 @@ pub(crate) async fn find_tasks(
     }
 }
 
-fn alive_threads(target: Target, rules: &Rules<'_>) -> Vec<Suspect> {
+fn alive_threads(target: Target, rules: &Rules<'_>, look: Look) -> Vec<Suspect> {
     let me = threads::current_tid();
     let mut found: Vec<(Option<i32>, Option<Arc<ThreadOrigin>>)> = match target {
         Target::Scope(scope) => registry::threads_of(scope)
@@ -175,15 +220,27 @@ fn alive_threads(target: Target, rules: &Rules<'_>) -> Vec<Suspect> {
                 Some(_) => None,
             })
             .collect(),
-        Target::Process => process_threads(me),
+        Target::Process => process_threads(me, false),
+        Target::Exit => process_threads(me, true),
     };
     found.retain(|(tid, origin)| {
         !rules.ignores_thread(*tid, &name_of(*tid, origin.as_deref()).unwrap_or_default())
     });
     if rules.has_spawn_rules() {
-        found.retain(|(_, origin)| match origin {
-            Some(origin) => !rules.ignores_spawn(&frames::resolve(origin.spawn.ips())),
-            None => true,
+        found.retain(|(_, origin)| {
+            let Some(origin) = origin else { return true };
+            match spawn_frames(origin.spawn.ips(), look) {
+                Some(frames) => !rules.ignores_spawn(&frames),
+                None => true,
+            }
+        });
+    }
+    if rules.has_top_rules() && look == Look::Final {
+        found.retain(|(tid, _)| {
+            let Some(stack) = tid.and_then(|tid| threads::current_stack(tid).ok()) else {
+                return true;
+            };
+            !rules.ignores_top(&frames::current_stack(&frames::resolve(&stack)).top)
         });
     }
     found.sort_by_key(|(_, origin)| origin.as_ref().map_or(u64::MAX, |origin| origin.key));
@@ -193,18 +250,22 @@ fn alive_threads(target: Target, rules: &Rules<'_>) -> Vec<Suspect> {
         .collect()
 }
 
-fn alive_tasks(target: Target, rules: &Rules<'_>) -> Vec<Suspect> {
+fn alive_tasks(target: Target, rules: &Rules<'_>, look: Look) -> Vec<Suspect> {
     let mut found = match target {
         Target::Scope(scope) => registry::tasks_of(scope),
         Target::Process => registry::all_tasks(),
+        Target::Exit => registry::tasks_of(PROCESS),
     };
     if found.is_empty() {
         return Vec::new();
     }
     if rules.has_spawn_rules() {
         found.retain(|origin| {
+            let Some(backtrace) = spawn_frames(origin.spawn_ips(), look) else {
+                return true;
+            };
             let mut spawn = vec![location_frame(origin.spawned_at, None)];
-            spawn.extend(frames::resolve(origin.spawn_ips()));
+            spawn.extend(backtrace);
             !rules.ignores_spawn(&spawn)
         });
     }
@@ -212,9 +273,20 @@ fn alive_tasks(target: Target, rules: &Rules<'_>) -> Vec<Suspect> {
     found.into_iter().map(Suspect::Task).collect()
 }
 
+/// A spawn backtrace's frames for rules to match, or `None` when this look may not pay for
+/// resolving them.
+fn spawn_frames(ips: &[usize], look: Look) -> Option<Vec<Frame>> {
+    match look {
+        Look::Quick => frames::resolve_cached(ips),
+        Look::Final => Some(frames::resolve(ips)),
+    }
+}
+
 type FoundThread = (Option<i32>, Option<Arc<ThreadOrigin>>);
 
-fn process_threads(me: i32) -> Vec<FoundThread> {
+/// Every live thread of the process, with its origin where the hook saw it start;
+/// `unscoped_only` leaves out the threads that belong to a scope.
+fn process_threads(me: i32, unscoped_only: bool) -> Vec<FoundThread> {
     let Some(live) = threads::list() else {
         return Vec::new();
     };
@@ -226,6 +298,7 @@ fn process_threads(me: i32) -> Vec<FoundThread> {
             Some(tid) => {
                 registered.insert(tid, origin);
             }
+            None if unscoped_only && origin.scope != PROCESS => {}
             None => found.push((None, Some(origin))),
         }
     }
@@ -233,7 +306,15 @@ fn process_threads(me: i32) -> Vec<FoundThread> {
         if tid == me || startup.contains(&tid) || !threads::is_alive(tid) {
             continue;
         }
-        found.push((Some(tid), registered.remove(&tid)));
+        let origin = registered.remove(&tid);
+        if unscoped_only
+            && origin
+                .as_ref()
+                .is_some_and(|origin| origin.scope != PROCESS)
+        {
+            continue;
+        }
+        found.push((Some(tid), origin));
     }
     found
 }
@@ -261,6 +342,7 @@ fn report(
     let subject = match target {
         Target::Scope(scope) => Subject::Scope(scope_label(scope)),
         Target::Process => Subject::Process,
+        Target::Exit => Subject::Exit,
     };
     let owner = |scope: ScopeId| (scope != PROCESS).then(|| scope_label(scope));
     let leaks = suspects
@@ -273,22 +355,38 @@ fn report(
                     .unwrap_or_default();
                 let spawn_backtrace = frames::user_frames(&all_frames);
                 let mut state = tid.and_then(threads::describe).map(|os| os.summary());
+                let mut add_note = |note: &str| {
+                    state = Some(match state.take() {
+                        Some(state) => format!("{state}; {note}"),
+                        None => note.to_owned(),
+                    });
+                };
                 if spawned_by_spawn_blocking(&all_frames) {
-                    let note = "a tokio blocking-pool thread: its spawn_blocking closure has \
-                                not returned";
-                    state = Some(state.map_or(note.to_owned(), |state| format!("{state}; {note}")));
+                    add_note(
+                        "a tokio blocking-pool thread: its spawn_blocking closure has not \
+                         returned",
+                    );
                 }
+                let current_stack = match tid.map(threads::current_stack) {
+                    Some(Ok(ips)) => frames::current_stack(&frames::resolve(&ips)).shown,
+                    Some(Err(why)) => {
+                        add_note(&format!("current stack {why}"));
+                        Vec::new()
+                    }
+                    None => Vec::new(),
+                };
                 Leak {
                     identity: Identity::Thread {
                         tid,
                         name: name_of(tid, origin),
                     },
-                    owner: origin.and_then(|origin| owner(origin.scope)),
-                    spawn_site: spawn_backtrace.first().cloned(),
+                    owner: origin.and_then(|origin| owner(origin.scope).or_else(|| spawning_test(origin))),
+                    spawn_site: frames::spawn_site(&spawn_backtrace).cloned(),
                     spawn_backtrace,
                     spawned_by: origin.and_then(describe_parent_thread),
                     state,
                     awaiting: Vec::new(),
+                    current_stack,
                 }
             }
             Suspect::Task(origin) => {
@@ -318,19 +416,21 @@ fn report(
                     spawned_by: describe_parent_task(&origin),
                     state: state.map(str::to_owned),
                     awaiting,
+                    current_stack: Vec::new(),
                 }
             }
             Suspect::UntrackedTasks(count) => Leak {
                 identity: Identity::UntrackedTasks { count },
                 owner: match target {
                     Target::Scope(scope) => owner(scope),
-                    Target::Process => None,
+                    Target::Process | Target::Exit => None,
                 },
                 spawn_site: None,
                 spawn_backtrace: Vec::new(),
                 spawned_by: None,
                 state: None,
                 awaiting: Vec::new(),
+                current_stack: Vec::new(),
             },
         })
         .collect();
@@ -389,10 +489,11 @@ fn describe_parent_thread(origin: &ThreadOrigin) -> Option<String> {
     if let Some(task) = origin.spawning_task {
         return Some(describe_task(task));
     }
+    // A parent outside the scope, or the test's own thread, is not worth a line.
     let parent = origin
         .parent
         .as_deref()
-        .filter(|parent| parent.scope == origin.scope)?;
+        .filter(|parent| parent.scope == origin.scope && !is_libtest_thread(parent))?;
     let identity = Identity::Thread {
         tid: parent.tid(),
         name: parent.name(),
@@ -408,6 +509,26 @@ fn describe_parent_thread(origin: &ThreadOrigin) -> Option<String> {
         line.push_str(&location);
     }
     Some(line)
+}
+
+/// For a thread outside every scope, the plain `#[test]` that spawned it, directly or
+/// through other threads: libtest runs each test on a thread named after it, which it
+/// spawns from the main thread (so the hook saw no parent) in `test::run_test`.
+fn spawning_test(origin: &ThreadOrigin) -> Option<String> {
+    let mut root = origin.parent.as_deref()?;
+    while let Some(parent) = root.parent.as_deref() {
+        root = parent;
+    }
+    is_libtest_thread(root).then(|| root.name()).flatten()
+}
+
+fn is_libtest_thread(thread: &ThreadOrigin) -> bool {
+    thread.parent.is_none()
+        && frames::resolve(thread.spawn.ips()).iter().any(|frame| {
+            frame
+                .function()
+                .is_some_and(|function| function.starts_with("test::run_test"))
+        })
 }
 
 /// The spawning task: `task 7 (finished), itself spawned at tests/tasks.rs:40:5`.

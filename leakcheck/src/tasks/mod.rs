@@ -207,7 +207,9 @@ pub(crate) fn unhooked_runtime_warning() -> Option<&'static str> {
 
 #[cfg(tokio_unstable)]
 fn install_hooks(builder: &mut Builder) {
-    hooks::install(builder);
+    if !crate::config::hooks_off() {
+        hooks::install(builder);
+    }
 }
 
 #[cfg(not(tokio_unstable))]

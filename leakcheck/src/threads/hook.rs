@@ -88,8 +88,10 @@ pub unsafe extern "C" fn pthread_create(
         real::complain_once();
         return libc::EAGAIN;
     };
-    let reentered = IN_HOOK.try_with(|flag| flag.replace(true)).unwrap_or(true);
-    if reentered {
+    // `LEAKCHECK=off`, or a spawn from inside the hook: pass straight through.
+    let pass_through =
+        crate::config::hooks_off() || IN_HOOK.try_with(|flag| flag.replace(true)).unwrap_or(true);
+    if pass_through {
         // SAFETY: forwarding the caller's arguments unchanged.
         return unsafe { real_create(thread, attr, start, arg) };
     }

@@ -2,7 +2,8 @@
 //!
 //! The one platform boundary for threads. Linux (glibc or musl) gets the full set: every
 //! `pthread_create` of the binary is hooked, so threads are owned by scopes and carry a
-//! spawn backtrace, and `/proc` tells liveness, state and the blocking system call. Elsewhere
+//! spawn backtrace, `/proc` tells liveness, state and the blocking system call, and a signal
+//! captures a leaked thread's current stack. Elsewhere
 //! the fallback tracks nothing, and `verify` says so once.
 
 #[cfg(all(target_os = "linux", not(miri)))]
@@ -13,11 +14,17 @@ mod procfs;
 pub(crate) use hook::release_current_thread;
 #[cfg(all(target_os = "linux", not(miri)))]
 pub(crate) use procfs::{current_tid, describe, is_alive, list};
+#[cfg(all(target_os = "linux", not(miri)))]
+mod stack;
+#[cfg(all(target_os = "linux", not(miri)))]
+pub(crate) use stack::capture as current_stack;
 
 #[cfg(not(all(target_os = "linux", not(miri))))]
 mod fallback;
 #[cfg(not(all(target_os = "linux", not(miri))))]
-pub(crate) use fallback::{current_tid, describe, is_alive, list, release_current_thread};
+pub(crate) use fallback::{
+    current_stack, current_tid, describe, is_alive, list, release_current_thread,
+};
 
 /// Whether the hook sees the names threads give themselves (`pthread_setname_np` is
 /// interposed only where the C library is linked dynamically). Where it does not, the

@@ -1,5 +1,8 @@
 //! What a failed check hands back: the leaks, each with who owns it, where it was spawned,
-//! what it is doing now and how to silence it; and the text a person reads in a CI log.
+//! what it is doing now and how to silence it; the text a person reads in a CI log, and
+//! the JSON lines a pipeline reads (`json`).
+
+pub(crate) mod json;
 
 use std::fmt;
 use std::time::Duration;
@@ -25,6 +28,8 @@ pub struct Frame {
     file: Option<String>,
     line: Option<u32>,
     column: Option<u32>,
+    /// Whether the file is a dependency's (cargo's registry or git checkouts).
+    dependency: bool,
 }
 
 impl Frame {
@@ -39,7 +44,20 @@ impl Frame {
             file,
             line,
             column,
+            dependency: false,
         }
+    }
+
+    /// The same frame, marked as a dependency's code.
+    pub(crate) fn in_dependency(mut self) -> Frame {
+        self.dependency = true;
+        self
+    }
+
+    /// Whether this is a dependency's code (from cargo's registry or a git checkout) rather
+    /// than the workspace's own.
+    pub fn is_dependency(&self) -> bool {
+        self.dependency
     }
 
     /// The demangled function path, without the hash: `my_crate::pool::start`.
@@ -168,6 +186,7 @@ pub struct Leak {
     pub(crate) spawned_by: Option<String>,
     pub(crate) state: Option<String>,
     pub(crate) awaiting: Vec<Frame>,
+    pub(crate) current_stack: Vec<Frame>,
 }
 
 impl Leak {
@@ -190,8 +209,9 @@ impl Leak {
         self.owner.as_deref()
     }
 
-    /// The user's line that spawned it: for a thread the first frame of the spawn
-    /// backtrace outside std, tokio and leakcheck; for a task the call to `tokio::spawn`
+    /// The user's line that spawned it: for a thread the innermost frame of the spawn
+    /// backtrace in the workspace's own code (a dependency's frame only when there is no
+    /// other: a thread a library starts for you points at your call); for a task the call to `tokio::spawn`
     /// (or `JoinSet::spawn`, `Builder::spawn`, ...) as tokio recorded it.
     pub fn spawn_site(&self) -> Option<&Frame> {
         self.spawn_site.as_ref()
@@ -220,6 +240,14 @@ impl Leak {
     /// await it, innermost first. Empty when unknown.
     pub fn awaiting(&self) -> &[Frame] {
         &self.awaiting
+    }
+
+    /// For a thread on Linux, where it is now: the function it is stopped in, the library
+    /// call your code made (`Condvar::wait`, `thread::sleep`, ...), then your frames,
+    /// innermost first. Captured when the report is made. Empty when unknown; then
+    /// [`Leak::state`] says why.
+    pub fn current_stack(&self) -> &[Frame] {
+        &self.current_stack
     }
 
     /// The `#[leakcheck::test(..)]` arguments that would silence this leak, most precise
@@ -253,6 +281,8 @@ impl Leak {
 pub(crate) enum Subject {
     Scope(String),
     Process,
+    /// `verify_test_main!`'s check when the test binary exits.
+    Exit,
 }
 
 /// The leaks one check found. Its `Display` is the human report.
@@ -289,8 +319,13 @@ impl Report {
     pub fn scope(&self) -> Option<&str> {
         match &self.subject {
             Subject::Scope(name) => Some(name),
-            Subject::Process => None,
+            Subject::Process | Subject::Exit => None,
         }
+    }
+
+    /// How long the check waited for what it reports.
+    pub fn waited(&self) -> Duration {
+        self.waited
     }
 }
 
@@ -348,6 +383,10 @@ impl fmt::Display for Report {
                 f,
                 "leakcheck: {what} still running at the process-wide check (waited {waited})"
             )?,
+            Subject::Exit => writeln!(
+                f,
+                "leakcheck: {what} still running when the test binary exited (waited {waited})"
+            )?,
         }
         for leak in &self.leaks {
             writeln!(f)?;
@@ -360,11 +399,17 @@ impl fmt::Display for Report {
                 writeln!(f, "  {}", crate::tasks::HOW_TO_HOOK)?;
                 continue;
             }
-            if let Subject::Process = self.subject {
-                match &leak.owner {
-                    Some(owner) => writeln!(f, "  owner: `{owner}`")?,
-                    None => writeln!(f, "  owner: none (spawned outside any leakcheck scope)")?,
+            match (&self.subject, &leak.owner) {
+                (Subject::Scope(_), _) => {}
+                (_, Some(owner)) => writeln!(f, "  owner: `{owner}`")?,
+                (Subject::Process, None) => {
+                    writeln!(f, "  owner: none (spawned outside any leakcheck scope)")?;
                 }
+                (Subject::Exit, None) => writeln!(
+                    f,
+                    "  owner: none (spawned outside every test: from main, a static \
+                     initialiser or a C library helper)"
+                )?,
             }
             match leak.spawn_site() {
                 Some(site) => writeln!(
@@ -380,6 +425,12 @@ impl fmt::Display for Report {
             }
             if let Some(parent) = &leak.spawned_by {
                 writeln!(f, "  spawned by {parent}")?;
+            }
+            if !leak.current_stack.is_empty() {
+                writeln!(f, "  current stack:")?;
+                for frame in &leak.current_stack {
+                    writeln!(f, "    {frame}")?;
+                }
             }
             if !leak.awaiting.is_empty() {
                 writeln!(f, "  awaiting now:")?;

@@ -1,5 +1,18 @@
-//! Options: how long to wait and what to ignore. Per-test options from the attribute and
-//! from code are merged here, in one place.
+//! Options: how long to wait and what to ignore. A test's options (from the attribute or
+//! from code), the shared `leakcheck.toml`, the ecosystem allowlist and the environment are
+//! merged here, in one place: [`effective`].
+
+mod env;
+mod file;
+
+pub(crate) use env::{Mode, REPORT_VAR, TASK_BACKTRACE_VAR, environment, mode, task_backtraces};
+// Read by the spawn hooks, which this build may not have (no Linux hook, no tokio_unstable).
+#[cfg_attr(
+    not(any(all(target_os = "linux", not(miri)), tokio_unstable)),
+    allow(unused_imports)
+)]
+pub(crate) use env::hooks_off;
+pub(crate) use file::remember_manifest_dir;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -32,7 +45,9 @@ pub struct Options {
     pub(crate) grace: Option<Duration>,
     pub(crate) ignore_threads: Vec<glob::Pattern>,
     pub(crate) ignore_spawns: Vec<String>,
+    pub(crate) ignore_tops: Vec<String>,
     pub(crate) ignore_current: Option<Arc<BTreeSet<i32>>>,
+    pub(crate) default_allowlist: Option<bool>,
 }
 
 impl Options {
@@ -86,6 +101,32 @@ impl Options {
         self
     }
 
+    /// Ignores threads whose current stack, from its top down to the first frame of your
+    /// code, has a function whose path contains `substring` (goleak's
+    /// `IgnoreTopFunction`): `"my_crate::pool::park"` ignores threads parked there however
+    /// they were spawned. Linux only (the stack is captured with a signal); elsewhere it
+    /// matches nothing. May be given several times.
+    ///
+    /// ```
+    /// let options = leakcheck::Options::new().ignore_top("my_crate::pool::park");
+    /// ```
+    pub fn ignore_top(mut self, substring: &str) -> Options {
+        self.ignore_tops.push(substring.to_owned());
+        self
+    }
+
+    /// Whether the threads that well-known crates keep for the whole process by design
+    /// (rayon's global pool, ...; the README lists them) are ignored. On by default; a
+    /// `leakcheck.toml` can switch it off with `default_allowlist = false`.
+    ///
+    /// ```
+    /// let options = leakcheck::Options::new().default_allowlist(false);
+    /// ```
+    pub fn default_allowlist(mut self, on: bool) -> Options {
+        self.default_allowlist = Some(on);
+        self
+    }
+
     /// Ignores every thread alive right now (goleak's `IgnoreCurrent`): take this before
     /// starting the code under test, in a harness that inherits threads it cannot join.
     ///
@@ -99,57 +140,37 @@ impl Options {
         self
     }
 
-    /// The grace period a check with these options waits at most.
+    /// The grace period a check with these options waits at most. `LEAKCHECK_GRACE` and
+    /// a `leakcheck.toml` are merged in only when the check runs.
     pub fn grace_period(&self) -> Duration {
         self.grace.unwrap_or(DEFAULT_GRACE)
     }
-}
 
-/// The environment variable that switches task spawn backtraces on.
-pub(crate) const TASK_BACKTRACE_VAR: &str = "LEAKCHECK_TASK_BACKTRACE";
-
-/// Whether task spawn hooks capture a backtrace (`LEAKCHECK_TASK_BACKTRACE=1`), read once.
-/// Without it a leaked task is reported with its spawn line and parent, not its callers.
-pub(crate) fn task_backtraces() -> Result<bool, String> {
-    static VALUE: std::sync::OnceLock<Result<bool, String>> = std::sync::OnceLock::new();
-    VALUE
-        .get_or_init(|| match std::env::var(TASK_BACKTRACE_VAR) {
-            Err(std::env::VarError::NotPresent) => Ok(false),
-            Ok(value) => parse_switch(&value).ok_or_else(|| {
-                format!(
-                    "leakcheck: {TASK_BACKTRACE_VAR}={value:?} is not understood: expected 1, \
-                     true, yes or on (capture task spawn backtraces), or 0, false, no or off"
-                )
-            }),
-            Err(std::env::VarError::NotUnicode(value)) => Err(format!(
-                "leakcheck: {TASK_BACKTRACE_VAR}={value:?} is not valid UTF-8: expected 1 or 0"
-            )),
-        })
-        .clone()
-}
-
-fn parse_switch(value: &str) -> Option<bool> {
-    match value.trim().to_ascii_lowercase().as_str() {
-        "1" | "true" | "yes" | "on" => Some(true),
-        "0" | "false" | "no" | "off" | "" => Some(false),
-        _ => None,
+    /// Whether rules of the ecosystem allowlist apply.
+    pub(crate) fn uses_default_allowlist(&self) -> bool {
+        self.default_allowlist.unwrap_or(true)
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::parse_switch;
-
-    #[test]
-    fn switches_read_like_people_write_them() {
-        for on in ["1", "true", "YES", " on "] {
-            assert_eq!(parse_switch(on), Some(true), "{on:?}");
-        }
-        for off in ["0", "false", "No", "off", ""] {
-            assert_eq!(parse_switch(off), Some(false), "{off:?}");
-        }
-        for bad in ["2", "enabled", "tru"] {
-            assert_eq!(parse_switch(bad), None, "{bad:?}");
-        }
+/// What a check runs with: `options` (the test's own), plus the shared file's rules, its
+/// grace and allowlist switch where the test set none, with `LEAKCHECK_GRACE` over every
+/// grace. An error is a bad variable or file, said in full.
+pub(crate) fn effective(options: &Options) -> Result<Options, &'static str> {
+    let environment = environment()?;
+    let mut merged = options.clone();
+    if let Some(shared) = file::shared(environment.config_file.as_deref())? {
+        merged
+            .ignore_threads
+            .extend(shared.ignore_threads.iter().cloned());
+        merged
+            .ignore_spawns
+            .extend(shared.ignore_spawns.iter().cloned());
+        merged
+            .ignore_tops
+            .extend(shared.ignore_tops.iter().cloned());
+        merged.grace = merged.grace.or(shared.grace);
+        merged.default_allowlist = merged.default_allowlist.or(shared.default_allowlist);
     }
+    merged.grace = environment.grace.or(merged.grace);
+    Ok(merged)
 }

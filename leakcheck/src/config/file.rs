@@ -1,0 +1,257 @@
+//! `leakcheck.toml`: ignore rules and defaults shared by a whole crate or workspace, found
+//! the way `clippy.toml` is: the nearest one from the test crate's manifest directory up to
+//! the workspace root. A file that does not parse, or says something leakcheck does not
+//! know, is an error naming the file, the line and the problem.
+//!
+//! ```toml
+//! grace = "300ms"
+//! ignore_thread = ["metrics-*"]
+//! ignore_spawn = ["my_crate::telemetry::start"]
+//! ignore_top = ["my_crate::pool::park"]
+//! default_allowlist = true
+//! ```
+
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use toml::de::{DeTable, DeValue};
+
+/// The file's name.
+pub(crate) const FILE_NAME: &str = "leakcheck.toml";
+
+/// A parsed `leakcheck.toml`.
+#[derive(Debug, Default)]
+pub(crate) struct SharedFile {
+    pub(crate) grace: Option<Duration>,
+    pub(crate) ignore_threads: Vec<glob::Pattern>,
+    pub(crate) ignore_spawns: Vec<String>,
+    pub(crate) ignore_tops: Vec<String>,
+    pub(crate) default_allowlist: Option<bool>,
+}
+
+static MANIFEST_DIR: OnceLock<&'static str> = OnceLock::new();
+
+/// The test crate's manifest directory as it was at compile time, for a binary run without
+/// cargo (which sets `CARGO_MANIFEST_DIR` at run time too). The first caller wins.
+pub(crate) fn remember_manifest_dir(dir: &'static str) {
+    let _ = MANIFEST_DIR.set(dir);
+}
+
+/// The shared file, read once: `LEAKCHECK_CONFIG` if set, else the nearest `leakcheck.toml`.
+pub(crate) fn shared(explicit: Option<&Path>) -> Result<Option<&'static SharedFile>, &'static str> {
+    static READ: OnceLock<Result<Option<SharedFile>, String>> = OnceLock::new();
+    READ.get_or_init(|| {
+        let path = match explicit {
+            Some(path) => path.to_owned(),
+            None => match find(&start_dir()) {
+                Some(path) => path,
+                None => return Ok(None),
+            },
+        };
+        let text = std::fs::read_to_string(&path)
+            .map_err(|error| format!("leakcheck: cannot read {}: {error}", path.display()))?;
+        parse(&path, &text).map(Some)
+    })
+    .as_ref()
+    .map(Option::as_ref)
+    .map_err(String::as_str)
+}
+
+fn start_dir() -> PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .or_else(|| MANIFEST_DIR.get().map(PathBuf::from))
+        .or_else(|| std::env::current_dir().ok())
+        .unwrap_or_default()
+}
+
+/// The nearest `leakcheck.toml` in `start` or above it, not above the workspace root (the
+/// first directory whose `Cargo.toml` has a `[workspace]` table).
+pub(crate) fn find(start: &Path) -> Option<PathBuf> {
+    for dir in start.ancestors() {
+        let candidate = dir.join(FILE_NAME);
+        if candidate.is_file() {
+            return Some(candidate);
+        }
+        let is_workspace_root = std::fs::read_to_string(dir.join("Cargo.toml"))
+            .is_ok_and(|manifest| manifest.lines().any(|line| line.trim() == "[workspace]"));
+        if is_workspace_root {
+            return None;
+        }
+    }
+    None
+}
+
+/// Parses the text of `path`.
+pub(crate) fn parse(path: &Path, text: &str) -> Result<SharedFile, String> {
+    let error_at = |span: Option<Range<usize>>, problem: &str| {
+        let (line, column) = span.map_or((1, 1), |span| line_and_column(text, span.start));
+        format!("leakcheck: {}:{line}:{column}: {problem}", path.display())
+    };
+    let table = DeTable::parse(text).map_err(|error| error_at(error.span(), error.message()))?;
+    let mut file = SharedFile::default();
+    for (key, value) in table.get_ref().iter() {
+        let span = Some(value.span());
+        let bad =
+            |problem: &str| error_at(span.clone(), &format!("`{}`: {problem}", key.get_ref()));
+        match key.get_ref().as_ref() {
+            "grace" => {
+                let DeValue::String(grace) = value.get_ref() else {
+                    return Err(bad("expected a duration in a string, such as \"300ms\""));
+                };
+                file.grace = Some(humantime::parse_duration(grace).map_err(|error| {
+                    bad(&format!(
+                        "{grace:?} is not a duration ({error}), such as \"300ms\""
+                    ))
+                })?);
+            }
+            "default_allowlist" => {
+                let DeValue::Boolean(on) = value.get_ref() else {
+                    return Err(bad("expected true or false"));
+                };
+                file.default_allowlist = Some(*on);
+            }
+            "ignore_thread" => {
+                for (pattern, span) in strings(value, &error_at, key.get_ref())? {
+                    let glob = glob::Pattern::new(&pattern).map_err(|error| {
+                        error_at(
+                            Some(span),
+                            &format!("`ignore_thread`: {pattern:?} is not a glob: {error}"),
+                        )
+                    })?;
+                    file.ignore_threads.push(glob);
+                }
+            }
+            "ignore_spawn" | "ignore_top" => {
+                let name = key.get_ref().as_ref();
+                let mut rules = Vec::new();
+                for (rule, span) in strings(value, &error_at, name)? {
+                    if rule.trim().is_empty() {
+                        return Err(error_at(
+                            Some(span),
+                            &format!("`{name}`: an empty rule would match everything"),
+                        ));
+                    }
+                    rules.push(rule);
+                }
+                match name {
+                    "ignore_spawn" => file.ignore_spawns.extend(rules),
+                    _ => file.ignore_tops.extend(rules),
+                }
+            }
+            other => {
+                return Err(error_at(
+                    Some(key.span()),
+                    &format!(
+                        "unknown key `{other}`: expected grace, ignore_thread, ignore_spawn, \
+                         ignore_top or default_allowlist"
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(file)
+}
+
+/// A string, or an array of strings, with each string's span.
+fn strings(
+    value: &toml::Spanned<DeValue<'_>>,
+    error_at: &dyn Fn(Option<Range<usize>>, &str) -> String,
+    key: &str,
+) -> Result<Vec<(String, Range<usize>)>, String> {
+    let expected = format!("`{key}`: expected a string or an array of strings");
+    match value.get_ref() {
+        DeValue::String(one) => Ok(vec![(one.to_string(), value.span())]),
+        DeValue::Array(items) => items
+            .iter()
+            .map(|item| match item.get_ref() {
+                DeValue::String(one) => Ok((one.to_string(), item.span())),
+                _ => Err(error_at(Some(item.span()), &expected)),
+            })
+            .collect(),
+        _ => Err(error_at(Some(value.span()), &expected)),
+    }
+}
+
+/// 1-based line and column of a byte offset.
+fn line_and_column(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before.len() - before.rfind('\n').map_or(0, |newline| newline + 1) + 1;
+    (line, column)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_text(text: &str) -> Result<SharedFile, String> {
+        parse(Path::new("/repo/leakcheck.toml"), text)
+    }
+
+    #[test]
+    fn reads_every_key() {
+        let file = parse_text(
+            "grace = \"250ms\"\n\
+             ignore_thread = [\"metrics-*\", \"audit\"]\n\
+             ignore_spawn = \"my_crate::telemetry::start\"\n\
+             ignore_top = [\"my_crate::pool::park\"]\n\
+             default_allowlist = false\n",
+        )
+        .unwrap();
+        assert_eq!(file.grace, Some(Duration::from_millis(250)));
+        assert_eq!(file.ignore_threads.len(), 2);
+        assert_eq!(file.ignore_spawns, ["my_crate::telemetry::start"]);
+        assert_eq!(file.ignore_tops, ["my_crate::pool::park"]);
+        assert_eq!(file.default_allowlist, Some(false));
+    }
+
+    #[test]
+    fn errors_name_file_line_and_problem() {
+        let cases = [
+            (
+                "grace = \"soon\"\n",
+                "/repo/leakcheck.toml:1:9: `grace`: \"soon\" is not a duration",
+            ),
+            (
+                "\nignore_thread = [\"[\"]\n",
+                ":2:18: `ignore_thread`: \"[\" is not a glob",
+            ),
+            (
+                "grace = \"1s\"\nignore_treads = []\n",
+                ":2:1: unknown key `ignore_treads`",
+            ),
+            (
+                "ignore_spawn = [1]\n",
+                ":1:17: `ignore_spawn`: expected a string or an array",
+            ),
+            ("ignore_top = \"\"\n", ":1:14: `ignore_top`: an empty rule"),
+            (
+                "default_allowlist = \"no\"\n",
+                ":1:21: `default_allowlist`: expected true or false",
+            ),
+            ("grace = \n", "/repo/leakcheck.toml:1:"),
+        ];
+        for (text, expected) in cases {
+            let error = parse_text(text).unwrap_err();
+            assert!(error.contains(expected), "{text:?}: {error}");
+        }
+    }
+
+    #[test]
+    fn the_nearest_file_up_to_the_workspace_root_is_found() {
+        let root = std::env::temp_dir().join(format!("leakcheck-find-{}", std::process::id()));
+        let member = root.join("crates").join("member");
+        std::fs::create_dir_all(&member).unwrap();
+        std::fs::write(root.join("Cargo.toml"), "[workspace]\nmembers = []\n").unwrap();
+        std::fs::write(member.join("Cargo.toml"), "[package]\nname = \"member\"\n").unwrap();
+        assert_eq!(find(&member), None);
+        std::fs::write(root.join(FILE_NAME), "").unwrap();
+        assert_eq!(find(&member), Some(root.join(FILE_NAME)));
+        std::fs::write(member.join(FILE_NAME), "").unwrap();
+        assert_eq!(find(&member), Some(member.join(FILE_NAME)));
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+}

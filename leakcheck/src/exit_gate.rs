@@ -1,0 +1,97 @@
+//! `verify_test_main!()`: a whole test binary checked once, when it exits, after libtest has
+//! printed its results (goleak's `VerifyTestMain`). A constructor installed by the macro
+//! registers an `atexit` handler; the handler checks every thread and task outside a
+//! `#[leakcheck::test]` scope, names the plain `#[test]` that spawned each, and ends the
+//! process with status 101 if anything leaked. An exit hook cannot unwind or return an
+//! error, so it prints and calls `_exit`.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::OnceLock;
+
+use crate::config::{self, Mode, Options};
+use crate::harness::write_json;
+use crate::report::json;
+use crate::verify::{self, Target};
+
+/// libtest's exit status for a failed run.
+const FAILED: i32 = 101;
+
+static OPTIONS: OnceLock<Options> = OnceLock::new();
+
+/// Called before `main` by the constructor `verify_test_main!` expands to.
+pub fn install(manifest_dir: Option<&'static str>, options: Options) {
+    if let Some(dir) = manifest_dir {
+        config::remember_manifest_dir(dir);
+    }
+    if OPTIONS.set(options).is_err() {
+        // A second `verify_test_main!` in the same binary: one check is enough.
+        return;
+    }
+    register();
+}
+
+#[cfg(unix)]
+fn register() {
+    // SAFETY: registering a handler that never unwinds (see `check_at_exit`).
+    if unsafe { libc::atexit(check_at_exit) } != 0 {
+        eprintln!("leakcheck: verify_test_main!: atexit failed, the binary is not checked");
+    }
+}
+
+#[cfg(not(unix))]
+fn register() {
+    eprintln!("leakcheck: verify_test_main! needs a Unix platform; the binary is not checked");
+}
+
+#[cfg(unix)]
+extern "C" fn check_at_exit() {
+    let status = catch_unwind(AssertUnwindSafe(check)).unwrap_or_else(|_| {
+        eprintln!("leakcheck: the exit check panicked; failing the binary");
+        Some(FAILED)
+    });
+    if let Some(status) = status {
+        // SAFETY: ending the process now is the point; buffers we wrote are flushed
+        // (stderr is unbuffered, libtest flushed stdout before exiting).
+        unsafe { libc::_exit(status) };
+    }
+}
+
+/// The exit check; `Some(status)` to end the process with.
+fn check() -> Option<i32> {
+    let mode = config::mode();
+    if mode == Mode::Off {
+        return None;
+    }
+    let base = OPTIONS.get().cloned().unwrap_or_default();
+    let options = match config::effective(&base) {
+        Ok(options) => options,
+        Err(message) => {
+            eprintln!("{message}");
+            return Some(FAILED);
+        }
+    };
+    let found = verify::find(Target::Exit, &options);
+    let record = json::Record {
+        check: "exit",
+        test: None,
+        mode,
+        test_passed: None,
+        found: found.as_ref().map(|_| ()),
+    };
+    if let Err(message) = write_json(&record) {
+        eprintln!("{message}");
+        return Some(FAILED);
+    }
+    let report = found.err()?;
+    eprintln!("\n{report}");
+    match mode {
+        Mode::Warn => {
+            eprintln!("{}", crate::harness::WARN_ONLY);
+            None
+        }
+        _ => {
+            eprintln!("leakcheck: the test binary fails (verify_test_main!)");
+            Some(FAILED)
+        }
+    }
+}

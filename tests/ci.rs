@@ -1,0 +1,227 @@
+//! leakcheck in a CI pipeline: `LEAKCHECK` modes, `LEAKCHECK_GRACE`, the JSON report,
+//! the shared `leakcheck.toml`, and bad values of each, as a pipeline sees them.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use leakcheck_suite::{Run, json_lines, run_with_env, spawn_site, temp_dir};
+
+const LEAKY: &str = "leaks_thread_blocked_on_channel";
+
+fn exact(test: &str, env: &[(&str, &str)]) -> Run {
+    run_with_env("threads", &["--exact", test], env)
+}
+
+#[test]
+fn warn_mode_prints_the_report_and_passes() {
+    // A passing test's output shows only with --nocapture.
+    let run = run_with_env(
+        "threads",
+        &["--exact", LEAKY, "--nocapture"],
+        &[("LEAKCHECK", "warn")],
+    );
+    assert_eq!(run.verdict(LEAKY), Some("ok"), "{}", run.stdout);
+    assert!(run.output.status.success());
+    assert!(
+        run.stderr
+            .contains(&format!("leakcheck: `{LEAKY}` leaked 1 thread")),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("LEAKCHECK=warn: reported, not failed"));
+}
+
+#[test]
+fn warn_mode_keeps_a_test_s_own_failure() {
+    let run = exact("leaks_and_panics", &[("LEAKCHECK", "warn")]);
+    assert_eq!(run.verdict("leaks_and_panics"), Some("FAILED"));
+}
+
+#[test]
+fn off_mode_checks_nothing() {
+    let run = run_with_env(
+        "threads",
+        &["--exact", LEAKY, "--nocapture"],
+        &[("LEAKCHECK", "off")],
+    );
+    assert_eq!(run.verdict(LEAKY), Some("ok"), "{}", run.stdout);
+    assert!(!run.stderr.contains("leakcheck"), "{}", run.stderr);
+}
+
+#[test]
+fn the_environment_grace_overrides_the_attribute() {
+    // The attribute gives 3 s to a thread that needs 800 ms; CI's 50 ms wins.
+    let test = "clean_thread_finishes_within_a_longer_grace";
+    assert_eq!(exact(test, &[]).verdict(test), Some("ok"));
+    let run = exact(test, &[("LEAKCHECK_GRACE", "50ms")]);
+    assert_eq!(run.verdict(test), Some("FAILED"));
+    assert!(run.failure(test).contains("\"slow-finisher\""));
+}
+
+#[test]
+fn bad_variable_values_fail_with_what_was_expected() {
+    let cases = [
+        (
+            ("LEAKCHECK", "loud"),
+            "leakcheck: LEAKCHECK=\"loud\" is not understood: expected fail",
+        ),
+        (
+            ("LEAKCHECK_GRACE", "soon"),
+            "leakcheck: LEAKCHECK_GRACE=\"soon\" is not a duration",
+        ),
+        (
+            ("LEAKCHECK_REPORT", ""),
+            "leakcheck: LEAKCHECK_REPORT is set but empty: expected a file path",
+        ),
+        (
+            ("LEAKCHECK_REPORT", "/nonexistent-dir/report.jsonl"),
+            "leakcheck: cannot append to LEAKCHECK_REPORT=/nonexistent-dir/report.jsonl",
+        ),
+    ];
+    let clean = "clean_thread_blocked_on_channel_until_sent";
+    for ((variable, value), message) in cases {
+        let run = exact(clean, &[(variable, value)]);
+        assert_eq!(run.verdict(clean), Some("FAILED"), "{variable}={value:?}");
+        assert!(
+            run.failure(clean).contains(message),
+            "{variable}={value:?}: no `{message}` in:\n{}",
+            run.failure(clean)
+        );
+    }
+}
+
+#[test]
+fn a_malformed_leakcheck_toml_names_file_line_and_problem() {
+    let dir = temp_dir("malformed-toml");
+    let file = dir.join("leakcheck.toml");
+    std::fs::write(&file, "grace = \"1s\"\nignore_thread = [\"ok-*\", 7]\n").unwrap();
+    let clean = "clean_thread_blocked_on_channel_until_sent";
+    let expected = format!(
+        "leakcheck: {}:2:26: `ignore_thread`: expected a string or an array of strings",
+        file.display()
+    );
+    // Named by LEAKCHECK_CONFIG, and found from the manifest directory.
+    let named = file.to_str().unwrap();
+    let manifest_dir = dir.to_str().unwrap();
+    for env in [
+        [("LEAKCHECK_CONFIG", named)],
+        [("CARGO_MANIFEST_DIR", manifest_dir)],
+    ] {
+        let run = exact(clean, &env);
+        assert_eq!(run.verdict(clean), Some("FAILED"), "{env:?}");
+        assert!(
+            run.failure(clean).contains(&expected),
+            "{env:?}: no `{expected}` in:\n{}",
+            run.failure(clean)
+        );
+    }
+}
+
+#[test]
+fn the_fixtures_leakcheck_toml_is_found_and_used() {
+    let test = "ignored_by_the_shared_leakcheck_toml";
+    assert_eq!(exact(test, &[]).verdict(test), Some("ok"));
+    // Another file in its place: the rule is gone, the thread is a leak.
+    let dir = temp_dir("empty-toml");
+    let empty = dir.join("leakcheck.toml");
+    std::fs::write(&empty, "# no rules\n").unwrap();
+    let run = exact(test, &[("LEAKCHECK_CONFIG", empty.to_str().unwrap())]);
+    assert_eq!(run.verdict(test), Some("FAILED"));
+}
+
+/// Every leak-checked test of a parallel run appends exactly one whole line.
+#[test]
+fn json_lines_from_parallel_tests_parse_back() {
+    let dir = temp_dir("json-parallel");
+    let path = dir.join("report.jsonl");
+    let run = run_with_env(
+        "threads",
+        &["--test-threads=8"],
+        &[("LEAKCHECK_REPORT", path.to_str().unwrap())],
+    );
+    let lines = json_lines(&path);
+    let mut by_test: BTreeMap<String, serde_json::Value> = BTreeMap::new();
+    for line in lines {
+        assert_eq!(line["schema_version"], 1, "{line}");
+        assert_eq!(line["check"], "test", "{line}");
+        let test = line["test"].as_str().unwrap().to_owned();
+        assert!(
+            by_test.insert(test.clone(), line).is_none(),
+            "`{test}` twice"
+        );
+    }
+    // Every test that ran under the attribute, and nothing else.
+    let plain_tests = [
+        "leaks_found_by_explicit_scope",
+        "clean_explicit_scope_with_find",
+    ];
+    let expected: BTreeSet<String> = run
+        .tests()
+        .into_iter()
+        .filter(|test| run.verdict(test) != Some("ignored"))
+        .filter(|test| !plain_tests.contains(&test.as_str()))
+        .collect();
+    assert_eq!(by_test.keys().cloned().collect::<BTreeSet<_>>(), expected);
+
+    let leak = &by_test[LEAKY];
+    assert_eq!(leak["outcome"], "leaked");
+    assert_eq!(leak["mode"], "fail");
+    assert_eq!(leak["test_passed"], true);
+    let thread = &leak["leaks"][0];
+    assert_eq!(thread["kind"], "thread");
+    assert_eq!(thread["name"], "channel-waiter");
+    assert!(thread["tid"].as_i64().unwrap() > 0);
+    let site = spawn_site("threads.rs", "channel-waiter");
+    let spawn = &thread["spawn"];
+    let at = format!("{}:{}:", spawn["file"].as_str().unwrap(), spawn["line"]);
+    assert_eq!(at, site, "{thread}");
+    assert!(thread["state"].as_str().unwrap().contains("futex"));
+    assert!(!thread["spawn_backtrace"].as_array().unwrap().is_empty());
+    assert!(!thread["current_stack"].as_array().unwrap().is_empty());
+    assert_eq!(
+        thread["ignore_rules"][0],
+        "ignore_thread = \"channel-waiter\""
+    );
+
+    let clean = &by_test["clean_thread_blocked_on_channel_until_sent"];
+    assert_eq!(clean["outcome"], "clean");
+    assert_eq!(clean["leaks"].as_array().unwrap().len(), 0);
+    let failed_on_its_own = &by_test["leaks_and_returns_err"];
+    assert_eq!(failed_on_its_own["test_passed"], false);
+}
+
+/// nextest runs every test in its own process, many at once: the lines must still be whole.
+#[test]
+#[ignore = "needs cargo-nextest; .ci/run runs it with --include-ignored"]
+fn json_lines_from_parallel_nextest_processes_parse_back() {
+    let dir = temp_dir("json-nextest");
+    let path = dir.join("report.jsonl");
+    let (log, verdicts) = leakcheck_suite::nextest(
+        &["threads"],
+        &[("LEAKCHECK_REPORT", path.to_str().unwrap())],
+    );
+    let lines = json_lines(&path);
+    let tests: BTreeSet<&str> = lines
+        .iter()
+        .map(|line| line["test"].as_str().unwrap())
+        .collect();
+    assert_eq!(tests.len(), lines.len(), "a test reported twice");
+    // Every test but the two explicit-scope ones, which have no attribute.
+    assert!(
+        lines.len() + 2 == verdicts.len() && lines.len() >= 30,
+        "{} lines for {} tests:\n{log}",
+        lines.len(),
+        verdicts.len()
+    );
+    let leaked = lines
+        .iter()
+        .filter(|line| line["outcome"] == "leaked")
+        .count();
+    let failed = verdicts
+        .iter()
+        .filter(|(_, verdict)| verdict == "FAIL")
+        .count();
+    assert!(
+        leaked > 10 && leaked <= failed,
+        "{leaked} leaked, {failed} failed"
+    );
+}

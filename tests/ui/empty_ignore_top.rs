@@ -1,0 +1,4 @@
+#[leakcheck::test(ignore_top = "  ")]
+fn empty() {}
+
+fn main() {}
