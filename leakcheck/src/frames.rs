@@ -176,7 +176,7 @@ pub(crate) fn current_stack(frames: &[Frame]) -> CurrentStack {
         show(innermost);
     }
     match first_user {
-        Some(at) if at > 0 => show(&stack[at - 1]),
+        Some(at) if at > 0 => show(library_call(&stack[..at])),
         Some(_) => {}
         // No code of the user's (a runtime's worker, say): the top few frames say most.
         None => stack
@@ -192,6 +192,21 @@ pub(crate) fn current_stack(frames: &[Frame]) -> CurrentStack {
         shown,
         top: stack[..top_end].to_vec(),
     }
+}
+
+/// Of the library frames between the top of a stack and the user's code, the one that says
+/// what the user called: the outermost of std's own API (not `std::sys` internals, not an
+/// adapter such as `Iterator::for_each` around it), else the outermost frame.
+fn library_call(library: &[Frame]) -> &Frame {
+    library
+        .iter()
+        .rev()
+        .find(|frame| {
+            frame.function().is_some_and(|function| {
+                crate_of(function) == "std" && !function.contains("std::sys::")
+            })
+        })
+        .unwrap_or(&library[library.len() - 1])
 }
 
 /// Frames shown of a current stack that has none of the user's.

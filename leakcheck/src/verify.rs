@@ -140,11 +140,13 @@ fn find_sleeping(target: Target, options: &Options, with_tasks: bool) -> Result<
             std::thread::sleep(delay);
             continue;
         }
+        // Measured before the final look, which may load debug info.
+        let waited = backoff.waited();
         let suspects = look(Look::Final);
         if suspects.is_empty() {
             return Ok(());
         }
-        return Err(report(target, suspects, backoff.waited(), None));
+        return Err(report(target, suspects, waited, None));
     }
 }
 
