@@ -30,9 +30,14 @@ row "task spawn + await, current_thread (us)" task_spawn_await_current_thread_us
 row "task spawn + await, multi_thread (us)" task_spawn_await_multi_thread_us tasks task_spawn_await_multi_thread_us
 row "  the same, LEAKCHECK_TASK_BACKTRACE=1 (us)" task_spawn_await_current_thread_us tasks traced_task_spawn_await_current_thread_us
 row "  multi_thread, LEAKCHECK_TASK_BACKTRACE=1 (us)" task_spawn_await_multi_thread_us tasks traced_task_spawn_await_multi_thread_us
-for name in clean_scope_check_us clean_test_overhead_us clean_test_with_1000_foreign_threads_us; do
+row "clean async test, current_thread (us)" clean_async_test_us hooked clean_async_test_us
+row "  with task hooks (us)" clean_async_test_us tasks clean_async_test_us
+for name in clean_scope_check_us clean_test_overhead_us clean_test_with_1000_foreign_threads_us \
+    leaky_test_over_grace_first_ms leaky_test_over_grace_later_ms; do
     printf '%-46s %10s %10s %8s\n' "$name" "-" "$(median "$name" "$out/hooked")" "-"
 done
+name=clean_test_with_1000_threads_100k_tasks_us
+printf '%-46s %10s %10s %8s\n' "$name" "-" "$(median "$name" "$out/tasks")" "-"
 rm -r "$out"
 
 # Wall time on a shared VM swings by tens of percent between runs; user-space instruction

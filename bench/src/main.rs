@@ -90,6 +90,30 @@ fn main() {
     println!("task_spawn_await_multi_thread_us {per_task:.3}");
     drop(multi);
 
+    // A clean async test: in the plain build what `#[tokio::test]` does (build a
+    // current_thread runtime, run the body, drop the runtime); with leakcheck what
+    // `#[leakcheck::test]` on an async fn does.
+    let async_test = per_op_micros(2000, || {
+        let mut builder = tokio::runtime::Builder::new_current_thread();
+        #[cfg(not(feature = "leakcheck"))]
+        {
+            let runtime = builder.enable_all().build().unwrap();
+            runtime.block_on(async { black_box(1) });
+        }
+        #[cfg(feature = "leakcheck")]
+        {
+            let body = std::pin::pin!(async { black_box(()) });
+            leakcheck::__private::run_async_test(
+                &TEST_SPEC,
+                &leakcheck::Options::new(),
+                std::mem::replace(&mut builder, tokio::runtime::Builder::new_current_thread()),
+                leakcheck::__private::Flavor::CurrentThread,
+                body,
+            );
+        }
+    });
+    println!("clean_async_test_us {async_test:.3}");
+
     #[cfg(feature = "leakcheck")]
     {
         let options = leakcheck::Options::new();
@@ -118,7 +142,49 @@ fn main() {
             test_scope.find(&options).unwrap();
         });
         println!("clean_test_with_1000_foreign_threads_us {crowded:.3}");
+
+        // ... nor 100,000 live tasks of other scopes (counted only with task hooks).
+        let shared = runtime(tokio::runtime::Builder::new_current_thread());
+        let others = leakcheck::Scope::enter_named("others' tasks");
+        let pending: Vec<_> = shared.block_on(async {
+            (0..100_000)
+                .map(|_| tokio::spawn(std::future::pending::<()>()))
+                .collect()
+        });
+        drop(others);
+        let crowded = per_op_micros(20_000, || {
+            let test_scope = leakcheck::Scope::enter_named("a test");
+            test_scope.find(&options).unwrap();
+        });
+        println!("clean_test_with_1000_threads_100k_tasks_us {crowded:.3}");
+        pending.iter().for_each(tokio::task::JoinHandle::abort);
+        drop(shared);
         drop(stop);
         busy.into_iter().for_each(|thread| thread.join().unwrap());
+
+        // A leaky test: from the end of its body to its failure, beyond the grace period.
+        // The first report of a process loads the binary's debug info; later ones do not.
+        let grace = std::time::Duration::from_millis(100);
+        for run in ["first", "later"] {
+            let leaky = leakcheck::Scope::enter_named("leaky");
+            let (release, released) = std::sync::mpsc::channel::<()>();
+            let leaked = std::thread::spawn(move || released.recv());
+            let started = Instant::now();
+            let report = leaky.find(&leakcheck::Options::new().grace(grace));
+            let over = started.elapsed().saturating_sub(grace);
+            assert!(report.is_err());
+            println!("leaky_test_over_grace_{run}_ms {:.1}", over.as_secs_f64() * 1e3);
+            drop(leaky);
+            drop(release);
+            let _ = leaked.join();
+        }
     }
 }
+
+#[cfg(feature = "leakcheck")]
+static TEST_SPEC: leakcheck::__private::TestSpec = leakcheck::__private::TestSpec {
+    module_path: "bench",
+    fn_name: "clean_async_test",
+    should_panic: false,
+    manifest_dir: None,
+};

@@ -1,0 +1,103 @@
+//! A regression guard for what leakcheck's task hooks cost, in allocations and live bytes
+//! per task, counted (not timed) by a counting allocator: the same tasks on a plain runtime
+//! and on one with leakcheck's hooks, in the same process. Counts are exact, so the bounds
+//! hold on any machine; a change that adds an allocation or a few words to every task's
+//! record fails here, not in a noisy benchmark.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicIsize, AtomicUsize, Ordering};
+
+struct Counting;
+
+static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
+static LIVE_BYTES: AtomicIsize = AtomicIsize::new(0);
+
+// SAFETY: forwards to the system allocator, counting on the way.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        LIVE_BYTES.fetch_add(layout.size() as isize, Ordering::Relaxed);
+        // SAFETY: the caller's layout, unchanged.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        LIVE_BYTES.fetch_sub(layout.size() as isize, Ordering::Relaxed);
+        // SAFETY: the caller's pointer and layout, unchanged.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
+
+/// Tasks per measurement: enough that per-task figures are exact to a fraction of a byte
+/// and the hash maps' growth averages out.
+const TASKS: usize = 20_000;
+
+/// What `TASKS` pending tasks cost on a runtime: allocations made while spawning them, and
+/// bytes still allocated while they are alive.
+fn cost_of_pending_tasks(hooked: bool) -> (f64, f64) {
+    let mut builder = tokio::runtime::Builder::new_current_thread();
+    if hooked {
+        leakcheck::TokioBuilderExt::with_leakcheck(&mut builder);
+    }
+    let runtime = builder.build().unwrap();
+    let scope = leakcheck::Scope::enter_named("cost guard");
+    let (allocations, bytes) = runtime.block_on(async {
+        // Warm up: the registry's tables and tokio's queues exist before counting.
+        let warm: Vec<_> = (0..TASKS)
+            .map(|_| tokio::spawn(std::future::pending::<()>()))
+            .collect();
+        warm.iter().for_each(tokio::task::JoinHandle::abort);
+        for handle in warm {
+            let _ = handle.await;
+        }
+        let allocations_before = ALLOCATIONS.load(Ordering::Relaxed);
+        let bytes_before = LIVE_BYTES.load(Ordering::Relaxed);
+        let pending: Vec<_> = (0..TASKS)
+            .map(|_| tokio::spawn(std::future::pending::<()>()))
+            .collect();
+        // Poll each once, so the poll hooks have run too.
+        tokio::task::yield_now().await;
+        let allocations = ALLOCATIONS.load(Ordering::Relaxed) - allocations_before;
+        let bytes = LIVE_BYTES.load(Ordering::Relaxed) - bytes_before;
+        pending.iter().for_each(tokio::task::JoinHandle::abort);
+        for handle in pending {
+            let _ = handle.await;
+        }
+        (allocations, bytes)
+    });
+    drop(scope);
+    let per_task = |total: f64| total / TASKS as f64;
+    (per_task(allocations as f64), per_task(bytes as f64))
+}
+
+#[test]
+fn a_tracked_task_costs_one_allocation_and_under_128_bytes() {
+    let (plain_allocations, plain_bytes) = cost_of_pending_tasks(false);
+    let (hooked_allocations, hooked_bytes) = cost_of_pending_tasks(true);
+    let extra_allocations = hooked_allocations - plain_allocations;
+    let extra_bytes = hooked_bytes - plain_bytes;
+    println!(
+        "per task: plain {plain_allocations:.2} allocations, {plain_bytes:.0} bytes; \
+         with leakcheck's hooks {hooked_allocations:.2} allocations, {hooked_bytes:.0} bytes"
+    );
+    if cfg!(tokio_unstable) {
+        // One `Arc<TaskOrigin>` (72 bytes on x86_64 when this was written); its table slot
+        // is in a hash map that already grew during the warm-up. Issue 5's goal is 256
+        // bytes; the guard is tighter, so that a regression shows long before that.
+        assert!(
+            extra_allocations <= 1.01,
+            "leakcheck adds {extra_allocations:.2} allocations per task"
+        );
+        assert!(
+            extra_bytes <= 128.0,
+            "leakcheck adds {extra_bytes:.0} live bytes per task"
+        );
+    } else {
+        // Without tokio_unstable there are no task hooks: nothing may be added.
+        assert!(extra_allocations.abs() < 0.01, "{extra_allocations}");
+        assert!(extra_bytes.abs() < 1.0, "{extra_bytes}");
+    }
+}
