@@ -1,25 +1,29 @@
 #!/usr/bin/env bash
 # Usage: bench/run.sh [ROUNDS]   (default 5)
-# Builds the bench plain, with leakcheck, and with leakcheck under --cfg tokio_unstable
-# (task hooks on), runs them alternately, prints medians and the ratio of each leakcheck
-# build to the plain one measured in the same run.
+# Builds the bench plain, with leakcheck, with leakcheck under --cfg tokio_unstable (task
+# hooks on), and plain under --cfg tokio_unstable with tokio's taskdump (tokio as leakcheck
+# builds it there, without leakcheck: what the hooks alone cost is measured against it);
+# runs them alternately, prints medians and the ratio of each leakcheck build to its
+# baseline measured in the same run.
 set -euo pipefail
 cd "$(dirname "$0")"
 rounds=${1:-5}
 cargo build -q --release --target-dir target/plain
 cargo build -q --release --features leakcheck --target-dir target/hooked
 RUSTFLAGS="--cfg tokio_unstable" cargo build -q --release --features leakcheck --target-dir target/tasks
+RUSTFLAGS="--cfg tokio_unstable" cargo build -q --release --features tokio-taskdump --target-dir target/unstable-plain
 out=$(mktemp -d)
 for _ in $(seq "$rounds"); do
     target/plain/release/leakcheck-bench >>"$out/plain"
+    target/unstable-plain/release/leakcheck-bench >>"$out/unstable-plain"
     target/hooked/release/leakcheck-bench >>"$out/hooked"
     target/tasks/release/leakcheck-bench >>"$out/tasks"
     LEAKCHECK_TASK_BACKTRACE=1 target/tasks/release/leakcheck-bench | sed 's/^task_/traced_task_/' >>"$out/tasks"
 done
 median() { grep "^$1 " "$2" | awk '{print $2}' | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
-row() { # label, measure in the plain build, build with leakcheck, measure there
+row() { # label, measure in the plain build, build with leakcheck, measure there[, baseline build]
     local plain hooked
-    plain=$(median "$2" "$out/plain")
+    plain=$(median "$2" "$out/${5:-plain}")
     hooked=$(median "$4" "$out/$3")
     printf '%-46s %10s %10s %8s\n' "$1" "$plain" "$hooked" "$(awk -v h="$hooked" -v p="$plain" 'BEGIN {printf "%.2f", h / p}')"
 }
@@ -27,7 +31,9 @@ echo "machine: $(nproc) cores, $(uname -sr), $(date -u +%F), $rounds rounds"
 printf '%-46s %10s %10s %8s\n' measure plain leakcheck ratio
 row "thread spawn + join (us)" thread_spawn_join_us hooked thread_spawn_join_us
 row "task spawn + await, current_thread (us)" task_spawn_await_current_thread_us tasks task_spawn_await_current_thread_us
+row "  hooks alone, vs the same tokio build (us)" task_spawn_await_current_thread_us tasks task_spawn_await_current_thread_us unstable-plain
 row "task spawn + await, multi_thread (us)" task_spawn_await_multi_thread_us tasks task_spawn_await_multi_thread_us
+row "  hooks alone, vs the same tokio build (us)" task_spawn_await_multi_thread_us tasks task_spawn_await_multi_thread_us unstable-plain
 row "  the same, LEAKCHECK_TASK_BACKTRACE=1 (us)" task_spawn_await_current_thread_us tasks traced_task_spawn_await_current_thread_us
 row "  multi_thread, LEAKCHECK_TASK_BACKTRACE=1 (us)" task_spawn_await_multi_thread_us tasks traced_task_spawn_await_multi_thread_us
 row "clean async test, current_thread (us)" clean_async_test_us hooked clean_async_test_us
@@ -54,13 +60,14 @@ if command -v valgrind >/dev/null; then
         high=$(collected "target/$1/release/leakcheck-bench" "$2" $(($3 * 3)))
         echo $(((high - low) / ($3 * 2)))
     }
-    instruction_row() { # label, leakcheck build, env var, N
+    instruction_row() { # label, leakcheck build, env var, N[, baseline build]
         local plain hooked
-        plain=$(per_op plain "$3" "$4")
+        plain=$(per_op "${5:-plain}" "$3" "$4")
         hooked=$(per_op "$2" "$3" "$4")
         printf '%-46s %10s %10s %8s\n' "$1" "$plain" "$hooked" \
             "$(awk -v h="$hooked" -v p="$plain" 'BEGIN {printf "%.2f", h / p}')"
     }
     instruction_row "thread spawn + join (user instructions)" hooked BENCH_SPAWNS 100
     instruction_row "task spawn + await (user instructions)" tasks BENCH_TASKS 10000
+    instruction_row "  hooks alone, vs the same tokio build" tasks BENCH_TASKS 10000 unstable-plain
 fi

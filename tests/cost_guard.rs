@@ -35,8 +35,8 @@ static ALLOCATOR: Counting = Counting;
 /// and the hash maps' growth averages out.
 const TASKS: usize = 20_000;
 
-/// What `TASKS` pending tasks cost on a runtime: allocations made while spawning them, and
-/// bytes still allocated while they are alive.
+/// What `TASKS` pending tasks cost on a runtime: allocations made while spawning and polling
+/// them once, and bytes still allocated while they are alive.
 fn cost_of_pending_tasks(hooked: bool) -> (f64, f64) {
     let mut builder = tokio::runtime::Builder::new_current_thread();
     if hooked {
@@ -45,14 +45,8 @@ fn cost_of_pending_tasks(hooked: bool) -> (f64, f64) {
     let runtime = builder.build().unwrap();
     let scope = leakcheck::Scope::enter_named("cost guard");
     let (allocations, bytes) = runtime.block_on(async {
-        // Warm up: the registry's tables and tokio's queues exist before counting.
-        let warm: Vec<_> = (0..TASKS)
-            .map(|_| tokio::spawn(std::future::pending::<()>()))
-            .collect();
-        warm.iter().for_each(tokio::task::JoinHandle::abort);
-        for handle in warm {
-            let _ = handle.await;
-        }
+        // No warm-up: the growth of leakcheck's task table is part of what a task costs (it
+        // averages out over this many tasks); tokio's own growth is the same in both runs.
         let allocations_before = ALLOCATIONS.load(Ordering::Relaxed);
         let bytes_before = LIVE_BYTES.load(Ordering::Relaxed);
         let pending: Vec<_> = (0..TASKS)
@@ -74,7 +68,7 @@ fn cost_of_pending_tasks(hooked: bool) -> (f64, f64) {
 }
 
 #[test]
-fn a_tracked_task_costs_one_allocation_and_under_128_bytes() {
+fn a_tracked_task_costs_no_allocation_and_under_256_bytes() {
     let (plain_allocations, plain_bytes) = cost_of_pending_tasks(false);
     let (hooked_allocations, hooked_bytes) = cost_of_pending_tasks(true);
     let extra_allocations = hooked_allocations - plain_allocations;
@@ -84,15 +78,16 @@ fn a_tracked_task_costs_one_allocation_and_under_128_bytes() {
          with leakcheck's hooks {hooked_allocations:.2} allocations, {hooked_bytes:.0} bytes"
     );
     if cfg!(tokio_unstable) {
-        // One `Arc<TaskOrigin>` (72 bytes on x86_64 when this was written); its table slot
-        // is in a hash map that already grew during the warm-up. Issue 5's goal is 256
-        // bytes; the guard is tighter, so that a regression shows long before that.
+        // A task's record lives inline in a slot of the task table: no allocation of its
+        // own, only the table's amortised growth (a few resizes per shard over all tasks).
+        // The slot is ~80 bytes; with the table's spare capacity that is 90 to 180 bytes
+        // per task, depending on where the task count falls between two powers of two.
         assert!(
-            extra_allocations <= 1.01,
+            extra_allocations <= 0.05,
             "leakcheck adds {extra_allocations:.2} allocations per task"
         );
         assert!(
-            extra_bytes <= 128.0,
+            extra_bytes <= 256.0,
             "leakcheck adds {extra_bytes:.0} live bytes per task"
         );
     } else {

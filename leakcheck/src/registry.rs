@@ -137,7 +137,9 @@ impl ThreadOrigin {
 }
 
 /// Where a tokio task came from, recorded by the spawn hook of a runtime that has
-/// leakcheck's hooks (`--cfg tokio_unstable`).
+/// leakcheck's hooks (`--cfg tokio_unstable`). Stored inline in the task table, so that a
+/// task costs no allocation of leakcheck's own; a check copies out the few it reports.
+#[derive(Clone)]
 pub(crate) struct TaskOrigin {
     pub(crate) id: tokio::task::Id,
     pub(crate) scope: ScopeId,
@@ -244,10 +246,42 @@ pub(crate) fn thread_by_handle(handle: usize) -> Option<Arc<ThreadOrigin>> {
 /// also keeps the terminations that arrived before their spawn.
 const TASK_SHARDS: usize = 32;
 
+type IdMap<V> = HashMap<tokio::task::Id, V, BuildHasherDefault<IdHasher>>;
+
 #[derive(Default)]
 struct TaskShard {
-    live: HashMap<tokio::task::Id, Arc<TaskOrigin>, BuildHasherDefault<IdHasher>>,
-    early_terminations: std::collections::VecDeque<tokio::task::Id>,
+    live: IdMap<TaskOrigin>,
+    early_terminations: EarlyTerminations,
+}
+
+/// The most recent terminations that arrived before their spawn: a set, so that a spawn
+/// asks in O(1) (blocking tasks keep it full), and the order they came in, to forget the
+/// oldest.
+#[derive(Default)]
+struct EarlyTerminations {
+    ids: std::collections::HashSet<tokio::task::Id, BuildHasherDefault<IdHasher>>,
+    order: std::collections::VecDeque<tokio::task::Id>,
+}
+
+impl EarlyTerminations {
+    #[cfg_attr(not(tokio_unstable), allow(dead_code))]
+    fn insert(&mut self, id: tokio::task::Id) {
+        if self.order.len() == EARLY_TERMINATIONS {
+            if let Some(oldest) = self.order.pop_front() {
+                self.ids.remove(&oldest);
+            }
+        }
+        self.order.push_back(id);
+        self.ids.insert(id);
+    }
+
+    /// Whether `id` terminated early; forgets it if so (its id is not reused).
+    #[cfg_attr(not(tokio_unstable), allow(dead_code))]
+    fn take(&mut self, id: tokio::task::Id) -> bool {
+        // The stale entry in `order` goes when it is the oldest; removing an absent id
+        // from `ids` then is harmless.
+        self.ids.remove(&id)
+    }
 }
 
 /// Task ids are sequential numbers, not attacker-chosen keys: a multiply spreads them over
@@ -328,23 +362,18 @@ pub(crate) fn add_task(
     });
     let scope_count = scope_task_count(scope);
     let mut shard = shard(id).lock();
-    if let Some(at) = shard
-        .early_terminations
-        .iter()
-        .position(|&ended| ended == id)
-    {
-        shard.early_terminations.remove(at);
+    if shard.early_terminations.take(id) {
         return;
     }
     scope_count.fetch_add(1, Ordering::Relaxed);
-    let origin = Arc::new(TaskOrigin {
+    let origin = TaskOrigin {
         id,
         scope,
         spawned_at,
         parent,
         spawn,
         scope_count,
-    });
+    };
     shard.live.insert(id, origin);
 }
 
@@ -357,12 +386,7 @@ pub(crate) fn remove_task(id: tokio::task::Id) {
         Some(origin) => {
             origin.scope_count.fetch_sub(1, Ordering::Relaxed);
         }
-        None => {
-            if shard.early_terminations.len() == EARLY_TERMINATIONS {
-                shard.early_terminations.pop_front();
-            }
-            shard.early_terminations.push_back(id);
-        }
+        None => shard.early_terminations.insert(id),
     }
 }
 
@@ -406,7 +430,7 @@ fn tasks_where(keep: impl Fn(&TaskOrigin) -> bool) -> Vec<Arc<TaskOrigin>> {
                 .live
                 .values()
                 .filter(|origin| keep(origin))
-                .cloned()
+                .map(|origin| Arc::new(origin.clone()))
                 .collect::<Vec<_>>()
         })
         .collect()
@@ -415,6 +439,27 @@ fn tasks_where(keep: impl Fn(&TaskOrigin) -> bool) -> Vec<Arc<TaskOrigin>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn early_terminations_keep_the_most_recent() {
+        let mut early = EarlyTerminations::default();
+        // Task ids are opaque: take real ones from a runtime's tasks.
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let fresh_id = || runtime.block_on(async { tokio::spawn(async {}).id() });
+        let first = fresh_id();
+        early.insert(first);
+        for _ in 0..EARLY_TERMINATIONS {
+            early.insert(fresh_id());
+        }
+        // The first was pushed out by newer ones; the newest is there, once.
+        assert!(!early.take(first));
+        let newest = fresh_id();
+        early.insert(newest);
+        assert!(early.take(newest));
+        assert!(!early.take(newest));
+    }
 
     #[test]
     fn sequential_ids_spread_over_shards() {
