@@ -12,12 +12,14 @@ cargo build -q --release --target-dir target/plain
 cargo build -q --release --features leakcheck --target-dir target/hooked
 RUSTFLAGS="--cfg tokio_unstable" cargo build -q --release --features leakcheck --target-dir target/tasks
 RUSTFLAGS="--cfg tokio_unstable" cargo build -q --release --features tokio-taskdump --target-dir target/unstable-plain
+RUSTFLAGS="--cfg tokio_unstable --cfg leakcheck_no_taskdump" cargo build -q --release --features leakcheck --target-dir target/lean
 out=$(mktemp -d)
 for _ in $(seq "$rounds"); do
     target/plain/release/leakcheck-bench >>"$out/plain"
     target/unstable-plain/release/leakcheck-bench >>"$out/unstable-plain"
     target/hooked/release/leakcheck-bench >>"$out/hooked"
     target/tasks/release/leakcheck-bench >>"$out/tasks"
+    target/lean/release/leakcheck-bench >>"$out/lean"
     LEAKCHECK_TASK_BACKTRACE=1 target/tasks/release/leakcheck-bench | sed 's/^task_/traced_task_/' >>"$out/tasks"
 done
 median() { grep "^$1 " "$2" | awk '{print $2}' | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
@@ -32,8 +34,10 @@ printf '%-46s %10s %10s %8s\n' measure plain leakcheck ratio
 row "thread spawn + join (us)" thread_spawn_join_us hooked thread_spawn_join_us
 row "task spawn + await, current_thread (us)" task_spawn_await_current_thread_us tasks task_spawn_await_current_thread_us
 row "  hooks alone, vs the same tokio build (us)" task_spawn_await_current_thread_us tasks task_spawn_await_current_thread_us unstable-plain
+row "  --cfg leakcheck_no_taskdump (us)" task_spawn_await_current_thread_us lean task_spawn_await_current_thread_us
 row "task spawn + await, multi_thread (us)" task_spawn_await_multi_thread_us tasks task_spawn_await_multi_thread_us
 row "  hooks alone, vs the same tokio build (us)" task_spawn_await_multi_thread_us tasks task_spawn_await_multi_thread_us unstable-plain
+row "  --cfg leakcheck_no_taskdump (us)" task_spawn_await_multi_thread_us lean task_spawn_await_multi_thread_us
 row "  the same, LEAKCHECK_TASK_BACKTRACE=1 (us)" task_spawn_await_current_thread_us tasks traced_task_spawn_await_current_thread_us
 row "  multi_thread, LEAKCHECK_TASK_BACKTRACE=1 (us)" task_spawn_await_multi_thread_us tasks traced_task_spawn_await_multi_thread_us
 row "clean async test, current_thread (us)" clean_async_test_us hooked clean_async_test_us
@@ -70,4 +74,5 @@ if command -v valgrind >/dev/null; then
     instruction_row "thread spawn + join (user instructions)" hooked BENCH_SPAWNS 100
     instruction_row "task spawn + await (user instructions)" tasks BENCH_TASKS 10000
     instruction_row "  hooks alone, vs the same tokio build" tasks BENCH_TASKS 10000 unstable-plain
+    instruction_row "  --cfg leakcheck_no_taskdump" lean BENCH_TASKS 10000
 fi

@@ -31,6 +31,9 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static ALLOCATOR: Counting = Counting;
 
+/// The counters are process-wide: one measurement at a time.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// Tasks per measurement: enough that per-task figures are exact to a fraction of a byte
 /// and the hash maps' growth averages out.
 const TASKS: usize = 20_000;
@@ -69,6 +72,7 @@ fn cost_of_pending_tasks(hooked: bool) -> (f64, f64) {
 
 #[test]
 fn a_tracked_task_costs_no_allocation_and_under_256_bytes() {
+    let _one = ONE_AT_A_TIME.lock().unwrap();
     let (plain_allocations, plain_bytes) = cost_of_pending_tasks(false);
     let (hooked_allocations, hooked_bytes) = cost_of_pending_tasks(true);
     let extra_allocations = hooked_allocations - plain_allocations;
@@ -94,5 +98,69 @@ fn a_tracked_task_costs_no_allocation_and_under_256_bytes() {
         // Without tokio_unstable there are no task hooks: nothing may be added.
         assert!(extra_allocations.abs() < 0.01, "{extra_allocations}");
         assert!(extra_bytes.abs() < 1.0, "{extra_bytes}");
+    }
+}
+
+/// Allocations per thread spawn and join, in this process.
+fn allocations_per_thread_spawn() -> f64 {
+    const THREADS: usize = 200;
+    let scope = leakcheck::Scope::enter_named("cost guard threads");
+    // Warm up: the scope's table and std's per-thread machinery exist before counting.
+    for _ in 0..THREADS {
+        std::thread::spawn(|| ()).join().unwrap();
+    }
+    let before = ALLOCATIONS.load(Ordering::Relaxed);
+    for _ in 0..THREADS {
+        std::thread::spawn(|| ()).join().unwrap();
+    }
+    let allocations = ALLOCATIONS.load(Ordering::Relaxed) - before;
+    drop(scope);
+    allocations as f64 / THREADS as f64
+}
+
+/// Prints this process's allocations per thread spawn, for the guard below, which runs it
+/// in child processes with and without the spawn hook.
+#[test]
+#[ignore = "a probe the guard runs in a child process"]
+fn probe_allocations_per_thread_spawn() {
+    let _one = ONE_AT_A_TIME.lock().unwrap();
+    println!("allocations per spawn: {}", allocations_per_thread_spawn());
+}
+
+/// The probe's count in a child process, `LEAKCHECK` set as given. Both runs capture
+/// output the same way (libtest's capture costs allocations per spawn too).
+fn probe_in_child(leakcheck: &str) -> f64 {
+    let child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "probe_allocations_per_thread_spawn",
+            "--ignored",
+            "--show-output",
+        ])
+        .env("LEAKCHECK", leakcheck)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&child.stdout);
+    stdout
+        .lines()
+        .find_map(|line| Some(line.split_once("allocations per spawn: ")?.1))
+        .unwrap_or_else(|| panic!("no count from the probe:\n{stdout}"))
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn the_thread_spawn_hook_allocates_at_most_twice_per_spawn() {
+    let plain = probe_in_child("off");
+    let hooked = probe_in_child("fail");
+    println!("per thread spawn: {plain:.2} allocations with the hook off, {hooked:.2} with it");
+    if cfg!(all(target_os = "linux", not(miri))) {
+        // The launch record handed to the new thread and the thread's origin (shared by the
+        // registry and its children).
+        assert!(
+            hooked - plain <= 2.05,
+            "the spawn hook adds {:.2} allocations per spawn",
+            hooked - plain
+        );
     }
 }

@@ -10,6 +10,7 @@ mod hooks;
 
 #[cfg(all(
     tokio_unstable,
+    not(leakcheck_no_taskdump),
     feature = "taskdump",
     target_os = "linux",
     any(
@@ -22,6 +23,7 @@ mod hooks;
 mod dump;
 #[cfg(not(all(
     tokio_unstable,
+    not(leakcheck_no_taskdump),
     feature = "taskdump",
     target_os = "linux",
     any(
@@ -36,7 +38,8 @@ mod dump {
     use std::collections::HashMap;
 
     const UNAVAILABLE: &str = "where a task is awaiting needs leakcheck's `taskdump` feature \
-        with --cfg tokio_unstable (Linux x86, x86_64, aarch64, s390x)";
+        with --cfg tokio_unstable (Linux x86, x86_64, aarch64, s390x), without \
+        --cfg leakcheck_no_taskdump";
 
     pub(crate) async fn awaiting(
         _handle: &tokio::runtime::Handle,
