@@ -158,8 +158,9 @@ fn conclude<R: TestOutcome>(
     check: Result<(), Report>,
 ) -> R {
     let mode = config::mode();
+    // As libtest will judge the test, leaks aside.
     let test_passed = match &outcome {
-        Ok(value) => value.passed(),
+        Ok(value) => value.passed() && !spec.should_panic,
         Err(_) => spec.should_panic,
     };
     let name = spec.test_name();
