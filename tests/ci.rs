@@ -11,14 +11,15 @@ fn exact(test: &str, env: &[(&str, &str)]) -> Run {
     run_with_env("threads", &["--exact", test], env)
 }
 
+/// [`exact`], with the output of a passing test shown (libtest shows it only with
+/// `--nocapture`).
+fn exact_shown(test: &str, env: &[(&str, &str)]) -> Run {
+    run_with_env("threads", &["--exact", test, "--nocapture"], env)
+}
+
 #[test]
 fn warn_mode_prints_the_report_and_passes() {
-    // A passing test's output shows only with --nocapture.
-    let run = run_with_env(
-        "threads",
-        &["--exact", LEAKY, "--nocapture"],
-        &[("LEAKCHECK", "warn")],
-    );
+    let run = exact_shown(LEAKY, &[("LEAKCHECK", "warn")]);
     assert_eq!(run.verdict(LEAKY), Some("ok"), "{}", run.stdout);
     assert!(run.output.status.success());
     assert!(
@@ -38,11 +39,7 @@ fn warn_mode_keeps_a_test_s_own_failure() {
 
 #[test]
 fn off_mode_checks_nothing() {
-    let run = run_with_env(
-        "threads",
-        &["--exact", LEAKY, "--nocapture"],
-        &[("LEAKCHECK", "off")],
-    );
+    let run = exact_shown(LEAKY, &[("LEAKCHECK", "off")]);
     assert_eq!(run.verdict(LEAKY), Some("ok"), "{}", run.stdout);
     assert!(!run.stderr.contains("leakcheck"), "{}", run.stderr);
 }

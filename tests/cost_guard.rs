@@ -71,7 +71,7 @@ fn cost_of_pending_tasks(hooked: bool) -> (f64, f64) {
 }
 
 #[test]
-fn a_tracked_task_costs_no_allocation_and_under_256_bytes() {
+fn a_tracked_task_costs_no_allocation_and_at_most_256_bytes() {
     let _one = ONE_AT_A_TIME.lock().unwrap();
     let (plain_allocations, plain_bytes) = cost_of_pending_tasks(false);
     let (hooked_allocations, hooked_bytes) = cost_of_pending_tasks(true);
@@ -90,8 +90,10 @@ fn a_tracked_task_costs_no_allocation_and_under_256_bytes() {
             extra_allocations <= 0.05,
             "leakcheck adds {extra_allocations:.2} allocations per task"
         );
+        // And the hooks did run: a guard that passes because nothing was recorded guards
+        // nothing.
         assert!(
-            extra_bytes <= 256.0,
+            (32.0..=256.0).contains(&extra_bytes),
             "leakcheck adds {extra_bytes:.0} live bytes per task"
         );
     } else {
@@ -150,15 +152,19 @@ fn probe_in_child(leakcheck: &str) -> f64 {
 }
 
 #[test]
-fn the_thread_spawn_hook_allocates_at_most_twice_per_spawn() {
-    let plain = probe_in_child("off");
-    let hooked = probe_in_child("fail");
+fn the_thread_spawn_hook_allocates_twice_per_spawn_and_not_when_off() {
+    // Starting a child allocates here too: not while another test is counting.
+    let (plain, hooked) = {
+        let _one = ONE_AT_A_TIME.lock().unwrap();
+        (probe_in_child("off"), probe_in_child("fail"))
+    };
     println!("per thread spawn: {plain:.2} allocations with the hook off, {hooked:.2} with it");
     if cfg!(all(target_os = "linux", not(miri))) {
         // The launch record handed to the new thread and the thread's origin (shared by the
-        // registry and its children).
+        // registry and its children); none with LEAKCHECK=off, where the hook passes straight
+        // through.
         assert!(
-            hooked - plain <= 2.05,
+            (1.95..=2.05).contains(&(hooked - plain)),
             "the spawn hook adds {:.2} allocations per spawn",
             hooked - plain
         );

@@ -60,7 +60,13 @@ fn a_binary_whose_plain_tests_leak_fails_at_exit_naming_each_test() {
 
 #[test]
 fn a_binary_whose_tests_clean_up_passes() {
-    let run = run("exit_gate_clean", &["--test-threads=8"]);
+    let dir = temp_dir("json-exit-clean");
+    let path = dir.join("report.jsonl");
+    let run = run_with_env(
+        "exit_gate_clean",
+        &["--test-threads=8"],
+        &[("LEAKCHECK_REPORT", path.to_str().unwrap())],
+    );
     assert!(
         run.output.status.success(),
         "{}\n{}",
@@ -68,6 +74,14 @@ fn a_binary_whose_tests_clean_up_passes() {
         run.stderr
     );
     assert!(!run.stderr.contains("leakcheck"), "{}", run.stderr);
+    // It passed because the exit check ran and found nothing, not because none ran.
+    let lines = json_lines(&path);
+    let exit: Vec<_> = lines
+        .iter()
+        .filter(|line| line["check"] == "exit")
+        .collect();
+    assert_eq!(exit.len(), 1, "{lines:?}");
+    assert_eq!(exit[0]["outcome"], "clean");
 }
 
 #[test]

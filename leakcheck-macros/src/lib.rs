@@ -65,25 +65,24 @@ fn parse_args(args: TokenStream2) -> syn::Result<Args> {
                 }
                 parsed.ignore_threads.push(value);
             }
-            "ignore_spawn" => {
+            "ignore_spawn" | "ignore_top" => {
+                let (rules, what) = match key.as_str() {
+                    "ignore_spawn" => (
+                        &mut parsed.ignore_spawns,
+                        "part of a function path or file, such as \"my_crate::telemetry::start\"",
+                    ),
+                    _ => (
+                        &mut parsed.ignore_tops,
+                        "part of a function path, such as \"my_crate::pool::park\"",
+                    ),
+                };
                 if value.value().trim().is_empty() {
                     return Err(syn::Error::new(
                         value.span(),
-                        "`ignore_spawn` must be a non-empty part of a function path or file, \
-                         such as \"my_crate::telemetry::start\"",
+                        format!("`{key}` must be a non-empty {what}"),
                     ));
                 }
-                parsed.ignore_spawns.push(value);
-            }
-            "ignore_top" => {
-                if value.value().trim().is_empty() {
-                    return Err(syn::Error::new(
-                        value.span(),
-                        "`ignore_top` must be a non-empty part of a function path, such as \
-                         \"my_crate::pool::park\"",
-                    ));
-                }
-                parsed.ignore_tops.push(value);
+                rules.push(value);
             }
             _ => {
                 return Err(syn::Error::new(

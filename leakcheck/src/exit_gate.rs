@@ -58,18 +58,15 @@ extern "C" fn check_at_exit() {
 
 /// The exit check; `Some(status)` to end the process with.
 fn check() -> Option<i32> {
-    let mode = config::mode();
-    if mode == Mode::Off {
-        return None;
-    }
     let base = OPTIONS.get().cloned().unwrap_or_default();
     let options = match config::effective(&base) {
-        Ok(options) => options,
+        Ok(options) => options?,
         Err(message) => {
             eprintln!("{message}");
             return Some(FAILED);
         }
     };
+    let mode = config::mode();
     let found = verify::find(Target::Exit, &options);
     let record = json::Record {
         check: "exit",

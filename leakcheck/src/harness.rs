@@ -93,13 +93,7 @@ fn configure(spec: &TestSpec, options: &Options) -> Option<Options> {
     if let Some(dir) = spec.manifest_dir {
         config::remember_manifest_dir(dir);
     }
-    if config::mode() == Mode::Off {
-        return None;
-    }
-    match config::effective(options) {
-        Ok(options) => Some(options),
-        Err(message) => panic!("{message}"),
-    }
+    config::effective(options).unwrap_or_else(|message| panic!("{message}"))
 }
 
 /// Runs an async test body on a runtime built from `builder` (as `#[tokio::test]` would)

@@ -40,6 +40,9 @@ enum Suspect {
     Thread {
         tid: Option<i32>,
         origin: Option<Arc<ThreadOrigin>>,
+        /// Its current stack, resolved, if an `ignore_top` rule already had it captured:
+        /// the report reuses it rather than interrupt the thread again.
+        stack: Option<Vec<Frame>>,
     },
     Task(Arc<TaskOrigin>),
     /// Tasks of a test's runtime that tokio counts but leakcheck cannot tell apart.
@@ -101,11 +104,9 @@ impl Backoff {
 ///
 /// If an environment variable or the shared file is not understood, with the message.
 pub(crate) fn find_configured(target: Target, options: &Options) -> Result<(), Report> {
-    if crate::config::mode() == crate::config::Mode::Off {
-        return Ok(());
-    }
     match crate::config::effective(options) {
-        Ok(options) => find(target, &options),
+        Ok(Some(options)) => find(target, &options),
+        Ok(None) => Ok(()),
         Err(message) => panic!("{message}"),
     }
 }
@@ -197,9 +198,10 @@ pub(crate) async fn find_tasks(
                 // while to resolve symbols: the report says how long the tasks outlived the
                 // body.
                 let waited = started.elapsed();
-                let suspects = match suspects.first() {
-                    Some(Suspect::Task(_)) => alive_tasks(target, &rules, Look::Final),
-                    _ => suspects,
+                let suspects = if tasks::HOOKED {
+                    alive_tasks(target, &rules, Look::Final)
+                } else {
+                    suspects
                 };
                 if suspects.is_empty() {
                     return Ok(());
@@ -213,7 +215,7 @@ pub(crate) async fn find_tasks(
 
 fn alive_threads(target: Target, rules: &Rules<'_>, look: Look) -> Vec<Suspect> {
     let me = threads::current_tid();
-    let mut found: Vec<(Option<i32>, Option<Arc<ThreadOrigin>>)> = match target {
+    let mut found: Vec<FoundThread> = match target {
         Target::Scope(scope) => registry::threads_of(scope)
             .into_iter()
             .filter_map(|origin| match origin.tid() {
@@ -237,18 +239,29 @@ fn alive_threads(target: Target, rules: &Rules<'_>, look: Look) -> Vec<Suspect> 
             }
         });
     }
+    let mut stacks: HashMap<i32, Vec<Frame>> = HashMap::new();
     if rules.has_top_rules() && look == Look::Final {
         found.retain(|(tid, _)| {
-            let Some(stack) = tid.and_then(|tid| threads::current_stack(tid).ok()) else {
+            let Some(tid) = *tid else { return true };
+            let Ok(ips) = threads::current_stack(tid) else {
                 return true;
             };
-            !rules.ignores_top(&frames::current_stack(&frames::resolve(&stack)).top)
+            let stack = frames::resolve(&ips);
+            let ignored = rules.ignores_top(&frames::current_stack(&stack).top);
+            if !ignored {
+                stacks.insert(tid, stack);
+            }
+            !ignored
         });
     }
     found.sort_by_key(|(_, origin)| origin.as_ref().map_or(u64::MAX, |origin| origin.key));
     found
         .into_iter()
-        .map(|(tid, origin)| Suspect::Thread { tid, origin })
+        .map(|(tid, origin)| Suspect::Thread {
+            stack: tid.and_then(|tid| stacks.remove(&tid)),
+            tid,
+            origin,
+        })
         .collect()
 }
 
@@ -293,6 +306,7 @@ fn process_threads(me: i32, unscoped_only: bool) -> Vec<FoundThread> {
         return Vec::new();
     };
     let startup = startup_threads();
+    let left_out = |origin: &ThreadOrigin| unscoped_only && origin.scope != PROCESS;
     let mut registered: HashMap<i32, Arc<ThreadOrigin>> = HashMap::new();
     let mut found = Vec::new();
     for origin in registry::all_threads() {
@@ -300,7 +314,7 @@ fn process_threads(me: i32, unscoped_only: bool) -> Vec<FoundThread> {
             Some(tid) => {
                 registered.insert(tid, origin);
             }
-            None if unscoped_only && origin.scope != PROCESS => {}
+            None if left_out(&origin) => {}
             None => found.push((None, Some(origin))),
         }
     }
@@ -309,14 +323,9 @@ fn process_threads(me: i32, unscoped_only: bool) -> Vec<FoundThread> {
             continue;
         }
         let origin = registered.remove(&tid);
-        if unscoped_only
-            && origin
-                .as_ref()
-                .is_some_and(|origin| origin.scope != PROCESS)
-        {
-            continue;
+        if !origin.as_deref().is_some_and(left_out) {
+            found.push((Some(tid), origin));
         }
-        found.push((Some(tid), origin));
     }
     found
 }
@@ -350,7 +359,7 @@ fn report(
     let leaks = suspects
         .into_iter()
         .map(|suspect| match suspect {
-            Suspect::Thread { tid, origin } => {
+            Suspect::Thread { tid, origin, stack } => {
                 let origin = origin.as_deref();
                 let all_frames = origin
                     .map(|origin| frames::resolve(origin.spawn.ips()))
@@ -369,8 +378,15 @@ fn report(
                          returned",
                     );
                 }
-                let current_stack = match tid.map(threads::current_stack) {
-                    Some(Ok(ips)) => frames::current_stack(&frames::resolve(&ips)).shown,
+                let stack = match (stack, tid) {
+                    (Some(stack), _) => Some(Ok(stack)),
+                    (None, Some(tid)) => {
+                        Some(threads::current_stack(tid).map(|ips| frames::resolve(&ips)))
+                    }
+                    (None, None) => None,
+                };
+                let current_stack = match stack {
+                    Some(Ok(stack)) => frames::current_stack(&stack).shown,
                     Some(Err(why)) => {
                         add_note(&format!("current stack {why}"));
                         Vec::new()

@@ -154,9 +154,13 @@ impl Options {
 
 /// What a check runs with: `options` (the test's own), plus the shared file's rules, its
 /// grace and allowlist switch where the test set none, with `LEAKCHECK_GRACE` over every
-/// grace. An error is a bad variable or file, said in full.
-pub(crate) fn effective(options: &Options) -> Result<Options, &'static str> {
+/// grace; `None` under `LEAKCHECK=off`, when nothing is checked. An error is a bad variable
+/// or file, said in full.
+pub(crate) fn effective(options: &Options) -> Result<Option<Options>, &'static str> {
     let environment = environment()?;
+    if environment.mode == Mode::Off {
+        return Ok(None);
+    }
     let mut merged = options.clone();
     if let Some(shared) = file::shared(environment.config_file.as_deref())? {
         merged
@@ -172,5 +176,5 @@ pub(crate) fn effective(options: &Options) -> Result<Options, &'static str> {
         merged.default_allowlist = merged.default_allowlist.or(shared.default_allowlist);
     }
     merged.grace = environment.grace.or(merged.grace);
-    Ok(merged)
+    Ok(Some(merged))
 }
