@@ -7,6 +7,7 @@ use quote::{ToTokens, quote, quote_spanned};
 use syn::parse::Parser;
 use syn::punctuated::Punctuated;
 use syn::spanned::Spanned;
+use leakcheck_rules::RuleKind;
 use syn::{Expr, ExprLit, ItemFn, Lit, LitStr, Meta, Token};
 
 /// Leak-checks a test. See the `leakcheck` crate for the arguments.
@@ -56,31 +57,15 @@ fn parse_args(args: TokenStream2) -> syn::Result<Args> {
                 })?;
                 parsed.grace = Some((grace, value.span()));
             }
-            "ignore_thread" => {
-                if let Err(error) = glob::Pattern::new(&value.value()) {
-                    return Err(syn::Error::new(
-                        value.span(),
-                        format!("`ignore_thread` must be a glob such as \"pool-*\": {error}"),
-                    ));
-                }
-                parsed.ignore_threads.push(value);
-            }
-            "ignore_spawn" | "ignore_top" => {
-                let (rules, what) = match key.as_str() {
-                    "ignore_spawn" => (
-                        &mut parsed.ignore_spawns,
-                        "part of a function path or file, such as \"my_crate::telemetry::start\"",
-                    ),
-                    _ => (
-                        &mut parsed.ignore_tops,
-                        "part of a function path, such as \"my_crate::pool::park\"",
-                    ),
+            "ignore_thread" | "ignore_spawn" | "ignore_top" => {
+                let (kind, rules) = match key.as_str() {
+                    "ignore_thread" => (RuleKind::Thread, &mut parsed.ignore_threads),
+                    "ignore_spawn" => (RuleKind::Spawn, &mut parsed.ignore_spawns),
+                    _ => (RuleKind::Top, &mut parsed.ignore_tops),
                 };
-                if value.value().trim().is_empty() {
-                    return Err(syn::Error::new(
-                        value.span(),
-                        format!("`{key}` must be a non-empty {what}"),
-                    ));
+                // The library's own grammar: what compiles here is accepted at run time.
+                if let Err(error) = kind.parse(&value.value()) {
+                    return Err(syn::Error::new(value.span(), error));
                 }
                 rules.push(value);
             }

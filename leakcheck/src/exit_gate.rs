@@ -8,10 +8,11 @@
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::OnceLock;
 
-use crate::config::{self, Mode, Options};
-use crate::harness::write_json;
-use crate::report::json;
+use crate::config;
+use crate::options::Options;
+use crate::outcome::{self, Check, Verdict};
 use crate::verify::{self, Target};
+use crate::describe;
 
 /// libtest's exit status for a failed run.
 const FAILED: i32 = 101;
@@ -59,35 +60,22 @@ extern "C" fn check_at_exit() {
 /// The exit check; `Some(status)` to end the process with.
 fn check() -> Option<i32> {
     let base = OPTIONS.get().cloned().unwrap_or_default();
-    let options = match config::effective(&base) {
-        Ok(options) => options?,
+    let settings = match config::effective(base.settings()) {
+        Ok(settings) => settings?,
         Err(message) => {
             eprintln!("{message}");
             return Some(FAILED);
         }
     };
-    let mode = config::mode();
-    let found = verify::find(Target::Exit, &options);
-    let record = json::Record {
-        check: "exit",
-        test: None,
-        mode,
-        test_passed: None,
-        found: found.as_ref().map(|_| ()),
-    };
-    if let Err(message) = write_json(&record) {
-        eprintln!("{message}");
-        return Some(FAILED);
-    }
-    let report = found.err()?;
-    eprintln!("\n{report}");
-    match mode {
-        Mode::Warn => {
-            eprintln!("{}", crate::harness::WARN_ONLY);
-            None
+    let found = verify::check(Target::Exit, &settings).map_err(describe::report);
+    match outcome::conclude(Check::Exit, found) {
+        Err(message) => {
+            eprintln!("{message}");
+            Some(FAILED)
         }
-        _ => {
-            eprintln!("leakcheck: the test binary fails (verify_test_main!)");
+        Ok(Verdict::Clean | Verdict::Warned) => None,
+        Ok(Verdict::Fail(report)) => {
+            eprintln!("\n{report}\nleakcheck: the test binary fails (verify_test_main!)");
             Some(FAILED)
         }
     }

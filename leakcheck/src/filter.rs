@@ -2,14 +2,14 @@
 //! first; spawn rules need symbols and top rules a thread's current stack, so they run only
 //! on what is left.
 
-use crate::config::Options;
-use crate::report::Frame;
+use crate::config::Settings;
+use crate::frames::Frame;
 
 /// A thread a well-known crate keeps for the whole process by design, known by a function
 /// on its spawn path. Ignored unless the default allowlist is switched off.
 pub(crate) struct Singleton {
     /// The crate, as the README's table lists it.
-    #[cfg_attr(not(test), allow(dead_code))]
+    #[cfg(test)]
     pub(crate) krate: &'static str,
     /// Substrings of a function path on the spawn path; any one identifies the thread.
     pub(crate) spawned_in: &'static [&'static str],
@@ -20,27 +20,30 @@ pub(crate) struct Singleton {
 pub(crate) const SINGLETONS: &[Singleton] = &[
     // The global pool starts on first use and has no shutdown.
     Singleton {
+        #[cfg(test)]
         krate: "rayon",
         spawned_in: &["rayon_core::registry::set_global_registry"],
     },
     // The "async-io" thread drives the global reactor for the rest of the process.
     Singleton {
+        #[cfg(test)]
         krate: "async-io",
         spawned_in: &["async_io::driver::unparker"],
     },
     // The "ctrl-c" thread waits for the signal for good: a handler cannot be removed.
     Singleton {
+        #[cfg(test)]
         krate: "ctrlc",
         spawned_in: &["ctrlc::set_handler_inner"],
     },
 ];
 
 pub(crate) struct Rules<'a> {
-    options: &'a Options,
+    options: &'a Settings,
 }
 
 impl<'a> Rules<'a> {
-    pub(crate) fn new(options: &'a Options) -> Self {
+    pub(crate) fn new(options: &'a Settings) -> Self {
         Rules { options }
     }
 
@@ -102,13 +105,45 @@ fn frame_matches(frame: &Frame, needle: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use leakcheck_rules::RuleKind;
+
+    /// Settings as the builder makes them: rules through the one grammar.
+    #[derive(Default)]
+    struct Options(Settings);
+
+    impl Options {
+        fn new() -> Options {
+            Options::default()
+        }
+        fn rule(mut self, kind: RuleKind, text: &str) -> Options {
+            self.0.add_rule(kind.parse(text).unwrap());
+            self
+        }
+        fn ignore_thread(self, text: &str) -> Options {
+            self.rule(RuleKind::Thread, text)
+        }
+        fn ignore_spawn(self, text: &str) -> Options {
+            self.rule(RuleKind::Spawn, text)
+        }
+        fn ignore_top(self, text: &str) -> Options {
+            self.rule(RuleKind::Top, text)
+        }
+        fn default_allowlist(mut self, on: bool) -> Options {
+            self.0.default_allowlist = Some(on);
+            self
+        }
+    }
+
+    fn rules(options: &Options) -> Rules<'_> {
+        Rules::new(&options.0)
+    }
 
     #[test]
     fn thread_names_match_globs() {
         let options = Options::new()
             .ignore_thread("pool-*")
             .ignore_thread("exact");
-        let rules = Rules::new(&options);
+        let rules = rules(&options);
         assert!(rules.ignores_thread(Some(1), "pool-worker-3"));
         assert!(rules.ignores_thread(None, "exact"));
         assert!(!rules.ignores_thread(Some(1), "exactly"));
@@ -124,11 +159,11 @@ mod tests {
             Some(5),
         )];
         let by_path = Options::new().ignore_spawn("telemetry::start");
-        assert!(Rules::new(&by_path).ignores_spawn(&frames));
+        assert!(rules(&by_path).ignores_spawn(&frames));
         let by_file = Options::new().ignore_spawn("telemetry.rs:12");
-        assert!(Rules::new(&by_file).ignores_spawn(&frames));
+        assert!(rules(&by_file).ignores_spawn(&frames));
         let other = Options::new().ignore_spawn("metrics");
-        assert!(!Rules::new(&other).ignores_spawn(&frames));
+        assert!(!rules(&other).ignores_spawn(&frames));
     }
 
     #[test]
@@ -139,9 +174,9 @@ mod tests {
             None,
             None,
         )];
-        assert!(Rules::new(&Options::new()).ignores_spawn(&frames));
+        assert!(rules(&Options::new()).ignores_spawn(&frames));
         let off = Options::new().default_allowlist(false);
-        assert!(!Rules::new(&off).ignores_spawn(&frames));
+        assert!(!rules(&off).ignores_spawn(&frames));
     }
 
     #[test]
@@ -160,8 +195,8 @@ mod tests {
             Frame::new(Some("my_crate::pool::park".into()), None, None, None),
         ];
         let options = Options::new().ignore_top("my_crate::pool::park");
-        assert!(Rules::new(&options).ignores_top(&top));
+        assert!(rules(&options).ignores_top(&top));
         let other = Options::new().ignore_top("my_crate::reaper");
-        assert!(!Rules::new(&other).ignores_top(&top));
+        assert!(!rules(&other).ignores_top(&top));
     }
 }

@@ -1,12 +1,113 @@
-//! Raw instruction pointers -> frames, and which frames are the user's. Runs only when a
-//! check has found something, never on the spawn path; results are cached per address.
+//! [`Frame`], and raw instruction pointers -> frames, and which frames are the user's. Runs
+//! only when a check has found something, never on the spawn path; results are cached per
+//! address. A leaf: it imports nothing of the crate.
 
 use std::collections::HashMap;
+use std::fmt;
 use std::sync::{Arc, LazyLock};
 
 use parking_lot::Mutex;
 
-use crate::report::Frame;
+/// One frame of a backtrace, resolved.
+///
+/// ```
+/// use std::time::Duration;
+///
+/// let scope = leakcheck::Scope::enter_named("frames");
+/// let (stop, stopped) = std::sync::mpsc::channel::<()>();
+/// std::thread::spawn(move || stopped.recv());
+/// let report = scope.find(&leakcheck::Options::new().grace(Duration::ZERO)).unwrap_err();
+/// let site = report.leaks()[0].spawn_site().expect("this code spawned it");
+/// assert!(site.function().unwrap().contains("main"));
+/// // `file.rs:LINE:COLUMN` when the binary has debug info (doctests have none).
+/// println!("spawned at {}", site.location().unwrap_or_default());
+/// drop(stop); // the thread returns
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Frame {
+    function: Option<String>,
+    file: Option<String>,
+    line: Option<u32>,
+    column: Option<u32>,
+    /// Whether the file is a dependency's (cargo's registry or git checkouts).
+    dependency: bool,
+}
+
+impl Frame {
+    pub(crate) fn new(
+        function: Option<String>,
+        file: Option<String>,
+        line: Option<u32>,
+        column: Option<u32>,
+    ) -> Frame {
+        Frame {
+            function,
+            file,
+            line,
+            column,
+            dependency: false,
+        }
+    }
+
+    /// The same frame, marked as a dependency's code.
+    pub(crate) fn in_dependency(mut self) -> Frame {
+        self.dependency = true;
+        self
+    }
+
+    /// Whether this is a dependency's code (from cargo's registry or a git checkout) rather
+    /// than the workspace's own.
+    pub fn is_dependency(&self) -> bool {
+        self.dependency
+    }
+
+    /// The demangled function path, without the hash: `my_crate::pool::start`.
+    pub fn function(&self) -> Option<&str> {
+        self.function.as_deref()
+    }
+
+    /// The source file, relative to the working directory when it lies below it.
+    pub fn file(&self) -> Option<&str> {
+        self.file.as_deref()
+    }
+
+    /// The line in [`Frame::file`].
+    pub fn line(&self) -> Option<u32> {
+        self.line
+    }
+
+    /// The column in [`Frame::file`].
+    pub fn column(&self) -> Option<u32> {
+        self.column
+    }
+
+    /// `file.rs:LINE:COLUMN`, or as much of it as is known.
+    pub fn location(&self) -> Option<String> {
+        let file = self.file.as_deref()?;
+        Some(match (self.line, self.column) {
+            (Some(line), Some(column)) => format!("{file}:{line}:{column}"),
+            (Some(line), None) => format!("{file}:{line}"),
+            _ => file.to_owned(),
+        })
+    }
+
+    /// The function path as an `ignore_spawn` rule: closures stand for their function.
+    pub(crate) fn rule_path(&self) -> Option<&str> {
+        let function = self.function.as_deref()?;
+        Some(function.split("::{{closure}}").next().unwrap_or(function))
+    }
+}
+
+impl fmt::Display for Frame {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.function.as_deref().unwrap_or("<unknown>"))?;
+        if let Some(location) = self.location() {
+            write!(f, " at {location}")?;
+        }
+        Ok(())
+    }
+}
+
 
 /// Crates whose frames are machinery, not the place a user spawned from.
 const MACHINERY: &[&str] = &[
@@ -61,16 +162,12 @@ fn resolve_ip(ip: usize) -> Vec<Frame> {
     let mut frames = Vec::new();
     // `resolve` looks up `ip - 1`: a captured ip is a return address, one past the call.
     backtrace::resolve(ip as *mut std::ffi::c_void, |symbol| {
-        let frame = Frame::new(
-            symbol.name().map(|name| format!("{name:#}")),
-            symbol.filename().map(display_path),
+        frames.push(from_symbol(
+            symbol.name().map(|name| format!("{name:#}")).as_deref(),
+            symbol.filename(),
             symbol.lineno(),
             symbol.colno(),
-        );
-        frames.push(match symbol.filename() {
-            Some(path) if is_dependency_path(path) => frame.in_dependency(),
-            _ => frame,
-        });
+        ));
     });
     if frames.is_empty() {
         frames.push(Frame::new(None, None, None, None));
@@ -78,10 +175,41 @@ fn resolve_ip(ip: usize) -> Vec<Frame> {
     frames
 }
 
+/// A resolved symbol as a frame: the demangled name without its hash, the path as the
+/// report shows it, and whether it is a dependency's code. Every frame leakcheck shows is
+/// made here, whether it comes from a captured trace or from a tokio task dump.
+pub(crate) fn from_symbol(
+    demangled: Option<&str>,
+    file: Option<&std::path::Path>,
+    line: Option<u32>,
+    column: Option<u32>,
+) -> Frame {
+    let frame = Frame::new(
+        demangled.map(without_hash),
+        file.map(display_path),
+        line,
+        column,
+    );
+    match file {
+        Some(path) if is_dependency_path(path) => frame.in_dependency(),
+        _ => frame,
+    }
+}
+
+/// `name::h0123456789abcdef` -> `name`.
+fn without_hash(name: &str) -> String {
+    match name.rsplit_once("::h") {
+        Some((path, hash)) if hash.len() == 16 && hash.chars().all(|c| c.is_ascii_hexdigit()) => {
+            path.to_owned()
+        }
+        _ => name.to_owned(),
+    }
+}
+
 /// Paths under the working directory (where cargo runs tests: the package root) are shown
 /// relative to it, the way they appear in the user's editor; a dependency's sources from
 /// cargo's registry as `crate-version/src/...`.
-pub(crate) fn display_path(path: &std::path::Path) -> String {
+fn display_path(path: &std::path::Path) -> String {
     static CWD: LazyLock<Option<std::path::PathBuf>> =
         LazyLock::new(|| std::env::current_dir().ok());
     if let Some(relative) = CWD.as_deref().and_then(|cwd| path.strip_prefix(cwd).ok()) {
@@ -122,9 +250,32 @@ pub(crate) fn spawn_site(user_frames: &[Frame]) -> Option<&Frame> {
         .or_else(|| user_frames.first())
 }
 
+/// A task's spawn site as a frame: tokio's record of the caller's `file:line:column`,
+/// with the function from the spawn backtrace when that frame is the same call.
+pub(crate) fn location_frame(
+    location: &'static std::panic::Location<'static>,
+    innermost_user_frame: Option<&Frame>,
+) -> Frame {
+    let function = innermost_user_frame
+        .filter(|frame| {
+            frame.line() == Some(location.line())
+                && frame.file().is_some_and(|file| {
+                    file.ends_with(location.file()) || location.file().ends_with(file)
+                })
+        })
+        .and_then(|frame| frame.function().map(str::to_owned));
+    Frame::new(
+        function,
+        Some(location.file().to_owned()),
+        Some(location.line()),
+        Some(location.column()),
+    )
+}
+
 /// Where a spawn backtrace stops being interesting: the harness that called the test body.
-/// What lies beyond is the attribute's wrapper and libtest.
-const TEST_BOUNDARY: &[&str] = &[
+/// What lies beyond is the attribute's wrapper and libtest. (`harness.rs` checks that its
+/// functions still have these paths.)
+pub(crate) const TEST_BOUNDARY: &[&str] = &[
     "leakcheck::harness::run_test",
     "leakcheck::harness::run_async_test",
     "test::__rust_begin_short_backtrace",
@@ -145,19 +296,24 @@ pub(crate) fn user_frames(frames: &[Frame]) -> Vec<Frame> {
         .collect()
 }
 
+/// The function of leakcheck's signal handler that captures a current stack: its frames,
+/// then the signal trampoline, come before the thread's own. (`threads/stack.rs` checks
+/// that its handler still has this path.)
+pub(crate) const SIGNAL_HANDLER: &str = "leakcheck::threads::stack::on_signal";
+
 /// A thread's current stack, captured in leakcheck's signal handler, as a report shows it:
 /// the function it is stopped in, the last library function before the user's code (the
 /// `Condvar::wait`, `thread::sleep` or `Receiver::recv` it called), then the user's frames.
 /// Also returns `top`: every frame from the top down to the first of the user's, which
 /// `ignore_top` rules match.
-pub(crate) fn current_stack(frames: &[Frame]) -> CurrentStack {
+pub(crate) fn shape_current_stack(frames: &[Frame]) -> CurrentStack {
     // The handler's frames, then the signal trampoline, then the thread's own stack.
     let own = frames
         .iter()
         .position(|frame| {
             frame
                 .function()
-                .is_some_and(|function| function.contains("threads::stack::on_signal"))
+                .is_some_and(|function| function.contains(SIGNAL_HANDLER))
         })
         .map_or(0, |handler| handler + 2)
         .min(frames.len());
@@ -307,6 +463,21 @@ mod tests {
     }
 
     #[test]
+    fn symbols_lose_their_hash_and_dependencies_are_marked() {
+        let frame = from_symbol(
+            Some("tokio::sync::oneshot::Receiver<T>::poll::h0123456789abcdef"),
+            Some(std::path::Path::new(
+                "/home/u/.cargo/registry/src/index-1/tokio-1.54.1/src/sync/oneshot.rs",
+            )),
+            Some(7),
+            None,
+        );
+        assert_eq!(frame.function(), Some("tokio::sync::oneshot::Receiver<T>::poll"));
+        assert_eq!(frame.file(), Some("tokio-1.54.1/src/sync/oneshot.rs"));
+        assert!(frame.is_dependency());
+    }
+
+    #[test]
     fn cut_at_the_test_harness() {
         let frames = [
             frame("std::thread::spawn"),
@@ -323,8 +494,12 @@ mod tests {
 
     #[test]
     fn resolves_its_own_caller() {
-        let trace = crate::registry::SpawnTrace::<16>::capture();
-        let frames = resolve(trace.ips());
+        let mut ips = Vec::new();
+        backtrace::trace(|frame| {
+            ips.push(frame.ip() as usize);
+            ips.len() < 16
+        });
+        let frames = resolve(&ips);
         assert!(
             frames.iter().any(|frame| frame
                 .function()

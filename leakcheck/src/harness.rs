@@ -7,16 +7,13 @@ use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::pin::Pin;
 use std::time::Instant;
 
-use crate::config::{self, Mode, Options};
+use crate::config::{self, Settings};
+use crate::options::Options;
+use crate::outcome::{self, Check, Verdict};
 use crate::report::Report;
-use crate::report::json;
 use crate::scope::Scope;
 use crate::tasks::{Flavor, TestRuntime};
-use crate::verify;
-
-/// What a report under `LEAKCHECK=warn` ends with.
-pub(crate) const WARN_ONLY: &str =
-    "leakcheck: LEAKCHECK=warn: reported, not failed (LEAKCHECK=fail, the default, fails on leaks)";
+use crate::{describe, verify};
 
 /// Where the test is, as the macro sees it.
 #[derive(Clone, Copy, Debug)]
@@ -71,12 +68,12 @@ impl<T, E> TestOutcome for Result<T, E> {
 /// Runs a test body in its own scope and fails the test if the scope leaked.
 #[track_caller]
 pub fn run_test<R: TestOutcome>(spec: &TestSpec, options: &Options, body: impl FnOnce() -> R) -> R {
-    let Some(options) = configure(spec, options) else {
+    let Some(settings) = configure(spec, options) else {
         return body();
     };
     let scope = Scope::enter_named(spec.test_name());
     let outcome = catch_unwind(AssertUnwindSafe(body));
-    let check = verify::find(verify::Target::Scope(scope.id()), &options);
+    let check = verify::check(verify::Target::Scope(scope.id()), &settings).map_err(describe::report);
     drop(scope);
     conclude(spec, outcome, check)
 }
@@ -89,11 +86,11 @@ pub fn run_test<R: TestOutcome>(spec: &TestSpec, options: &Options, body: impl F
 /// If an environment variable or `leakcheck.toml` is not understood: the test fails with
 /// the message, before its body runs.
 #[track_caller]
-fn configure(spec: &TestSpec, options: &Options) -> Option<Options> {
+fn configure(spec: &TestSpec, options: &Options) -> Option<Settings> {
     if let Some(dir) = spec.manifest_dir {
         config::remember_manifest_dir(dir);
     }
-    config::effective(options).unwrap_or_else(|message| panic!("{message}"))
+    config::effective(options.settings()).unwrap_or_else(|message| panic!("{message}"))
 }
 
 /// Runs an async test body on a runtime built from `builder` (as `#[tokio::test]` would)
@@ -109,30 +106,30 @@ pub fn run_async_test<R: TestOutcome>(
     flavor: Flavor,
     body: Pin<&mut dyn Future<Output = R>>,
 ) -> R {
-    let Some(options) = configure(spec, options) else {
+    let Some(settings) = configure(spec, options) else {
         let runtime = TestRuntime::build(builder, flavor).expect("Failed building the Runtime");
         return runtime.block_on(body);
     };
-    let options = &options;
     let scope = Scope::enter_named(spec.test_name());
     let runtime = TestRuntime::build(builder, flavor).expect("Failed building the Runtime");
     let outcome = catch_unwind(AssertUnwindSafe(|| runtime.block_on(body)));
     let returned = Instant::now();
     let tasks = catch_unwind(AssertUnwindSafe(|| {
-        runtime.block_on(verify::find_tasks(scope.id(), options, &runtime))
+        runtime.block_on(verify::check_tasks(scope.id(), &settings, &runtime))
     }))
     // The runtime itself panicked (say `unhandled_panic = "shutdown_runtime"`): its tasks
     // are gone with it.
-    .unwrap_or(Ok(()));
+    .unwrap_or(Ok(()))
+    .map_err(describe::report);
     let shutdown = Instant::now();
-    runtime.shutdown_timeout(options.grace_period());
-    let threads_grace = options.grace_period().saturating_sub(shutdown.elapsed());
+    runtime.shutdown_timeout(settings.grace_period());
+    let threads_settings = Settings {
+        grace: Some(settings.grace_period().saturating_sub(shutdown.elapsed())),
+        ..settings
+    };
     // The threads' report says how long they outlived the body, shutdown included.
-    let threads = verify::find_threads(
-        verify::Target::Scope(scope.id()),
-        &options.clone().grace(threads_grace),
-    )
-    .map_err(|report| report.waited_since(returned));
+    let threads = verify::check_threads(verify::Target::Scope(scope.id()), &threads_settings)
+        .map_err(|found| describe::report(found).waited_since(returned));
     drop(scope);
     let check = match (tasks, threads) {
         (Ok(()), Ok(())) => Ok(()),
@@ -151,31 +148,19 @@ fn conclude<R: TestOutcome>(
     outcome: std::thread::Result<R>,
     check: Result<(), Report>,
 ) -> R {
-    let mode = config::mode();
     // As libtest will judge the test, leaks aside.
-    let test_passed = match &outcome {
+    let passed = match &outcome {
         Ok(value) => value.passed() && !spec.should_panic,
         Err(_) => spec.should_panic,
     };
     let name = spec.test_name();
-    let record = json::Record {
-        check: "test",
-        test: Some(&name),
-        mode,
-        test_passed: Some(test_passed),
-        found: check.as_ref().map(|_| ()),
+    let report = match outcome::conclude(Check::Test { name: &name, passed }, check) {
+        Err(message) => panic!("{message}"),
+        Ok(Verdict::Clean | Verdict::Warned) => {
+            return outcome.unwrap_or_else(|panic| resume_unwind(panic));
+        }
+        Ok(Verdict::Fail(report)) => report,
     };
-    if let Err(message) = write_json(&record) {
-        panic!("{message}");
-    }
-    let report = match check {
-        Ok(()) => return outcome.unwrap_or_else(|panic| resume_unwind(panic)),
-        Err(report) => report,
-    };
-    if mode == Mode::Warn {
-        eprintln!("{report}\n{WARN_ONLY}");
-        return outcome.unwrap_or_else(|panic| resume_unwind(panic));
-    }
     match outcome {
         Ok(value) if value.passed() => panic!("{report}"),
         Ok(failed) => {
@@ -199,19 +184,15 @@ fn conclude<R: TestOutcome>(
     }
 }
 
-/// Appends a check to `LEAKCHECK_REPORT`, if it is set; the error says which file failed.
-pub(crate) fn write_json(record: &json::Record<'_>) -> Result<(), String> {
-    let Ok(environment) = config::environment() else {
-        return Ok(());
-    };
-    let Some(path) = &environment.report else {
-        return Ok(());
-    };
-    json::append(path, record).map_err(|error| {
-        format!(
-            "leakcheck: cannot append to {}={}: {error}",
-            config::REPORT_VAR,
-            path.display()
-        )
-    })
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn frames_knows_where_test_bodies_are_called() {
+        // `frames` cuts spawn backtraces at these functions, by path, as strings.
+        let module = module_path!().trim_end_matches("::tests");
+        for function in ["run_test", "run_async_test"] {
+            let path = format!("{module}::{function}");
+            assert!(crate::frames::TEST_BOUNDARY.contains(&path.as_str()), "{path}");
+        }
+    }
 }

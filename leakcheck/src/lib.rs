@@ -50,23 +50,81 @@
 //! scope, the whole process (as in a `harness = false` test's `main`), and
 //! [`verify_test_main!`] checks a whole test binary when it exits.
 
+#![cfg_attr(docsrs, feature(doc_cfg))]
+#![warn(missing_docs)]
+
+// The modules form layers, each importing only from layers below it (DESIGN.md, "The
+// house"; `tests/layers.rs` keeps it so). Bottom up:
+// leaves: scope, frames, config
 mod config;
-mod exit_gate;
-mod filter;
 mod frames;
-mod harness;
-// Written by the Linux spawn hook only; on other platforms it stays empty.
-#[cfg_attr(not(all(target_os = "linux", not(miri))), allow(dead_code))]
+mod scope;
+// store and data: registry (spawn records), report (what a check hands back)
 mod registry;
 mod report;
-mod scope;
+// sources: threads, then tasks
 mod tasks;
 mod threads;
+// rules and start-up: options, filter, init
+mod filter;
+mod init;
+mod options;
+// check: verify (the retry loop), then describe (suspects -> leaks)
+mod describe;
 mod verify;
+// face: outcome (fail / warn and the JSON record)
+mod outcome;
+// entry: what the attribute and `verify_test_main!` call, then this file
+mod exit_gate;
+mod harness;
 
-pub use config::{DEFAULT_GRACE, Options};
+/// Leak-checks a test: runs it in a [`Scope`] named after it, and fails it if a thread or
+/// task it started is still running after the grace period, with the [`Report`].
+///
+/// On a sync fn it checks OS threads. On an `async fn` it builds a current_thread tokio
+/// runtime (as `#[tokio::test]` would) and checks the test's tasks inside it before it is
+/// dropped, then its threads. Placed *above* `#[tokio::test(..)]`, it absorbs tokio's
+/// attribute and builds the runtime tokio's arguments describe (`flavor`,
+/// `worker_threads`, `start_paused`, `crate`, `name`, `unhandled_panic`); placed below it,
+/// it would only see tokio's expansion, whose runtime cancels the tasks first, so that is a
+/// compile error. A `#[test]` written next to it is dropped (it would register the test
+/// twice); `#[should_panic]` and a `Result` return type work as with `#[test]`.
+///
+/// Arguments, each a string literal; the ignore rules may repeat:
+/// - `grace = "300ms"`: how long to wait before calling what is left a leak;
+/// - `ignore_thread = "metrics-*"`: a glob over a thread's full name;
+/// - `ignore_spawn = "my_crate::telemetry::start"` (or `"src/lib.rs:40"`): part of a
+///   function path or `file:line` on the spawn path;
+/// - `ignore_top = "my_crate::pool::park"`: part of a function path at the top of a
+///   thread's current stack.
+///
+/// An unknown argument, a value that is not a duration or a glob, an empty rule, or a
+/// tokio argument tokio would refuse is a compile error pointing at it. `leakcheck.toml`
+/// (and its `default_allowlist` switch) applies to every test on top of these.
+///
+/// ```
+/// #[leakcheck::test]
+/// fn pool_shuts_down() {
+///     let worker = std::thread::spawn(|| 40 + 2);
+///     assert_eq!(worker.join().unwrap(), 42);
+/// }
+///
+/// #[leakcheck::test]
+/// #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+/// async fn server_stops() {
+///     let task = tokio::spawn(async { 6 * 7 });
+///     assert_eq!(task.await.unwrap(), 42);
+/// }
+///
+/// #[leakcheck::test(grace = "300ms", ignore_thread = "metrics-*")]
+/// fn with_options() {}
+/// ```
 pub use leakcheck_macros::test;
-pub use report::{Frame, Identity, Leak, LeakKind, Report};
+
+pub use config::DEFAULT_GRACE;
+pub use frames::Frame;
+pub use options::Options;
+pub use report::{Identity, Leak, LeakKind, Report};
 pub use scope::Scope;
 pub use tasks::TokioBuilderExt;
 
@@ -95,17 +153,9 @@ pub fn verify_none() {
 /// ```
 #[track_caller]
 pub fn verify_none_with(options: &Options) {
-    if let Err(report) = find(options) {
-        fail_or_warn(&report);
-    }
-}
-
-/// A report from `verify_none`: a panic, or under `LEAKCHECK=warn` a printed warning.
-#[track_caller]
-fn fail_or_warn(report: &Report) {
-    match config::mode() {
-        config::Mode::Warn => eprintln!("{report}\n{}", harness::WARN_ONLY),
-        _ => panic!("{report}"),
+    match scope::current() {
+        scope::PROCESS => verify_and_conclude(verify::Target::Process, None, options),
+        scope => verify_and_conclude(verify::Target::Scope(scope), Some(scope), options),
     }
 }
 
@@ -122,7 +172,70 @@ pub fn find(options: &Options) -> Result<(), Report> {
         scope::PROCESS => verify::Target::Process,
         scope => verify::Target::Scope(scope),
     };
-    verify::find_configured(target, options)
+    check_configured(target, options)
+}
+
+impl Scope {
+    /// Checks this scope with default options; panics with the report if anything
+    /// it owns is still running after the grace period.
+    ///
+    /// ```
+    /// let scope = leakcheck::Scope::enter();
+    /// scope.verify_none();
+    /// ```
+    #[track_caller]
+    pub fn verify_none(&self) {
+        self.verify_none_with(&Options::default());
+    }
+
+    /// [`Scope::verify_none`] with options.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let scope = leakcheck::Scope::enter();
+    /// scope.verify_none_with(&leakcheck::Options::new().grace(Duration::from_millis(50)));
+    /// ```
+    #[track_caller]
+    pub fn verify_none_with(&self, options: &Options) {
+        verify_and_conclude(verify::Target::Scope(self.id()), Some(self.id()), options);
+    }
+
+    /// Checks this scope and returns the report instead of panicking.
+    ///
+    /// ```
+    /// let scope = leakcheck::Scope::enter();
+    /// assert!(scope.find(&leakcheck::Options::new()).is_ok());
+    /// ```
+    pub fn find(&self, options: &Options) -> Result<(), Report> {
+        check_configured(verify::Target::Scope(self.id()), options)
+    }
+}
+
+/// A check asked for from code: nothing under `LEAKCHECK=off`; else `options` merged with
+/// the shared file and the environment.
+///
+/// # Panics
+///
+/// If an environment variable or the shared file is not understood, with the message.
+#[track_caller]
+fn check_configured(target: verify::Target, options: &Options) -> Result<(), Report> {
+    match config::effective(options.settings()) {
+        Ok(Some(settings)) => verify::check(target, &settings).map_err(describe::report),
+        Ok(None) => Ok(()),
+        Err(message) => panic!("{message}"),
+    }
+}
+
+/// `verify_none*`: the check, then the one outcome policy (JSON record, warn or panic).
+#[track_caller]
+fn verify_and_conclude(target: verify::Target, scope: Option<scope::ScopeId>, options: &Options) {
+    let found = check_configured(target, options);
+    let name = scope.map(scope::label);
+    match outcome::conclude(outcome::Check::Call { scope: name.as_deref() }, found) {
+        Err(message) => panic!("{message}"),
+        Ok(outcome::Verdict::Clean | outcome::Verdict::Warned) => {}
+        Ok(outcome::Verdict::Fail(report)) => panic!("{report}"),
+    }
 }
 
 /// Fails the whole test binary, after libtest has printed its results, if any thread or

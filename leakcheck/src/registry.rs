@@ -4,8 +4,21 @@
 //! are sharded by id, with a live count per scope: a clean scope's check reads the count.
 //!
 //! Writers are the spawn hooks (on the spawning thread, before the OS thread exists) and
-//! thread exit; readers are `verify`. Entries hold raw instruction pointers only: symbols
-//! are resolved by `report`, and only for leaks.
+//! thread exit; readers are `verify` and `describe`. Entries hold raw instruction pointers
+//! only: symbols are resolved by `describe`, and only for leaks.
+//!
+//! # Locks
+//!
+//! `REGISTRY` (threads and per-scope task counts) and the task shards are `parking_lot`
+//! mutexes, and no lock is ever taken while another is held: `add_task` reads the parent's
+//! shard, releases it, takes `REGISTRY` for the scope's count only on a cache miss
+//! (`SPAWNING_SCOPE`), releases it, then takes its own shard; `tasks_of` reads the count
+//! under `REGISTRY`, releases it, then visits each shard in turn. That is what keeps the
+//! hooks, which run inside `pthread_create` and inside tokio's scheduler, free of deadlock.
+//! Nothing here allocates under a lock but the maps' own growth.
+//!
+//! Per-scope entries are never removed (one small entry per scope for the process's life):
+//! harmless for a test binary, to be bounded before a long-running service relies on it.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hash, Hasher};
@@ -14,7 +27,24 @@ use std::sync::{Arc, LazyLock};
 
 use parking_lot::Mutex;
 
-use crate::scope::ScopeId;
+use crate::scope::{ScopeId, TaskRef};
+
+/// Whether the spawn hooks record anything: off under `LEAKCHECK=off`, decided before
+/// `main` (see `init`), so that `pthread_create` never reads the environment.
+#[cfg(any(lc_thread_hook, tokio_unstable))]
+static HOOKS_ON: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
+
+#[cfg(any(lc_thread_hook, tokio_unstable))]
+/// Whether the spawn hooks record spawns; one atomic load.
+pub(crate) fn hooks_on() -> bool {
+    HOOKS_ON.load(Ordering::Relaxed)
+}
+
+#[cfg(any(lc_thread_hook, tokio_unstable))]
+/// Turns the spawn hooks into pass-throughs, for the rest of the process.
+pub(crate) fn switch_hooks_off() {
+    HOOKS_ON.store(false, Ordering::Relaxed);
+}
 
 /// Frames kept of a thread's spawn backtrace: enough for std's spawn path, the user's
 /// frames and libtest's, at 8 bytes a frame.
@@ -35,6 +65,7 @@ pub(crate) struct SpawnTrace<const N: usize = THREAD_FRAMES> {
 impl<const N: usize> SpawnTrace<N> {
     /// Captures the calling thread's stack. Safe to call inside `pthread_create`: it takes
     /// no lock that a thread spawn could hold and allocates nothing.
+    #[cfg(any(lc_thread_hook, tokio_unstable))]
     #[inline(never)]
     pub(crate) fn capture() -> Self {
         let mut trace = SpawnTrace {
@@ -68,21 +99,38 @@ pub(crate) struct ThreadOrigin {
     /// Kernel thread id; 0 until the new thread has started running.
     tid: AtomicI32,
     /// The `pthread_t`, so that a name given by another thread finds its thread.
+    #[cfg(lc_thread_hook)]
     handle: AtomicUsize,
     /// The full name (the kernel keeps only 15 bytes), when the thread named itself.
     name: Mutex<Option<Box<str>>>,
     pub(crate) parent: Option<Arc<ThreadOrigin>>,
     /// The task that was being polled on the spawning thread, if any: the real spawner.
-    pub(crate) spawning_task: Option<crate::tasks::TaskRef>,
+    pub(crate) spawning_task: Option<TaskRef>,
     pub(crate) spawn: SpawnTrace,
 }
 
+impl ThreadOrigin {
+    /// The kernel thread id, or `None` while the thread is still being created.
+    pub(crate) fn tid(&self) -> Option<i32> {
+        match self.tid.load(Ordering::Acquire) {
+            0 => None,
+            tid => Some(tid),
+        }
+    }
+
+    pub(crate) fn name(&self) -> Option<String> {
+        self.name.lock().as_deref().map(str::to_owned)
+    }
+}
+
+/// Written by the thread spawn hook, which exists only where `lc_thread_hook` holds.
+#[cfg(lc_thread_hook)]
 impl ThreadOrigin {
     pub(crate) fn new(
         key: u64,
         scope: ScopeId,
         parent: Option<Arc<ThreadOrigin>>,
-        spawning_task: Option<crate::tasks::TaskRef>,
+        spawning_task: Option<TaskRef>,
         spawn: SpawnTrace,
     ) -> Self {
         ThreadOrigin {
@@ -97,24 +145,12 @@ impl ThreadOrigin {
         }
     }
 
-    /// The kernel thread id, or `None` while the thread is still being created.
-    pub(crate) fn tid(&self) -> Option<i32> {
-        match self.tid.load(Ordering::Acquire) {
-            0 => None,
-            tid => Some(tid),
-        }
-    }
-
     pub(crate) fn set_tid(&self, tid: i32) {
         self.tid.store(tid, Ordering::Release);
     }
 
     pub(crate) fn set_handle(&self, handle: usize) {
         self.handle.store(handle, Ordering::Release);
-    }
-
-    pub(crate) fn name(&self) -> Option<String> {
-        self.name.lock().as_deref().map(str::to_owned)
     }
 
     pub(crate) fn set_name(&self, name: &str) {
@@ -148,11 +184,12 @@ pub(crate) struct TaskOrigin {
     /// The task that spawned it and where that one was spawned, if a task did (else a
     /// thread did). Not the parent's whole origin: a task that respawns itself would
     /// otherwise keep an ever longer chain alive.
-    pub(crate) parent: Option<crate::tasks::TaskRef>,
+    pub(crate) parent: Option<TaskRef>,
     /// Only with `LEAKCHECK_TASK_BACKTRACE=1`: boxed, so that a task without one costs no
     /// more than its few fields.
     pub(crate) spawn: Option<Box<SpawnTrace<TASK_FRAMES>>>,
     /// The live-task count of its scope, decremented when it terminates.
+    #[cfg(tokio_unstable)]
     scope_count: Arc<AtomicUsize>,
 }
 
@@ -163,17 +200,15 @@ impl TaskOrigin {
     }
 }
 
-// Written by the task hooks, which exist under `--cfg tokio_unstable` only.
-#[cfg_attr(not(tokio_unstable), allow(dead_code))]
 /// Ids of tasks whose termination arrived before their spawn (tokio runs the spawn hook
 /// after binding the task, and binding into a closing runtime terminates it at once), so
 /// that the late spawn is not recorded as a task that never ends. Blocking tasks terminate
 /// without a spawn at all, so this keeps only the most recent ids.
+#[cfg(tokio_unstable)]
 const EARLY_TERMINATIONS: usize = 256;
 
 #[derive(Default)]
 struct ScopeEntries {
-    name: Option<Arc<str>>,
     threads: HashMap<u64, Arc<ThreadOrigin>>,
     /// How many of the scope's tasks are alive: a clean scope's task check reads only this.
     live_tasks: Arc<AtomicUsize>,
@@ -186,14 +221,7 @@ struct Registry {
 
 static REGISTRY: LazyLock<Mutex<Registry>> = LazyLock::new(Default::default);
 
-pub(crate) fn name_scope(scope: ScopeId, name: Arc<str>) {
-    REGISTRY.lock().scopes.entry(scope).or_default().name = Some(name);
-}
-
-pub(crate) fn scope_name(scope: ScopeId) -> Option<Arc<str>> {
-    REGISTRY.lock().scopes.get(&scope)?.name.clone()
-}
-
+#[cfg(lc_thread_hook)]
 pub(crate) fn add_thread(origin: Arc<ThreadOrigin>) {
     REGISTRY
         .lock()
@@ -204,6 +232,7 @@ pub(crate) fn add_thread(origin: Arc<ThreadOrigin>) {
         .insert(origin.key, origin);
 }
 
+#[cfg(lc_thread_hook)]
 pub(crate) fn remove_thread(scope: ScopeId, key: u64) {
     if let Some(entries) = REGISTRY.lock().scopes.get_mut(&scope) {
         entries.threads.remove(&key);
@@ -231,6 +260,7 @@ pub(crate) fn all_threads() -> Vec<Arc<ThreadOrigin>> {
 }
 
 /// The registered thread with this `pthread_t`, if it is still running.
+#[cfg(lc_name_hook)]
 pub(crate) fn thread_by_handle(handle: usize) -> Option<Arc<ThreadOrigin>> {
     REGISTRY
         .lock()
@@ -251,20 +281,22 @@ type IdMap<V> = HashMap<tokio::task::Id, V, BuildHasherDefault<IdHasher>>;
 #[derive(Default)]
 struct TaskShard {
     live: IdMap<TaskOrigin>,
+    #[cfg(tokio_unstable)]
     early_terminations: EarlyTerminations,
 }
 
 /// The most recent terminations that arrived before their spawn: a set, so that a spawn
 /// asks in O(1) (blocking tasks keep it full), and the order they came in, to forget the
 /// oldest.
+#[cfg(tokio_unstable)]
 #[derive(Default)]
 struct EarlyTerminations {
     ids: std::collections::HashSet<tokio::task::Id, BuildHasherDefault<IdHasher>>,
     order: std::collections::VecDeque<tokio::task::Id>,
 }
 
+#[cfg(tokio_unstable)]
 impl EarlyTerminations {
-    #[cfg_attr(not(tokio_unstable), allow(dead_code))]
     fn insert(&mut self, id: tokio::task::Id) {
         if self.order.len() == EARLY_TERMINATIONS {
             if let Some(oldest) = self.order.pop_front() {
@@ -276,7 +308,6 @@ impl EarlyTerminations {
     }
 
     /// Whether `id` terminated early; forgets it if so (its id is not reused).
-    #[cfg_attr(not(tokio_unstable), allow(dead_code))]
     fn take(&mut self, id: tokio::task::Id) -> bool {
         // The stale entry in `order` goes when it is the oldest; removing an absent id
         // from `ids` then is harmless.
@@ -323,6 +354,7 @@ fn shard(id: tokio::task::Id) -> &'static Mutex<TaskShard> {
     &TASKS[hasher.finish() as usize % TASK_SHARDS].0
 }
 
+#[cfg(tokio_unstable)]
 thread_local! {
     /// The live-task count of the scope this thread last spawned a task from: spawns come in
     /// runs from one scope, and this spares each of them the global registry lock.
@@ -331,6 +363,7 @@ thread_local! {
 }
 
 /// The live-task count of `scope`.
+#[cfg(tokio_unstable)]
 fn scope_task_count(scope: ScopeId) -> Arc<AtomicUsize> {
     let cached = SPAWNING_SCOPE
         .try_with(|cached| match &*cached.borrow() {
@@ -353,9 +386,9 @@ fn scope_task_count(scope: ScopeId) -> Arc<AtomicUsize> {
     count
 }
 
-// Written by the task hooks, which exist under `--cfg tokio_unstable` only.
-#[cfg_attr(not(tokio_unstable), allow(dead_code))]
-/// Records a spawned task, unless it has already terminated.
+/// Records a spawned task, unless it has already terminated. Called by the task hooks,
+/// which exist under `--cfg tokio_unstable` only, like the writers below.
+#[cfg(tokio_unstable)]
 pub(crate) fn add_task(
     id: tokio::task::Id,
     scope: ScopeId,
@@ -365,7 +398,10 @@ pub(crate) fn add_task(
 ) {
     let parent = parent.and_then(|parent| {
         let spawned_at = shard(parent).lock().live.get(&parent)?.spawned_at;
-        Some((parent, spawned_at))
+        Some(TaskRef {
+            id: parent,
+            spawned_at,
+        })
     });
     let scope_count = scope_task_count(scope);
     let mut shard = shard(id).lock();
@@ -384,9 +420,8 @@ pub(crate) fn add_task(
     shard.live.insert(id, origin);
 }
 
-// Written by the task hooks, which exist under `--cfg tokio_unstable` only.
-#[cfg_attr(not(tokio_unstable), allow(dead_code))]
 /// Forgets a task that has terminated (completed, failed or cancelled).
+#[cfg(tokio_unstable)]
 pub(crate) fn remove_task(id: tokio::task::Id) {
     let mut shard = shard(id).lock();
     match shard.live.remove(&id) {
@@ -402,9 +437,8 @@ pub(crate) fn task_alive(id: tokio::task::Id) -> bool {
     shard(id).lock().live.contains_key(&id)
 }
 
-// Written by the task hooks, which exist under `--cfg tokio_unstable` only.
-#[cfg_attr(not(tokio_unstable), allow(dead_code))]
 /// The scope that owns a live task, for the poll hooks.
+#[cfg(tokio_unstable)]
 pub(crate) fn task_scope(id: tokio::task::Id) -> Option<ScopeId> {
     shard(id).lock().live.get(&id).map(|origin| origin.scope)
 }
@@ -449,6 +483,7 @@ mod tests {
     use super::*;
 
     #[test]
+    #[cfg(tokio_unstable)]
     fn early_terminations_keep_the_most_recent() {
         let mut early = EarlyTerminations::default();
         // Task ids are opaque: take real ones from a runtime's tasks.

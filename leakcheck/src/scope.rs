@@ -1,14 +1,19 @@
-//! Scopes: who owns what is spawned. The current scope is a thread-local id; a spawned
-//! thread starts in its parent's scope (set by the spawn hook), so ownership is inherited
-//! down any chain of spawns without walking parents at check time.
+//! Scopes, and the per-thread attribution context: which scope the calling thread spawns
+//! into now, and which task it is polling. A spawned thread starts in its parent's scope
+//! (set by the spawn hook), and a worker polling a task works in that task's scope (set by
+//! the task hooks), so ownership is inherited down any chain of spawns without walking
+//! parents at check time.
+//!
+//! The lowest layer: it imports nothing of the crate. Checking a scope is the library's
+//! surface (`impl Scope` in `lib.rs`), not this module's.
 
 use std::cell::Cell;
+use std::collections::HashMap;
 use std::marker::PhantomData;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, LazyLock};
 
-use crate::config::Options;
-use crate::registry;
-use crate::report::Report;
+use parking_lot::Mutex;
 
 /// Id of a scope. `0` is the process level: what `main`, static initialisers and anything
 /// outside every scope spawn.
@@ -17,10 +22,33 @@ pub(crate) const PROCESS: ScopeId = 0;
 
 static NEXT_SCOPE: AtomicU64 = AtomicU64::new(1);
 
+/// A scope's name for reports, kept after its [`Scope`] is dropped: a thread it spawned
+/// may be reported later (at exit, say). One short entry per scope for the process's life.
+static NAMES: LazyLock<Mutex<HashMap<ScopeId, Arc<str>>>> = LazyLock::new(Default::default);
+
+/// A task as the threads and tasks it spawns remember it: its id and spawn line.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct TaskRef {
+    pub(crate) id: tokio::task::Id,
+    pub(crate) spawned_at: &'static std::panic::Location<'static>,
+}
+
 thread_local! {
-    // `const` and `Cell`: no destructor, so the spawn hook can read it at any point of a
+    // `const` and `Cell`, no destructor: the spawn hooks read these at any point of a
     // thread's life, TLS teardown included.
     static CURRENT: Cell<ScopeId> = const { Cell::new(PROCESS) };
+}
+
+#[cfg(any(lc_thread_hook, tokio_unstable))]
+thread_local! {
+    /// The task this thread is polling, if a hooked runtime's worker is polling one.
+    static POLLED: Cell<Option<TaskRef>> = const { Cell::new(None) };
+}
+
+#[cfg(tokio_unstable)]
+thread_local! {
+    /// The scope a worker was in before it started polling a task, to go back to after.
+    static OUTSIDE_POLL: Cell<Option<ScopeId>> = const { Cell::new(None) };
 }
 
 /// The scope the calling thread spawns into now.
@@ -33,6 +61,41 @@ pub(crate) fn set_current(scope: ScopeId) -> ScopeId {
     CURRENT.try_with(|c| c.replace(scope)).unwrap_or(PROCESS)
 }
 
+/// The task the calling thread is polling now, for the thread spawn hook: a thread spawned
+/// from inside a task was spawned by that task. Always `None` without task hooks.
+#[cfg(lc_thread_hook)]
+pub(crate) fn polled_task() -> Option<TaskRef> {
+    POLLED.try_with(Cell::get).ok().flatten()
+}
+
+/// Before a poll: the calling worker now works for `task`, in `scope` (the task's, when it
+/// is registered).
+#[cfg(tokio_unstable)]
+pub(crate) fn enter_task(task: TaskRef, scope: Option<ScopeId>) {
+    if let Some(scope) = scope {
+        let outside = set_current(scope);
+        let _ = OUTSIDE_POLL.try_with(|saved| saved.set(Some(outside)));
+    }
+    let _ = POLLED.try_with(|polled| polled.set(Some(task)));
+}
+
+/// After a poll: back to the scope the worker was in before [`enter_task`].
+#[cfg(tokio_unstable)]
+pub(crate) fn leave_task() {
+    let _ = POLLED.try_with(|polled| polled.set(None));
+    if let Some(outside) = OUTSIDE_POLL.try_with(Cell::take).ok().flatten() {
+        set_current(outside);
+    }
+}
+
+/// The name reports use for `scope`: the name it was entered with, else `scope #N`.
+pub(crate) fn label(scope: ScopeId) -> String {
+    NAMES
+        .lock()
+        .get(&scope)
+        .map_or_else(|| format!("scope #{scope}"), |name| name.to_string())
+}
+
 /// Attributes what the current thread spawns, from now until the `Scope` is dropped.
 ///
 /// Threads started while a scope is active belong to it, and so does everything *they*
@@ -40,8 +103,9 @@ pub(crate) fn set_current(scope: ScopeId) -> ScopeId {
 /// parallel never blame each other. `#[leakcheck::test]` enters a scope named after the
 /// test; use `Scope` directly in a custom harness or to check part of a test.
 ///
-/// Scopes nest: dropping one restores the scope that was current before it. A `Scope`
-/// belongs to the thread that entered it and cannot be sent to another.
+/// Scopes nest: dropping one restores the scope that was current before it, so drop them
+/// in the reverse order they were entered. A `Scope` belongs to the thread that entered it
+/// and cannot be sent to another.
 ///
 /// ```
 /// let scope = leakcheck::Scope::enter_named("checks the worker");
@@ -52,7 +116,7 @@ pub(crate) fn set_current(scope: ScopeId) -> ScopeId {
 pub struct Scope {
     id: ScopeId,
     previous: ScopeId,
-    name: std::sync::Arc<str>,
+    name: Arc<str>,
     // `!Send`: restoring `previous` only makes sense on the thread that entered.
     _thread_bound: PhantomData<*const ()>,
 }
@@ -86,8 +150,8 @@ impl Scope {
     }
 
     fn enter_with_id(id: ScopeId, name: String) -> Scope {
-        let name: std::sync::Arc<str> = name.into();
-        registry::name_scope(id, name.clone());
+        let name: Arc<str> = name.into();
+        NAMES.lock().insert(id, name.clone());
         let previous = set_current(id);
         Scope {
             id,
@@ -105,44 +169,15 @@ impl Scope {
     pub fn name(&self) -> &str {
         &self.name
     }
-
-    /// Checks this scope with default options; panics with the report if anything
-    /// it owns is still running after the grace period.
-    ///
-    /// ```
-    /// let scope = leakcheck::Scope::enter();
-    /// scope.verify_none();
-    /// ```
-    pub fn verify_none(&self) {
-        self.verify_none_with(&Options::default());
-    }
-
-    /// [`Scope::verify_none`] with options.
-    ///
-    /// ```
-    /// use std::time::Duration;
-    /// let scope = leakcheck::Scope::enter();
-    /// scope.verify_none_with(&leakcheck::Options::new().grace(Duration::from_millis(50)));
-    /// ```
-    pub fn verify_none_with(&self, options: &Options) {
-        if let Err(report) = self.find(options) {
-            crate::fail_or_warn(&report);
-        }
-    }
-
-    /// Checks this scope and returns the report instead of panicking.
-    ///
-    /// ```
-    /// let scope = leakcheck::Scope::enter();
-    /// assert!(scope.find(&leakcheck::Options::new()).is_ok());
-    /// ```
-    pub fn find(&self, options: &Options) -> Result<(), Report> {
-        crate::verify::find_configured(crate::verify::Target::Scope(self.id), options)
-    }
 }
 
 impl Drop for Scope {
     fn drop(&mut self) {
+        // Out of order, this would restore a scope that is not the one before it.
+        debug_assert!(
+            std::thread::panicking() || current() == self.id,
+            "scopes dropped out of order"
+        );
         set_current(self.previous);
     }
 }
@@ -153,5 +188,31 @@ impl std::fmt::Debug for Scope {
             .field("id", &self.id)
             .field("name", &self.name)
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scopes_nest_and_restore() {
+        let outer = Scope::enter_named("outer");
+        let inner = Scope::enter_named("inner");
+        assert_eq!(current(), inner.id());
+        assert_eq!(label(inner.id()), "inner");
+        drop(inner);
+        assert_eq!(current(), outer.id());
+        drop(outer);
+        assert_eq!(current(), PROCESS);
+    }
+
+    #[test]
+    #[should_panic(expected = "scopes dropped out of order")]
+    #[cfg(debug_assertions)]
+    fn dropping_scopes_out_of_order_is_caught() {
+        let outer = Scope::enter_named("outer");
+        let _inner = Scope::enter_named("inner");
+        drop(outer);
     }
 }

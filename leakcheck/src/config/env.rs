@@ -1,11 +1,11 @@
 //! The environment a CI pipeline sets: `LEAKCHECK`, `LEAKCHECK_GRACE`, `LEAKCHECK_REPORT`,
-//! `LEAKCHECK_CONFIG`, `LEAKCHECK_TASK_BACKTRACE`. Each is read once; a value that is not
-//! understood is an error naming the variable, the value and what is accepted, reported by
-//! the first check (a hook cannot fail, so it keeps working as in the default mode).
+//! `LEAKCHECK_CONFIG`, `LEAKCHECK_TASK_BACKTRACE`. All are read once, together, by one
+//! reader; a value that is not understood is an error naming the variable, the value and
+//! what is accepted, reported by the first check of any kind (a hook cannot fail, so it
+//! keeps working as in the default mode).
 
 use std::path::PathBuf;
 use std::sync::OnceLock;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 /// `LEAKCHECK`: what a leak does.
@@ -47,9 +47,16 @@ pub(crate) struct Environment {
     pub(crate) grace: Option<Duration>,
     pub(crate) report: Option<PathBuf>,
     pub(crate) config_file: Option<PathBuf>,
+    /// Whether task spawn hooks capture a backtrace (`LEAKCHECK_TASK_BACKTRACE=1`). Without
+    /// it a leaked task is reported with its spawn line and parent, not its callers. The
+    /// variable is checked on every build; it is kept only where the task hooks exist.
+    #[cfg(tokio_unstable)]
+    pub(crate) task_backtrace: bool,
 }
 
-/// The environment, read at the first check, or the first bad value in it.
+/// The environment, read at the first check, or the first bad value in it. The one reader
+/// of every `LEAKCHECK*` variable (the before-`main` hook switch parses `LEAKCHECK` with the
+/// same [`parse_mode`]).
 pub(crate) fn environment() -> Result<&'static Environment, &'static str> {
     static READ: OnceLock<Result<Environment, String>> = OnceLock::new();
     READ.get_or_init(read).as_ref().map_err(String::as_str)
@@ -60,35 +67,33 @@ pub(crate) fn mode() -> Mode {
     environment().map_or(Mode::Fail, |environment| environment.mode)
 }
 
-/// Whether `LEAKCHECK=off`, for the spawn hooks: set before `main` and read with one atomic
-/// load, since `pthread_create` can run where reading the environment is not safe.
-#[cfg_attr(
-    not(any(all(target_os = "linux", not(miri)), tokio_unstable)),
-    allow(dead_code)
-)]
-pub(crate) fn hooks_off() -> bool {
-    HOOKS_OFF.load(Ordering::Relaxed)
+/// `LEAKCHECK` as the spawn hooks need it before `main`: read without caching (std's
+/// runtime is not set up yet), parsed as [`environment`] parses it; a bad value counts as
+/// the default, and the first check reports it.
+#[cfg(any(lc_thread_hook, tokio_unstable))]
+pub(crate) fn mode_before_main() -> Mode {
+    match variable(MODE_VAR) {
+        Ok(Some(value)) => parse_mode(&value).unwrap_or(Mode::Fail),
+        _ => Mode::Fail,
+    }
 }
 
-static HOOKS_OFF: AtomicBool = AtomicBool::new(false);
-
-#[ctor::ctor(unsafe)]
-fn read_mode_before_main() {
-    let off = std::env::var_os(MODE_VAR).is_some_and(|value| value == "off");
-    HOOKS_OFF.store(off, Ordering::Relaxed);
+fn parse_mode(value: &str) -> Result<Mode, String> {
+    match value.trim() {
+        "" | "fail" => Ok(Mode::Fail),
+        "warn" => Ok(Mode::Warn),
+        "off" => Ok(Mode::Off),
+        other => Err(format!(
+            "leakcheck: {MODE_VAR}={other:?} is not understood: expected fail (a leak fails \
+             the test, the default), warn (print the report, pass) or off (no checks)"
+        )),
+    }
 }
 
 fn read() -> Result<Environment, String> {
-    let mode = match variable(MODE_VAR)?.as_deref().map(str::trim) {
-        None | Some("") | Some("fail") => Mode::Fail,
-        Some("warn") => Mode::Warn,
-        Some("off") => Mode::Off,
-        Some(other) => {
-            return Err(format!(
-                "leakcheck: {MODE_VAR}={other:?} is not understood: expected fail (a leak fails \
-                 the test, the default), warn (print the report, pass) or off (no checks)"
-            ));
-        }
+    let mode = match variable(MODE_VAR)? {
+        Some(value) => parse_mode(&value)?,
+        None => Mode::Fail,
     };
     let grace = match variable(GRACE_VAR)? {
         None => None,
@@ -107,29 +112,25 @@ fn read() -> Result<Environment, String> {
             value => Ok(value.map(PathBuf::from)),
         }
     };
+    let task_backtrace = match variable(TASK_BACKTRACE_VAR)? {
+        None => false,
+        Some(value) => parse_switch(&value).ok_or_else(|| {
+            format!(
+                "leakcheck: {TASK_BACKTRACE_VAR}={value:?} is not understood: expected 1, \
+                 true, yes or on (capture task spawn backtraces), or 0, false, no or off"
+            )
+        })?,
+    };
+    #[cfg(not(tokio_unstable))]
+    let _ = task_backtrace;
     Ok(Environment {
         mode,
         grace,
         report: path(REPORT_VAR)?,
         config_file: path(CONFIG_VAR)?,
+        #[cfg(tokio_unstable)]
+        task_backtrace,
     })
-}
-
-/// Whether task spawn hooks capture a backtrace (`LEAKCHECK_TASK_BACKTRACE=1`), read once.
-/// Without it a leaked task is reported with its spawn line and parent, not its callers.
-pub(crate) fn task_backtraces() -> Result<bool, String> {
-    static VALUE: OnceLock<Result<bool, String>> = OnceLock::new();
-    VALUE
-        .get_or_init(|| match variable(TASK_BACKTRACE_VAR)? {
-            None => Ok(false),
-            Some(value) => parse_switch(&value).ok_or_else(|| {
-                format!(
-                    "leakcheck: {TASK_BACKTRACE_VAR}={value:?} is not understood: expected 1, \
-                     true, yes or on (capture task spawn backtraces), or 0, false, no or off"
-                )
-            }),
-        })
-        .clone()
 }
 
 /// A variable's value; `None` when unset; an error when it is not UTF-8.
@@ -153,7 +154,15 @@ fn parse_switch(value: &str) -> Option<bool> {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_switch;
+    use super::{Mode, parse_mode, parse_switch};
+
+    #[test]
+    fn modes_are_trimmed_like_every_other_value() {
+        assert_eq!(parse_mode(" off "), Ok(Mode::Off));
+        assert_eq!(parse_mode("warn"), Ok(Mode::Warn));
+        assert_eq!(parse_mode(""), Ok(Mode::Fail));
+        assert!(parse_mode("loud").unwrap_err().contains("LEAKCHECK=\"loud\""));
+    }
 
     #[test]
     fn switches_read_like_people_write_them() {

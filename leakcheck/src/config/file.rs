@@ -14,22 +14,14 @@
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
-use std::time::Duration;
 
+use leakcheck_rules::RuleKind;
 use toml::de::{DeTable, DeValue};
+
+use super::Settings;
 
 /// The file's name.
 pub(crate) const FILE_NAME: &str = "leakcheck.toml";
-
-/// A parsed `leakcheck.toml`.
-#[derive(Debug, Default)]
-pub(crate) struct SharedFile {
-    pub(crate) grace: Option<Duration>,
-    pub(crate) ignore_threads: Vec<glob::Pattern>,
-    pub(crate) ignore_spawns: Vec<String>,
-    pub(crate) ignore_tops: Vec<String>,
-    pub(crate) default_allowlist: Option<bool>,
-}
 
 static MANIFEST_DIR: OnceLock<&'static str> = OnceLock::new();
 
@@ -40,8 +32,8 @@ pub(crate) fn remember_manifest_dir(dir: &'static str) {
 }
 
 /// The shared file, read once: `LEAKCHECK_CONFIG` if set, else the nearest `leakcheck.toml`.
-pub(crate) fn shared(explicit: Option<&Path>) -> Result<Option<&'static SharedFile>, &'static str> {
-    static READ: OnceLock<Result<Option<SharedFile>, String>> = OnceLock::new();
+pub(crate) fn shared(explicit: Option<&Path>) -> Result<Option<&'static Settings>, &'static str> {
+    static READ: OnceLock<Result<Option<Settings>, String>> = OnceLock::new();
     READ.get_or_init(|| {
         let path = match explicit {
             Some(path) => path.to_owned(),
@@ -84,14 +76,15 @@ pub(crate) fn find(start: &Path) -> Option<PathBuf> {
     None
 }
 
-/// Parses the text of `path`.
-pub(crate) fn parse(path: &Path, text: &str) -> Result<SharedFile, String> {
+/// Parses the text of `path` into the same settings `Options` builds, its rules checked by
+/// the same grammar.
+pub(crate) fn parse(path: &Path, text: &str) -> Result<Settings, String> {
     let error_at = |span: Option<Range<usize>>, problem: &str| {
         let (line, column) = span.map_or((1, 1), |span| line_and_column(text, span.start));
         format!("leakcheck: {}:{line}:{column}: {problem}", path.display())
     };
     let table = DeTable::parse(text).map_err(|error| error_at(error.span(), error.message()))?;
-    let mut file = SharedFile::default();
+    let mut file = Settings::default();
     for (key, value) in table.get_ref().iter() {
         let span = Some(value.span());
         let bad =
@@ -113,32 +106,17 @@ pub(crate) fn parse(path: &Path, text: &str) -> Result<SharedFile, String> {
                 };
                 file.default_allowlist = Some(*on);
             }
-            "ignore_thread" => {
-                for (pattern, span) in strings(value, &error_at, key.get_ref())? {
-                    let glob = glob::Pattern::new(&pattern).map_err(|error| {
-                        error_at(
-                            Some(span),
-                            &format!("`ignore_thread`: {pattern:?} is not a glob: {error}"),
-                        )
-                    })?;
-                    file.ignore_threads.push(glob);
-                }
-            }
-            "ignore_spawn" | "ignore_top" => {
-                let name = key.get_ref().as_ref();
-                let mut rules = Vec::new();
-                for (rule, span) in strings(value, &error_at, name)? {
-                    if rule.trim().is_empty() {
-                        return Err(error_at(
-                            Some(span),
-                            &format!("`{name}`: an empty rule would match everything"),
-                        ));
-                    }
-                    rules.push(rule);
-                }
-                match name {
-                    "ignore_spawn" => file.ignore_spawns.extend(rules),
-                    _ => file.ignore_tops.extend(rules),
+            "ignore_thread" | "ignore_spawn" | "ignore_top" => {
+                let kind = match key.get_ref().as_ref() {
+                    "ignore_thread" => RuleKind::Thread,
+                    "ignore_spawn" => RuleKind::Spawn,
+                    _ => RuleKind::Top,
+                };
+                for (text, span) in strings(value, &error_at, kind.key())? {
+                    let rule = kind
+                        .parse(&text)
+                        .map_err(|error| error_at(Some(span), &error.to_string()))?;
+                    file.add_rule(rule);
                 }
             }
             other => {
@@ -186,8 +164,9 @@ fn line_and_column(text: &str, offset: usize) -> (usize, usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
-    fn parse_text(text: &str) -> Result<SharedFile, String> {
+    fn parse_text(text: &str) -> Result<Settings, String> {
         parse(Path::new("/repo/leakcheck.toml"), text)
     }
 

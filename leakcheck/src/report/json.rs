@@ -9,17 +9,20 @@ use std::path::Path;
 
 use serde_json::{Value, json};
 
-use super::{Frame, Identity, Leak, Report};
+use super::{Identity, Leak, Report};
 use crate::config::Mode;
+use crate::frames::Frame;
 
 /// The version of the line format.
 pub(crate) const SCHEMA_VERSION: u32 = 1;
 
 /// What one check found, for one JSON line.
 pub(crate) struct Record<'a> {
-    /// `"test"` for a test's own check, `"exit"` for `verify_test_main!`'s.
+    /// `"test"` for a test's own check, `"verify_none"` for a call from code, `"exit"` for
+    /// `verify_test_main!`'s.
     pub(crate) check: &'static str,
-    /// The test's full name; `None` for the exit check.
+    /// The test's full name (a call's scope name); `None` for the exit check and a
+    /// process-wide call.
     pub(crate) test: Option<&'a str>,
     pub(crate) mode: Mode,
     /// Whether the test itself passed, before leaks were considered; `None` at exit.
@@ -74,10 +77,10 @@ fn leak(leak: &Leak) -> Value {
 
 fn frame(frame: &Frame) -> Value {
     json!({
-        "function": frame.function,
-        "file": frame.file,
-        "line": frame.line,
-        "column": frame.column,
+        "function": frame.function(),
+        "file": frame.file(),
+        "line": frame.line(),
+        "column": frame.column(),
     })
 }
 
@@ -93,20 +96,21 @@ pub(crate) fn append(path: &Path, record: &Record<'_>) -> std::io::Result<()> {
     (&file).write_all(line.as_bytes())
 }
 
-/// An exclusive lock on the whole file, released on drop (and when the file is closed).
+/// An exclusive lock on the whole file, released on drop (and when the file is closed). The
+/// guard borrows the file, so it cannot outlive the descriptor it unlocks.
 #[cfg(unix)]
-fn lock(file: &std::fs::File) -> std::io::Result<impl Drop> {
-    use std::os::fd::AsRawFd;
-    struct Locked(std::os::fd::RawFd);
-    impl Drop for Locked {
+fn lock(file: &std::fs::File) -> std::io::Result<impl Drop + '_> {
+    use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+    struct Locked<'a>(BorrowedFd<'a>);
+    impl Drop for Locked<'_> {
         fn drop(&mut self) {
-            // SAFETY: unlocking a descriptor that is still open (the file outlives this).
-            unsafe { libc::flock(self.0, libc::LOCK_UN) };
+            // SAFETY: flock on a descriptor borrowed from an open file for the guard's life.
+            unsafe { libc::flock(self.0.as_raw_fd(), libc::LOCK_UN) };
         }
     }
-    let fd = file.as_raw_fd();
+    let fd = file.as_fd();
     // SAFETY: flock on an open descriptor; it blocks until other writers are done.
-    if unsafe { libc::flock(fd, libc::LOCK_EX) } != 0 {
+    if unsafe { libc::flock(fd.as_raw_fd(), libc::LOCK_EX) } != 0 {
         return Err(std::io::Error::last_os_error());
     }
     Ok(Locked(fd))

@@ -1,111 +1,26 @@
 //! What a failed check hands back: the leaks, each with who owns it, where it was spawned,
 //! what it is doing now and how to silence it; the text a person reads in a CI log, and
 //! the JSON lines a pipeline reads (`json`).
+//!
+//! Pure data: everything a report says was decided when its leaks were described
+//! (`describe`), so `Display` is a function of the fields alone, whatever the process's
+//! environment is when it is printed.
 
 pub(crate) mod json;
 
 use std::fmt;
 use std::time::Duration;
 
-/// One frame of a backtrace, resolved.
-///
-/// ```
-/// use std::time::Duration;
-///
-/// let scope = leakcheck::Scope::enter_named("frames");
-/// let (stop, stopped) = std::sync::mpsc::channel::<()>();
-/// std::thread::spawn(move || stopped.recv());
-/// let report = scope.find(&leakcheck::Options::new().grace(Duration::ZERO)).unwrap_err();
-/// let site = report.leaks()[0].spawn_site().expect("this code spawned it");
-/// assert!(site.function().unwrap().contains("main"));
-/// // `file.rs:LINE:COLUMN` when the binary has debug info (doctests have none).
-/// println!("spawned at {}", site.location().unwrap_or_default());
-/// drop(stop); // the thread returns
-/// ```
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Frame {
-    function: Option<String>,
-    file: Option<String>,
-    line: Option<u32>,
-    column: Option<u32>,
-    /// Whether the file is a dependency's (cargo's registry or git checkouts).
-    dependency: bool,
-}
+use crate::config::TASK_BACKTRACE_VAR;
+use crate::frames::Frame;
 
-impl Frame {
-    pub(crate) fn new(
-        function: Option<String>,
-        file: Option<String>,
-        line: Option<u32>,
-        column: Option<u32>,
-    ) -> Frame {
-        Frame {
-            function,
-            file,
-            line,
-            column,
-            dependency: false,
-        }
-    }
-
-    /// The same frame, marked as a dependency's code.
-    pub(crate) fn in_dependency(mut self) -> Frame {
-        self.dependency = true;
-        self
-    }
-
-    /// Whether this is a dependency's code (from cargo's registry or a git checkout) rather
-    /// than the workspace's own.
-    pub fn is_dependency(&self) -> bool {
-        self.dependency
-    }
-
-    /// The demangled function path, without the hash: `my_crate::pool::start`.
-    pub fn function(&self) -> Option<&str> {
-        self.function.as_deref()
-    }
-
-    /// The source file, relative to the working directory when it lies below it.
-    pub fn file(&self) -> Option<&str> {
-        self.file.as_deref()
-    }
-
-    /// The line in [`Frame::file`].
-    pub fn line(&self) -> Option<u32> {
-        self.line
-    }
-
-    /// The column in [`Frame::file`].
-    pub fn column(&self) -> Option<u32> {
-        self.column
-    }
-
-    /// `file.rs:LINE:COLUMN`, or as much of it as is known.
-    pub fn location(&self) -> Option<String> {
-        let file = self.file.as_deref()?;
-        Some(match (self.line, self.column) {
-            (Some(line), Some(column)) => format!("{file}:{line}:{column}"),
-            (Some(line), None) => format!("{file}:{line}"),
-            _ => file.to_owned(),
-        })
-    }
-
-    /// The function path as an `ignore_spawn` rule: closures stand for their function.
-    fn rule_path(&self) -> Option<&str> {
-        let function = self.function.as_deref()?;
-        Some(function.split("::{{closure}}").next().unwrap_or(function))
-    }
-}
-
-impl fmt::Display for Frame {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.function.as_deref().unwrap_or("<unknown>"))?;
-        if let Some(location) = self.location() {
-            write!(f, " at {location}")?;
-        }
-        Ok(())
-    }
-}
+/// What the report says when tasks cannot be told apart, and how to fix that.
+const HOW_TO_HOOK: &str = "\
+tokio tells leakcheck which tasks and where they were spawned only with `--cfg tokio_unstable`;
+  add to .cargo/config.toml:
+      [build]
+      rustflags = [\"--cfg\", \"tokio_unstable\"]
+  (or run RUSTFLAGS=\"--cfg tokio_unstable\" cargo test)";
 
 /// What leaked.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -183,6 +98,9 @@ pub struct Leak {
     pub(crate) owner: Option<String>,
     pub(crate) spawn_site: Option<Frame>,
     pub(crate) spawn_backtrace: Vec<Frame>,
+    /// Whether a spawn backtrace was recorded at all: a task's is only with
+    /// `LEAKCHECK_TASK_BACKTRACE=1`, and the report says so when it was not.
+    pub(crate) backtrace_recorded: bool,
     pub(crate) spawned_by: Option<String>,
     pub(crate) state: Option<String>,
     pub(crate) awaiting: Vec<Frame>,
@@ -264,7 +182,7 @@ impl Leak {
             ));
         }
         if let Some(site) = self.spawn_site() {
-            match (site.rule_path(), &site.file, site.line) {
+            match (site.rule_path(), site.file(), site.line()) {
                 (Some(path), _, _) => rules.push(format!("ignore_spawn = \"{path}\"")),
                 (None, Some(file), Some(line)) => {
                     rules.push(format!("ignore_spawn = \"{file}:{line}\""));
@@ -396,7 +314,7 @@ impl fmt::Display for Report {
             }
             writeln!(f)?;
             if let Identity::UntrackedTasks { .. } = leak.identity {
-                writeln!(f, "  {}", crate::tasks::HOW_TO_HOOK)?;
+                writeln!(f, "  {HOW_TO_HOOK}")?;
                 continue;
             }
             match (&self.subject, &leak.owner) {
@@ -438,14 +356,10 @@ impl fmt::Display for Report {
                     writeln!(f, "    {frame}")?;
                 }
             }
-            if leak.spawn_backtrace.is_empty()
-                && matches!(leak.identity, Identity::Task { .. })
-                && crate::config::task_backtraces() == Ok(false)
-            {
+            if !leak.backtrace_recorded {
                 writeln!(
                     f,
-                    "  spawn backtrace: not recorded ({}=1 records it)",
-                    crate::config::TASK_BACKTRACE_VAR
+                    "  spawn backtrace: not recorded ({TASK_BACKTRACE_VAR}=1 records it)"
                 )?;
             }
             if !leak.spawn_backtrace.is_empty() {
@@ -465,4 +379,217 @@ impl fmt::Display for Report {
 
 fn round_to_ms(duration: Duration) -> Duration {
     Duration::from_millis(duration.as_millis().try_into().unwrap_or(u64::MAX))
+}
+
+#[cfg(test)]
+mod tests {
+    //! Reports built by hand, printed whole: `Display` reads nothing but the data.
+    use super::*;
+
+    fn frame(function: &str, file: &str, line: u32) -> Frame {
+        Frame::new(
+            Some(function.into()),
+            Some(file.into()),
+            Some(line),
+            Some(9),
+        )
+    }
+
+    fn leak(identity: Identity) -> Leak {
+        Leak {
+            identity,
+            owner: None,
+            spawn_site: None,
+            spawn_backtrace: Vec::new(),
+            backtrace_recorded: true,
+            spawned_by: None,
+            state: None,
+            awaiting: Vec::new(),
+            current_stack: Vec::new(),
+        }
+    }
+
+    fn report(subject: Subject, leaks: Vec<Leak>) -> String {
+        Report {
+            subject,
+            leaks,
+            waited: Duration::from_micros(501_400),
+        }
+        .to_string()
+    }
+
+    fn test_scope() -> Subject {
+        Subject::Scope("pool_shuts_down".into())
+    }
+
+    #[test]
+    fn a_thread_leak() {
+        let site = frame("demo::Pool::start", "tests/demo.rs", 22);
+        let text = report(
+            test_scope(),
+            vec![Leak {
+                owner: Some("pool_shuts_down".into()),
+                spawn_site: Some(site.clone()),
+                spawn_backtrace: vec![site, frame("demo::pool_shuts_down", "tests/demo.rs", 43)],
+                state: Some("sleeping, blocked in futex".into()),
+                current_stack: vec![
+                    Frame::new(Some("syscall".into()), None, None, None),
+                    frame("demo::Pool::start::{{closure}}", "tests/demo.rs", 22),
+                ],
+                ..leak(Identity::Thread {
+                    tid: Some(4242),
+                    name: Some("pool-worker-0".into()),
+                })
+            }],
+        );
+        assert_eq!(
+            text,
+            "\
+leakcheck: `pool_shuts_down` leaked 1 thread (still running 501ms after it returned)
+
+thread 4242 \"pool-worker-0\": sleeping, blocked in futex
+  spawned at tests/demo.rs:22:9
+  current stack:
+    syscall
+    demo::Pool::start::{{closure}} at tests/demo.rs:22:9
+  spawn backtrace:
+    demo::Pool::start at tests/demo.rs:22:9
+    demo::pool_shuts_down at tests/demo.rs:43:9
+  to ignore it: ignore_thread = \"pool-worker-0\"  or  ignore_spawn = \"demo::Pool::start\"
+"
+        );
+    }
+
+    #[test]
+    fn a_task_leak_spawned_by_a_task_without_a_recorded_backtrace() {
+        let text = report(
+            test_scope(),
+            vec![Leak {
+                spawn_site: Some(Frame::new(None, Some("tests/demo.rs".into()), Some(68), Some(25))),
+                backtrace_recorded: false,
+                spawned_by: Some("task 3 (finished), itself spawned at tests/demo.rs:62:27".into()),
+                awaiting: vec![
+                    frame("tokio::sync::mpsc::chan::Rx<T,S>::recv", "tokio-1.54.1/src/sync/mpsc/chan.rs", 308),
+                    frame("demo::Server::start::{{closure}}::{{closure}}", "tests/demo.rs", 69),
+                ],
+                ..leak(Identity::Task { id: 4 })
+            }],
+        );
+        assert_eq!(
+            text,
+            "\
+leakcheck: `pool_shuts_down` leaked 1 task (still running 501ms after it returned)
+
+task 4
+  spawned at tests/demo.rs:68:25
+  spawned by task 3 (finished), itself spawned at tests/demo.rs:62:27
+  awaiting now:
+    tokio::sync::mpsc::chan::Rx<T,S>::recv at tokio-1.54.1/src/sync/mpsc/chan.rs:308:9
+    demo::Server::start::{{closure}}::{{closure}} at tests/demo.rs:69:9
+  spawn backtrace: not recorded (LEAKCHECK_TASK_BACKTRACE=1 records it)
+  to ignore it: ignore_spawn = \"tests/demo.rs:68\"
+"
+        );
+    }
+
+    #[test]
+    fn a_stable_build_task_count_says_how_to_see_the_tasks() {
+        let text = report(
+            test_scope(),
+            vec![leak(Identity::UntrackedTasks { count: 2 })],
+        );
+        assert_eq!(
+            text,
+            "\
+leakcheck: `pool_shuts_down` leaked 2 tasks (still running 501ms after it returned)
+
+2 tasks still alive on the test's runtime
+  tokio tells leakcheck which tasks and where they were spawned only with `--cfg tokio_unstable`;
+  add to .cargo/config.toml:
+      [build]
+      rustflags = [\"--cfg\", \"tokio_unstable\"]
+  (or run RUSTFLAGS=\"--cfg tokio_unstable\" cargo test)
+"
+        );
+    }
+
+    #[test]
+    fn a_leak_with_no_frame_of_the_users() {
+        let text = report(
+            test_scope(),
+            vec![Leak {
+                owner: Some("pool_shuts_down".into()),
+                ..leak(Identity::Thread {
+                    tid: None,
+                    name: None,
+                })
+            }],
+        );
+        assert_eq!(
+            text,
+            "\
+leakcheck: `pool_shuts_down` leaked 1 thread (still running 501ms after it returned)
+
+thread (still starting) <unnamed>
+  spawned at: no frame of yours on the spawn path
+"
+        );
+    }
+
+    #[test]
+    fn at_exit_each_leak_names_its_owner_or_says_it_has_none() {
+        let text = report(
+            Subject::Exit,
+            vec![
+                Leak {
+                    owner: Some("plain_test_leaks".into()),
+                    ..leak(Identity::Thread {
+                        tid: Some(7),
+                        name: Some("gate".into()),
+                    })
+                },
+                leak(Identity::Thread {
+                    tid: Some(8),
+                    name: Some("from-main".into()),
+                }),
+            ],
+        );
+        assert_eq!(
+            text,
+            "\
+leakcheck: 2 threads still running when the test binary exited (waited 501ms)
+
+thread 7 \"gate\"
+  owner: `plain_test_leaks`
+  spawned at: no frame of yours on the spawn path
+  to ignore it: ignore_thread = \"gate\"
+
+thread 8 \"from-main\"
+  owner: none (spawned outside every test: from main, a static initialiser or a C library helper)
+  spawned: not seen (a C library helper, or a thread from before start-up)
+  to ignore it: ignore_thread = \"from-main\"
+"
+        );
+    }
+
+    #[test]
+    fn a_process_wide_check_counts_tasks_and_threads() {
+        let text = report(
+            Subject::Process,
+            vec![
+                leak(Identity::Task { id: 1 }),
+                leak(Identity::Thread {
+                    tid: Some(9),
+                    name: None,
+                }),
+            ],
+        );
+        assert!(
+            text.starts_with(
+                "leakcheck: 1 task and 1 thread still running at the process-wide check (waited 501ms)\n"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("  owner: none (spawned outside any leakcheck scope)\n"));
+    }
 }

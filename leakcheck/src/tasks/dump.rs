@@ -10,17 +10,16 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use tokio::runtime::Handle;
-use tokio::task::Id;
 
-use crate::frames;
-use crate::report::Frame;
+use super::Awaiting;
+use crate::frames::{self, Frame};
 
 /// A worker blocked in synchronous code never answers a dump: give up after this.
 const DUMP_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// For each task of the runtime, the frames of its last poll that say where it waits: the
 /// tokio future at the bottom, then the user's frames that awaited it, innermost first.
-pub(crate) async fn awaiting(handle: &Handle) -> Result<HashMap<Id, Vec<Frame>>, &'static str> {
+pub(crate) async fn awaiting(handle: &Handle) -> Awaiting {
     // tokio#8391: a dump can panic on a current_thread runtime; the test must not.
     let dump = CatchUnwind(Box::pin(tokio::time::timeout(DUMP_TIMEOUT, handle.dump())));
     let dump = match dump.await {
@@ -36,9 +35,9 @@ pub(crate) async fn awaiting(handle: &Handle) -> Result<HashMap<Id, Vec<Frame>>,
                 .frames()
                 .flat_map(|frame| frame.symbols())
                 .map(|symbol| {
-                    Frame::new(
-                        symbol.name_demangled().map(without_hash),
-                        symbol.filename().map(frames::display_path),
+                    frames::from_symbol(
+                        symbol.name_demangled(),
+                        symbol.filename(),
                         symbol.lineno(),
                         symbol.colno(),
                     )
@@ -64,16 +63,6 @@ fn is_leaf_future(frame: &Frame) -> bool {
             && !function.starts_with("tokio::runtime::context")
             && !function.starts_with("tokio::task::coop")
     })
-}
-
-/// `name::h0123456789abcdef` -> `name`.
-fn without_hash(name: &str) -> String {
-    match name.rsplit_once("::h") {
-        Some((path, hash)) if hash.len() == 16 && hash.chars().all(|c| c.is_ascii_hexdigit()) => {
-            path.to_owned()
-        }
-        _ => name.to_owned(),
-    }
 }
 
 /// Turns a panic while polling `F` into `Err(())`.

@@ -2,32 +2,20 @@
 //! registered with the scope it was spawned from, and while a worker polls it, the worker
 //! runs in that scope, so what the task spawns (tasks, threads) is the same test's.
 
-use std::cell::Cell;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use tokio::runtime::{Builder, TaskMeta};
 
 use crate::registry::{self, SpawnTrace};
-use crate::scope::{self, ScopeId};
-
-thread_local! {
-    /// The scope a worker was in before it started polling a task, to go back to after.
-    static OUTSIDE_POLL: Cell<Option<ScopeId>> = const { Cell::new(None) };
-}
+use crate::scope::{self, TaskRef};
 
 /// Installs the hooks. Task spawn backtraces cost ~8 µs a spawn (unwinding), over ten times
 /// a plain spawn, so by default a task records only tokio's spawn location (the user's
-/// line) and its parent; `LEAKCHECK_TASK_BACKTRACE=1` adds the backtrace.
-///
-/// # Panics
-///
-/// If `LEAKCHECK_TASK_BACKTRACE` holds something other than a yes or no: here, where the
-/// runtime is built, not inside a hook.
+/// line) and its parent; `LEAKCHECK_TASK_BACKTRACE=1` adds the backtrace. A bad value of
+/// any variable records none here; the first check reports the value.
 pub(super) fn install(builder: &mut Builder) {
-    let with_backtrace = match crate::config::task_backtraces() {
-        Ok(on) => on,
-        Err(message) => panic!("{message}"),
-    };
+    let with_backtrace =
+        crate::config::environment().is_ok_and(|environment| environment.task_backtrace);
     let on_spawn = move |meta: &TaskMeta<'_>| on_spawn(meta, with_backtrace);
     builder
         .on_task_spawn(on_spawn)
@@ -59,16 +47,13 @@ fn on_terminate(meta: &TaskMeta<'_>) {
 }
 
 fn before_poll(meta: &TaskMeta<'_>) {
-    if let Some(scope) = registry::task_scope(meta.id()) {
-        let outside = scope::set_current(scope);
-        let _ = OUTSIDE_POLL.try_with(|saved| saved.set(Some(outside)));
-    }
-    super::set_polled_task(Some((meta.id(), meta.spawned_at())));
+    let task = TaskRef {
+        id: meta.id(),
+        spawned_at: meta.spawned_at(),
+    };
+    scope::enter_task(task, registry::task_scope(meta.id()));
 }
 
 fn after_poll(_meta: &TaskMeta<'_>) {
-    super::set_polled_task(None);
-    if let Some(outside) = OUTSIDE_POLL.try_with(Cell::take).ok().flatten() {
-        scope::set_current(outside);
-    }
+    scope::leave_task();
 }

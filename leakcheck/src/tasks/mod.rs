@@ -8,85 +8,39 @@
 #[cfg(tokio_unstable)]
 mod hooks;
 
-#[cfg(all(
-    tokio_unstable,
-    not(leakcheck_no_taskdump),
-    feature = "taskdump",
-    target_os = "linux",
-    any(
-        target_arch = "x86",
-        target_arch = "x86_64",
-        target_arch = "aarch64",
-        target_arch = "s390x"
-    )
-))]
+// `lc_taskdump` is defined once, in build.rs.
+#[cfg(lc_taskdump)]
 mod dump;
-#[cfg(not(all(
-    tokio_unstable,
-    not(leakcheck_no_taskdump),
-    feature = "taskdump",
-    target_os = "linux",
-    any(
-        target_arch = "x86",
-        target_arch = "x86_64",
-        target_arch = "aarch64",
-        target_arch = "s390x"
-    )
-)))]
+#[cfg(not(lc_taskdump))]
 mod dump {
     //! Without task dumps nothing tells where a task is awaiting; the report says why.
-    use std::collections::HashMap;
+    use super::Awaiting;
 
     const UNAVAILABLE: &str = "where a task is awaiting needs leakcheck's `taskdump` feature \
         with --cfg tokio_unstable (Linux x86, x86_64, aarch64, s390x), without \
         --cfg leakcheck_no_taskdump";
 
-    pub(crate) async fn awaiting(
-        _handle: &tokio::runtime::Handle,
-    ) -> Result<HashMap<tokio::task::Id, Vec<crate::report::Frame>>, &'static str> {
+    pub(crate) async fn awaiting(_handle: &tokio::runtime::Handle) -> Awaiting {
         Err(UNAVAILABLE)
     }
 }
 
 pub(crate) use dump::awaiting;
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use tokio::runtime::{Builder, LocalOptions, LocalRuntime, Runtime, RuntimeMetrics};
 
-/// A task as the threads it spawns remember it: its id and spawn line.
-pub(crate) type TaskRef = (tokio::task::Id, &'static std::panic::Location<'static>);
+use crate::frames::Frame;
 
-thread_local! {
-    /// The task this thread is polling, if a hooked runtime's worker is polling one.
-    /// `const` and `Cell`: the thread spawn hook reads it, at any point of a thread's life.
-    static POLLED: std::cell::Cell<Option<TaskRef>> = const { std::cell::Cell::new(None) };
-}
-
-/// The task the calling thread is polling now, for the thread spawn hook: a thread spawned
-/// from inside a task was spawned by that task. Always `None` without task hooks.
-#[cfg_attr(not(all(target_os = "linux", not(miri))), allow(dead_code))]
-pub(crate) fn polled_task() -> Option<TaskRef> {
-    POLLED.try_with(std::cell::Cell::get).ok().flatten()
-}
-
-#[cfg_attr(not(tokio_unstable), allow(dead_code))]
-fn set_polled_task(task: Option<TaskRef>) {
-    let _ = POLLED.try_with(|polled| polled.set(task));
-}
+/// Where each task of a runtime is awaiting, by task id, or why that is not known.
+pub(crate) type Awaiting = Result<HashMap<tokio::task::Id, Vec<Frame>>, &'static str>;
 
 /// Whether tasks are attributed on this build: tokio's task hooks exist only under
 /// `--cfg tokio_unstable`.
 pub(crate) const HOOKED: bool = cfg!(tokio_unstable);
-
-/// What the report says when tasks cannot be told apart, and how to fix that.
-pub(crate) const HOW_TO_HOOK: &str = "\
-tokio tells leakcheck which tasks and where they were spawned only with `--cfg tokio_unstable`;
-  add to .cargo/config.toml:
-      [build]
-      rustflags = [\"--cfg\", \"tokio_unstable\"]
-  (or run RUSTFLAGS=\"--cfg tokio_unstable\" cargo test)";
 
 /// The runtime flavors `#[tokio::test]` knows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -99,42 +53,37 @@ pub enum Flavor {
     Local,
 }
 
-/// The runtime a leak-checked async test runs on.
+/// The runtime a leak-checked async test runs on: a `Send` [`Runtime`] (current_thread or
+/// multi_thread), or a [`LocalRuntime`] (`flavor = "local"`).
 pub(crate) enum TestRuntime {
-    Shared(Runtime),
+    Threaded(Runtime),
     Local(LocalRuntime),
 }
 
 impl TestRuntime {
     /// Builds it as `#[tokio::test]` would (`enable_all`, then `build`), with leakcheck's
     /// hooks where tokio has them.
-    ///
-    /// # Panics
-    ///
-    /// If `LEAKCHECK_TASK_BACKTRACE` is set to something that is not a yes or no, on every
-    /// build (without `tokio_unstable` it has no effect, but a typo still deserves a word).
     pub(crate) fn build(mut builder: Builder, flavor: Flavor) -> std::io::Result<TestRuntime> {
-        if let Err(message) = crate::config::task_backtraces() {
-            panic!("{message}");
-        }
         builder.enable_all();
         install_hooks(&mut builder);
         Ok(match flavor {
             Flavor::Local => TestRuntime::Local(builder.build_local(LocalOptions::default())?),
-            Flavor::CurrentThread | Flavor::MultiThread => TestRuntime::Shared(builder.build()?),
+            Flavor::CurrentThread | Flavor::MultiThread => {
+                TestRuntime::Threaded(builder.build()?)
+            }
         })
     }
 
     pub(crate) fn block_on<F: Future>(&self, future: F) -> F::Output {
         match self {
-            TestRuntime::Shared(runtime) => runtime.block_on(future),
+            TestRuntime::Threaded(runtime) => runtime.block_on(future),
             TestRuntime::Local(runtime) => runtime.block_on(future),
         }
     }
 
     pub(crate) fn handle(&self) -> &tokio::runtime::Handle {
         match self {
-            TestRuntime::Shared(runtime) => runtime.handle(),
+            TestRuntime::Threaded(runtime) => runtime.handle(),
             TestRuntime::Local(runtime) => runtime.handle(),
         }
     }
@@ -147,7 +96,7 @@ impl TestRuntime {
     /// wait forever for a closure that never returns.
     pub(crate) fn shutdown_timeout(self, bound: Duration) {
         match self {
-            TestRuntime::Shared(runtime) => runtime.shutdown_timeout(bound),
+            TestRuntime::Threaded(runtime) => runtime.shutdown_timeout(bound),
             TestRuntime::Local(runtime) => runtime.shutdown_timeout(bound),
         }
     }
@@ -210,7 +159,7 @@ pub(crate) fn unhooked_runtime_warning() -> Option<&'static str> {
 
 #[cfg(tokio_unstable)]
 fn install_hooks(builder: &mut Builder) {
-    if !crate::config::hooks_off() {
+    if crate::registry::hooks_on() {
         hooks::install(builder);
     }
 }

@@ -8,7 +8,9 @@
 //! could already hold, and pass straight through when re-entered.
 
 use std::cell::{Cell, RefCell};
-use std::ffi::{CStr, c_char, c_int, c_void};
+use std::ffi::{c_int, c_void};
+#[cfg(lc_name_hook)]
+use std::ffi::{CStr, c_char};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -57,7 +59,7 @@ pub(crate) fn status() -> Result<(), &'static str> {
                     not hooked; threads are not checked",
         );
     }
-    #[cfg(not(any(target_env = "musl", target_feature = "crt-static")))]
+    #[cfg(lc_name_hook)]
     {
         // SAFETY: dlsym with a valid C string; a null result is handled.
         let bound = unsafe { libc::dlsym(libc::RTLD_DEFAULT, c"pthread_create".as_ptr()) };
@@ -90,7 +92,7 @@ pub unsafe extern "C" fn pthread_create(
     };
     // `LEAKCHECK=off`, or a spawn from inside the hook: pass straight through.
     let pass_through =
-        crate::config::hooks_off() || IN_HOOK.try_with(|flag| flag.replace(true)).unwrap_or(true);
+        !registry::hooks_on() || IN_HOOK.try_with(|flag| flag.replace(true)).unwrap_or(true);
     if pass_through {
         // SAFETY: forwarding the caller's arguments unchanged.
         return unsafe { real_create(thread, attr, start, arg) };
@@ -121,19 +123,23 @@ pub unsafe extern "C" fn pthread_create(
 fn register_spawn(start: StartRoutine, arg: *mut c_void) -> Box<Launch> {
     static NEXT_KEY: AtomicU64 = AtomicU64::new(1);
     let spawn = SpawnTrace::capture();
-    let parent = THIS_THREAD
-        .try_with(|this| this.borrow().as_ref().map(|own| own.0.clone()))
-        .ok()
-        .flatten();
     let origin = Arc::new(ThreadOrigin::new(
         NEXT_KEY.fetch_add(1, Ordering::Relaxed),
         scope::current(),
-        parent,
-        crate::tasks::polled_task(),
+        this_thread(),
+        scope::polled_task(),
         spawn,
     ));
     registry::add_thread(origin.clone());
     Box::new(Launch { start, arg, origin })
+}
+
+/// The calling thread's own origin, if the hook started it.
+fn this_thread() -> Option<Arc<ThreadOrigin>> {
+    THIS_THREAD
+        .try_with(|this| this.borrow().as_ref().map(|own| own.0.clone()))
+        .ok()
+        .flatten()
 }
 
 /// First code of every hooked thread: adopt the parent's scope, then run the real start
@@ -184,7 +190,7 @@ pub(crate) fn release_current_thread() {
 /// # Safety
 ///
 /// The contract of `pthread_setname_np(3)`.
-#[cfg(not(any(target_env = "musl", target_feature = "crt-static")))]
+#[cfg(lc_name_hook)]
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn pthread_setname_np(thread: libc::pthread_t, name: *const c_char) -> c_int {
     let Some(real_setname) = real::setname() else {
@@ -200,10 +206,7 @@ pub unsafe extern "C" fn pthread_setname_np(thread: libc::pthread_t, name: *cons
     status
 }
 
-#[cfg_attr(
-    any(target_env = "musl", target_feature = "crt-static"),
-    allow(dead_code)
-)]
+#[cfg(lc_name_hook)]
 fn remember_name(thread: libc::pthread_t, kernel_name: &CStr) {
     let short = kernel_name.to_string_lossy();
     // SAFETY: pthread_self has no preconditions.
@@ -214,16 +217,12 @@ fn remember_name(thread: libc::pthread_t, kernel_name: &CStr) {
         }
         return;
     }
-    let Some(origin) = THIS_THREAD
-        .try_with(|this| this.borrow().as_ref().map(|own| own.0.clone()))
-        .ok()
-        .flatten()
-    else {
+    let Some(origin) = this_thread() else {
         return;
     };
     // std cuts a longer name to the kernel's 15 bytes before it calls us, after it has set
-    // the thread's own handle (Rust >= 1.84, below this crate's MSRV): take the full name
-    // from there. A shorter name is complete as it is.
+    // the thread's own handle (so since Rust 1.84, and always at this crate's MSRV of 1.85):
+    // take the full name from there. A shorter name is complete as it is.
     if short.len() >= 15 {
         if let Some(full) = std::thread::current().name() {
             if full.starts_with(short.as_ref()) {
@@ -241,12 +240,12 @@ mod real {
 
     use super::CreateFn;
 
-    #[cfg(not(any(target_env = "musl", target_feature = "crt-static")))]
+    #[cfg(lc_name_hook)]
     type SetNameFn =
         unsafe extern "C" fn(libc::pthread_t, *const std::ffi::c_char) -> std::ffi::c_int;
 
     /// Dynamically linked: the next definition after ours, found once.
-    #[cfg(not(any(target_env = "musl", target_feature = "crt-static")))]
+    #[cfg(lc_name_hook)]
     pub(super) fn create() -> Option<CreateFn> {
         static REAL: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         let address = next(&REAL, c"pthread_create")?;
@@ -256,7 +255,7 @@ mod real {
 
     /// Statically linked (musl, or glibc with crt-static): dlsym cannot see past us, but
     /// the C library's internal name for the function is linkable.
-    #[cfg(any(target_env = "musl", target_feature = "crt-static"))]
+    #[cfg(not(lc_name_hook))]
     pub(super) fn create() -> Option<CreateFn> {
         unsafe extern "C" {
             fn __pthread_create(
@@ -269,7 +268,7 @@ mod real {
         Some(__pthread_create)
     }
 
-    #[cfg(not(any(target_env = "musl", target_feature = "crt-static")))]
+    #[cfg(lc_name_hook)]
     pub(super) fn setname() -> Option<SetNameFn> {
         static REAL: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         let address = next(&REAL, c"pthread_setname_np")?;
@@ -277,7 +276,7 @@ mod real {
         Some(unsafe { std::mem::transmute::<usize, SetNameFn>(address) })
     }
 
-    #[cfg(not(any(target_env = "musl", target_feature = "crt-static")))]
+    #[cfg(lc_name_hook)]
     fn next(cache: &std::sync::atomic::AtomicUsize, symbol: &std::ffi::CStr) -> Option<usize> {
         let mut address = cache.load(Ordering::Acquire);
         if address == 0 {

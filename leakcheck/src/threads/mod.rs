@@ -6,43 +6,40 @@
 //! captures a leaked thread's current stack. Elsewhere
 //! the fallback tracks nothing, and `verify` says so once.
 
-#[cfg(all(target_os = "linux", not(miri)))]
+// `lc_thread_hook` and `lc_name_hook` are defined once, in build.rs.
+#[cfg(lc_thread_hook)]
 mod hook;
-#[cfg(all(target_os = "linux", not(miri)))]
+#[cfg(lc_thread_hook)]
 mod procfs;
-#[cfg(all(target_os = "linux", not(miri)))]
-pub(crate) use hook::release_current_thread;
-#[cfg(all(target_os = "linux", not(miri)))]
-pub(crate) use procfs::{current_tid, describe, is_alive, list};
-#[cfg(all(target_os = "linux", not(miri)))]
+#[cfg(lc_thread_hook)]
 mod stack;
-#[cfg(all(target_os = "linux", not(miri)))]
-pub(crate) use stack::capture as current_stack;
+#[cfg(lc_thread_hook)]
+pub(crate) use {
+    hook::release_current_thread,
+    procfs::{current_tid, describe, is_alive, list},
+    stack::capture as capture_stack,
+};
 
-#[cfg(not(all(target_os = "linux", not(miri))))]
+#[cfg(not(lc_thread_hook))]
 mod fallback;
-#[cfg(not(all(target_os = "linux", not(miri))))]
+#[cfg(not(lc_thread_hook))]
 pub(crate) use fallback::{
-    current_stack, current_tid, describe, is_alive, list, release_current_thread,
+    capture_stack, current_tid, describe, is_alive, list, release_current_thread,
 };
 
 /// Whether the hook sees the names threads give themselves (`pthread_setname_np` is
 /// interposed only where the C library is linked dynamically). Where it does not, the
 /// kernel's 15-byte name is the best there is.
-pub(crate) const NAMES_HOOKED: bool = cfg!(all(
-    target_os = "linux",
-    not(miri),
-    not(any(target_env = "musl", target_feature = "crt-static"))
-));
+pub(crate) const NAMES_HOOKED: bool = cfg!(lc_name_hook);
 
 /// Whether thread spawns are attributed on this build, and if not, why. Decided once:
 /// every check asks.
 pub(crate) fn tracking() -> Result<(), &'static str> {
     static TRACKING: std::sync::OnceLock<Result<(), &'static str>> = std::sync::OnceLock::new();
     *TRACKING.get_or_init(|| {
-        #[cfg(all(target_os = "linux", not(miri)))]
+        #[cfg(lc_thread_hook)]
         return hook::status();
-        #[cfg(not(all(target_os = "linux", not(miri))))]
+        #[cfg(not(lc_thread_hook))]
         return Err(fallback::UNAVAILABLE);
     })
 }
@@ -82,5 +79,20 @@ impl OsThread {
             line.push(')');
         }
         line
+    }
+}
+
+/// The name rules match and reports show: the full name the thread set, else the
+/// kernel's for a thread the hook did not see start or name. A hooked thread that never
+/// named itself has no name (the kernel's would be its parent's, inherited).
+pub(crate) fn name_of(
+    tid: Option<i32>,
+    origin: Option<&crate::registry::ThreadOrigin>,
+) -> Option<String> {
+    let kernel_name = || tid.and_then(describe).map(|os| os.comm);
+    match origin {
+        Some(origin) if NAMES_HOOKED => origin.name(),
+        Some(origin) => origin.name().or_else(kernel_name),
+        None => kernel_name(),
     }
 }

@@ -2,8 +2,19 @@
 //! handler. Used only at report time and only on leaked threads.
 //!
 //! A real-time signal is sent with `tgkill`; the handler, on the target thread, unwinds its
-//! own stack into a static buffer (no allocation, no lock) and says it is done. One capture
-//! runs at a time. The handler is installed with `SA_RESTART`, so most blocking calls resume
+//! own stack into a static buffer and says it is done. One capture runs at a time.
+//!
+//! # What the handler may do
+//!
+//! The handler allocates nothing, takes no lock of leakcheck's or std's, and saves and
+//! restores `errno`. It does call the system unwinder (`_Unwind_Backtrace`), which is not on
+//! signal-safety(7)'s list: to find a frame's unwind info it may take the dynamic loader's
+//! lock (`dl_iterate_phdr`) or libgcc's lock for registered frames, unless the toolchain
+//! uses glibc's lock-free `_dl_find_object` (glibc >= 2.35 with libgcc >= 12, as on this
+//! project's CI). If the target was interrupted while holding one of those locks, its
+//! handler blocks: the capture then times out (`ANSWER_WITHIN * 5`), says so in the report,
+//! and captures stop for the process (`BROKEN`), though the target thread, already reported
+//! as leaked, stays stuck in its handler. The handler is installed with `SA_RESTART`, so most blocking calls resume
 //! unnoticed, but a raw `poll`/`epoll_wait`/`nanosleep` in the target can return `EINTR`:
 //! that is why this never runs on a thread that is not already reported as leaked, and
 //! threads that block the signal are skipped rather than left with a pending signal.
@@ -93,8 +104,8 @@ pub(crate) fn capture(tid: i32) -> Result<Vec<usize>, &'static str> {
 fn install() -> Result<(), &'static str> {
     static INSTALLED: std::sync::OnceLock<Result<(), &'static str>> = std::sync::OnceLock::new();
     *INSTALLED.get_or_init(|| {
-        // SAFETY: sigaction with zeroed structs we own; the handler is async-signal-safe in
-        // the sense that matters here (no allocation, no lock; see `on_signal`).
+        // SAFETY: sigaction with zeroed structs we own, installing a handler whose limits
+        // are stated in the module docs (no allocation, errno kept, the unwinder's locks).
         unsafe {
             let mut old: libc::sigaction = std::mem::zeroed();
             if libc::sigaction(signal(), std::ptr::null(), &mut old) != 0 {
@@ -118,26 +129,33 @@ fn install() -> Result<(), &'static str> {
 /// Runs on the target thread: claim the request if it is for this thread, unwind into the
 /// static buffer, say done. A signal that arrives late, for a withdrawn request, does nothing.
 extern "C" fn on_signal(_signal: libc::c_int) {
+    // SAFETY: `__errno_location` has no preconditions and returns this thread's errno; the
+    // interrupted code must find it as it left it.
+    let errno = unsafe { *libc::__errno_location() };
     // SAFETY: gettid has no preconditions.
     let me = unsafe { libc::gettid() };
     if REQUEST
         .compare_exchange(me, CAPTURING, Ordering::AcqRel, Ordering::Acquire)
-        .is_err()
+        .is_ok()
     {
-        return;
+        let mut len = 0;
+        // SAFETY: `trace_unsynchronized` skips backtrace-rs's own global lock, which this
+        // handler must not take (the interrupted code may hold it). That lock only guards
+        // against two traces at once on unwinders that are not thread-safe; the system
+        // unwinder on Linux is, and one capture runs at a time. The unwinder's own locks
+        // are the residual hazard the module docs describe. Nothing here allocates.
+        unsafe {
+            backtrace::trace_unsynchronized(|frame| {
+                IPS[len].store(frame.ip() as usize, Ordering::Relaxed);
+                len += 1;
+                len < FRAMES
+            });
+        }
+        LEN.store(len, Ordering::Release);
+        REQUEST.store(CAPTURED, Ordering::Release);
     }
-    let mut len = 0;
-    // SAFETY: the unwinder is thread-safe on our targets and this thread is not inside it
-    // for another capture (one capture at a time). It allocates nothing.
-    unsafe {
-        backtrace::trace_unsynchronized(|frame| {
-            IPS[len].store(frame.ip() as usize, Ordering::Relaxed);
-            len += 1;
-            len < FRAMES
-        });
-    }
-    LEN.store(len, Ordering::Release);
-    REQUEST.store(CAPTURED, Ordering::Release);
+    // SAFETY: as above; restores the value read on entry.
+    unsafe { *libc::__errno_location() = errno };
 }
 
 /// Whether `tid` blocks the signal (`SigBlk` in `/proc/self/task/<tid>/status`): a thread
@@ -154,4 +172,14 @@ fn blocks_signal(tid: i32) -> bool {
         return true;
     };
     mask & (1u64 << (signal() - 1)) != 0
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn frames_knows_the_handler_by_its_path() {
+        // `frames` cuts a current stack at the handler by this path, as a string.
+        let module = module_path!().trim_end_matches("::tests");
+        assert_eq!(crate::frames::SIGNAL_HANDLER, format!("{module}::on_signal"));
+    }
 }

@@ -1,0 +1,40 @@
+//! Platform predicates, defined once. Each is a cfg the library's code tests by name, so a
+//! predicate is never spelled out twice (and never drifts between copies).
+//!
+//! - `lc_thread_hook`: the `pthread_create` hook, `/proc` and signal-captured stacks (Linux,
+//!   not Miri, which cannot run the hook's FFI).
+//! - `lc_name_hook`: `pthread_setname_np` is interposed too (the C library is linked
+//!   dynamically: not musl, not `crt-static`).
+//! - `lc_taskdump`: tokio's task dumps are compiled in: `--cfg tokio_unstable`, the
+//!   `taskdump` feature, no `--cfg leakcheck_no_taskdump`, and a target tokio dumps on. The
+//!   same target list is in Cargo.toml's target table (cargo cannot read a build script's cfgs).
+
+use std::env;
+
+fn main() {
+    for name in ["lc_thread_hook", "lc_name_hook", "lc_taskdump"] {
+        println!("cargo::rustc-check-cfg=cfg({name})");
+    }
+    let has = |cfg: &str| env::var_os(format!("CARGO_CFG_{}", cfg.to_uppercase())).is_some();
+    let value = |cfg: &str| env::var(format!("CARGO_CFG_{}", cfg.to_uppercase())).unwrap_or_default();
+    let linux = value("target_os") == "linux";
+    let thread_hook = linux && !has("miri");
+    let static_libc =
+        value("target_env") == "musl" || value("target_feature").split(',').any(|f| f == "crt-static");
+    let dump_arch = matches!(value("target_arch").as_str(), "x86" | "x86_64" | "aarch64" | "s390x");
+    let taskdump = has("tokio_unstable")
+        && !has("leakcheck_no_taskdump")
+        && env::var_os("CARGO_FEATURE_TASKDUMP").is_some()
+        && linux
+        && dump_arch;
+    if thread_hook {
+        println!("cargo::rustc-cfg=lc_thread_hook");
+    }
+    if thread_hook && !static_libc {
+        println!("cargo::rustc-cfg=lc_name_hook");
+    }
+    if taskdump {
+        println!("cargo::rustc-cfg=lc_taskdump");
+    }
+    println!("cargo::rerun-if-changed=build.rs");
+}

@@ -1,0 +1,228 @@
+//! What a check found, described: each suspect becomes a [`Leak`] with its owner, its
+//! spawn site and backtrace (symbols resolved now, only for leaks), what the OS says it is
+//! doing, its current stack (a signal to the thread) or await trace (the runtime's dump),
+//! who spawned it, and every note the report prints. After this the report is pure data.
+
+use crate::frames::{self, Frame};
+use crate::registry::{self, TaskOrigin, ThreadOrigin};
+use crate::report::{Identity, Leak, Report, Subject};
+use crate::scope::{self, PROCESS, ScopeId, TaskRef};
+use crate::threads;
+use crate::verify::{Found, Suspect, Target};
+
+/// The report of what a check found: each suspect described, the check's wait kept.
+pub(crate) fn report(found: Found) -> Report {
+    let Found {
+        target,
+        suspects,
+        waited,
+        awaiting,
+    } = found;
+    let subject = match target {
+        Target::Scope(scope) => Subject::Scope(scope::label(scope)),
+        Target::Process => Subject::Process,
+        Target::Exit => Subject::Exit,
+    };
+    let owner = |scope: ScopeId| (scope != PROCESS).then(|| scope::label(scope));
+    let leaks = suspects
+        .into_iter()
+        .map(|suspect| match suspect {
+            Suspect::Thread { tid, origin, stack } => {
+                let origin = origin.as_deref();
+                let all_frames = origin
+                    .map(|origin| frames::resolve(origin.spawn.ips()))
+                    .unwrap_or_default();
+                let spawn_backtrace = frames::user_frames(&all_frames);
+                let mut state = tid.and_then(threads::describe).map(|os| os.summary());
+                let mut add_note = |note: &str| {
+                    state = Some(match state.take() {
+                        Some(state) => format!("{state}; {note}"),
+                        None => note.to_owned(),
+                    });
+                };
+                if spawned_by_spawn_blocking(&all_frames) {
+                    add_note(
+                        "a tokio blocking-pool thread: its spawn_blocking closure has not \
+                         returned",
+                    );
+                }
+                let stack = match (stack, tid) {
+                    (Some(stack), _) => Some(Ok(stack)),
+                    (None, Some(tid)) => {
+                        Some(threads::capture_stack(tid).map(|ips| frames::resolve(&ips)))
+                    }
+                    (None, None) => None,
+                };
+                let current_stack = match stack {
+                    Some(Ok(stack)) => frames::shape_current_stack(&stack).shown,
+                    Some(Err(why)) => {
+                        add_note(&format!("current stack {why}"));
+                        Vec::new()
+                    }
+                    None => Vec::new(),
+                };
+                Leak {
+                    identity: Identity::Thread {
+                        tid,
+                        name: threads::name_of(tid, origin),
+                    },
+                    owner: origin.and_then(|origin| owner(origin.scope).or_else(|| spawning_test(origin))),
+                    spawn_site: frames::spawn_site(&spawn_backtrace).cloned(),
+                    spawn_backtrace,
+                    backtrace_recorded: true,
+                    spawned_by: origin.and_then(describe_parent_thread),
+                    state,
+                    awaiting: Vec::new(),
+                    current_stack,
+                }
+            }
+            Suspect::Task(origin) => {
+                let spawn_backtrace = frames::user_frames(&frames::resolve(origin.spawn_ips()));
+                let (state, awaiting) = match &awaiting {
+                    Some(Ok(dump)) => match dump.get(&origin.id) {
+                        Some(frames) if !frames.is_empty() => (None, frames.clone()),
+                        Some(_) => (
+                            Some("awaiting a future tokio's task dump cannot trace (not a tokio one)"),
+                            Vec::new(),
+                        ),
+                        None => (Some("awaiting: not in the task dump (not on the test's runtime)"), Vec::new()),
+                    },
+                    Some(Err(why)) => (Some(*why), Vec::new()),
+                    None => (None, Vec::new()),
+                };
+                Leak {
+                    identity: Identity::Task {
+                        id: task_number(origin.id),
+                    },
+                    owner: owner(origin.scope),
+                    spawn_site: Some(frames::location_frame(
+                        origin.spawned_at,
+                        spawn_backtrace.first(),
+                    )),
+                    spawn_backtrace,
+                    backtrace_recorded: origin.spawn.is_some(),
+                    spawned_by: describe_parent_task(&origin),
+                    state: state.map(str::to_owned),
+                    awaiting,
+                    current_stack: Vec::new(),
+                }
+            }
+            Suspect::UntrackedTasks(count) => Leak {
+                identity: Identity::UntrackedTasks { count },
+                owner: match target {
+                    Target::Scope(scope) => owner(scope),
+                    Target::Process | Target::Exit => None,
+                },
+                spawn_site: None,
+                spawn_backtrace: Vec::new(),
+                backtrace_recorded: true,
+                spawned_by: None,
+                state: None,
+                awaiting: Vec::new(),
+                current_stack: Vec::new(),
+            },
+        })
+        .collect();
+    Report {
+        subject,
+        leaks,
+        waited,
+    }
+}
+
+/// Whether tokio started the thread for a `spawn_blocking` call (the pool starts a thread
+/// on the caller's stack when none is idle).
+fn spawned_by_spawn_blocking(frames: &[Frame]) -> bool {
+    frames.iter().any(|frame| {
+        frame
+            .function()
+            .is_some_and(|function| function.contains("blocking::pool::Spawner::spawn_blocking"))
+    })
+}
+
+/// tokio's task ids display as their number.
+fn task_number(id: tokio::task::Id) -> u64 {
+    id.to_string().parse().unwrap_or(0)
+}
+
+/// The spawning task, if a task spawned the thread; else the spawning thread, when it
+/// belongs to the same scope (the test thread itself is not worth a line):
+/// `thread 812 "spawner" (exited), itself spawned at src/lib.rs:40:9`.
+fn describe_parent_thread(origin: &ThreadOrigin) -> Option<String> {
+    if let Some(task) = origin.spawning_task {
+        return Some(describe_task(task));
+    }
+    // A parent outside the scope, or the test's own thread, is not worth a line.
+    let parent = origin
+        .parent
+        .as_deref()
+        .filter(|parent| parent.scope == origin.scope && !is_libtest_thread(parent))?;
+    let identity = Identity::Thread {
+        tid: parent.tid(),
+        name: parent.name(),
+    };
+    let alive = parent.tid().is_some_and(threads::is_alive);
+    let mut line = format!(
+        "{identity} ({})",
+        if alive { "still running" } else { "exited" }
+    );
+    let site = frames::user_frames(&frames::resolve(parent.spawn.ips()));
+    if let Some(location) = site.first().and_then(|frame| frame.location()) {
+        line.push_str(", itself spawned at ");
+        line.push_str(&location);
+    }
+    Some(line)
+}
+
+/// For a thread outside every scope, the plain `#[test]` that spawned it, directly or
+/// through other threads: libtest runs each test on a thread named after it, which it
+/// spawns from the main thread (so the hook saw no parent) in `test::run_test`.
+fn spawning_test(origin: &ThreadOrigin) -> Option<String> {
+    let mut root = origin.parent.as_deref()?;
+    while let Some(parent) = root.parent.as_deref() {
+        root = parent;
+    }
+    is_libtest_thread(root).then(|| root.name()).flatten()
+}
+
+fn is_libtest_thread(thread: &ThreadOrigin) -> bool {
+    thread.parent.is_none()
+        && frames::resolve(thread.spawn.ips()).iter().any(|frame| {
+            frame
+                .function()
+                .is_some_and(|function| function.starts_with("test::run_test"))
+        })
+}
+
+/// The spawning task: `task 7 (finished), itself spawned at tests/tasks.rs:40:5`.
+fn describe_parent_task(origin: &TaskOrigin) -> Option<String> {
+    origin.parent.map(describe_task)
+}
+
+fn describe_task(TaskRef { id: task, spawned_at }: TaskRef) -> String {
+    let alive = registry::task_alive(task);
+    format!(
+        "task {} ({}), itself spawned at {}:{}:{}",
+        task_number(task),
+        if alive { "still running" } else { "finished" },
+        spawned_at.file(),
+        spawned_at.line(),
+        spawned_at.column()
+    )
+}
+
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn task_ids_read_as_their_number() {
+        // `Identity::Task` holds the number tokio's `Id` displays; a format change must fail
+        // here, not turn every id into 0.
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let id = runtime.block_on(async { tokio::spawn(async {}).id() });
+        assert_ne!(super::task_number(id), 0);
+        assert_eq!(super::task_number(id).to_string(), id.to_string());
+    }
+}

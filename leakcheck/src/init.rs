@@ -1,0 +1,41 @@
+//! What runs before `main`, in one place, each with why it is safe that early.
+//!
+//! A constructor runs before std's runtime is set up: no thread may be spawned, nothing
+//! printed, and no thread-local with a destructor touched. Both below only read the
+//! environment or `/proc` (std's `env` and `fs` need no runtime) and store plain statics.
+
+use std::collections::HashSet;
+use std::sync::OnceLock;
+
+use crate::threads;
+
+/// Threads that were running before `main`: the main thread, and any started by a
+/// library's initialiser before the hook could see them. The process-wide check leaves
+/// them out.
+pub(crate) fn startup_threads() -> &'static HashSet<i32> {
+    // The main thread's id is the process id; used if the initialiser did not run.
+    STARTUP.get_or_init(|| HashSet::from([std::process::id() as i32]))
+}
+
+static STARTUP: OnceLock<HashSet<i32>> = OnceLock::new();
+
+// SAFETY: before `main`, this only lists `/proc/self/task` with std's `fs` (no runtime
+// needed) and stores the result in a `OnceLock`; it spawns nothing and prints nothing.
+#[ctor::ctor(unsafe)]
+fn record_startup_threads() {
+    if let Some(live) = threads::list() {
+        let _ = STARTUP.set(live.into_iter().collect());
+    }
+}
+
+// SAFETY: before `main`, this only reads one environment variable with std's `env` and
+// stores an atomic; it spawns nothing and prints nothing (a bad value is reported by the
+// first check, through the same parser).
+#[cfg(any(lc_thread_hook, tokio_unstable))]
+#[ctor::ctor(unsafe)]
+fn switch_hooks_off_under_leakcheck_off() {
+    // Decided before the first spawn, so that `pthread_create` never reads the environment.
+    if crate::config::mode_before_main() == crate::config::Mode::Off {
+        crate::registry::switch_hooks_off();
+    }
+}

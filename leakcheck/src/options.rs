@@ -1,0 +1,176 @@
+//! [`Options`]: the public builder for what a check ignores and how long it waits. Every
+//! rule goes through the one grammar (`leakcheck_rules`) that the attribute and
+//! `leakcheck.toml` use, so a rule refused there is refused here.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use leakcheck_rules::RuleKind;
+
+use crate::config::Settings;
+use crate::threads;
+
+/// What a check ignores and how long it waits.
+///
+/// Built like this, then passed to [`verify_none_with`](crate::verify_none_with),
+/// [`find`](crate::find) or [`Scope::find`](crate::Scope::find). The same settings are
+/// available as arguments of `#[leakcheck::test(...)]`.
+///
+/// ```
+/// use std::time::Duration;
+/// use leakcheck::Options;
+///
+/// let options = Options::new()
+///     .grace(Duration::from_millis(300))
+///     .ignore_thread("metrics-*")
+///     .ignore_spawn("my_crate::telemetry::start");
+/// assert_eq!(options.grace_period(), Duration::from_millis(300));
+/// ```
+#[derive(Clone, Debug, Default)]
+pub struct Options {
+    settings: Settings,
+}
+
+impl Options {
+    /// Default options: a grace period of [`DEFAULT_GRACE`](crate::DEFAULT_GRACE), nothing
+    /// ignored.
+    pub fn new() -> Options {
+        Options::default()
+    }
+
+    /// How long to wait for threads and tasks to finish before reporting them.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// let options = leakcheck::Options::new().grace(Duration::ZERO);
+    /// assert_eq!(options.grace_period(), Duration::ZERO);
+    /// ```
+    #[must_use]
+    pub fn grace(mut self, grace: Duration) -> Options {
+        self.settings.grace = Some(grace);
+        self
+    }
+
+    /// Ignores threads whose full name matches a glob (`*`, `?`, `[a-z]`), such as
+    /// `"metrics-*"`. May be given several times.
+    ///
+    /// # Panics
+    ///
+    /// If `pattern` is not a valid glob (`#[leakcheck::test(ignore_thread = ..)]` reports
+    /// that at compile time instead).
+    ///
+    /// ```
+    /// let options = leakcheck::Options::new().ignore_thread("pool-worker-?");
+    /// ```
+    #[must_use]
+    #[track_caller]
+    pub fn ignore_thread(self, pattern: &str) -> Options {
+        self.rule(RuleKind::Thread, pattern)
+    }
+
+    /// Ignores threads and tasks whose spawn backtrace has a frame whose function path or
+    /// `file:line` contains `substring`, such as `"my_crate::telemetry::start"`. May be
+    /// given several times.
+    ///
+    /// # Panics
+    ///
+    /// If `substring` is empty or blank: it would match every leak.
+    ///
+    /// ```
+    /// let options = leakcheck::Options::new().ignore_spawn("my_crate::telemetry");
+    /// ```
+    #[must_use]
+    #[track_caller]
+    pub fn ignore_spawn(self, substring: &str) -> Options {
+        self.rule(RuleKind::Spawn, substring)
+    }
+
+    /// Ignores threads whose current stack, from its top down to the first frame of your
+    /// code, has a function whose path contains `substring` (goleak's
+    /// `IgnoreTopFunction`): `"my_crate::pool::park"` ignores threads parked there however
+    /// they were spawned. Linux only (the stack is captured with a signal); elsewhere it
+    /// matches nothing. May be given several times.
+    ///
+    /// # Panics
+    ///
+    /// If `substring` is empty or blank: it would match every thread.
+    ///
+    /// ```
+    /// let options = leakcheck::Options::new().ignore_top("my_crate::pool::park");
+    /// ```
+    #[must_use]
+    #[track_caller]
+    pub fn ignore_top(self, substring: &str) -> Options {
+        self.rule(RuleKind::Top, substring)
+    }
+
+    /// Whether the threads that well-known crates keep for the whole process by design
+    /// (rayon's global pool, ...; the README lists them) are ignored. On by default; a
+    /// `leakcheck.toml` can switch it off with `default_allowlist = false`.
+    ///
+    /// ```
+    /// let options = leakcheck::Options::new().default_allowlist(false);
+    /// ```
+    #[must_use]
+    pub fn default_allowlist(mut self, on: bool) -> Options {
+        self.settings.default_allowlist = Some(on);
+        self
+    }
+
+    /// Ignores every thread alive right now (goleak's `IgnoreCurrent`): take this before
+    /// starting the code under test, in a harness that inherits threads it cannot join.
+    ///
+    /// ```
+    /// let options = leakcheck::Options::new().ignore_current();
+    /// leakcheck::verify_none_with(&options);
+    /// ```
+    #[must_use]
+    pub fn ignore_current(mut self) -> Options {
+        let alive = threads::list().unwrap_or_default();
+        self.settings.ignore_current = Some(Arc::new(alive.into_iter().collect()));
+        self
+    }
+
+    /// The grace period a check with these options waits at most. `LEAKCHECK_GRACE` and
+    /// a `leakcheck.toml` are merged in only when the check runs.
+    pub fn grace_period(&self) -> Duration {
+        self.settings.grace_period()
+    }
+
+    /// What the check runs with, before the shared file and the environment are merged in.
+    pub(crate) fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    #[track_caller]
+    fn rule(mut self, kind: RuleKind, text: &str) -> Options {
+        match kind.parse(text) {
+            Ok(rule) => self.settings.add_rule(rule),
+            Err(error) => panic!("leakcheck: Options::{}({text:?}): {error}", kind.key()),
+        }
+        self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    #[should_panic(expected = "Options::ignore_spawn(\"\"): `ignore_spawn`: an empty rule")]
+    fn an_empty_spawn_rule_is_refused() {
+        let _ = Options::new().ignore_spawn("");
+    }
+
+    #[test]
+    #[should_panic(expected = "Options::ignore_top(\" \"): `ignore_top`: an empty rule")]
+    fn a_blank_top_rule_is_refused() {
+        let _ = Options::new().ignore_top(" ");
+    }
+
+    #[test]
+    #[should_panic(expected = "Options::ignore_thread(\"[\"): `ignore_thread`: \"[\" is not a glob")]
+    fn a_bad_glob_is_refused() {
+        let _ = Options::new().ignore_thread("[");
+    }
+}

@@ -1,0 +1,85 @@
+//! What a check's result does, decided in one place for the three kinds of check (a
+//! `#[leakcheck::test]`, a `verify_none*` call, `verify_test_main!`'s exit check): append
+//! its JSON record when `LEAKCHECK_REPORT` asks for one, then fail, or under
+//! `LEAKCHECK=warn` print the report and pass. (`LEAKCHECK=off` never gets here: the check
+//! does not run.) How to fail is each caller's own: a test panics or resumes its panic, a
+//! call panics, the exit check ends the process.
+
+use crate::config::{self, Mode};
+use crate::report::Report;
+use crate::report::json;
+
+/// What a report under `LEAKCHECK=warn` ends with.
+const WARN_ONLY: &str =
+    "leakcheck: LEAKCHECK=warn: reported, not failed (LEAKCHECK=fail, the default, fails on leaks)";
+
+/// Which check a result is of, for its JSON record.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Check<'a> {
+    /// A `#[leakcheck::test]`: its full name, and whether it passed before leaks counted.
+    Test { name: &'a str, passed: bool },
+    /// `verify_none*` or `find`-and-fail from code: the scope's name, `None` process-wide.
+    Call { scope: Option<&'a str> },
+    /// `verify_test_main!` when the binary exits.
+    Exit,
+}
+
+/// What the caller does next.
+#[derive(Debug)]
+pub(crate) enum Verdict {
+    /// Nothing leaked.
+    Clean,
+    /// Something leaked and the report is printed, under `LEAKCHECK=warn`: carry on.
+    Warned,
+    /// Something leaked: fail with this report.
+    Fail(Report),
+}
+
+/// Records `found` and decides what it does. An error is a JSON record that could not be
+/// written, said with the file: the caller fails with it.
+pub(crate) fn conclude(check: Check<'_>, found: Result<(), Report>) -> Result<Verdict, String> {
+    let mode = config::mode();
+    let (kind, test, test_passed) = match check {
+        Check::Test { name, passed } => ("test", Some(name), Some(passed)),
+        Check::Call { scope } => ("verify_none", scope, None),
+        Check::Exit => ("exit", None, None),
+    };
+    write_json(&json::Record {
+        check: kind,
+        test,
+        mode,
+        test_passed,
+        found: found.as_ref().map(|_| ()),
+    })?;
+    let Err(report) = found else {
+        return Ok(Verdict::Clean);
+    };
+    Ok(match mode {
+        Mode::Fail => Verdict::Fail(report),
+        Mode::Warn => {
+            // At exit, a blank line parts the report from libtest's summary.
+            let lead = if matches!(check, Check::Exit) { "\n" } else { "" };
+            eprintln!("{lead}{report}\n{WARN_ONLY}");
+            Verdict::Warned
+        }
+        // Under `LEAKCHECK=off` no check runs; were one to, it would say nothing.
+        Mode::Off => Verdict::Clean,
+    })
+}
+
+/// Appends a check to `LEAKCHECK_REPORT`, if it is set; the error says which file failed.
+fn write_json(record: &json::Record<'_>) -> Result<(), String> {
+    let Ok(environment) = config::environment() else {
+        return Ok(());
+    };
+    let Some(path) = &environment.report else {
+        return Ok(());
+    };
+    json::append(path, record).map_err(|error| {
+        format!(
+            "leakcheck: cannot append to {}={}: {error}",
+            config::REPORT_VAR,
+            path.display()
+        )
+    })
+}
