@@ -427,3 +427,6 @@ fn path_segments(attr: &syn::Attribute) -> Vec<String> {
         .map(|segment| segment.ident.to_string())
         .collect()
 }
+
+#[cfg(test)]
+mod tests;
