@@ -16,12 +16,18 @@ fn main() {
         println!("cargo::rustc-check-cfg=cfg({name})");
     }
     let has = |cfg: &str| env::var_os(format!("CARGO_CFG_{}", cfg.to_uppercase())).is_some();
-    let value = |cfg: &str| env::var(format!("CARGO_CFG_{}", cfg.to_uppercase())).unwrap_or_default();
+    let value =
+        |cfg: &str| env::var(format!("CARGO_CFG_{}", cfg.to_uppercase())).unwrap_or_default();
     let linux = value("target_os") == "linux";
     let thread_hook = linux && !has("miri");
-    let static_libc =
-        value("target_env") == "musl" || value("target_feature").split(',').any(|f| f == "crt-static");
-    let dump_arch = matches!(value("target_arch").as_str(), "x86" | "x86_64" | "aarch64" | "s390x");
+    let static_libc = value("target_env") == "musl"
+        || value("target_feature")
+            .split(',')
+            .any(|f| f == "crt-static");
+    let dump_arch = matches!(
+        value("target_arch").as_str(),
+        "x86" | "x86_64" | "aarch64" | "s390x"
+    );
     let taskdump = has("tokio_unstable")
         && !has("leakcheck_no_taskdump")
         && env::var_os("CARGO_FEATURE_TASKDUMP").is_some()

@@ -62,7 +62,12 @@ fn crate_references(code: &str) -> Vec<String> {
         }
         if let Some(group) = rest.strip_prefix('{') {
             let group = &group[..group.find('}').unwrap_or(group.len())];
-            found.extend(group.split(',').map(first_segment).filter(|s| !s.is_empty()));
+            found.extend(
+                group
+                    .split(',')
+                    .map(first_segment)
+                    .filter(|s| !s.is_empty()),
+            );
         } else {
             found.push(first_segment(rest));
         }
@@ -91,7 +96,10 @@ fn every_module_imports_only_from_the_layers_below_it() {
     let mut problems = Vec::new();
     for (path, module) in &files {
         let Some(own) = layer_of(module) else {
-            problems.push(format!("{}: module `{module}` is in no layer", path.display()));
+            problems.push(format!(
+                "{}: module `{module}` is in no layer",
+                path.display()
+            ));
             continue;
         };
         let text = std::fs::read_to_string(path).unwrap();

@@ -1,13 +1,13 @@
 //! `#[leakcheck::test]`: parse and check the arguments, then emit a `#[test]` fn whose body
 //! calls `leakcheck::__private::run_test`. All behaviour lives in the library.
 
+use leakcheck_rules::RuleKind;
 use proc_macro::TokenStream;
 use proc_macro2::{Span, TokenStream as TokenStream2};
 use quote::{ToTokens, quote, quote_spanned};
 use syn::parse::Parser;
 use syn::punctuated::Punctuated;
 use syn::spanned::Spanned;
-use leakcheck_rules::RuleKind;
 use syn::{Expr, ExprLit, ItemFn, Lit, LitStr, Meta, Token};
 
 /// Leak-checks a test. See the `leakcheck` crate for the arguments.

@@ -70,7 +70,10 @@ impl RuleKind {
     /// assert!(RuleKind::Thread.parse("[").is_err());
     /// ```
     pub fn parse(self, text: &str) -> Result<Rule, RuleError> {
-        let error = |problem: String| RuleError { kind: self, problem };
+        let error = |problem: String| RuleError {
+            kind: self,
+            problem,
+        };
         match self {
             RuleKind::Thread => glob::Pattern::new(text)
                 .map(Rule::Thread)
@@ -121,7 +124,10 @@ mod tests {
 
     #[test]
     fn globs_and_substrings_are_rules() {
-        assert!(matches!(RuleKind::Thread.parse("metrics-*"), Ok(Rule::Thread(_))));
+        assert!(matches!(
+            RuleKind::Thread.parse("metrics-*"),
+            Ok(Rule::Thread(_))
+        ));
         assert_eq!(
             RuleKind::Spawn.parse("src/lib.rs:12"),
             Ok(Rule::Spawn("src/lib.rs:12".into()))
@@ -135,12 +141,18 @@ mod tests {
                 let error = kind.parse(empty).unwrap_err();
                 assert_eq!(error.kind(), kind);
                 let text = error.to_string();
-                assert!(text.starts_with(&format!("`{}`: an empty rule", kind.key())), "{text}");
+                assert!(
+                    text.starts_with(&format!("`{}`: an empty rule", kind.key())),
+                    "{text}"
+                );
                 assert!(text.contains("expected part of a function path"), "{text}");
             }
         }
         let text = RuleKind::Thread.parse("[").unwrap_err().to_string();
-        assert!(text.starts_with("`ignore_thread`: \"[\" is not a glob ("), "{text}");
+        assert!(
+            text.starts_with("`ignore_thread`: \"[\" is not a glob ("),
+            "{text}"
+        );
         assert!(text.ends_with("expected a glob over the thread's name, such as \"pool-*\""));
     }
 }

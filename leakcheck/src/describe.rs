@@ -7,6 +7,7 @@ use crate::frames::{self, Frame};
 use crate::registry::{self, TaskOrigin, ThreadOrigin};
 use crate::report::{Identity, Leak, Report, Subject};
 use crate::scope::{self, PROCESS, ScopeId, TaskRef};
+use crate::tasks::Awaiting;
 use crate::threads;
 use crate::verify::{Found, Suspect, Target};
 
@@ -23,90 +24,11 @@ pub(crate) fn report(found: Found) -> Report {
         Target::Process => Subject::Process,
         Target::Exit => Subject::Exit,
     };
-    let owner = |scope: ScopeId| (scope != PROCESS).then(|| scope::label(scope));
     let leaks = suspects
         .into_iter()
         .map(|suspect| match suspect {
-            Suspect::Thread { tid, origin, stack } => {
-                let origin = origin.as_deref();
-                let all_frames = origin
-                    .map(|origin| frames::resolve(origin.spawn.ips()))
-                    .unwrap_or_default();
-                let spawn_backtrace = frames::user_frames(&all_frames);
-                let mut state = tid.and_then(threads::describe).map(|os| os.summary());
-                let mut add_note = |note: &str| {
-                    state = Some(match state.take() {
-                        Some(state) => format!("{state}; {note}"),
-                        None => note.to_owned(),
-                    });
-                };
-                if spawned_by_spawn_blocking(&all_frames) {
-                    add_note(
-                        "a tokio blocking-pool thread: its spawn_blocking closure has not \
-                         returned",
-                    );
-                }
-                let stack = match (stack, tid) {
-                    (Some(stack), _) => Some(Ok(stack)),
-                    (None, Some(tid)) => {
-                        Some(threads::capture_stack(tid).map(|ips| frames::resolve(&ips)))
-                    }
-                    (None, None) => None,
-                };
-                let current_stack = match stack {
-                    Some(Ok(stack)) => frames::shape_current_stack(&stack).shown,
-                    Some(Err(why)) => {
-                        add_note(&format!("current stack {why}"));
-                        Vec::new()
-                    }
-                    None => Vec::new(),
-                };
-                Leak {
-                    identity: Identity::Thread {
-                        tid,
-                        name: threads::name_of(tid, origin),
-                    },
-                    owner: origin.and_then(|origin| owner(origin.scope).or_else(|| spawning_test(origin))),
-                    spawn_site: frames::spawn_site(&spawn_backtrace).cloned(),
-                    spawn_backtrace,
-                    backtrace_recorded: true,
-                    spawned_by: origin.and_then(describe_parent_thread),
-                    state,
-                    awaiting: Vec::new(),
-                    current_stack,
-                }
-            }
-            Suspect::Task(origin) => {
-                let spawn_backtrace = frames::user_frames(&frames::resolve(origin.spawn_ips()));
-                let (state, awaiting) = match &awaiting {
-                    Some(Ok(dump)) => match dump.get(&origin.id) {
-                        Some(frames) if !frames.is_empty() => (None, frames.clone()),
-                        Some(_) => (
-                            Some("awaiting a future tokio's task dump cannot trace (not a tokio one)"),
-                            Vec::new(),
-                        ),
-                        None => (Some("awaiting: not in the task dump (not on the test's runtime)"), Vec::new()),
-                    },
-                    Some(Err(why)) => (Some(*why), Vec::new()),
-                    None => (None, Vec::new()),
-                };
-                Leak {
-                    identity: Identity::Task {
-                        id: task_number(origin.id),
-                    },
-                    owner: owner(origin.scope),
-                    spawn_site: Some(frames::location_frame(
-                        origin.spawned_at,
-                        spawn_backtrace.first(),
-                    )),
-                    spawn_backtrace,
-                    backtrace_recorded: origin.spawn.is_some(),
-                    spawned_by: describe_parent_task(&origin),
-                    state: state.map(str::to_owned),
-                    awaiting,
-                    current_stack: Vec::new(),
-                }
-            }
+            Suspect::Thread { tid, origin, stack } => thread_leak(tid, origin.as_deref(), stack),
+            Suspect::Task(origin) => task_leak(&origin, awaiting.as_ref()),
             Suspect::UntrackedTasks(count) => Leak {
                 identity: Identity::UntrackedTasks { count },
                 owner: match target {
@@ -127,6 +49,94 @@ pub(crate) fn report(found: Found) -> Report {
         subject,
         leaks,
         waited,
+    }
+}
+
+/// The owning scope's name; `None` at the process level.
+fn owner(scope: ScopeId) -> Option<String> {
+    (scope != PROCESS).then(|| scope::label(scope))
+}
+
+/// A thread: its spawn path resolved, what `/proc` says, its current stack (the one an
+/// `ignore_top` rule already captured, else a fresh capture), its owner and spawner.
+fn thread_leak(tid: Option<i32>, origin: Option<&ThreadOrigin>, stack: Option<Vec<Frame>>) -> Leak {
+    let all_frames = origin
+        .map(|origin| frames::resolve(origin.spawn.ips()))
+        .unwrap_or_default();
+    let spawn_backtrace = frames::user_frames(&all_frames);
+    let mut state = tid.and_then(threads::describe).map(|os| os.summary());
+    let mut add_note = |note: &str| {
+        state = Some(match state.take() {
+            Some(state) => format!("{state}; {note}"),
+            None => note.to_owned(),
+        });
+    };
+    if spawned_by_spawn_blocking(&all_frames) {
+        add_note("a tokio blocking-pool thread: its spawn_blocking closure has not returned");
+    }
+    let stack = match (stack, tid) {
+        (Some(stack), _) => Some(Ok(stack)),
+        (None, Some(tid)) => Some(threads::capture_stack(tid).map(|ips| frames::resolve(&ips))),
+        (None, None) => None,
+    };
+    let current_stack = match stack {
+        Some(Ok(stack)) => frames::shape_current_stack(&stack).shown,
+        Some(Err(why)) => {
+            add_note(&format!("current stack {why}"));
+            Vec::new()
+        }
+        None => Vec::new(),
+    };
+    Leak {
+        identity: Identity::Thread {
+            tid,
+            name: threads::name_of(tid, origin),
+        },
+        owner: origin.and_then(|origin| owner(origin.scope).or_else(|| spawning_test(origin))),
+        spawn_site: frames::spawn_site(&spawn_backtrace).cloned(),
+        spawn_backtrace,
+        backtrace_recorded: true,
+        spawned_by: origin.and_then(describe_parent_thread),
+        state,
+        awaiting: Vec::new(),
+        current_stack,
+    }
+}
+
+/// A task: tokio's spawn location (with the function, when a backtrace was recorded), its
+/// parent, and where it awaits from the runtime's dump when there is one.
+fn task_leak(origin: &TaskOrigin, awaiting: Option<&Awaiting>) -> Leak {
+    let spawn_backtrace = frames::user_frames(&frames::resolve(origin.spawn_ips()));
+    let (state, awaiting) = match awaiting {
+        Some(Ok(dump)) => match dump.get(&origin.id) {
+            Some(frames) if !frames.is_empty() => (None, frames.clone()),
+            Some(_) => (
+                Some("awaiting a future tokio's task dump cannot trace (not a tokio one)"),
+                Vec::new(),
+            ),
+            None => (
+                Some("awaiting: not in the task dump (not on the test's runtime)"),
+                Vec::new(),
+            ),
+        },
+        Some(Err(why)) => (Some(*why), Vec::new()),
+        None => (None, Vec::new()),
+    };
+    Leak {
+        identity: Identity::Task {
+            id: task_number(origin.id),
+        },
+        owner: owner(origin.scope),
+        spawn_site: Some(frames::location_frame(
+            origin.spawned_at,
+            spawn_backtrace.first(),
+        )),
+        spawn_backtrace,
+        backtrace_recorded: origin.spawn.is_some(),
+        spawned_by: describe_parent_task(origin),
+        state: state.map(str::to_owned),
+        awaiting,
+        current_stack: Vec::new(),
     }
 }
 
@@ -199,7 +209,12 @@ fn describe_parent_task(origin: &TaskOrigin) -> Option<String> {
     origin.parent.map(describe_task)
 }
 
-fn describe_task(TaskRef { id: task, spawned_at }: TaskRef) -> String {
+fn describe_task(
+    TaskRef {
+        id: task,
+        spawned_at,
+    }: TaskRef,
+) -> String {
     let alive = registry::task_alive(task);
     format!(
         "task {} ({}), itself spawned at {}:{}:{}",
@@ -210,7 +225,6 @@ fn describe_task(TaskRef { id: task, spawned_at }: TaskRef) -> String {
         spawned_at.column()
     )
 }
-
 
 #[cfg(test)]
 mod tests {

@@ -9,10 +9,10 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::OnceLock;
 
 use crate::config;
+use crate::describe;
 use crate::options::Options;
 use crate::outcome::{self, Check, Verdict};
 use crate::verify::{self, Target};
-use crate::describe;
 
 /// libtest's exit status for a failed run.
 const FAILED: i32 = 101;

@@ -108,7 +108,6 @@ impl fmt::Display for Frame {
     }
 }
 
-
 /// Crates whose frames are machinery, not the place a user spawned from.
 const MACHINERY: &[&str] = &[
     "std",
@@ -472,7 +471,10 @@ mod tests {
             Some(7),
             None,
         );
-        assert_eq!(frame.function(), Some("tokio::sync::oneshot::Receiver<T>::poll"));
+        assert_eq!(
+            frame.function(),
+            Some("tokio::sync::oneshot::Receiver<T>::poll")
+        );
         assert_eq!(frame.file(), Some("tokio-1.54.1/src/sync/oneshot.rs"));
         assert!(frame.is_dependency());
     }

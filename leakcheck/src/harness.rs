@@ -73,7 +73,8 @@ pub fn run_test<R: TestOutcome>(spec: &TestSpec, options: &Options, body: impl F
     };
     let scope = Scope::enter_named(spec.test_name());
     let outcome = catch_unwind(AssertUnwindSafe(body));
-    let check = verify::check(verify::Target::Scope(scope.id()), &settings).map_err(describe::report);
+    let check =
+        verify::check(verify::Target::Scope(scope.id()), &settings).map_err(describe::report);
     drop(scope);
     conclude(spec, outcome, check)
 }
@@ -154,7 +155,13 @@ fn conclude<R: TestOutcome>(
         Err(_) => spec.should_panic,
     };
     let name = spec.test_name();
-    let report = match outcome::conclude(Check::Test { name: &name, passed }, check) {
+    let report = match outcome::conclude(
+        Check::Test {
+            name: &name,
+            passed,
+        },
+        check,
+    ) {
         Err(message) => panic!("{message}"),
         Ok(Verdict::Clean | Verdict::Warned) => {
             return outcome.unwrap_or_else(|panic| resume_unwind(panic));
@@ -192,7 +199,10 @@ mod tests {
         let module = module_path!().trim_end_matches("::tests");
         for function in ["run_test", "run_async_test"] {
             let path = format!("{module}::{function}");
-            assert!(crate::frames::TEST_BOUNDARY.contains(&path.as_str()), "{path}");
+            assert!(
+                crate::frames::TEST_BOUNDARY.contains(&path.as_str()),
+                "{path}"
+            );
         }
     }
 }

@@ -53,8 +53,8 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![warn(missing_docs)]
 
-// The modules form layers, each importing only from layers below it (DESIGN.md, "The
-// house"; `tests/layers.rs` keeps it so). Bottom up:
+// The modules form layers, each importing only from layers below it (README, "Layout";
+// `tests/layers.rs` keeps it so). Bottom up, one group a layer:
 // leaves: scope, frames, config
 mod config;
 mod frames;
@@ -62,16 +62,18 @@ mod scope;
 // store and data: registry (spawn records), report (what a check hands back)
 mod registry;
 mod report;
-// sources: threads, then tasks
-mod tasks;
+// thread sources
 mod threads;
+// task sources
+mod tasks;
 // rules and start-up: options, filter, init
 mod filter;
 mod init;
 mod options;
-// check: verify (the retry loop), then describe (suspects -> leaks)
-mod describe;
+// check: the retry loop
 mod verify;
+// describe: suspects -> leaks
+mod describe;
 // face: outcome (fail / warn and the JSON record)
 mod outcome;
 // entry: what the attribute and `verify_test_main!` call, then this file
@@ -231,7 +233,12 @@ fn check_configured(target: verify::Target, options: &Options) -> Result<(), Rep
 fn verify_and_conclude(target: verify::Target, scope: Option<scope::ScopeId>, options: &Options) {
     let found = check_configured(target, options);
     let name = scope.map(scope::label);
-    match outcome::conclude(outcome::Check::Call { scope: name.as_deref() }, found) {
+    match outcome::conclude(
+        outcome::Check::Call {
+            scope: name.as_deref(),
+        },
+        found,
+    ) {
         Err(message) => panic!("{message}"),
         Ok(outcome::Verdict::Clean | outcome::Verdict::Warned) => {}
         Ok(outcome::Verdict::Fail(report)) => panic!("{report}"),

@@ -169,7 +169,9 @@ mod tests {
     }
 
     #[test]
-    #[should_panic(expected = "Options::ignore_thread(\"[\"): `ignore_thread`: \"[\" is not a glob")]
+    #[should_panic(
+        expected = "Options::ignore_thread(\"[\"): `ignore_thread`: \"[\" is not a glob"
+    )]
     fn a_bad_glob_is_refused() {
         let _ = Options::new().ignore_thread("[");
     }

@@ -58,7 +58,11 @@ pub(crate) fn conclude(check: Check<'_>, found: Result<(), Report>) -> Result<Ve
         Mode::Fail => Verdict::Fail(report),
         Mode::Warn => {
             // At exit, a blank line parts the report from libtest's summary.
-            let lead = if matches!(check, Check::Exit) { "\n" } else { "" };
+            let lead = if matches!(check, Check::Exit) {
+                "\n"
+            } else {
+                ""
+            };
             eprintln!("{lead}{report}\n{WARN_ONLY}");
             Verdict::Warned
         }

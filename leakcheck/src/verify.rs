@@ -240,7 +240,10 @@ fn alive_threads(target: Target, rules: &Rules<'_>, look: Look) -> Vec<Suspect> 
         Target::Exit => process_threads(me, true),
     };
     found.retain(|(tid, origin)| {
-        !rules.ignores_thread(*tid, &threads::name_of(*tid, origin.as_deref()).unwrap_or_default())
+        !rules.ignores_thread(
+            *tid,
+            &threads::name_of(*tid, origin.as_deref()).unwrap_or_default(),
+        )
     });
     if rules.has_spawn_rules() {
         found.retain(|(_, origin)| {

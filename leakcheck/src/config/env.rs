@@ -161,7 +161,11 @@ mod tests {
         assert_eq!(parse_mode(" off "), Ok(Mode::Off));
         assert_eq!(parse_mode("warn"), Ok(Mode::Warn));
         assert_eq!(parse_mode(""), Ok(Mode::Fail));
-        assert!(parse_mode("loud").unwrap_err().contains("LEAKCHECK=\"loud\""));
+        assert!(
+            parse_mode("loud")
+                .unwrap_err()
+                .contains("LEAKCHECK=\"loud\"")
+        );
     }
 
     #[test]

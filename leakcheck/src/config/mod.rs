@@ -8,9 +8,9 @@
 mod env;
 mod file;
 
-pub(crate) use env::{Mode, REPORT_VAR, TASK_BACKTRACE_VAR, environment, mode};
 #[cfg(any(lc_thread_hook, tokio_unstable))]
 pub(crate) use env::mode_before_main;
+pub(crate) use env::{Mode, REPORT_VAR, TASK_BACKTRACE_VAR, environment, mode};
 pub(crate) use file::remember_manifest_dir;
 
 use std::collections::BTreeSet;

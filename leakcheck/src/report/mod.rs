@@ -465,12 +465,25 @@ thread 4242 \"pool-worker-0\": sleeping, blocked in futex
         let text = report(
             test_scope(),
             vec![Leak {
-                spawn_site: Some(Frame::new(None, Some("tests/demo.rs".into()), Some(68), Some(25))),
+                spawn_site: Some(Frame::new(
+                    None,
+                    Some("tests/demo.rs".into()),
+                    Some(68),
+                    Some(25),
+                )),
                 backtrace_recorded: false,
                 spawned_by: Some("task 3 (finished), itself spawned at tests/demo.rs:62:27".into()),
                 awaiting: vec![
-                    frame("tokio::sync::mpsc::chan::Rx<T,S>::recv", "tokio-1.54.1/src/sync/mpsc/chan.rs", 308),
-                    frame("demo::Server::start::{{closure}}::{{closure}}", "tests/demo.rs", 69),
+                    frame(
+                        "tokio::sync::mpsc::chan::Rx<T,S>::recv",
+                        "tokio-1.54.1/src/sync/mpsc/chan.rs",
+                        308,
+                    ),
+                    frame(
+                        "demo::Server::start::{{closure}}::{{closure}}",
+                        "tests/demo.rs",
+                        69,
+                    ),
                 ],
                 ..leak(Identity::Task { id: 4 })
             }],

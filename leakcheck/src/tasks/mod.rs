@@ -68,9 +68,7 @@ impl TestRuntime {
         install_hooks(&mut builder);
         Ok(match flavor {
             Flavor::Local => TestRuntime::Local(builder.build_local(LocalOptions::default())?),
-            Flavor::CurrentThread | Flavor::MultiThread => {
-                TestRuntime::Threaded(builder.build()?)
-            }
+            Flavor::CurrentThread | Flavor::MultiThread => TestRuntime::Threaded(builder.build()?),
         })
     }
 

@@ -13,11 +13,14 @@
 //! uses glibc's lock-free `_dl_find_object` (glibc >= 2.35 with libgcc >= 12, as on this
 //! project's CI). If the target was interrupted while holding one of those locks, its
 //! handler blocks: the capture then times out (`ANSWER_WITHIN * 5`), says so in the report,
-//! and captures stop for the process (`BROKEN`), though the target thread, already reported
-//! as leaked, stays stuck in its handler. The handler is installed with `SA_RESTART`, so most blocking calls resume
-//! unnoticed, but a raw `poll`/`epoll_wait`/`nanosleep` in the target can return `EINTR`:
-//! that is why this never runs on a thread that is not already reported as leaked, and
-//! threads that block the signal are skipped rather than left with a pending signal.
+//! and captures stop for the process (`BROKEN`), though the target thread stays stuck in its
+//! handler.
+//!
+//! The handler is installed with `SA_RESTART`, so most blocking calls resume unnoticed, but
+//! a raw `poll`/`epoll_wait`/`nanosleep` in the target can return `EINTR`. That is why this
+//! only runs on threads that outlived the grace period (to report them, or to match an
+//! `ignore_top` rule), and threads that block the signal are skipped rather than left with
+//! a pending signal.
 
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -180,6 +183,9 @@ mod tests {
     fn frames_knows_the_handler_by_its_path() {
         // `frames` cuts a current stack at the handler by this path, as a string.
         let module = module_path!().trim_end_matches("::tests");
-        assert_eq!(crate::frames::SIGNAL_HANDLER, format!("{module}::on_signal"));
+        assert_eq!(
+            crate::frames::SIGNAL_HANDLER,
+            format!("{module}::on_signal")
+        );
     }
 }
