@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use leakcheck_suite::{Run, json_lines, run_with_env, spawn_site, temp_dir};
+use leakcheck_suite::{Run, expected_verdict, json_lines, run_with_env, spawn_site, temp_dir};
 
 const LEAKY: &str = "leaks_thread_blocked_on_channel";
 
@@ -33,8 +33,19 @@ fn warn_mode_prints_the_report_and_passes() {
 
 #[test]
 fn warn_mode_keeps_a_test_s_own_failure() {
-    let run = exact("leaks_and_panics", &[("LEAKCHECK", "warn")]);
-    assert_eq!(run.verdict("leaks_and_panics"), Some("FAILED"));
+    let test = "leaks_and_panics";
+    let run = exact(test, &[("LEAKCHECK", "warn")]);
+    assert_eq!(run.verdict(test), Some("FAILED"));
+    // The test's own panic is the headline; the report follows it, marked as a warning.
+    let failure = run.failure(test);
+    let panic = failure.find("the original failure");
+    let report = failure.find(&format!("leakcheck: `{test}` leaked 1 thread ("));
+    let warned = failure.find("LEAKCHECK=warn: reported, not failed");
+    assert!(
+        panic.is_some() && panic < report && report < warned,
+        "{failure}"
+    );
+    assert!(failure.contains("\"panicky\""), "{failure}");
 }
 
 #[test]
@@ -123,6 +134,15 @@ fn the_fixtures_leakcheck_toml_is_found_and_used() {
     std::fs::write(&empty, "# no rules\n").unwrap();
     let run = exact(test, &[("LEAKCHECK_CONFIG", empty.to_str().unwrap())]);
     assert_eq!(run.verdict(test), Some("FAILED"));
+    let failure = run.failure(test);
+    assert!(
+        failure.contains(&format!("leakcheck: `{test}` leaked 1 thread (")),
+        "{failure}"
+    );
+    assert!(
+        failure.contains("\"shared-allowlisted-metrics\""),
+        "{failure}"
+    );
 }
 
 /// Every leak-checked test of a parallel run appends exactly one whole line.
@@ -203,22 +223,26 @@ fn json_lines_from_parallel_nextest_processes_parse_back() {
         .collect();
     assert_eq!(tests.len(), lines.len(), "a test reported twice");
     // Every test but the two explicit-scope ones, which have no attribute.
+    let plain_tests = [
+        "leaks_found_by_explicit_scope",
+        "clean_explicit_scope_with_find",
+    ];
     assert!(
         lines.len() + 2 == verdicts.len() && lines.len() >= 30,
         "{} lines for {} tests:\n{log}",
         lines.len(),
         verdicts.len()
     );
-    let leaked = lines
+    // Exactly the tests that must fail for a leak say they leaked.
+    let leaked: BTreeSet<&str> = lines
         .iter()
         .filter(|line| line["outcome"] == "leaked")
-        .count();
-    let failed = verdicts
+        .map(|line| line["test"].as_str().unwrap())
+        .collect();
+    let leaky: BTreeSet<&str> = verdicts
         .iter()
-        .filter(|(_, verdict)| verdict == "FAIL")
-        .count();
-    assert!(
-        leaked > 10 && leaked <= failed,
-        "{leaked} leaked, {failed} failed"
-    );
+        .map(|(test, _)| test.as_str())
+        .filter(|test| expected_verdict(test) == "FAILED" && !plain_tests.contains(test))
+        .collect();
+    assert_eq!(leaked, leaky, "{log}");
 }

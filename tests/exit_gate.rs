@@ -1,7 +1,7 @@
 //! `verify_test_main!`: a whole binary of plain `#[test]`s checked at exit, as a pipeline
 //! sees it: libtest's results first, then the report, and the binary's exit status.
 
-use leakcheck_suite::{json_lines, run, run_with_env, spawn_site, temp_dir};
+use leakcheck_suite::{json_lines, normalize, run, run_with_env, spawn_site, temp_dir};
 
 /// The exit report: what the binary printed after libtest's results.
 fn exit_report(stderr: &str) -> &str {
@@ -56,6 +56,14 @@ fn a_binary_whose_plain_tests_leak_fails_at_exit_naming_each_test() {
         assert!(!report.contains("own-check-leak"), "{report}");
         assert!(report.contains("the test binary fails (verify_test_main!)"));
     }
+}
+
+/// The whole exit report, one test at a time so that its paragraphs come in the order the
+/// tests ran.
+#[test]
+fn the_exit_report_reads_like_this() {
+    let run = run("exit_gate", &["--test-threads=1"]);
+    insta::assert_snapshot!("exit_report", normalize(exit_report(&run.stderr)));
 }
 
 #[test]

@@ -265,3 +265,179 @@ pub fn spawn_site(file: &str, thread: &str) -> String {
         .unwrap_or_else(|| panic!("no spawn call at or above `{marker}` in {file}"));
     format!("tests/{file}:{}:", call + 1)
 }
+
+/// Asserts that the report of `test` mentions none of `others`: the thread names and spawn
+/// sites of the other leaky tests. A leak is blamed on the test that leaked it, and only on
+/// it, however many leak beside it.
+pub fn assert_blames_no_other(test: &str, report: &str, others: &[String]) {
+    for other in others {
+        assert!(
+            !report.contains(other.as_str()),
+            "`{test}` is blamed for another test's leak ({other}):\n{report}"
+        );
+    }
+}
+
+/// A report as it reads in any run on any machine, for whole-report snapshots and the
+/// README's pasted run. Redacted: kernel thread ids (`thread [tid] "name"`, also libtest's
+/// `thread 'test' ([tid]) panicked`), task ids (`task [id]`), durations (`[duration]`),
+/// column numbers (`file.rs:LINE`), the kernel's wait channel (`(kernel: [wchan])`, a kernel
+/// function whose name changes between kernel versions), glibc's source path
+/// (`syscall at [glibc]`) and std's line numbers (`std/src/sync/mpsc.rs:[line]`), which
+/// change with the toolchain. Line numbers of the fixtures and of tokio (pinned by
+/// `fixtures/Cargo.lock`, its version in the path) stay: they are what the user reads.
+/// Trailing blank lines go (libtest's spacing depends on where a section falls), and so
+/// does libtest's "note: run with `RUST_BACKTRACE=1`" line: libtest prints it once a
+/// process, after the first panic, so which test's section holds it depends on which test
+/// fails first.
+pub fn normalize(report: &str) -> String {
+    let lines: Vec<String> = report
+        .lines()
+        .filter(|line| !line.starts_with("note: run with `RUST_BACKTRACE=1`"))
+        .map(normalize_line)
+        .collect();
+    lines.join("\n").trim_end().to_owned()
+}
+
+fn normalize_line(line: &str) -> String {
+    let mut line = without_columns(line);
+    let wchan = line
+        .find("(kernel: ")
+        .and_then(|start| Some(start..start + line[start..].find(')')? + 1));
+    if let Some(wchan) = wchan {
+        line.replace_range(wchan, "(kernel: [wchan])");
+    }
+    if let Some(at) = line.rfind(" at ") {
+        let location = &line[at + 4..];
+        let toolchain = ["std/src/", "core/src/", "alloc/src/"]
+            .iter()
+            .any(|toolchain| location.starts_with(toolchain));
+        if location.contains("sysdeps/") {
+            line.replace_range(at + 4.., "[glibc]");
+        } else if let Some(colon) = line[at..].rfind(':').filter(|_| toolchain) {
+            line.replace_range(at + colon.., ":[line]");
+        }
+    }
+    let line = if line.starts_with("thread '") {
+        number_after(&line, "' (", "[tid]")
+    } else {
+        line
+    };
+    let line = number_after(&line, "thread ", "[tid]");
+    let line = number_after(&line, "task ", "[id]");
+    without_durations(&line)
+}
+
+/// `text` with the number that directly follows each `word` replaced by `with` (a word
+/// that starts with a letter must start a word in `text` too: `subtask 3` stays).
+fn number_after(text: &str, word: &str, with: &str) -> String {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(found) = rest.find(word) {
+        let previous = rest[..found]
+            .chars()
+            .next_back()
+            .or(out.chars().next_back());
+        let starts_word = !word.starts_with(char::is_alphanumeric)
+            || !previous.is_some_and(char::is_alphanumeric);
+        out.push_str(&rest[..found + word.len()]);
+        rest = &rest[found + word.len()..];
+        let digits = leading_digits(rest);
+        if starts_word && digits > 0 {
+            out.push_str(with);
+            rest = &rest[digits..];
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+fn leading_digits(text: &str) -> usize {
+    text.len() - text.trim_start_matches(|c: char| c.is_ascii_digit()).len()
+}
+
+/// `file:LINE:COLUMN` as `file:LINE`.
+fn without_columns(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut rest = line;
+    while let Some(colon) = rest.find(':') {
+        let (before, after) = rest.split_at(colon);
+        out.push_str(before);
+        let line_digits = leading_digits(&after[1..]);
+        let tail = &after[1 + line_digits..];
+        let column_digits = tail.strip_prefix(':').map_or(0, leading_digits);
+        if before.ends_with(|c: char| c.is_ascii_alphanumeric())
+            && line_digits > 0
+            && column_digits > 0
+        {
+            out.push_str(&after[..1 + line_digits]);
+            rest = &tail[1 + column_digits..];
+        } else {
+            out.push(':');
+            rest = &after[1..];
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Durations as humantime prints them (`500ms`, `1s 2ms`) as one `[duration]`.
+fn without_durations(line: &str) -> String {
+    const UNITS: &[&str] = &[
+        "ns", "us", "µs", "ms", "s", "m", "h", "day", "days", "month", "months", "year", "years",
+    ];
+    let mut words: Vec<String> = Vec::new();
+    for word in line.split(' ') {
+        let core = word.trim_start_matches(['(', '"']);
+        let core = core.trim_end_matches([')', '"', ',', ';', ':', '.']);
+        let digits = leading_digits(core);
+        if digits == 0 || !UNITS.contains(&&core[digits..]) {
+            words.push(word.to_owned());
+            continue;
+        }
+        let redacted = word.replacen(core, "[duration]", 1);
+        // `1s 2ms` is one duration.
+        if words.last().is_some_and(|last| last == "[duration]") {
+            words.pop();
+        }
+        words.push(redacted);
+    }
+    words.join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::normalize;
+
+    #[test]
+    fn normalize_redacts_what_changes_between_runs_and_machines() {
+        let report = "\
+thread 'pool_shuts_down' (24279) panicked at tests/demo.rs:41:1:
+leakcheck: `pool_shuts_down` leaked 1 thread (still running 1s 2ms after it returned)
+
+thread 24281 \"pool-worker-0\": sleeping, blocked in futex (kernel: futex_do_wait)
+  spawned by thread 7 \"spawner\" (exited), itself spawned at tests/demo.rs:22:18
+    syscall at ./misc/../sysdeps/unix/sysv/linux/x86_64/syscall.S:36:0
+    <std::sync::mpsc::Iter<T> as Iterator>::next at std/src/sync/mpsc.rs:1048:17
+    tokio::sync::mpsc::chan::Rx<T,S>::recv at tokio-1.54.1/src/sync/mpsc/chan.rs:308:16
+task 4: awaiting
+  spawned by task 3 (finished), itself spawned at tests/demo.rs:62:27
+leakcheck: 2 threads still running when the test binary exited (waited 500ms)
+note: run with `RUST_BACKTRACE=1` environment variable to display a backtrace
+
+";
+        let expected = "\
+thread 'pool_shuts_down' ([tid]) panicked at tests/demo.rs:41:
+leakcheck: `pool_shuts_down` leaked 1 thread (still running [duration] after it returned)
+
+thread [tid] \"pool-worker-0\": sleeping, blocked in futex (kernel: [wchan])
+  spawned by thread [tid] \"spawner\" (exited), itself spawned at tests/demo.rs:22
+    syscall at [glibc]
+    <std::sync::mpsc::Iter<T> as Iterator>::next at std/src/sync/mpsc.rs:[line]
+    tokio::sync::mpsc::chan::Rx<T,S>::recv at tokio-1.54.1/src/sync/mpsc/chan.rs:308
+task [id]: awaiting
+  spawned by task [id] (finished), itself spawned at tests/demo.rs:62
+leakcheck: 2 threads still running when the test binary exited (waited [duration])";
+        assert_eq!(normalize(report), expected);
+    }
+}

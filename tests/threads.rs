@@ -1,10 +1,14 @@
 //! OS-thread leaks, as users see them: the fixture binary `threads` runs in parallel and
 //! every `leaks_*` test must fail with its report while every clean twin passes.
 
-use leakcheck_suite::{Run, assert_verdicts, repeat, run, run_with_env, spawn_site};
+use leakcheck_suite::{
+    Run, TOKIO_UNSTABLE, assert_blames_no_other, assert_verdicts, normalize, repeat, run,
+    run_with_env, spawn_site,
+};
 
-/// Leaky tests and what each report must say beyond its test name: the thread's name and
-/// the marked spawn line, plus text particular to the case.
+/// Leaky tests and what each report must say beyond its headline (`` `TEST` leaked 1
+/// thread ``): the thread's name and the marked spawn line, plus text particular to the
+/// case. No other row's thread may appear in a report.
 const LEAKS: &[(&str, &str, &[&str])] = &[
     (
         "leaks_thread_blocked_on_channel",
@@ -42,11 +46,7 @@ const LEAKS: &[(&str, &str, &[&str])] = &[
         "too-slow",
         &["sleep"],
     ),
-    (
-        "leaks_one_of_hundreds_of_threads",
-        "the-one",
-        &["leaked 1 thread"],
-    ),
+    ("leaks_one_of_hundreds_of_threads", "the-one", &[]),
     (
         "leaks_despite_a_top_rule_for_another_function",
         "not-parked-there",
@@ -55,7 +55,19 @@ const LEAKS: &[(&str, &str, &[&str])] = &[
     (
         "leaks_despite_rules_that_do_not_match_it",
         "not-ignored",
-        &["leaked 1 thread"],
+        &[],
+    ),
+    // The twins of the `ignored_by_*` fixtures, without their rule.
+    ("leaks_without_the_thread_name_rule", "ignored-worker", &[]),
+    (
+        "leaks_without_the_spawn_path_rule",
+        "background-service",
+        &["threads::start_background_service at tests/threads.rs:"],
+    ),
+    (
+        "leaks_without_the_top_function_rule",
+        "parked-worker",
+        &["threads::park_in_pool at tests/threads.rs:"],
     ),
     ("leaks_and_panics", "panicky", &["the original failure"]),
     (
@@ -83,19 +95,34 @@ const LEAKS: &[(&str, &str, &[&str])] = &[
 /// The explicit-scope leak is reported under the scope's name, not the test's.
 const SCOPE_LEAK: (&str, &str) = ("leaks_found_by_explicit_scope", "scoped-leak");
 
+/// How a report names a thread: ` "name"`, or ` <unnamed>`.
+fn identity(thread: &str) -> String {
+    if thread.starts_with('<') {
+        format!(" {thread}")
+    } else {
+        format!(" \"{thread}\"")
+    }
+}
+
 fn assert_reports(run: &Run) {
+    let threads = LEAKS
+        .iter()
+        .map(|(test, thread, _)| (*test, *thread))
+        .chain([SCOPE_LEAK]);
     for (test, thread, extra) in LEAKS {
         let report = run.failure(test);
-        let header = format!("leakcheck: `{test}` leaked");
+        let header = format!("leakcheck: `{test}` leaked 1 thread (");
         assert!(
             report.contains(&header),
             "`{test}`: no header `{header}` in:\n{report}"
         );
-        let identity = if thread.starts_with('<') {
-            format!(" {thread}")
-        } else {
-            format!(" \"{thread}\"")
-        };
+        let others: Vec<String> = threads
+            .clone()
+            .filter(|(other, _)| other != test)
+            .map(|(_, thread)| identity(thread))
+            .collect();
+        assert_blames_no_other(test, report, &others);
+        let identity = identity(thread);
         assert!(
             report.contains(&identity),
             "`{test}`: no thread {identity} in:\n{report}"
@@ -181,6 +208,8 @@ fn a_thread_blocked_on_a_channel_reads_like_this() {
     for line in expected {
         assert!(report.contains(&line), "missing `{line}` in:\n{report}");
     }
+    // The same on both builds: tokio's hooks play no part in a thread leak.
+    insta::assert_snapshot!("thread_blocked_on_channel", normalize(report));
     // The spawn backtrace is the user's: no std, no leakcheck, no libtest frames. (The
     // current stack shows the one std call the thread is blocked in.)
     let backtrace = report.split("  spawn backtrace:").nth(1).unwrap();
@@ -267,11 +296,12 @@ fn the_demo_fails_with_its_report() {
     assert_eq!(run.verdict("pool_shuts_down"), Some("FAILED"));
     let report = run.failure("pool_shuts_down");
     assert!(report.contains("\"pool-worker-0\""), "{report}");
-    assert!(report.contains("demo::Pool::start"), "{report}");
+    let site = spawn_site("demo.rs", "pool-worker-0");
+    assert!(report.contains(&format!("  spawned at {site}")), "{report}");
 
     assert_eq!(run.verdict("server_stops"), Some("FAILED"));
     let report = run.failure("server_stops");
-    if leakcheck_suite::TOKIO_UNSTABLE {
+    if TOKIO_UNSTABLE {
         let site = spawn_site("demo.rs", "handler");
         assert!(report.contains(&format!("  spawned at {site}")), "{report}");
         assert!(report.contains("  spawned by task "), "{report}");
@@ -281,6 +311,53 @@ fn the_demo_fails_with_its_report() {
             "{report}"
         );
     }
+}
+
+/// README.md's "What a failure looks like" is pasted from runs of the demo: its first block
+/// from a run under `--cfg tokio_unstable`, the block after "The same task leak on a plain
+/// build" from a plain one. Each build checks its block against its own run, normalised
+/// alike, section by section.
+#[test]
+fn the_readme_shows_a_real_run_of_the_demo() {
+    let readme = std::fs::read_to_string(leakcheck_suite::root().join("README.md")).unwrap();
+    let failures = readme
+        .split_once("## What a failure looks like")
+        .expect("the README's failure section")
+        .1;
+    let after = if TOKIO_UNSTABLE {
+        failures
+    } else {
+        failures
+            .split_once("The same task leak on a plain build")
+            .expect("the README's plain-build block")
+            .1
+    };
+    let block = after
+        .split_once("```text\n")
+        .and_then(|(_, rest)| rest.split_once("\n```"))
+        .expect("a ```text block")
+        .0;
+    let pasted = normalize(block);
+    let sections: Vec<&str> = pasted
+        .lines()
+        .filter_map(|line| line.strip_prefix("---- ")?.strip_suffix(" stdout ----"))
+        .collect();
+    let failed: &[&str] = if TOKIO_UNSTABLE {
+        &["pool_shuts_down", "server_stops"]
+    } else {
+        &["server_stops"]
+    };
+    assert_eq!(sections, failed, "the README's block:\n{block}");
+    let run = run("demo", &[]);
+    let ran = sections
+        .iter()
+        .map(|test| format!("---- {test} stdout ----\n{}", normalize(run.failure(test))))
+        .collect::<Vec<_>>()
+        .join("\n\n");
+    assert_eq!(
+        pasted, ran,
+        "README.md's block no longer matches a run of the demo (left: README, right: run)"
+    );
 }
 
 /// nextest runs one process per test: the same verdicts must come out, for thread and
