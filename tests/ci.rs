@@ -48,6 +48,15 @@ fn warn_mode_keeps_a_test_s_own_failure() {
     assert!(failure.contains("\"panicky\""), "{failure}");
 }
 
+/// `LEAKCHECK` is read by one parser, before `main` too: written with blanks, `off` still
+/// switches the checks off (and the hooks, which the cost guard counts).
+#[test]
+fn off_mode_is_read_the_same_with_blanks() {
+    let run = exact_shown(LEAKY, &[("LEAKCHECK", " off ")]);
+    assert_eq!(run.verdict(LEAKY), Some("ok"), "{}", run.stdout);
+    assert!(!run.stderr.contains("leakcheck"), "{}", run.stderr);
+}
+
 #[test]
 fn off_mode_checks_nothing() {
     let run = exact_shown(LEAKY, &[("LEAKCHECK", "off")]);
@@ -83,6 +92,11 @@ fn bad_variable_values_fail_with_what_was_expected() {
         (
             ("LEAKCHECK_REPORT", "/nonexistent-dir/report.jsonl"),
             "leakcheck: cannot append to LEAKCHECK_REPORT=/nonexistent-dir/report.jsonl",
+        ),
+        // Read by the task hooks only, yet checked by every kind of test: this one is sync.
+        (
+            ("LEAKCHECK_TASK_BACKTRACE", "maybe"),
+            "leakcheck: LEAKCHECK_TASK_BACKTRACE=\"maybe\" is not understood: expected 1, true",
         ),
     ];
     let clean = "clean_thread_blocked_on_channel_until_sent";
