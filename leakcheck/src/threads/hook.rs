@@ -149,15 +149,21 @@ fn this_thread() -> Option<Arc<ThreadOrigin>> {
 /// unwinding per spawn).
 unsafe extern "C-unwind" fn trampoline(launch: *mut c_void) -> *mut c_void {
     // SAFETY: `pthread_create` above passes a `Box<Launch>` it no longer owns.
-    let (start, arg) = adopt(unsafe { Box::from_raw(launch.cast::<Launch>()) });
+    let (start, arg) = unsafe { adopt(launch) };
     // SAFETY: the start routine and argument the spawner gave `pthread_create`.
     unsafe { start(arg) }
 }
 
 /// The new thread takes its origin: its tid, its parent's scope, and the registration that
 /// unregisters it when it exits.
+///
+/// # Safety
+///
+/// `launch` is a `Box<Launch>` turned into a raw pointer, owned by nobody else.
 #[inline(never)]
-fn adopt(launch: Box<Launch>) -> (StartRoutine, *mut c_void) {
+unsafe fn adopt(launch: *mut c_void) -> (StartRoutine, *mut c_void) {
+    // SAFETY: the caller hands over the box.
+    let launch = unsafe { Box::from_raw(launch.cast::<Launch>()) };
     let Launch { start, arg, origin } = *launch;
     origin.set_tid(current_tid());
     scope::set_current(origin.scope);
