@@ -159,6 +159,17 @@ fn the_fixtures_leakcheck_toml_is_found_and_used() {
     );
 }
 
+/// JSON lines split into the attribute's (`"check": "test"`) and `verify_none*` calls'
+/// (`"check": "verify_none"`); any other kind fails.
+fn by_check(lines: Vec<serde_json::Value>) -> (Vec<serde_json::Value>, Vec<serde_json::Value>) {
+    let (tests, calls): (Vec<_>, Vec<_>) =
+        lines.into_iter().partition(|line| line["check"] == "test");
+    for call in &calls {
+        assert_eq!(call["check"], "verify_none", "{call}");
+    }
+    (tests, calls)
+}
+
 /// Every leak-checked test of a parallel run appends exactly one whole line.
 #[test]
 fn json_lines_from_parallel_tests_parse_back() {
@@ -169,11 +180,15 @@ fn json_lines_from_parallel_tests_parse_back() {
         &["--test-threads=8"],
         &[("LEAKCHECK_REPORT", path.to_str().unwrap())],
     );
-    let lines = json_lines(&path);
+    let (lines, calls) = by_check(json_lines(&path));
+    // The explicit scope's `verify_none()` writes its own line, named after the scope.
+    assert_eq!(calls.len(), 1, "{calls:?}");
+    assert_eq!(calls[0]["test"], "explicit scope");
+    assert_eq!(calls[0]["outcome"], "leaked");
+    assert_eq!(calls[0]["test_passed"], serde_json::Value::Null);
     let mut by_test: BTreeMap<String, serde_json::Value> = BTreeMap::new();
     for line in lines {
         assert_eq!(line["schema_version"], 1, "{line}");
-        assert_eq!(line["check"], "test", "{line}");
         let test = line["test"].as_str().unwrap().to_owned();
         assert!(
             by_test.insert(test.clone(), line).is_none(),
@@ -230,7 +245,12 @@ fn json_lines_from_parallel_nextest_processes_parse_back() {
         &["threads"],
         &[("LEAKCHECK_REPORT", path.to_str().unwrap())],
     );
-    let lines = json_lines(&path);
+    let (lines, calls) = by_check(json_lines(&path));
+    assert_eq!(
+        calls.len(),
+        1,
+        "the explicit scope's verify_none(): {calls:?}"
+    );
     let tests: BTreeSet<&str> = lines
         .iter()
         .map(|line| line["test"].as_str().unwrap())
