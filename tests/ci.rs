@@ -17,6 +17,35 @@ fn exact_shown(test: &str, env: &[(&str, &str)]) -> Run {
     run_with_env("threads", &["--exact", test, "--nocapture"], env)
 }
 
+/// A passing test's captured output is thrown away by libtest: the warning must reach the
+/// terminal anyway, in a plain `cargo test` (no `--nocapture`), and land in the JSON.
+#[test]
+fn warn_mode_is_seen_in_a_plain_run() {
+    let dir = temp_dir("warn-json");
+    let json = dir.join("leaks.jsonl");
+    let run = exact(
+        LEAKY,
+        &[
+            ("LEAKCHECK", "warn"),
+            ("LEAKCHECK_REPORT", json.to_str().unwrap()),
+        ],
+    );
+    assert_eq!(run.verdict(LEAKY), Some("ok"), "{}", run.stdout);
+    let header = format!("leakcheck: `{LEAKY}` leaked 1 thread");
+    assert!(
+        run.stderr.contains(&header),
+        "not on stderr:\n{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("\"channel-waiter\""), "{}", run.stderr);
+    assert!(run.stderr.contains("LEAKCHECK=warn: reported, not failed"));
+    let lines = json_lines(&json);
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert_eq!(lines[0]["outcome"], "leaked");
+    assert_eq!(lines[0]["mode"], "warn");
+    assert_eq!(lines[0]["leaks"][0]["name"], "channel-waiter");
+}
+
 #[test]
 fn warn_mode_prints_the_report_and_passes() {
     let run = exact_shown(LEAKY, &[("LEAKCHECK", "warn")]);
@@ -106,6 +135,12 @@ fn bad_variable_values_fail_with_what_was_expected() {
         assert!(
             run.failure(clean).contains(message),
             "{variable}={value:?}: no `{message}` in:\n{}",
+            run.failure(clean)
+        );
+        // The user's setting is at fault, not leakcheck: no location inside leakcheck.
+        assert!(
+            !run.failure(clean).contains("leakcheck/src"),
+            "{variable}={value:?}: {}",
             run.failure(clean)
         );
     }

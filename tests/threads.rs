@@ -183,6 +183,38 @@ fn only_leaky_tests_fail_one_at_a_time() {
     assert_verdicts(&run, 0, 30);
 }
 
+/// CI often sets `RUST_BACKTRACE=1`. A leak failure then shows the report and, for a test
+/// that panicked itself, its own panic and backtrace: not one frame of leakcheck's, and no
+/// "panicked at" pointing into leakcheck.
+#[test]
+fn under_rust_backtrace_a_failure_shows_no_frame_of_leakcheck() {
+    let tests = ["leaks_thread_blocked_on_channel", "leaks_and_panics"];
+    let mut args = vec!["--exact"];
+    args.extend(tests);
+    let run = run_with_env("threads", &args, &[("RUST_BACKTRACE", "1")]);
+    for test in tests {
+        let failure = run.failure(test);
+        assert!(
+            failure.contains(&format!("leakcheck: `{test}` leaked 1 thread")),
+            "{failure}"
+        );
+        assert!(!failure.contains("leakcheck::"), "`{test}`:\n{failure}");
+        assert!(!failure.contains("leakcheck/src"), "`{test}`:\n{failure}");
+    }
+    // The leak alone: the report is the whole failure, no panic line, no backtrace.
+    let leak_only = run.failure("leaks_thread_blocked_on_channel");
+    assert!(!leak_only.contains("panicked at"), "{leak_only}");
+    assert!(!leak_only.contains("stack backtrace:"), "{leak_only}");
+    // The test's own panic keeps its line and a backtrace of its own frames.
+    let panicked = run.failure("leaks_and_panics");
+    assert!(
+        panicked.contains("panicked at tests/threads.rs:"),
+        "{panicked}"
+    );
+    assert!(panicked.contains("stack backtrace:"), "{panicked}");
+    assert!(panicked.contains("threads::leaks_and_panics"), "{panicked}");
+}
+
 #[test]
 fn the_report_names_the_panic_first_and_the_leak_second() {
     let run = run("threads", &["--exact", "leaks_and_panics"]);

@@ -19,6 +19,10 @@ const FAILED: i32 = 101;
 
 static OPTIONS: OnceLock<Options> = OnceLock::new();
 
+/// The process that installed the check: a child it forks inherits the `atexit` handler,
+/// but the check and its JSON record are the parent's alone.
+static INSTALLED_BY: OnceLock<u32> = OnceLock::new();
+
 /// Called before `main` by the constructor `verify_test_main!` expands to.
 pub fn install(manifest_dir: Option<&'static str>, options: Options) {
     if let Some(dir) = manifest_dir {
@@ -28,6 +32,7 @@ pub fn install(manifest_dir: Option<&'static str>, options: Options) {
         // A second `verify_test_main!` in the same binary: one check is enough.
         return;
     }
+    let _ = INSTALLED_BY.set(std::process::id());
     register();
 }
 
@@ -46,6 +51,10 @@ fn register() {
 
 #[cfg(unix)]
 extern "C" fn check_at_exit() {
+    if INSTALLED_BY.get() != Some(&std::process::id()) {
+        // A forked child leaving through `exit()`: not the binary's check.
+        return;
+    }
     let status = catch_unwind(AssertUnwindSafe(check)).unwrap_or_else(|_| {
         eprintln!("leakcheck: the exit check panicked; failing the binary");
         Some(FAILED)

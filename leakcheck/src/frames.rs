@@ -275,6 +275,7 @@ pub(crate) fn location_frame(
 /// What lies beyond is the attribute's wrapper and libtest. (`harness.rs` checks that its
 /// functions still have these paths.)
 pub(crate) const TEST_BOUNDARY: &[&str] = &[
+    "leakcheck::harness::__rust_begin_short_backtrace",
     "leakcheck::harness::run_test",
     "leakcheck::harness::run_async_test",
     "test::__rust_begin_short_backtrace",

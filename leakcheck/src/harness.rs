@@ -72,7 +72,7 @@ pub fn run_test<R: TestOutcome>(spec: &TestSpec, options: &Options, body: impl F
         return body();
     };
     let scope = Scope::enter_named(spec.test_name());
-    let outcome = catch_unwind(AssertUnwindSafe(body));
+    let outcome = catch_unwind(AssertUnwindSafe(|| __rust_begin_short_backtrace(body)));
     let check =
         verify::check(verify::Target::Scope(scope.id()), &settings).map_err(describe::report);
     drop(scope);
@@ -91,7 +91,10 @@ fn configure(spec: &TestSpec, options: &Options) -> Option<Settings> {
     if let Some(dir) = spec.manifest_dir {
         config::remember_manifest_dir(dir);
     }
-    config::effective(options.settings()).unwrap_or_else(|message| panic!("{message}"))
+    match config::effective(options.settings()) {
+        Ok(settings) => settings,
+        Err(message) => outcome::fail(message.to_owned()),
+    }
 }
 
 /// Runs an async test body on a runtime built from `builder` (as `#[tokio::test]` would)
@@ -113,7 +116,9 @@ pub fn run_async_test<R: TestOutcome>(
     };
     let scope = Scope::enter_named(spec.test_name());
     let runtime = TestRuntime::build(builder, flavor).expect("Failed building the Runtime");
-    let outcome = catch_unwind(AssertUnwindSafe(|| runtime.block_on(body)));
+    let outcome = catch_unwind(AssertUnwindSafe(|| {
+        __rust_begin_short_backtrace(|| runtime.block_on(body))
+    }));
     let returned = Instant::now();
     let tasks = catch_unwind(AssertUnwindSafe(|| {
         runtime.block_on(verify::check_tasks(scope.id(), &settings, &runtime))
@@ -140,6 +145,18 @@ pub fn run_async_test<R: TestOutcome>(
     conclude(spec, outcome, check)
 }
 
+/// Runs the test body. Its name is the marker std's short backtraces stop at
+/// (`RUST_BACKTRACE=1` prints frames from the panic up to the first function whose name
+/// holds it, as libtest's own runner does around every test): a test that panics shows its
+/// own frames, none of leakcheck's or libtest's beneath them. Never inlined, and the body's
+/// result is kept past the call, so that the frame is there to be found.
+#[inline(never)]
+fn __rust_begin_short_backtrace<R>(body: impl FnOnce() -> R) -> R {
+    let result = body();
+    std::hint::black_box(());
+    result
+}
+
 /// The test's verdict: its own failure stays the headline, with the report added; a test
 /// that passed but leaked fails with the report (under `LEAKCHECK=warn` it only prints it).
 /// With `LEAKCHECK_REPORT` set, the check is appended there as a JSON line first.
@@ -162,14 +179,14 @@ fn conclude<R: TestOutcome>(
         },
         check,
     ) {
-        Err(message) => panic!("{message}"),
+        Err(message) => outcome::fail(message),
         Ok(Verdict::Clean | Verdict::Warned) => {
             return outcome.unwrap_or_else(|panic| resume_unwind(panic));
         }
         Ok(Verdict::Fail(report)) => report,
     };
     match outcome {
-        Ok(value) if value.passed() => panic!("{report}"),
+        Ok(value) if value.passed() => outcome::fail(report.to_string()),
         Ok(failed) => {
             eprintln!("{report}");
             failed
@@ -197,7 +214,7 @@ mod tests {
     fn frames_knows_where_test_bodies_are_called() {
         // `frames` cuts spawn backtraces at these functions, by path, as strings.
         let module = module_path!().trim_end_matches("::tests");
-        for function in ["run_test", "run_async_test"] {
+        for function in ["run_test", "run_async_test", "__rust_begin_short_backtrace"] {
             let path = format!("{module}::{function}");
             assert!(
                 crate::frames::TEST_BOUNDARY.contains(&path.as_str()),

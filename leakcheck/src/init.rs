@@ -39,3 +39,15 @@ fn switch_hooks_off_under_leakcheck_off() {
         crate::registry::switch_hooks_off();
     }
 }
+
+// SAFETY: before `main`, this registers a fork handler with `pthread_atfork`, which has no
+// preconditions; the handler only adds to an atomic, which a child of a threaded process
+// may do.
+#[cfg(lc_thread_hook)]
+#[ctor::ctor(unsafe)]
+fn note_forks() {
+    // SAFETY: as above; a failure (ENOMEM) leaves forks unnoticed, as before this existed.
+    unsafe {
+        libc::pthread_atfork(None, None, Some(crate::registry::note_fork_in_child));
+    }
+}

@@ -219,17 +219,15 @@ impl Scope {
 /// # Panics
 ///
 /// If an environment variable or the shared file is not understood, with the message.
-#[track_caller]
 fn check_configured(target: verify::Target, options: &Options) -> Result<(), Report> {
     match config::effective(options.settings()) {
         Ok(Some(settings)) => verify::check(target, &settings).map_err(describe::report),
         Ok(None) => Ok(()),
-        Err(message) => panic!("{message}"),
+        Err(message) => outcome::fail(message.to_owned()),
     }
 }
 
-/// `verify_none*`: the check, then the one outcome policy (JSON record, warn or panic).
-#[track_caller]
+/// `verify_none*`: the check, then the one outcome policy (JSON record, warn or fail).
 fn verify_and_conclude(target: verify::Target, scope: Option<scope::ScopeId>, options: &Options) {
     let found = check_configured(target, options);
     let name = scope.map(scope::label);

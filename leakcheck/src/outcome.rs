@@ -5,6 +5,8 @@
 //! does not run.) How to fail is each caller's own: a test panics or resumes its panic, a
 //! call panics, the exit check ends the process.
 
+use std::io::Write;
+
 use crate::config::{self, Mode};
 use crate::report::Report;
 use crate::report::json;
@@ -86,4 +88,14 @@ fn write_json(record: &json::Record<'_>) -> Result<(), String> {
             path.display()
         )
     })
+}
+
+/// Fails the calling test (or program) with `message`, as a panic would, but without
+/// running the panic hook: the message is printed once, as the failure's text, with no
+/// "panicked at" line pointing into leakcheck and no backtrace of leakcheck's frames under
+/// `RUST_BACKTRACE=1`. The unwinding payload is the message, so `#[should_panic(expected)]`
+/// and `catch_unwind` see it as they would a panic's.
+pub(crate) fn fail(message: String) -> ! {
+    eprintln!("{message}");
+    std::panic::resume_unwind(Box::new(message))
 }

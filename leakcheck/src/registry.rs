@@ -46,6 +46,17 @@ pub(crate) fn switch_hooks_off() {
     HOOKS_ON.store(false, Ordering::Relaxed);
 }
 
+/// Forks this process has gone through (in its ancestry): a thread record made under an
+/// earlier count is a thread of the parent.
+static FORKS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
+/// Called in the child right after `fork` (`pthread_atfork`): one atomic add, which is all
+/// a child of a threaded process may safely do there.
+#[cfg(lc_thread_hook)]
+pub(crate) extern "C" fn note_fork_in_child() {
+    FORKS.fetch_add(1, Ordering::Relaxed);
+}
+
 /// Frames kept of a thread's spawn backtrace: enough for std's spawn path, the user's
 /// frames and libtest's, at 8 bytes a frame.
 pub(crate) const THREAD_FRAMES: usize = 48;
@@ -96,6 +107,9 @@ impl<const N: usize> SpawnTrace<N> {
 pub(crate) struct ThreadOrigin {
     pub(crate) key: u64,
     pub(crate) scope: ScopeId,
+    /// How many forks the process had seen when the thread was spawned: in a child of a
+    /// later fork the thread does not exist.
+    generation: u32,
     /// Kernel thread id; 0 until the new thread has started running.
     tid: AtomicI32,
     /// The `pthread_t`, so that a name given by another thread finds its thread.
@@ -110,6 +124,12 @@ pub(crate) struct ThreadOrigin {
 }
 
 impl ThreadOrigin {
+    /// Whether the thread belongs to this process: after `fork`, the child has the forking
+    /// thread alone, though it inherits every record (some of threads still starting).
+    fn in_this_process(&self) -> bool {
+        self.generation == FORKS.load(Ordering::Relaxed)
+    }
+
     /// The kernel thread id, or `None` while the thread is still being created.
     pub(crate) fn tid(&self) -> Option<i32> {
         match self.tid.load(Ordering::Acquire) {
@@ -136,6 +156,7 @@ impl ThreadOrigin {
         ThreadOrigin {
             key,
             scope,
+            generation: FORKS.load(Ordering::Relaxed),
             tid: AtomicI32::new(0),
             handle: AtomicUsize::new(0),
             name: Mutex::new(None),
@@ -162,6 +183,7 @@ impl ThreadOrigin {
         ThreadOrigin {
             key: self.key,
             scope,
+            generation: self.generation,
             tid: AtomicI32::new(self.tid.load(Ordering::Acquire)),
             handle: AtomicUsize::new(self.handle.load(Ordering::Acquire)),
             name: Mutex::new(self.name.lock().clone()),
@@ -245,7 +267,14 @@ pub(crate) fn threads_of(scope: ScopeId) -> Vec<Arc<ThreadOrigin>> {
         .lock()
         .scopes
         .get(&scope)
-        .map(|entries| entries.threads.values().cloned().collect())
+        .map(|entries| {
+            entries
+                .threads
+                .values()
+                .filter(|origin| origin.in_this_process())
+                .cloned()
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -256,6 +285,7 @@ pub(crate) fn all_threads() -> Vec<Arc<ThreadOrigin>> {
         .scopes
         .values()
         .flat_map(|entries| entries.threads.values().cloned())
+        .filter(|origin| origin.in_this_process())
         .collect()
 }
 

@@ -63,12 +63,13 @@ pub(crate) fn capture(tid: i32) -> Result<Vec<usize>, &'static str> {
     if BROKEN.load(Ordering::Acquire) {
         return Err("not captured (an earlier capture did not finish)");
     }
-    install()?;
     if blocks_signal(tid) {
         return Err("not captured (the thread blocks signals)");
     }
+    make_ours()?;
     REQUEST.store(tid, Ordering::Release);
-    // SAFETY: tgkill with our own pid, a tid of this process and a signal with a handler.
+    // SAFETY: tgkill with our own pid, a tid of this process and a signal whose handler
+    // `make_ours` has just seen to be ours.
     let sent = unsafe { libc::syscall(libc::SYS_tgkill, libc::getpid(), tid, signal()) };
     if sent != 0 {
         REQUEST.store(IDLE, Ordering::Release);
@@ -103,30 +104,39 @@ pub(crate) fn capture(tid: i32) -> Result<Vec<usize>, &'static str> {
     Ok(ips)
 }
 
-/// Installs the handler once, unless the program already handles the signal.
-fn install() -> Result<(), &'static str> {
-    static INSTALLED: std::sync::OnceLock<Result<(), &'static str>> = std::sync::OnceLock::new();
-    *INSTALLED.get_or_init(|| {
-        // SAFETY: sigaction with zeroed structs we own, installing a handler whose limits
-        // are stated in the module docs (no allocation, errno kept, the unwinder's locks).
-        unsafe {
-            let mut old: libc::sigaction = std::mem::zeroed();
-            if libc::sigaction(signal(), std::ptr::null(), &mut old) != 0 {
-                return Err("not captured (the signal cannot be installed)");
-            }
-            if old.sa_sigaction != libc::SIG_DFL {
-                return Err("not captured (the program handles leakcheck's signal, SIGRTMAX-3)");
-            }
-            let mut action: libc::sigaction = std::mem::zeroed();
-            action.sa_sigaction = on_signal as extern "C" fn(libc::c_int) as usize;
-            action.sa_flags = libc::SA_RESTART;
-            libc::sigemptyset(&mut action.sa_mask);
-            if libc::sigaction(signal(), &action, std::ptr::null_mut()) != 0 {
-                return Err("not captured (the signal cannot be installed)");
-            }
+/// Makes the signal leakcheck's at the moment of sending, or says why it is not: decided
+/// at every capture, never once per process, since a program may reset or take the signal
+/// at any time. With the default action (the first capture, or the program reset it) the
+/// handler is installed; a handler or `SIG_IGN` of the program's own is left alone, and
+/// nothing is sent (the default action would kill the process; another handler would get a
+/// signal it does not expect). A program changing the signal between this and the send,
+/// in the few microseconds between them, is the one case not covered.
+fn make_ours() -> Result<(), &'static str> {
+    let ours = on_signal as extern "C" fn(libc::c_int) as usize;
+    // SAFETY: sigaction with zeroed structs we own, installing a handler whose limits are
+    // stated in the module docs (no allocation, errno kept, the unwinder's locks).
+    unsafe {
+        let mut current: libc::sigaction = std::mem::zeroed();
+        if libc::sigaction(signal(), std::ptr::null(), &mut current) != 0 {
+            return Err("not captured (the signal's action cannot be read)");
         }
-        Ok(())
-    })
+        if current.sa_sigaction == ours {
+            return Ok(());
+        }
+        if current.sa_sigaction != libc::SIG_DFL {
+            return Err(
+                "not captured (the program handles or ignores leakcheck's signal, SIGRTMAX-3)",
+            );
+        }
+        let mut action: libc::sigaction = std::mem::zeroed();
+        action.sa_sigaction = ours;
+        action.sa_flags = libc::SA_RESTART;
+        libc::sigemptyset(&mut action.sa_mask);
+        if libc::sigaction(signal(), &action, std::ptr::null_mut()) != 0 {
+            return Err("not captured (the signal cannot be installed)");
+        }
+    }
+    Ok(())
 }
 
 /// Runs on the target thread: claim the request if it is for this thread, unwind into the
