@@ -65,7 +65,16 @@ pub(crate) fn conclude(check: Check<'_>, found: Result<(), Report>) -> Result<Ve
             } else {
                 ""
             };
-            eprintln!("{lead}{report}\n{WARN_ONLY}");
+            let warning = format!("{lead}{report}\n{WARN_ONLY}\n");
+            if matches!(check, Check::Test { passed: false, .. }) {
+                // Captured, and shown with the test's own failure, after it.
+                eprint!("{warning}");
+            } else {
+                // Straight to the process's stderr, past libtest's capture: a passing
+                // test's captured output is thrown away, and a warning nobody sees is no
+                // warning. One write, so that parallel tests' warnings do not interleave.
+                let _ = std::io::stderr().lock().write_all(warning.as_bytes());
+            }
             Verdict::Warned
         }
         // Under `LEAKCHECK=off` no check runs; were one to, it would say nothing.
@@ -96,6 +105,7 @@ fn write_json(record: &json::Record<'_>) -> Result<(), String> {
 /// `RUST_BACKTRACE=1`. The unwinding payload is the message, so `#[should_panic(expected)]`
 /// and `catch_unwind` see it as they would a panic's.
 pub(crate) fn fail(message: String) -> ! {
-    eprintln!("{message}");
+    // A blank line first, as the panic hook's message has, to part it from the test's output.
+    eprintln!("\n{message}");
     std::panic::resume_unwind(Box::new(message))
 }
