@@ -1,9 +1,14 @@
-//! leakcheck never the cause of a crash: programs that reset or take its signal, and tests
-//! that fork while threads spawn. Each case runs 20 times; not one wrong exit status.
+//! leakcheck never the cause of a crash or a hang: programs that reset or take its signal
+//! and tests that fork while threads spawn (20 runs each, not one wrong exit status); a
+//! task that blocks the runtime's only thread, and hung tests under a timeout (each ends
+//! the process with its report instead of hanging).
 
 use std::os::unix::process::ExitStatusExt;
+use std::time::Duration;
 
-use leakcheck_suite::{assert_verdicts, json_lines, run, run_with_env, temp_dir};
+use leakcheck_suite::{
+    Run, TOKIO_UNSTABLE, assert_verdicts, json_lines, run, run_bounded, spawn_site, temp_dir,
+};
 
 const RUNS: usize = 20;
 
@@ -49,7 +54,8 @@ fn forked_children_leave_without_the_parents_exit_check() {
     for round in 0..RUNS {
         let dir = temp_dir("fork");
         let json = dir.join("leaks.jsonl");
-        let run = run_with_env("fork", &[], &[("LEAKCHECK_REPORT", json.to_str().unwrap())]);
+        let env = [("LEAKCHECK_REPORT", json.to_str().unwrap())];
+        let run = run_bounded("fork", &[], &env, HANG_LIMIT);
         assert!(
             run.output.status.success(),
             "round {round}:\n{}\n{}",
@@ -64,4 +70,111 @@ fn forked_children_leave_without_the_parents_exit_check() {
         assert_eq!(exits.len(), 1, "round {round}: {exits:?}");
         assert_eq!(exits[0]["outcome"], "clean");
     }
+}
+
+/// A hung child is killed after this and fails the test: far beyond what each case needs
+/// (grace or timeout plus a few seconds), so it bounds a hang, not a speed.
+const HANG_LIMIT: Duration = Duration::from_secs(60);
+
+/// Runs one `alone_` fixture of `hangs` with `env`, its JSON report collected; returns the
+/// run and the test's JSON record.
+fn hung(test: &str, env: &[(&str, &str)]) -> (Run, serde_json::Value) {
+    let dir = temp_dir("hangs");
+    let json = dir.join("leaks.jsonl");
+    let mut env = env.to_vec();
+    env.push(("LEAKCHECK_REPORT", json.to_str().unwrap()));
+    let run = run_bounded("hangs", &["--ignored", "--exact", test], &env, HANG_LIMIT);
+    assert_eq!(
+        run.output.status.code(),
+        Some(101),
+        "`{test}`:\n{}\n{}",
+        run.stdout,
+        run.stderr
+    );
+    assert!(
+        run.stderr
+            .contains("leakcheck: the test cannot be returned from; the process ends here"),
+        "{}",
+        run.stderr
+    );
+    let records = json_lines(&json);
+    assert_eq!(records.len(), 1, "{records:?}");
+    assert_eq!(records[0]["test"], test);
+    assert_eq!(records[0]["outcome"], "leaked");
+    (run, records[0].clone())
+}
+
+#[test]
+fn a_task_that_blocks_the_runtimes_only_thread_fails_instead_of_hanging() {
+    let test = "alone_a_task_blocks_the_runtimes_only_thread";
+    let (run, record) = hung(test, &[]);
+    let report = &run.stderr;
+    assert!(
+        report.contains(&format!(
+            "leakcheck: `{test}` cannot be checked: its runtime's only thread, the test's, is \
+             blocked inside one of its tasks ("
+        )),
+        "{report}"
+    );
+    // The test's own thread, in the task's blocking call.
+    assert!(
+        report.contains("  the test's own thread, stuck here:"),
+        "{report}"
+    );
+    assert!(report.contains("Receiver<T>::recv"), "{report}");
+    assert!(
+        report.contains(&format!("hangs::{test}::{{{{closure}}}}")),
+        "{report}"
+    );
+    if TOKIO_UNSTABLE {
+        let site = spawn_site("hangs.rs", "blocker");
+        assert!(report.contains(&format!("  spawned at {site}")), "{report}");
+        assert_eq!(record["leaks"][1]["kind"], "task", "{record}");
+    } else {
+        assert!(
+            report.contains("1 task still alive on the test's runtime"),
+            "{report}"
+        );
+    }
+}
+
+#[test]
+fn a_test_past_its_timeout_ends_with_its_stack_and_what_it_runs() {
+    let test = "alone_hangs_past_its_timeout";
+    let (run, _) = hung(test, &[]);
+    let report = &run.stderr;
+    assert!(
+        report.contains(&format!(
+            "leakcheck: `{test}` has not returned within its timeout of 2s; it runs 1 thread"
+        )),
+        "{report}"
+    );
+    assert!(
+        report.contains("  the test's own thread, stuck here:"),
+        "{report}"
+    );
+    assert!(
+        report.contains(&format!(
+            "hangs::{test}::{{{{closure}}}} at tests/hangs.rs:"
+        )),
+        "{report}"
+    );
+    let site = spawn_site("hangs.rs", "helper-of-the-hung-test");
+    assert!(report.contains(&format!("  spawned at {site}")), "{report}");
+}
+
+#[test]
+fn leakcheck_timeout_ends_a_hung_test() {
+    let test = "alone_hangs_under_the_environment_timeout";
+    let (run, _) = hung(test, &[("LEAKCHECK_TIMEOUT", "3s")]);
+    assert!(
+        run.stderr.contains(&format!(
+            "leakcheck: `{test}` has not returned within its timeout of 3s; it runs nothing else"
+        )),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains(&format!(
+        "hangs::{test}::{{{{closure}}}} at tests/hangs.rs:"
+    )));
 }

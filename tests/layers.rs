@@ -18,6 +18,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("check", &["verify"]),
     ("describe", &["describe"]),
     ("face", &["outcome"]),
+    ("watch", &["watchdog"]),
     ("entry", &["harness", "exit_gate"]),
     ("public surface", &["lib"]),
 ];

@@ -99,6 +99,12 @@ const THREAD_LEAKS: &[(&str, &str, &[&str], &[&str])] = &[
         &[],
     ),
     (
+        "leaks_stuck_spawn_blocking_on_multi_thread",
+        "blocking-multi",
+        &["; a tokio blocking-pool thread: its spawn_blocking closure has not returned"],
+        &[],
+    ),
+    (
         "hooked_leaks_thread_spawned_by_task_on_shared_runtime",
         "shared-task-thread",
         &["\"shared-task-thread\": "],
@@ -305,4 +311,20 @@ fn a_nested_task_leak_reads_like_this() {
         "nested_task_leak_with_backtrace_tokio_unstable",
         normalize(&report)
     );
+}
+
+/// A stuck `spawn_blocking` on multi_thread names the line of its call in every run, the
+/// blocking pool's thread fresh or reused.
+#[test]
+fn a_stuck_spawn_blocking_on_multi_thread_names_its_line_every_time() {
+    let test = "leaks_stuck_spawn_blocking_on_multi_thread";
+    let site = spawn_site("tasks.rs", "blocking-multi");
+    for round in 0..20 {
+        let run = run("tasks", &["--exact", test]);
+        let report = run.failure(test);
+        assert!(
+            report.contains(&format!("  spawned at {site}")),
+            "round {round}: no `spawned at {site}` in:\n{report}"
+        );
+    }
 }

@@ -23,6 +23,7 @@ pub fn test(args: TokenStream, item: TokenStream) -> TokenStream {
 #[derive(Default)]
 struct Args {
     grace: Option<(std::time::Duration, Span)>,
+    timeout: Option<(std::time::Duration, Span)>,
     ignore_threads: Vec<LitStr>,
     ignore_spawns: Vec<LitStr>,
     ignore_tops: Vec<LitStr>,
@@ -35,7 +36,8 @@ fn parse_args(args: TokenStream2) -> syn::Result<Args> {
         let Meta::NameValue(pair) = &meta else {
             return Err(syn::Error::new(
                 meta.span(),
-                "expected `name = \"value\"`: grace, ignore_thread, ignore_spawn or ignore_top",
+                "expected `name = \"value\"`: grace, timeout, ignore_thread, ignore_spawn or \
+                 ignore_top",
             ));
         };
         let key = pair
@@ -45,17 +47,24 @@ fn parse_args(args: TokenStream2) -> syn::Result<Args> {
             .unwrap_or_default();
         let value = string_value(&pair.value, &key)?;
         match key.as_str() {
-            "grace" => {
-                if parsed.grace.is_some() {
-                    return Err(syn::Error::new(pair.span(), "`grace` is given twice"));
+            "grace" | "timeout" => {
+                let slot = match key.as_str() {
+                    "grace" => &mut parsed.grace,
+                    _ => &mut parsed.timeout,
+                };
+                if slot.is_some() {
+                    return Err(syn::Error::new(
+                        pair.span(),
+                        format!("`{key}` is given twice"),
+                    ));
                 }
-                let grace = humantime::parse_duration(&value.value()).map_err(|error| {
+                let duration = humantime::parse_duration(&value.value()).map_err(|error| {
                     syn::Error::new(
                         value.span(),
-                        format!("`grace` must be a duration such as \"300ms\" or \"2s\": {error}"),
+                        format!("`{key}` must be a duration such as \"300ms\" or \"2s\": {error}"),
                     )
                 })?;
-                parsed.grace = Some((grace, value.span()));
+                *slot = Some((duration, value.span()));
             }
             "ignore_thread" | "ignore_spawn" | "ignore_top" => {
                 let (kind, rules) = match key.as_str() {
@@ -73,8 +82,8 @@ fn parse_args(args: TokenStream2) -> syn::Result<Args> {
                 return Err(syn::Error::new(
                     pair.path.span(),
                     format!(
-                        "unknown argument `{key}`: expected grace, ignore_thread, ignore_spawn \
-                         or ignore_top"
+                        "unknown argument `{key}`: expected grace, timeout, ignore_thread, \
+                         ignore_spawn or ignore_top"
                     ),
                 ));
             }
@@ -123,6 +132,11 @@ fn expand(args: TokenStream2, item: TokenStream2) -> syn::Result<TokenStream2> {
     if let Some((grace, span)) = args.grace {
         let nanos = grace.as_nanos() as u64;
         options = quote_spanned!(span=> #options.grace(::core::time::Duration::from_nanos(#nanos)));
+    }
+    if let Some((timeout, span)) = args.timeout {
+        let nanos = timeout.as_nanos() as u64;
+        options =
+            quote_spanned!(span=> #options.timeout(::core::time::Duration::from_nanos(#nanos)));
     }
     for pattern in &args.ignore_threads {
         options = quote!(#options.ignore_thread(#pattern));

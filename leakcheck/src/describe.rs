@@ -5,7 +5,7 @@
 
 use crate::frames::{self, Frame};
 use crate::registry::{self, TaskOrigin, ThreadOrigin};
-use crate::report::{Identity, Leak, Report, Subject};
+use crate::report::{Ending, Identity, Leak, Report, Subject};
 use crate::scope::{self, PROCESS, ScopeId, TaskRef};
 use crate::tasks::Awaiting;
 use crate::threads;
@@ -42,6 +42,7 @@ pub(crate) fn report(found: Found) -> Report {
                 state: None,
                 awaiting: Vec::new(),
                 current_stack: Vec::new(),
+                is_test_thread: false,
             },
         })
         .collect();
@@ -49,7 +50,24 @@ pub(crate) fn report(found: Found) -> Report {
         subject,
         leaks,
         waited,
+        ending: None,
     }
+}
+
+/// The report of a test that cannot be returned from: what its scope runs, with the test's
+/// own thread first, where it is stuck now.
+pub(crate) fn stuck_test(found: Found, test_tid: i32, ending: Ending) -> Report {
+    let mut report = report(found);
+    let origin = registry::all_threads()
+        .into_iter()
+        .find(|origin| origin.tid() == Some(test_tid));
+    let test_thread = Leak {
+        is_test_thread: true,
+        ..thread_leak(Some(test_tid), origin.as_deref(), None)
+    };
+    report.leaks.insert(0, test_thread);
+    report.ending = Some(ending);
+    report
 }
 
 /// The owning scope's name; `None` at the process level.
@@ -64,6 +82,7 @@ fn thread_leak(tid: Option<i32>, origin: Option<&ThreadOrigin>, stack: Option<Ve
         .map(|origin| frames::resolve(origin.spawn.ips()))
         .unwrap_or_default();
     let spawn_backtrace = frames::user_frames(&all_frames);
+    let mut spawn_site = frames::spawn_site(&spawn_backtrace).cloned();
     let mut state = tid.and_then(threads::describe).map(|os| os.summary());
     let mut add_note = |note: &str| {
         state = Some(match state.take() {
@@ -71,14 +90,29 @@ fn thread_leak(tid: Option<i32>, origin: Option<&ThreadOrigin>, stack: Option<Ve
             None => note.to_owned(),
         });
     };
-    if spawned_by_spawn_blocking(&all_frames) {
-        add_note("a tokio blocking-pool thread: its spawn_blocking closure has not returned");
-    }
     let stack = match (stack, tid) {
         (Some(stack), _) => Some(Ok(stack)),
         (None, Some(tid)) => Some(threads::capture_stack(tid).map(|ips| frames::resolve(&ips))),
         (None, None) => None,
     };
+    let closure = match &stack {
+        Some(Ok(stack)) => blocking_pool_closure(stack),
+        _ => None,
+    };
+    if let Some(closure) = closure {
+        add_note("a tokio blocking-pool thread: its spawn_blocking closure has not returned");
+        // The pool runs a closure on whichever of its threads is idle: the thread's own
+        // spawn path is then an earlier spawn's (or the runtime's start), so the closure
+        // running now says where the work came from.
+        if !spawned_for(&spawn_backtrace, &closure) {
+            add_note(
+                "spawn site: the closure it runs, from its current stack (the pool reused the thread)",
+            );
+            spawn_site = Some(closure);
+        }
+    } else if spawned_by_spawn_blocking(&all_frames) {
+        add_note("a tokio blocking-pool thread: its spawn_blocking closure has not returned");
+    }
     let current_stack = match stack {
         Some(Ok(stack)) => frames::shape_current_stack(&stack).shown,
         Some(Err(why)) => {
@@ -93,13 +127,14 @@ fn thread_leak(tid: Option<i32>, origin: Option<&ThreadOrigin>, stack: Option<Ve
             name: threads::name_of(tid, origin),
         },
         owner: origin.and_then(|origin| owner(origin.scope).or_else(|| spawning_test(origin))),
-        spawn_site: frames::spawn_site(&spawn_backtrace).cloned(),
+        spawn_site,
         spawn_backtrace,
         backtrace_recorded: true,
         spawned_by: origin.and_then(describe_parent_thread),
         state,
         awaiting: Vec::new(),
         current_stack,
+        is_test_thread: false,
     }
 }
 
@@ -137,6 +172,7 @@ fn task_leak(origin: &TaskOrigin, awaiting: Option<&Awaiting>) -> Leak {
         state: state.map(str::to_owned),
         awaiting,
         current_stack: Vec::new(),
+        is_test_thread: false,
     }
 }
 
@@ -148,6 +184,33 @@ fn spawned_by_spawn_blocking(frames: &[Frame]) -> bool {
             .function()
             .is_some_and(|function| function.contains("blocking::pool::Spawner::spawn_blocking"))
     })
+}
+
+/// For a thread of tokio's blocking pool (its current stack runs the pool's loop), the
+/// user's closure it runs now: the outermost of the user's frames on its stack.
+fn blocking_pool_closure(stack: &[Frame]) -> Option<Frame> {
+    let in_pool = stack.iter().any(|frame| {
+        frame
+            .function()
+            .is_some_and(|function| function.contains("runtime::blocking::pool::Inner::run"))
+    });
+    in_pool
+        .then(|| frames::user_frames(stack).last().cloned())
+        .flatten()
+}
+
+/// Whether a spawn path is the one that submitted `closure`: its frames include the
+/// function the closure is defined in.
+fn spawned_for(spawn_backtrace: &[Frame], closure: &Frame) -> bool {
+    let Some(defined_in) = closure
+        .function()
+        .and_then(|function| function.strip_suffix("::{{closure}}"))
+    else {
+        return false;
+    };
+    spawn_backtrace
+        .iter()
+        .any(|frame| frame.function() == Some(defined_in))
 }
 
 /// tokio's task ids display as their number.

@@ -10,10 +10,12 @@ use std::time::Instant;
 use crate::config::{self, Settings};
 use crate::options::Options;
 use crate::outcome::{self, Check, Verdict};
+use crate::report::Ending;
 use crate::report::Report;
 use crate::scope::Scope;
 use crate::tasks::{Flavor, TestRuntime};
-use crate::{describe, verify};
+use crate::watchdog::{self, Watch};
+use crate::{describe, threads, verify};
 
 /// Where the test is, as the macro sees it.
 #[derive(Clone, Copy, Debug)]
@@ -72,7 +74,9 @@ pub fn run_test<R: TestOutcome>(spec: &TestSpec, options: &Options, body: impl F
         return body();
     };
     let scope = Scope::enter_named(spec.test_name());
+    let timeout = arm_timeout(spec, &scope, &settings, None);
     let outcome = catch_unwind(AssertUnwindSafe(|| __rust_begin_short_backtrace(body)));
+    drop(timeout);
     let check =
         verify::check(verify::Target::Scope(scope.id()), &settings).map_err(describe::report);
     drop(scope);
@@ -116,17 +120,29 @@ pub fn run_async_test<R: TestOutcome>(
     };
     let scope = Scope::enter_named(spec.test_name());
     let runtime = TestRuntime::build(builder, flavor).expect("Failed building the Runtime");
+    let timeout = arm_timeout(spec, &scope, &settings, Some(&runtime));
     let outcome = catch_unwind(AssertUnwindSafe(|| {
         __rust_begin_short_backtrace(|| runtime.block_on(body))
     }));
+    drop(timeout);
     let returned = Instant::now();
+    // The check runs the test's tasks on its runtime: on current_thread, on this thread,
+    // which a task that never returns from a blocking call keeps forever.
+    let stall = watchdog::arm(
+        settings.grace_period() + watchdog::STALL_MARGIN,
+        Watch {
+            test_passed: passed_on_its_own(spec, &outcome),
+            ..watch(spec, &scope, &settings, Some(&runtime), Ending::Stalled)
+        },
+    );
     let tasks = catch_unwind(AssertUnwindSafe(|| {
         runtime.block_on(verify::check_tasks(scope.id(), &settings, &runtime))
     }))
     // The runtime itself panicked (say `unhandled_panic = "shutdown_runtime"`): its tasks
     // are gone with it.
-    .unwrap_or(Ok(()))
-    .map_err(describe::report);
+    .unwrap_or(Ok(()));
+    drop(stall);
+    let tasks = tasks.map_err(describe::report);
     let shutdown = Instant::now();
     runtime.shutdown_timeout(settings.grace_period());
     let threads_settings = Settings {
@@ -143,6 +159,47 @@ pub fn run_async_test<R: TestOutcome>(
         (Err(tasks), Err(threads)) => Err(tasks.merge(threads)),
     };
     conclude(spec, outcome, check)
+}
+
+/// With a `timeout`, an alarm that ends the process with a report if the body has not
+/// returned by then.
+fn arm_timeout(
+    spec: &TestSpec,
+    scope: &Scope,
+    settings: &Settings,
+    runtime: Option<&TestRuntime>,
+) -> Option<watchdog::Alarm> {
+    let timeout = settings.timeout?;
+    let watch = watch(spec, scope, settings, runtime, Ending::TimedOut(timeout));
+    Some(watchdog::arm(timeout, watch))
+}
+
+/// What the watchdog reports of this test if it gets stuck, from now.
+fn watch(
+    spec: &TestSpec,
+    scope: &Scope,
+    settings: &Settings,
+    runtime: Option<&TestRuntime>,
+    ending: Ending,
+) -> Watch {
+    Watch {
+        scope: scope.id(),
+        test: spec.test_name(),
+        tid: threads::current_tid(),
+        settings: settings.clone(),
+        runtime: runtime.map(|runtime| runtime.handle().clone()),
+        test_passed: false,
+        ending,
+        since: Instant::now(),
+    }
+}
+
+/// Whether the test passed on its own, leaks aside, as libtest will judge it.
+fn passed_on_its_own<R: TestOutcome>(spec: &TestSpec, outcome: &std::thread::Result<R>) -> bool {
+    match outcome {
+        Ok(value) => value.passed() && !spec.should_panic,
+        Err(_) => spec.should_panic,
+    }
 }
 
 /// Runs the test body. Its name is the marker std's short backtraces stop at
@@ -166,11 +223,7 @@ fn conclude<R: TestOutcome>(
     outcome: std::thread::Result<R>,
     check: Result<(), Report>,
 ) -> R {
-    // As libtest will judge the test, leaks aside.
-    let passed = match &outcome {
-        Ok(value) => value.passed() && !spec.should_panic,
-        Err(_) => spec.should_panic,
-    };
+    let passed = passed_on_its_own(spec, &outcome);
     let name = spec.test_name();
     let report = match outcome::conclude(
         Check::Test {

@@ -76,6 +76,8 @@ mod verify;
 mod describe;
 // face: outcome (fail / warn and the JSON record)
 mod outcome;
+// watch: the watchdog that ends a test that cannot be returned from
+mod watchdog;
 // entry: what the attribute and `verify_test_main!` call, then this file
 mod exit_gate;
 mod harness;

@@ -51,6 +51,22 @@ impl Options {
         self
     }
 
+    /// Ends the process if the test body has not returned within `timeout`, printing
+    /// everything its scope runs (the test's own thread first, with where it is stuck) and
+    /// writing its JSON record: a hung test fails with a report instead of hanging CI (as
+    /// `go test -timeout` does). Off by default; `LEAKCHECK_TIMEOUT` sets it for every test.
+    /// Used by `#[leakcheck::test]`; a `verify_none*` call has no body to time.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// let options = leakcheck::Options::new().timeout(Duration::from_secs(30));
+    /// ```
+    #[must_use]
+    pub fn timeout(mut self, timeout: Duration) -> Options {
+        self.settings.timeout = Some(timeout);
+        self
+    }
+
     /// Ignores threads whose full name matches a glob (`*`, `?`, `[a-z]`), such as
     /// `"metrics-*"`. May be given several times.
     ///

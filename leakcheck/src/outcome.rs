@@ -26,6 +26,24 @@ pub(crate) enum Check<'a> {
     Exit,
 }
 
+impl<'a> Check<'a> {
+    /// The JSON line of this check's result.
+    fn record(self, mode: Mode, found: Result<(), &'a Report>) -> json::Record<'a> {
+        let (check, test, test_passed) = match self {
+            Check::Test { name, passed } => ("test", Some(name), Some(passed)),
+            Check::Call { scope } => ("verify_none", scope, None),
+            Check::Exit => ("exit", None, None),
+        };
+        json::Record {
+            check,
+            test,
+            mode,
+            test_passed,
+            found,
+        }
+    }
+}
+
 /// What the caller does next.
 #[derive(Debug)]
 pub(crate) enum Verdict {
@@ -41,18 +59,7 @@ pub(crate) enum Verdict {
 /// written, said with the file: the caller fails with it.
 pub(crate) fn conclude(check: Check<'_>, found: Result<(), Report>) -> Result<Verdict, String> {
     let mode = config::mode();
-    let (kind, test, test_passed) = match check {
-        Check::Test { name, passed } => ("test", Some(name), Some(passed)),
-        Check::Call { scope } => ("verify_none", scope, None),
-        Check::Exit => ("exit", None, None),
-    };
-    write_json(&json::Record {
-        check: kind,
-        test,
-        mode,
-        test_passed,
-        found: found.as_ref().map(|_| ()),
-    })?;
+    write_json(&check.record(mode, found.as_ref().map(|_| ())))?;
     let Err(report) = found else {
         return Ok(Verdict::Clean);
     };
@@ -108,4 +115,32 @@ pub(crate) fn fail(message: String) -> ! {
     // A blank line first, as the panic hook's message has, to part it from the test's output.
     eprintln!("\n{message}");
     std::panic::resume_unwind(Box::new(message))
+}
+
+/// Ends the process with `report`, for a test that cannot be returned from (its thread is
+/// stuck): the JSON record, the report straight to stderr (the stuck test's captured output
+/// would never be printed), then exit status 101 at once, as `go test -timeout` does. No
+/// `atexit` handler runs: the exit check would find the stuck test's threads.
+pub(crate) fn end_process(check: Check<'_>, report: Report) -> ! {
+    let record_error = write_json(&check.record(config::mode(), Err(&report))).err();
+    let text = format!(
+        "\n{report}\n{}leakcheck: the test cannot be returned from; the process ends here\n",
+        record_error
+            .map(|error| format!("{error}\n"))
+            .unwrap_or_default()
+    );
+    let _ = std::io::stderr().lock().write_all(text.as_bytes());
+    exit_now(101)
+}
+
+/// Ends the process without running `atexit` handlers.
+#[cfg(unix)]
+fn exit_now(status: i32) -> ! {
+    // SAFETY: ending the process now is the point; stderr is unbuffered and was written.
+    unsafe { libc::_exit(status) }
+}
+
+#[cfg(not(unix))]
+fn exit_now(status: i32) -> ! {
+    std::process::exit(status)
 }

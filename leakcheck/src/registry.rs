@@ -46,6 +46,20 @@ pub(crate) fn switch_hooks_off() {
     HOOKS_ON.store(false, Ordering::Relaxed);
 }
 
+/// The kernel id of leakcheck's own watchdog thread, once it runs (0 before): no check
+/// reports it.
+static OWN_THREAD: AtomicI32 = AtomicI32::new(0);
+
+/// Marks the calling thread as leakcheck's own.
+pub(crate) fn mark_own_thread(tid: i32) {
+    OWN_THREAD.store(tid, Ordering::Relaxed);
+}
+
+/// Whether `tid` is leakcheck's own thread.
+pub(crate) fn is_own_thread(tid: i32) -> bool {
+    tid != 0 && OWN_THREAD.load(Ordering::Relaxed) == tid
+}
+
 /// Forks this process has gone through (in its ancestry): a thread record made under an
 /// earlier count is a thread of the parent.
 static FORKS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
@@ -126,7 +140,7 @@ pub(crate) struct ThreadOrigin {
 impl ThreadOrigin {
     /// Whether the thread belongs to this process: after `fork`, the child has the forking
     /// thread alone, though it inherits every record (some of threads still starting).
-    fn in_this_process(&self) -> bool {
+    pub(crate) fn in_this_process(&self) -> bool {
         self.generation == FORKS.load(Ordering::Relaxed)
     }
 

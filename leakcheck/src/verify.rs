@@ -334,7 +334,8 @@ fn process_threads(me: i32, unscoped_only: bool) -> Vec<FoundThread> {
         }
     }
     for tid in live {
-        if tid == me || startup.contains(&tid) || !threads::is_alive(tid) {
+        let skipped = tid == me || startup.contains(&tid) || registry::is_own_thread(tid);
+        if skipped || !threads::is_alive(tid) {
             continue;
         }
         let origin = registered.remove(&tid);
@@ -343,6 +344,16 @@ fn process_threads(me: i32, unscoped_only: bool) -> Vec<FoundThread> {
         }
     }
     found
+}
+
+/// One final look at `target` now, without waiting: for the watchdog, when a test cannot
+/// come back to be checked. Tasks are those leakcheck's hooks know; on a plain build the
+/// caller counts them.
+pub(crate) fn look_now(target: Target, settings: &Settings) -> Vec<Suspect> {
+    let rules = Rules::new(settings);
+    let mut suspects = alive_threads(target, &rules, Look::Final);
+    suspects.extend(alive_tasks(target, &rules, Look::Final));
+    suspects
 }
 
 /// Says once per process what this build cannot check, the first time a check runs.

@@ -1,4 +1,4 @@
-#[leakcheck::test(timeout = "1s")]
+#[leakcheck::test(timeuot = "1s")]
 fn slow() {}
 
 fn main() {}

@@ -1,5 +1,5 @@
-//! The environment a CI pipeline sets: `LEAKCHECK`, `LEAKCHECK_GRACE`, `LEAKCHECK_REPORT`,
-//! `LEAKCHECK_CONFIG`, `LEAKCHECK_TASK_BACKTRACE`. All are read once, together, by one
+//! The environment a CI pipeline sets: `LEAKCHECK`, `LEAKCHECK_GRACE`, `LEAKCHECK_TIMEOUT`,
+//! `LEAKCHECK_REPORT`, `LEAKCHECK_CONFIG`, `LEAKCHECK_TASK_BACKTRACE`. All are read once, together, by one
 //! reader; a value that is not understood is an error naming the variable, the value and
 //! what is accepted, reported by the first check of any kind (a hook cannot fail, so it
 //! keeps working as in the default mode).
@@ -12,6 +12,8 @@ use std::time::Duration;
 pub(crate) const MODE_VAR: &str = "LEAKCHECK";
 /// `LEAKCHECK_GRACE`: the grace period, over every other setting.
 pub(crate) const GRACE_VAR: &str = "LEAKCHECK_GRACE";
+/// `LEAKCHECK_TIMEOUT`: end a test that has not returned by then, with a report.
+pub(crate) const TIMEOUT_VAR: &str = "LEAKCHECK_TIMEOUT";
 /// `LEAKCHECK_REPORT`: the file JSON lines are appended to.
 pub(crate) const REPORT_VAR: &str = "LEAKCHECK_REPORT";
 /// `LEAKCHECK_CONFIG`: the shared allowlist file to use instead of looking for one.
@@ -45,6 +47,7 @@ impl Mode {
 pub(crate) struct Environment {
     pub(crate) mode: Mode,
     pub(crate) grace: Option<Duration>,
+    pub(crate) timeout: Option<Duration>,
     pub(crate) report: Option<PathBuf>,
     pub(crate) config_file: Option<PathBuf>,
     /// Whether task spawn hooks capture a backtrace (`LEAKCHECK_TASK_BACKTRACE=1`). Without
@@ -95,15 +98,21 @@ fn read() -> Result<Environment, String> {
         Some(value) => parse_mode(&value)?,
         None => Mode::Fail,
     };
-    let grace = match variable(GRACE_VAR)? {
-        None => None,
-        Some(value) => Some(humantime::parse_duration(value.trim()).map_err(|error| {
-            format!(
-                "leakcheck: {GRACE_VAR}={value:?} is not a duration ({error}): expected \
-                 something like 500ms, 2s or 1m"
-            )
-        })?),
+    let duration = |name: &str| -> Result<Option<Duration>, String> {
+        let Some(value) = variable(name)? else {
+            return Ok(None);
+        };
+        humantime::parse_duration(value.trim())
+            .map(Some)
+            .map_err(|error| {
+                format!(
+                    "leakcheck: {name}={value:?} is not a duration ({error}): expected \
+                     something like 500ms, 2s or 1m"
+                )
+            })
     };
+    let grace = duration(GRACE_VAR)?;
+    let timeout = duration(TIMEOUT_VAR)?;
     let path = |name: &str| -> Result<Option<PathBuf>, String> {
         match variable(name)? {
             Some(value) if value.trim().is_empty() => Err(format!(
@@ -126,6 +135,7 @@ fn read() -> Result<Environment, String> {
     Ok(Environment {
         mode,
         grace,
+        timeout,
         report: path(REPORT_VAR)?,
         config_file: path(CONFIG_VAR)?,
         #[cfg(tokio_unstable)]

@@ -5,6 +5,7 @@
 //!
 //! ```toml
 //! grace = "300ms"
+//! timeout = "60s"
 //! ignore_thread = ["metrics-*"]
 //! ignore_spawn = ["my_crate::telemetry::start"]
 //! ignore_top = ["my_crate::pool::park"]
@@ -90,15 +91,19 @@ pub(crate) fn parse(path: &Path, text: &str) -> Result<Settings, String> {
         let bad =
             |problem: &str| error_at(span.clone(), &format!("`{}`: {problem}", key.get_ref()));
         match key.get_ref().as_ref() {
-            "grace" => {
-                let DeValue::String(grace) = value.get_ref() else {
+            "grace" | "timeout" => {
+                let DeValue::String(text) = value.get_ref() else {
                     return Err(bad("expected a duration in a string, such as \"300ms\""));
                 };
-                file.grace = Some(humantime::parse_duration(grace).map_err(|error| {
+                let duration = humantime::parse_duration(text).map_err(|error| {
                     bad(&format!(
-                        "{grace:?} is not a duration ({error}), such as \"300ms\""
+                        "{text:?} is not a duration ({error}), such as \"300ms\""
                     ))
-                })?);
+                })?;
+                match key.get_ref().as_ref() {
+                    "grace" => file.grace = Some(duration),
+                    _ => file.timeout = Some(duration),
+                }
             }
             "default_allowlist" => {
                 let DeValue::Boolean(on) = value.get_ref() else {
@@ -123,8 +128,8 @@ pub(crate) fn parse(path: &Path, text: &str) -> Result<Settings, String> {
                 return Err(error_at(
                     Some(key.span()),
                     &format!(
-                        "unknown key `{other}`: expected grace, ignore_thread, ignore_spawn, \
-                         ignore_top or default_allowlist"
+                        "unknown key `{other}`: expected grace, timeout, ignore_thread, \
+                         ignore_spawn, ignore_top or default_allowlist"
                     ),
                 ));
             }
@@ -174,6 +179,7 @@ mod tests {
     fn reads_every_key() {
         let file = parse_text(
             "grace = \"250ms\"\n\
+             timeout = \"1m\"\n\
              ignore_thread = [\"metrics-*\", \"audit\"]\n\
              ignore_spawn = \"my_crate::telemetry::start\"\n\
              ignore_top = [\"my_crate::pool::park\"]\n\
@@ -181,6 +187,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(file.grace, Some(Duration::from_millis(250)));
+        assert_eq!(file.timeout, Some(Duration::from_secs(60)));
         assert_eq!(file.ignore_threads.len(), 2);
         assert_eq!(file.ignore_spawns, ["my_crate::telemetry::start"]);
         assert_eq!(file.ignore_tops, ["my_crate::pool::park"]);

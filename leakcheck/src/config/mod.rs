@@ -39,6 +39,9 @@ pub(crate) struct Settings {
     /// Threads alive when `Options::ignore_current` was called.
     pub(crate) ignore_current: Option<Arc<BTreeSet<i32>>>,
     pub(crate) default_allowlist: Option<bool>,
+    /// How long a test body may run before the process ends with a report of what it runs
+    /// (off when `None`).
+    pub(crate) timeout: Option<Duration>,
 }
 
 impl Settings {
@@ -71,13 +74,15 @@ impl Settings {
         self.ignore_tops.extend(shared.ignore_tops.iter().cloned());
         self.grace = self.grace.or(shared.grace);
         self.default_allowlist = self.default_allowlist.or(shared.default_allowlist);
+        self.timeout = self.timeout.or(shared.timeout);
         self
     }
 }
 
 /// What a check runs with: `settings` (the test's own) merged with the shared file, with
 /// `LEAKCHECK_GRACE` over every grace; `None` under `LEAKCHECK=off`, when nothing is
-/// checked. An error is a bad variable or file, said in full.
+/// checked. `LEAKCHECK_TIMEOUT` is over every timeout, like the grace. An error is a bad
+/// variable or file, said in full.
 pub(crate) fn effective(settings: &Settings) -> Result<Option<Settings>, &'static str> {
     let environment = environment()?;
     if environment.mode == Mode::Off {
@@ -88,6 +93,7 @@ pub(crate) fn effective(settings: &Settings) -> Result<Option<Settings>, &'stati
         None => settings.clone(),
     };
     merged.grace = environment.grace.or(merged.grace);
+    merged.timeout = environment.timeout.or(merged.timeout);
     Ok(Some(merged))
 }
 

@@ -105,6 +105,9 @@ pub struct Leak {
     pub(crate) state: Option<String>,
     pub(crate) awaiting: Vec<Frame>,
     pub(crate) current_stack: Vec<Frame>,
+    /// The test's own thread, shown where it is stuck when the test cannot return: not a
+    /// leak, so no spawn site and no rule.
+    pub(crate) is_test_thread: bool,
 }
 
 impl Leak {
@@ -194,6 +197,16 @@ impl Leak {
     }
 }
 
+/// Why a report ends the process rather than fail a test that returns.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Ending {
+    /// The test's check cannot run: the runtime's only thread, the test's, is blocked
+    /// inside a task of its own.
+    Stalled,
+    /// The test body has not returned within its timeout.
+    TimedOut(Duration),
+}
+
 /// Whose check this was.
 #[derive(Clone, Debug)]
 pub(crate) enum Subject {
@@ -225,6 +238,8 @@ pub struct Report {
     pub(crate) subject: Subject,
     pub(crate) leaks: Vec<Leak>,
     pub(crate) waited: Duration,
+    /// Set when the test cannot be returned from and the process ends with this report.
+    pub(crate) ending: Option<Ending>,
 }
 
 impl Report {
@@ -253,7 +268,7 @@ impl Report {
         let count = |kind| {
             self.leaks
                 .iter()
-                .filter(|leak| leak.kind() == kind)
+                .filter(|leak| leak.kind() == kind && !leak.is_test_thread)
                 .map(|leak| leak.identity.count())
                 .sum::<usize>()
         };
@@ -262,6 +277,7 @@ impl Report {
             count => format!("{count} {one}s"),
         };
         match (count(LeakKind::Task), count(LeakKind::Thread)) {
+            (0, 0) => "nothing else".to_owned(),
             (0, threads) => plural(threads, "thread"),
             (tasks, 0) => plural(tasks, "task"),
             (tasks, threads) => format!(
@@ -292,16 +308,27 @@ impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let what = self.what_leaked();
         let waited = humantime::format_duration(round_to_ms(self.waited));
-        match &self.subject {
-            Subject::Scope(name) => writeln!(
+        match (&self.subject, self.ending) {
+            (Subject::Scope(name), Some(Ending::Stalled)) => writeln!(
+                f,
+                "leakcheck: `{name}` cannot be checked: its runtime's only thread, the test's, \
+                 is blocked inside one of its tasks ({waited} after the test returned); it runs \
+                 {what}"
+            )?,
+            (Subject::Scope(name), Some(Ending::TimedOut(timeout))) => writeln!(
+                f,
+                "leakcheck: `{name}` has not returned within its timeout of {}; it runs {what}",
+                humantime::format_duration(timeout)
+            )?,
+            (Subject::Scope(name), None) => writeln!(
                 f,
                 "leakcheck: `{name}` leaked {what} (still running {waited} after it returned)"
             )?,
-            Subject::Process => writeln!(
+            (Subject::Process, _) => writeln!(
                 f,
                 "leakcheck: {what} still running at the process-wide check (waited {waited})"
             )?,
-            Subject::Exit => writeln!(
+            (Subject::Exit, _) => writeln!(
                 f,
                 "leakcheck: {what} still running when the test binary exited (waited {waited})"
             )?,
@@ -315,6 +342,13 @@ impl fmt::Display for Report {
             writeln!(f)?;
             if let Identity::UntrackedTasks { .. } = leak.identity {
                 writeln!(f, "  {HOW_TO_HOOK}")?;
+                continue;
+            }
+            if leak.is_test_thread {
+                writeln!(f, "  the test's own thread, stuck here:")?;
+                for frame in &leak.current_stack {
+                    writeln!(f, "    {frame}")?;
+                }
                 continue;
             }
             match (&self.subject, &leak.owner) {
@@ -406,6 +440,7 @@ mod tests {
             state: None,
             awaiting: Vec::new(),
             current_stack: Vec::new(),
+            is_test_thread: false,
         }
     }
 
@@ -414,8 +449,43 @@ mod tests {
             subject,
             leaks,
             waited: Duration::from_micros(501_400),
+            ending: None,
         }
         .to_string()
+    }
+
+    #[test]
+    fn a_test_whose_runtime_thread_is_stuck_in_a_task() {
+        let mut text = Report {
+            subject: test_scope(),
+            leaks: vec![
+                Leak {
+                    is_test_thread: true,
+                    state: Some("sleeping, blocked in futex".into()),
+                    current_stack: vec![frame("demo::stuck::{{closure}}", "tests/demo.rs", 9)],
+                    ..leak(Identity::Thread {
+                        tid: Some(11),
+                        name: Some("pool_shuts_down".into()),
+                    })
+                },
+                leak(Identity::Task { id: 2 }),
+            ],
+            waited: Duration::from_secs(5),
+            ending: Some(Ending::Stalled),
+        }
+        .to_string();
+        text.truncate(text.find("\ntask 2").unwrap());
+        assert_eq!(
+            text,
+            "\
+leakcheck: `pool_shuts_down` cannot be checked: its runtime's only thread, the test's, is \
+blocked inside one of its tasks (5s after the test returned); it runs 1 task
+
+thread 11 \"pool_shuts_down\": sleeping, blocked in futex
+  the test's own thread, stuck here:
+    demo::stuck::{{closure}} at tests/demo.rs:9:9
+"
+        );
     }
 
     fn test_scope() -> Subject {

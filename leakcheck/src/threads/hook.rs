@@ -41,7 +41,12 @@ struct Registration(Arc<ThreadOrigin>);
 
 impl Drop for Registration {
     fn drop(&mut self) {
-        registry::remove_thread(self.0.scope, self.0.key);
+        // In a forked child, whose `exit()` runs the forking thread's TLS destructors, the
+        // record is the parent's, and the registry's lock may have been held by another
+        // thread of the parent at the fork, in the child for ever: leave it alone.
+        if self.0.in_this_process() {
+            registry::remove_thread(self.0.scope, self.0.key);
+        }
     }
 }
 

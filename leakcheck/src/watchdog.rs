@@ -1,0 +1,145 @@
+//! leakcheck's one thread of its own: it ends a test that cannot be returned from, so that
+//! leakcheck is never the reason a suite hangs. Two alarms use it:
+//!
+//! - a test's task check, which runs inside the test's runtime: on a current_thread runtime
+//!   a task that blocks in a call that never returns blocks the test's own thread, and the
+//!   check with it. Anything still running after the body returned is a leak, so the check
+//!   must end in bounded time: grace plus [`STALL_MARGIN`];
+//! - a test's opt-in `timeout`: a body that has not returned by then.
+//!
+//! When an alarm goes off, the watchdog reports everything the test's scope runs, the
+//! test's own thread first with its current stack, writes the JSON record and ends the
+//! process (`outcome::end_process`), as `go test -timeout` does. A disarmed alarm costs a
+//! lock and a condvar notification; the thread starts with the first alarm and waits.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{LazyLock, OnceLock};
+use std::time::{Duration, Instant};
+
+use parking_lot::{Condvar, Mutex};
+
+use crate::config::Settings;
+use crate::describe;
+use crate::outcome::{self, Check};
+use crate::registry;
+use crate::report::Ending;
+use crate::scope::{self, ScopeId};
+use crate::tasks;
+use crate::threads;
+use crate::verify::{self, Found, Suspect, Target};
+
+/// Beyond the grace period, what a task check may take before it counts as stuck: the task
+/// dump's own 2 s limit and more, so that a slow but working check is never cut short.
+pub(crate) const STALL_MARGIN: Duration = Duration::from_secs(4);
+
+/// A test that may get stuck: what to report if it does.
+pub(crate) struct Watch {
+    pub(crate) scope: ScopeId,
+    pub(crate) test: String,
+    /// The test's own thread.
+    pub(crate) tid: i32,
+    pub(crate) settings: Settings,
+    /// The test's runtime, whose live tasks are counted on a build without task hooks.
+    pub(crate) runtime: Option<tokio::runtime::Handle>,
+    /// Whether the test passed on its own, as far as is known when the alarm is armed.
+    pub(crate) test_passed: bool,
+    /// What the alarm stands for.
+    pub(crate) ending: Ending,
+    /// Since when the test has been stuck: the body's end for a stalled check, its start
+    /// for a timeout.
+    pub(crate) since: Instant,
+}
+
+/// An armed alarm; dropping it disarms it.
+#[must_use = "dropping the alarm disarms it"]
+pub(crate) struct Alarm(u64);
+
+impl Drop for Alarm {
+    fn drop(&mut self) {
+        ALARMS.lock().remove(&self.0);
+    }
+}
+
+static ALARMS: LazyLock<Mutex<BTreeMap<u64, (Instant, Watch)>>> = LazyLock::new(Default::default);
+static RUNG: Condvar = Condvar::new();
+
+/// Arms an alarm that ends the process with `watch`'s report unless dropped within `after`.
+pub(crate) fn arm(after: Duration, watch: Watch) -> Alarm {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    start_the_thread();
+    let id = NEXT.fetch_add(1, Ordering::Relaxed);
+    let deadline = Instant::now() + after;
+    ALARMS.lock().insert(id, (deadline, watch));
+    RUNG.notify_one();
+    Alarm(id)
+}
+
+/// Starts the watchdog once, outside every scope: it belongs to no test.
+fn start_the_thread() {
+    static STARTED: OnceLock<()> = OnceLock::new();
+    STARTED.get_or_init(|| {
+        let test_scope = scope::set_current(scope::PROCESS);
+        let started = std::thread::Builder::new()
+            .name("leakcheck-watchdog".into())
+            .spawn(watch_over_alarms);
+        scope::set_current(test_scope);
+        if let Err(error) = started {
+            eprintln!("leakcheck: the watchdog thread did not start ({error}): a stuck test hangs");
+        }
+    });
+}
+
+fn watch_over_alarms() {
+    registry::mark_own_thread(threads::current_tid());
+    let mut alarms = ALARMS.lock();
+    loop {
+        let next = alarms
+            .iter()
+            .map(|(&id, (deadline, _))| (*deadline, id))
+            .min();
+        match next {
+            None => RUNG.wait(&mut alarms),
+            Some((deadline, id)) if deadline <= Instant::now() => {
+                let (_, watch) = alarms.remove(&id).expect("the alarm was just seen");
+                drop(alarms);
+                end_the_stuck_test(watch);
+            }
+            Some((deadline, _)) => {
+                RUNG.wait_until(&mut alarms, deadline);
+            }
+        }
+    }
+}
+
+/// Reports what the stuck test's scope runs and ends the process.
+fn end_the_stuck_test(watch: Watch) -> ! {
+    let target = Target::Scope(watch.scope);
+    let mut suspects = verify::look_now(target, &watch.settings);
+    if !tasks::HOOKED {
+        let count = watch
+            .runtime
+            .as_ref()
+            .map_or(0, |runtime| runtime.metrics().num_alive_tasks());
+        if count > 0 {
+            suspects.push(Suspect::UntrackedTasks(count));
+        }
+    }
+    let found = Found {
+        target,
+        suspects,
+        waited: watch.since.elapsed(),
+        // A dump is taken inside the runtime, whose thread may be the stuck one.
+        awaiting: Some(Err(
+            "where it awaits is not known: the test's thread is stuck, so no task dump",
+        )),
+    };
+    let report = describe::stuck_test(found, watch.tid, watch.ending);
+    outcome::end_process(
+        Check::Test {
+            name: &watch.test,
+            passed: watch.test_passed,
+        },
+        report,
+    )
+}
