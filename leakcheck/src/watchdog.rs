@@ -80,18 +80,30 @@ fn start_the_thread() {
     static STARTED: OnceLock<()> = OnceLock::new();
     STARTED.get_or_init(|| {
         let test_scope = scope::set_current(scope::PROCESS);
+        let (running, is_running) = std::sync::mpsc::channel();
         let started = std::thread::Builder::new()
             .name("leakcheck-watchdog".into())
-            .spawn(watch_over_alarms);
+            .spawn(move || {
+                registry::mark_own_thread(threads::current_tid());
+                let _ = running.send(());
+                watch_over_alarms();
+            });
         scope::set_current(test_scope);
-        if let Err(error) = started {
-            eprintln!("leakcheck: the watchdog thread did not start ({error}): a stuck test hangs");
+        match started {
+            // Marked as leakcheck's own before any check can see it.
+            Ok(_) => {
+                let _ = is_running.recv();
+            }
+            Err(error) => {
+                eprintln!(
+                    "leakcheck: the watchdog thread did not start ({error}): a stuck test hangs"
+                );
+            }
         }
     });
 }
 
 fn watch_over_alarms() {
-    registry::mark_own_thread(threads::current_tid());
     let mut alarms = ALARMS.lock();
     loop {
         let next = alarms
