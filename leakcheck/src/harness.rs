@@ -86,11 +86,9 @@ pub fn run_test<R: TestOutcome>(spec: &TestSpec, options: &Options, body: impl F
 /// The options the test's check runs with, or `None` under `LEAKCHECK=off` (the test runs
 /// as a plain test).
 ///
-/// # Panics
-///
-/// If an environment variable or `leakcheck.toml` is not understood: the test fails with
-/// the message, before its body runs.
-#[track_caller]
+/// If an environment variable or `leakcheck.toml` is not understood, the test fails with
+/// the message before its body runs (the user's setting is at fault: no location inside
+/// leakcheck).
 fn configure(spec: &TestSpec, options: &Options) -> Option<Settings> {
     if let Some(dir) = spec.manifest_dir {
         config::remember_manifest_dir(dir);
