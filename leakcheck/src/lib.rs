@@ -90,7 +90,13 @@ mod harness;
 /// `worker_threads`, `start_paused`, `crate`, `name`, `unhandled_panic`); placed below it,
 /// it would only see tokio's expansion, whose runtime cancels the tasks first, so that is a
 /// compile error. A `#[test]` written next to it is dropped (it would register the test
-/// twice); `#[should_panic]` and a `Result` return type work as with `#[test]`.
+/// twice); `#[should_panic]` and a `Result` or `ExitCode` return type work as with `#[test]`.
+///
+/// With other test attributes, each test, and each case of a parametrised one, is
+/// registered once and checked on its own, in either order: `#[rstest]` (above or below,
+/// leakcheck goes on each case), `#[test_case(..)]`, `#[test_log::test]` (below leakcheck,
+/// `#[test_log::test(tokio::test(..))]` has its tokio arguments taken over) and
+/// `#[serial_test::serial]`.
 ///
 /// Arguments, each a string literal; the ignore rules may repeat:
 /// - `grace = "300ms"`: how long to wait before calling what is left a leak;
