@@ -92,6 +92,32 @@ fn a_binary_whose_tests_clean_up_passes() {
     assert_eq!(exit[0]["outcome"], "clean");
 }
 
+/// `verify_test_main!` in a file under `#![forbid(unsafe_code)]` (crossbeam-channel's tests
+/// have one) compiles, and its exit check runs.
+#[test]
+fn the_exit_check_works_in_a_file_that_forbids_unsafe_code() {
+    let dir = temp_dir("json-exit-forbid");
+    let path = dir.join("report.jsonl");
+    let run = run_with_env(
+        "forbid_unsafe",
+        &["--test-threads=8"],
+        &[("LEAKCHECK_REPORT", path.to_str().unwrap())],
+    );
+    assert!(
+        run.output.status.success(),
+        "{}\n{}",
+        run.stdout,
+        run.stderr
+    );
+    let lines = json_lines(&path);
+    let exit: Vec<_> = lines
+        .iter()
+        .filter(|line| line["check"] == "exit")
+        .collect();
+    assert_eq!(exit.len(), 1, "{lines:?}");
+    assert_eq!(exit[0]["outcome"], "clean");
+}
+
 #[test]
 fn a_leak_from_main_is_unattributed() {
     let run = run("exit_gate_main", &[]);

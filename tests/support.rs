@@ -74,15 +74,17 @@ pub const TOKIO_UNSTABLE: bool = cfg!(tokio_unstable);
 /// What libtest must say of a fixture test, read off its name: `leaks_*` fail;
 /// `hooked_leaks_*` fail only where tokio's hooks exist (`--cfg tokio_unstable`);
 /// `ignored_when_hooked_*` leak something only the hooks let a rule ignore, so they fail
-/// without them; `clean_ignored_test` and `alone_*` are `#[ignore]`; everything else passes.
+/// without them; `fails_*` fail on their own, leaking nothing; `clean_ignored_test` and
+/// `alone_*` are `#[ignore]`; everything else passes.
 pub fn expected_verdict(test: &str) -> &'static str {
     if test == "clean_ignored_test" || test.starts_with("alone_") {
         return "ignored";
     }
-    let leaks = test.starts_with("leaks_")
+    let fails = test.starts_with("leaks_")
+        || test.starts_with("fails_")
         || (TOKIO_UNSTABLE && test.starts_with("hooked_leaks_"))
         || (!TOKIO_UNSTABLE && test.starts_with("ignored_when_hooked_"));
-    if leaks { "FAILED" } else { "ok" }
+    if fails { "FAILED" } else { "ok" }
 }
 
 /// Asserts every test's verdict in a run of a fixture binary (round `round` of a repeated

@@ -4,11 +4,13 @@
 use leakcheck_rules::RuleKind;
 use proc_macro::TokenStream;
 use proc_macro2::{Span, TokenStream as TokenStream2};
-use quote::{ToTokens, quote, quote_spanned};
+use quote::{quote, quote_spanned};
 use syn::parse::Parser;
 use syn::punctuated::Punctuated;
 use syn::spanned::Spanned;
 use syn::{Expr, ExprLit, ItemFn, Lit, LitStr, Meta, Token};
+
+mod stacked;
 
 /// Leak-checks a test. See the `leakcheck` crate for the arguments.
 #[proc_macro_attribute]
@@ -106,45 +108,58 @@ fn string_value(value: &Expr, key: &str) -> syn::Result<LitStr> {
 }
 
 fn expand(args: TokenStream2, item: TokenStream2) -> syn::Result<TokenStream2> {
-    let args = parse_args(args)?;
+    let parsed = parse_args(args.clone())?;
     let mut function: ItemFn = syn::parse2(item)?;
+    // rstest or test-case below: they make one test fn a case, so leakcheck goes on each.
+    if stacked::move_below_case_generator(&mut function, stacked::leakcheck_attribute(&args)) {
+        return Ok(quote!(#function));
+    }
     if !function.sig.inputs.is_empty() {
         return Err(syn::Error::new(
             function.sig.inputs.span(),
-            "a test takes no arguments",
+            "a test takes no arguments (a parametrised test goes with #[rstest] or \
+             #[test_case(..)], above or below #[leakcheck::test])",
         ));
     }
     reject_expanded_tokio_test(&function)?;
+    stacked::unwrap_test_log_tokio(&mut function);
     let tokio_test = take_tokio_test(&mut function)?;
     if function.sig.asyncness.is_none() {
         if let Some((_, span)) = tokio_test {
             return Err(syn::Error::new(span, "#[tokio::test] needs an `async fn`"));
         }
     }
-    // A `#[test]` the user also wrote would register the test twice.
-    function.attrs.retain(|attr| !attr.path().is_ident("test"));
+    // One `#[test]`, whoever writes it (the ecosystem's convention, as tokio's and
+    // test-log's): a plain `#[test]` below is dropped for leakcheck's own; none is added
+    // when test-case has registered the case already, or another test attribute below
+    // (`#[test_log::test]`) will.
+    function
+        .attrs
+        .retain(|attr| !stacked::is_builtin_test(attr));
+    let add_test = !stacked::registered_by_test_case(&function)
+        && !function.attrs.iter().any(stacked::is_test_attribute_macro);
     let should_panic = function
         .attrs
         .iter()
         .any(|attr| attr.path().is_ident("should_panic"));
 
     let mut options = quote!(::leakcheck::Options::new());
-    if let Some((grace, span)) = args.grace {
+    if let Some((grace, span)) = parsed.grace {
         let nanos = grace.as_nanos() as u64;
         options = quote_spanned!(span=> #options.grace(::core::time::Duration::from_nanos(#nanos)));
     }
-    if let Some((timeout, span)) = args.timeout {
+    if let Some((timeout, span)) = parsed.timeout {
         let nanos = timeout.as_nanos() as u64;
         options =
             quote_spanned!(span=> #options.timeout(::core::time::Duration::from_nanos(#nanos)));
     }
-    for pattern in &args.ignore_threads {
+    for pattern in &parsed.ignore_threads {
         options = quote!(#options.ignore_thread(#pattern));
     }
-    for substring in &args.ignore_spawns {
+    for substring in &parsed.ignore_spawns {
         options = quote!(#options.ignore_spawn(#substring));
     }
-    for substring in &args.ignore_tops {
+    for substring in &parsed.ignore_tops {
         options = quote!(#options.ignore_top(#substring));
     }
 
@@ -192,9 +207,10 @@ fn expand(args: TokenStream2, item: TokenStream2) -> syn::Result<TokenStream2> {
             ::leakcheck::__private::run_test(#spec, &#options, move || -> #body_type #block)
         }
     };
+    let test = add_test.then(|| quote!(#[::core::prelude::v1::test]));
     Ok(quote! {
         #(#attrs)*
-        #[::core::prelude::v1::test]
+        #test
         #vis #sig {
             #call
         }
@@ -205,17 +221,12 @@ fn expand(args: TokenStream2, item: TokenStream2) -> syn::Result<TokenStream2> {
 /// builds a runtime and drops it, cancelling the test's tasks before anything could check
 /// them. Checking only threads there would silently do less, so it is an error.
 fn reject_expanded_tokio_test(function: &ItemFn) -> syn::Result<()> {
-    let generated_test = function
-        .attrs
-        .iter()
-        .any(|attr| path_segments(attr) == ["core", "prelude", "v1", "test"]);
-    let body = function.block.to_token_stream().to_string();
-    let builds_a_runtime = body.contains("Builder") && body.contains("block_on");
-    if generated_test && builds_a_runtime && function.sig.asyncness.is_none() {
+    if stacked::is_expanded_tokio_test(function) {
         return Err(syn::Error::new(
             Span::call_site(),
-            "put #[leakcheck::test] above #[tokio::test]: below it, leakcheck gets tokio's \
-             expanded test, whose runtime cancels the test's tasks before they can be checked",
+            "put #[leakcheck::test] above #[tokio::test] (and above \
+             #[test_log::test(tokio::test)]): below it, leakcheck gets tokio's expanded test, \
+             whose runtime cancels the test's tasks before they can be checked",
         ));
     }
     Ok(())
@@ -409,6 +420,38 @@ fn take_tokio_test(function: &mut ItemFn) -> syn::Result<Option<(RuntimeArgs, Sp
             }
         }
     }
+    // tokio's own rules, with tokio's words: only a current_thread runtime can start paused
+    // or shut down on a task's panic.
+    if runtime.flavor == Flavor::MultiThread {
+        let macro_name = attr
+            .path()
+            .segments
+            .iter()
+            .map(|segment| segment.ident.to_string())
+            .collect::<Vec<_>>()
+            .join("::");
+        let current_thread_only = [
+            (
+                "start_paused",
+                runtime.start_paused.as_ref().map(Spanned::span),
+            ),
+            (
+                "unhandled_panic",
+                runtime.unhandled_panic.as_ref().map(Spanned::span),
+            ),
+        ];
+        for (option, span) in current_thread_only {
+            if let Some(span) = span {
+                return Err(syn::Error::new(
+                    span,
+                    format!(
+                        "The `{option}` option requires the `current_thread` runtime flavor. \
+                         Use `#[{macro_name}(flavor = \"current_thread\")]`"
+                    ),
+                ));
+            }
+        }
+    }
     if let Some(threads) = &runtime.worker_threads {
         if runtime.flavor != Flavor::MultiThread {
             let why = if flavor_given {
@@ -425,21 +468,7 @@ fn take_tokio_test(function: &mut ItemFn) -> syn::Result<Option<(RuntimeArgs, Sp
 /// `#[tokio::test]`, `#[::tokio::test]`, or a renamed tokio's (`#[tokio1::test(crate =
 /// "tokio1")]`).
 fn is_tokio_test(attr: &syn::Attribute) -> bool {
-    match path_segments(attr).as_slice() {
-        [krate, test] if test == "test" => {
-            krate == "tokio" || attr.to_token_stream().to_string().contains("crate")
-        }
-        _ => false,
-    }
-}
-
-/// An attribute's path as names: `#[::tokio::test]` -> `["tokio", "test"]`.
-fn path_segments(attr: &syn::Attribute) -> Vec<String> {
-    attr.path()
-        .segments
-        .iter()
-        .map(|segment| segment.ident.to_string())
-        .collect()
+    stacked::is_tokio_test_meta(&attr.meta)
 }
 
 #[cfg(test)]

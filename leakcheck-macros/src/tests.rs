@@ -110,3 +110,116 @@ fn leakcheck_args() {
         },
     ));
 }
+
+/// Above `#[rstest]`, leakcheck re-emits itself below it, after the last `#[case]` (rstest
+/// gives attributes written before a `#[case]` to that case alone) and above the
+/// `#[tokio::test]`, with its arguments: every generated case is leak-checked on its own.
+#[test]
+fn above_rstest() {
+    insta::assert_snapshot!(expanded(
+        quote!(grace = "300ms"),
+        quote! {
+            #[rstest]
+            #[case(1)]
+            #[case::two(2)]
+            #[tokio::test(flavor = "multi_thread")]
+            async fn parses(#[case] input: u32) {
+                assert!(input > 0);
+            }
+        },
+    ));
+}
+
+/// Above `#[test_case(..)]`, leakcheck goes right below the first one, so test-case puts it
+/// on every case.
+#[test]
+fn above_test_case() {
+    insta::assert_snapshot!(expanded(
+        quote!(),
+        quote! {
+            #[test_case(1)]
+            #[test_case(2)]
+            fn parses(input: u32) {
+                assert!(input > 0);
+            }
+        },
+    ));
+}
+
+/// Below `#[test_case(..)]` on a sync fn, leakcheck gets a case test-case has registered as
+/// a test already: no second `#[test]`.
+#[test]
+fn below_test_case() {
+    insta::assert_snapshot!(expanded(
+        quote!(),
+        quote! {
+            #[allow(clippy::bool_assert_comparison)]
+            #[allow(unknown_lints, clippy::redundant_test_prefix)]
+            fn test_case_1_1() {
+                let _result = super::parses(1);
+                _result
+            }
+        },
+    ));
+}
+
+/// Above `#[test_log::test(tokio::test(..))]`, leakcheck builds tokio's runtime and leaves
+/// `#[test_log::test]`, which sets the logger up and adds the `#[test]`.
+#[test]
+fn above_test_log_tokio_test() {
+    insta::assert_snapshot!(expanded(
+        quote!(),
+        quote! {
+            #[test_log::test(tokio::test(flavor = "multi_thread", worker_threads = 2))]
+            async fn logs() {
+                log::info!("hello");
+            }
+        },
+    ));
+}
+
+/// Below `#[test_log::test]`, leakcheck gets test-log's `#[::core::prelude::v1::test]` and
+/// keeps one test attribute, its own.
+#[test]
+fn below_test_log() {
+    insta::assert_snapshot!(expanded(
+        quote!(),
+        quote! {
+            #[::core::prelude::v1::test]
+            fn logs() {
+                log::info!("hello");
+            }
+        },
+    ));
+}
+
+/// A test may return `ExitCode`, as libtest allows: the closure returns it.
+#[test]
+fn exit_code_return_type() {
+    insta::assert_snapshot!(expanded(
+        quote!(),
+        quote! {
+            fn exits() -> std::process::ExitCode {
+                std::process::ExitCode::SUCCESS
+            }
+        },
+    ));
+}
+
+/// Only a current_thread runtime can start paused, as tokio says.
+#[test]
+fn start_paused_needs_current_thread() {
+    let error = expand(
+        quote!(),
+        quote! {
+            #[tokio::test(flavor = "multi_thread", start_paused = true)]
+            async fn paused() {}
+        },
+    )
+    .expect_err("an error");
+    assert_eq!(
+        error.to_string(),
+        "The `start_paused` option requires the `current_thread` runtime flavor. Use \
+         `#[tokio::test(flavor = \"current_thread\")]`"
+    );
+}

@@ -67,6 +67,16 @@ impl<T, E> TestOutcome for Result<T, E> {
     }
 }
 
+/// libtest passes a test that returns `ExitCode::SUCCESS` and fails any other code.
+impl TestOutcome for std::process::ExitCode {
+    fn passed(&self) -> bool {
+        *self == std::process::ExitCode::SUCCESS
+    }
+    fn passing() -> Option<Self> {
+        Some(std::process::ExitCode::SUCCESS)
+    }
+}
+
 /// Runs a test body in its own scope and fails the test if the scope leaked.
 #[track_caller]
 pub fn run_test<R: TestOutcome>(spec: &TestSpec, options: &Options, body: impl FnOnce() -> R) -> R {

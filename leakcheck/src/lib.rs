@@ -92,7 +92,13 @@ mod harness;
 /// `worker_threads`, `start_paused`, `crate`, `name`, `unhandled_panic`); placed below it,
 /// it would only see tokio's expansion, whose runtime cancels the tasks first, so that is a
 /// compile error. A `#[test]` written next to it is dropped (it would register the test
-/// twice); `#[should_panic]` and a `Result` return type work as with `#[test]`.
+/// twice); `#[should_panic]` and a `Result` or `ExitCode` return type work as with `#[test]`.
+///
+/// With other test attributes, each test, and each case of a parametrised one, is
+/// registered once and checked on its own, in either order: `#[rstest]` (above or below,
+/// leakcheck goes on each case), `#[test_case(..)]`, `#[test_log::test]` (below leakcheck,
+/// `#[test_log::test(tokio::test(..))]` has its tokio arguments taken over) and
+/// `#[serial_test::serial]`.
 ///
 /// Arguments, each a string literal; the ignore rules may repeat:
 /// - `grace = "300ms"`: how long to wait before calling what is left a leak;
@@ -256,7 +262,8 @@ fn verify_and_conclude(target: verify::Target, scope: Option<scope::ScopeId>, op
 /// name and state; what was spawned from `main` or by the C library is reported as
 /// unattributed. Under `cargo nextest run`, one process per test, the leaking test fails.
 ///
-/// `LEAKCHECK=warn` prints the report without failing; `LEAKCHECK=off` skips the check.
+/// `LEAKCHECK=warn` prints the report without failing; `LEAKCHECK=off` skips the check. It
+/// compiles in a file under `#![forbid(unsafe_code)]`.
 ///
 /// ```
 /// // At the top of tests/integration.rs; here in a doctest's `main`, which it checks too.
@@ -279,13 +286,43 @@ macro_rules! verify_test_main {
         $crate::verify_test_main!($crate::Options::new());
     };
     ($options:expr $(,)?) => {
-        #[$crate::__private::ctor::ctor(unsafe, anonymous, crate_path = $crate::__private::ctor)]
-        fn leakcheck_verify_test_main() {
-            $crate::__private::install_exit_gate(
-                ::core::option_env!("CARGO_MANIFEST_DIR"),
-                $options,
-            );
-        }
+        // A constructor, as `ctor` would write it: a function pointer in the section the
+        // platform's loader runs before `main`. Written out here because `ctor`'s expansion
+        // allows `unsafe_code`, which a crate under `#![forbid(unsafe_code)]` may not (E0453);
+        // tokens from this macro are not linted in the user's crate, so no allow is needed.
+        const _: () = {
+            #[used]
+            #[cfg_attr(
+                any(
+                    target_os = "linux",
+                    target_os = "android",
+                    target_os = "freebsd",
+                    target_os = "netbsd",
+                    target_os = "openbsd",
+                    target_os = "dragonfly",
+                    target_os = "illumos",
+                    target_os = "haiku"
+                ),
+                unsafe(link_section = ".init_array")
+            )]
+            #[cfg_attr(
+                target_vendor = "apple",
+                unsafe(link_section = "__DATA,__mod_init_func,mod_init_funcs")
+            )]
+            #[cfg_attr(
+                all(target_os = "windows", any(target_env = "gnu", target_env = "msvc")),
+                unsafe(link_section = ".CRT$XCU")
+            )]
+            static LEAKCHECK_VERIFY_TEST_MAIN: extern "C" fn() = {
+                extern "C" fn leakcheck_verify_test_main() {
+                    $crate::__private::install_exit_gate(
+                        ::core::option_env!("CARGO_MANIFEST_DIR"),
+                        $options,
+                    );
+                }
+                leakcheck_verify_test_main
+            };
+        };
     };
 }
 
@@ -295,5 +332,4 @@ pub mod __private {
     pub use crate::exit_gate::install as install_exit_gate;
     pub use crate::harness::{TestOutcome, TestSpec, run_async_test, run_test};
     pub use crate::tasks::Flavor;
-    pub use ctor;
 }

@@ -1,0 +1,5 @@
+#[test_log::test(tokio::test)]
+#[leakcheck::test]
+async fn placed_below() {}
+
+fn main() {}
