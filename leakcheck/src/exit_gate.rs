@@ -77,7 +77,10 @@ fn check() -> Option<i32> {
         }
     };
     let found = verify::check(Target::Exit, &settings).map_err(describe::report);
-    match outcome::conclude(Check::Exit, found) {
+    let untracked = settings
+        .untracked_tasks
+        .unwrap_or(config::UntrackedTasks::Fail);
+    match outcome::conclude(Check::Exit, found, untracked) {
         Err(message) => {
             eprintln!("{message}");
             Some(FAILED)

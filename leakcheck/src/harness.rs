@@ -7,7 +7,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::pin::Pin;
 use std::time::Instant;
 
-use crate::config::{self, Settings};
+use crate::config::{self, Settings, UntrackedTasks};
 use crate::options::Options;
 use crate::outcome::{self, Check, Verdict};
 use crate::report::Ending;
@@ -80,7 +80,7 @@ pub fn run_test<R: TestOutcome>(spec: &TestSpec, options: &Options, body: impl F
     let check =
         verify::check(verify::Target::Scope(scope.id()), &settings).map_err(describe::report);
     drop(scope);
-    conclude(spec, outcome, check)
+    conclude(spec, outcome, check, UntrackedTasks::Fail)
 }
 
 /// The options the test's check runs with, or `None` under `LEAKCHECK=off` (the test runs
@@ -142,6 +142,7 @@ pub fn run_async_test<R: TestOutcome>(
     drop(stall);
     let tasks = tasks.map_err(describe::report);
     let shutdown = Instant::now();
+    let untracked = settings.untracked_tasks.unwrap_or(UntrackedTasks::Fail);
     runtime.shutdown_timeout(settings.grace_period());
     let threads_settings = Settings {
         grace: Some(settings.grace_period().saturating_sub(shutdown.elapsed())),
@@ -156,7 +157,7 @@ pub fn run_async_test<R: TestOutcome>(
         (Err(report), Ok(())) | (Ok(()), Err(report)) => Err(report),
         (Err(tasks), Err(threads)) => Err(tasks.merge(threads)),
     };
-    conclude(spec, outcome, check)
+    conclude(spec, outcome, check, untracked)
 }
 
 /// With a `timeout`, an alarm that ends the process with a report if the body has not
@@ -220,6 +221,7 @@ fn conclude<R: TestOutcome>(
     spec: &TestSpec,
     outcome: std::thread::Result<R>,
     check: Result<(), Report>,
+    untracked: UntrackedTasks,
 ) -> R {
     let passed = passed_on_its_own(spec, &outcome);
     let name = spec.test_name();
@@ -229,6 +231,7 @@ fn conclude<R: TestOutcome>(
             passed,
         },
         check,
+        untracked,
     ) {
         Err(message) => outcome::fail(message),
         Ok(Verdict::Clean | Verdict::Warned) => {

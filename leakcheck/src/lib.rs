@@ -238,6 +238,8 @@ fn verify_and_conclude(target: verify::Target, scope: Option<scope::ScopeId>, op
             scope: name.as_deref(),
         },
         found,
+        // Untracked task counts come from a test's own runtime: never a call's.
+        config::UntrackedTasks::Fail,
     ) {
         Err(message) => panic!("{message}"),
         Ok(outcome::Verdict::Clean | outcome::Verdict::Warned) => {}
