@@ -6,6 +6,7 @@
 //! (`describe`), so `Display` is a function of the fields alone, whatever the process's
 //! environment is when it is printed.
 
+mod group;
 pub(crate) mod json;
 
 use std::fmt;
@@ -13,6 +14,10 @@ use std::time::Duration;
 
 use crate::config::TASK_BACKTRACE_VAR;
 use crate::frames::Frame;
+
+/// The most text a report prints after its first paragraph, whatever leaks: the paragraphs
+/// beyond it are counted, not printed.
+const TEXT_BUDGET: usize = 16 * 1024 - 512;
 
 /// What the report says when tasks cannot be told apart, how to see them, and what the
 /// choice to live with them costs.
@@ -345,79 +350,111 @@ impl fmt::Display for Report {
                 "leakcheck: {what} still running when the test binary exited (waited {waited})"
             )?,
         }
-        for leak in &self.leaks {
-            writeln!(f)?;
-            write!(f, "{}", leak.identity)?;
-            if let Some(state) = &leak.state {
-                write!(f, ": {state}")?;
-            }
-            writeln!(f)?;
-            if let Identity::UntrackedTasks { .. } = leak.identity {
-                writeln!(f, "  {HOW_TO_HOOK}")?;
-                continue;
-            }
-            if leak.is_test_thread {
-                writeln!(f, "  the test's own thread, stuck here:")?;
-                for frame in &leak.current_stack {
-                    writeln!(f, "    {frame}")?;
-                }
-                continue;
-            }
-            match (&self.subject, &leak.owner) {
-                (Subject::Scope(_), _) => {}
-                (_, Some(owner)) => writeln!(f, "  owner: `{owner}`")?,
-                (Subject::Process, None) => {
-                    writeln!(f, "  owner: none (spawned outside any leakcheck scope)")?;
-                }
-                (Subject::Exit, None) => writeln!(
+        let groups = group::groups(&self.leaks);
+        let mut written = 0;
+        for (shown, group) in groups.iter().enumerate() {
+            let paragraph = self.paragraph(group);
+            if shown > 0 && written + paragraph.len() > TEXT_BUDGET {
+                let rest = &groups[shown..];
+                let leaks: usize = rest.iter().map(group::Group::count).sum();
+                return writeln!(
                     f,
-                    "  owner: none (spawned outside every test: from main, a static \
-                     initialiser or a C library helper)"
-                )?,
+                    "\n… and {} more groups ({leaks} more threads and tasks) not shown: the \
+                     report is kept under 16 KiB (`Report::leaks()` has every leak, the JSON \
+                     line every group that fits in 64 KiB)",
+                    rest.len(),
+                );
             }
-            match leak.spawn_site() {
-                Some(site) => writeln!(
-                    f,
-                    "  spawned at {}",
-                    site.location().unwrap_or_else(|| site.to_string())
-                )?,
-                None if leak.spawn_backtrace.is_empty() && leak.owner.is_none() => writeln!(
-                    f,
-                    "  spawned: not seen (a C library helper, or a thread from before start-up)"
-                )?,
-                None => writeln!(f, "  spawned at: no frame of yours on the spawn path")?,
+            written += paragraph.len();
+            f.write_str(&paragraph)?;
+        }
+        Ok(())
+    }
+}
+
+impl Report {
+    /// One group's paragraph, a blank line first.
+    fn paragraph(&self, group: &group::Group<'_>) -> String {
+        let mut text = String::new();
+        // Writing to a String cannot fail.
+        let _ = self.write_paragraph(&mut text, group);
+        text
+    }
+
+    fn write_paragraph(&self, f: &mut String, group: &group::Group<'_>) -> fmt::Result {
+        use std::fmt::Write;
+        let leak = group.first();
+        writeln!(f)?;
+        write!(f, "{}", group.heading())?;
+        if let Some(state) = &leak.state {
+            write!(f, ": {state}")?;
+        }
+        writeln!(f)?;
+        if let Identity::UntrackedTasks { .. } = leak.identity {
+            return writeln!(f, "  {HOW_TO_HOOK}");
+        }
+        if leak.is_test_thread {
+            writeln!(f, "  the test's own thread, stuck here:")?;
+            for frame in &leak.current_stack {
+                writeln!(f, "    {frame}")?;
             }
-            if let Some(parent) = &leak.spawned_by {
-                writeln!(f, "  spawned by {parent}")?;
+            return Ok(());
+        }
+        match (&self.subject, &leak.owner) {
+            (Subject::Scope(_), _) => {}
+            (_, Some(owner)) => writeln!(f, "  owner: `{owner}`")?,
+            (Subject::Process, None) => {
+                writeln!(f, "  owner: none (spawned outside any leakcheck scope)")?;
             }
-            if !leak.current_stack.is_empty() {
-                writeln!(f, "  current stack:")?;
-                for frame in &leak.current_stack {
-                    writeln!(f, "    {frame}")?;
-                }
+            (Subject::Exit, None) => writeln!(
+                f,
+                "  owner: none (spawned outside every test: from main, a static \
+                 initialiser or a C library helper)"
+            )?,
+        }
+        match leak.spawn_site() {
+            Some(site) => writeln!(
+                f,
+                "  spawned at {}",
+                site.location().unwrap_or_else(|| site.to_string())
+            )?,
+            None if leak.spawn_backtrace.is_empty() && leak.owner.is_none() => writeln!(
+                f,
+                "  spawned: not seen (a C library helper, or a thread from before start-up)"
+            )?,
+            None => writeln!(f, "  spawned at: no frame of yours on the spawn path")?,
+        }
+        if let Some(parent) = &leak.spawned_by {
+            writeln!(f, "  spawned by {parent}")?;
+        }
+        if !leak.current_stack.is_empty() {
+            writeln!(f, "  current stack:")?;
+            for frame in &leak.current_stack {
+                writeln!(f, "    {frame}")?;
             }
-            if !leak.awaiting.is_empty() {
-                writeln!(f, "  awaiting now:")?;
-                for frame in &leak.awaiting {
-                    writeln!(f, "    {frame}")?;
-                }
+        }
+        if !leak.awaiting.is_empty() {
+            writeln!(f, "  awaiting now:")?;
+            for frame in &leak.awaiting {
+                writeln!(f, "    {frame}")?;
             }
-            if !leak.backtrace_recorded {
-                writeln!(
-                    f,
-                    "  spawn backtrace: not recorded ({TASK_BACKTRACE_VAR}=1 records it)"
-                )?;
+        }
+        if !leak.backtrace_recorded {
+            writeln!(
+                f,
+                "  spawn backtrace: not recorded ({TASK_BACKTRACE_VAR}=1 records it)"
+            )?;
+        }
+        if !leak.spawn_backtrace.is_empty() {
+            writeln!(f, "  spawn backtrace:")?;
+            for frame in &leak.spawn_backtrace {
+                writeln!(f, "    {frame}")?;
             }
-            if !leak.spawn_backtrace.is_empty() {
-                writeln!(f, "  spawn backtrace:")?;
-                for frame in &leak.spawn_backtrace {
-                    writeln!(f, "    {frame}")?;
-                }
-            }
-            let rules = leak.ignore_rules();
-            if !rules.is_empty() {
-                writeln!(f, "  to ignore it: {}", rules.join("  or  "))?;
-            }
+        }
+        let rules = group.ignore_rules();
+        if !rules.is_empty() {
+            let them = if group.leaks.len() == 1 { "it" } else { "them" };
+            writeln!(f, "  to ignore {them}: {}", rules.join("  or  "))?;
         }
         Ok(())
     }
