@@ -76,7 +76,7 @@ fn check() -> Option<i32> {
             return Some(FAILED);
         }
     };
-    let found = verify::check(Target::Exit, &settings).map_err(describe::report);
+    let found = verify::check(Target::Exit, &settings).map_err(|found| describe::report(*found));
     let untracked = settings
         .untracked_tasks
         .unwrap_or(config::UntrackedTasks::Fail);

@@ -77,8 +77,8 @@ pub fn run_test<R: TestOutcome>(spec: &TestSpec, options: &Options, body: impl F
     let timeout = arm_timeout(spec, &scope, &settings, None);
     let outcome = catch_unwind(AssertUnwindSafe(|| __rust_begin_short_backtrace(body)));
     drop(timeout);
-    let check =
-        verify::check(verify::Target::Scope(scope.id()), &settings).map_err(describe::report);
+    let check = verify::check(verify::Target::Scope(scope.id()), &settings)
+        .map_err(|found| describe::report(*found));
     drop(scope);
     conclude(spec, outcome, check, UntrackedTasks::Fail)
 }
@@ -140,7 +140,7 @@ pub fn run_async_test<R: TestOutcome>(
     // are gone with it.
     .unwrap_or(Ok(()));
     drop(stall);
-    let tasks = tasks.map_err(describe::report);
+    let tasks = tasks.map_err(|found| describe::report(*found));
     let shutdown = Instant::now();
     let untracked = settings.untracked_tasks.unwrap_or(UntrackedTasks::Fail);
     runtime.shutdown_timeout(settings.grace_period());
@@ -150,7 +150,7 @@ pub fn run_async_test<R: TestOutcome>(
     };
     // The threads' report says how long they outlived the body, shutdown included.
     let threads = verify::check_threads(verify::Target::Scope(scope.id()), &threads_settings)
-        .map_err(|found| describe::report(found).waited_since(returned));
+        .map_err(|found| describe::report(*found).waited_since(returned));
     drop(scope);
     let check = match (tasks, threads) {
         (Ok(()), Ok(())) => Ok(()),

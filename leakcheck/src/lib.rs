@@ -223,7 +223,9 @@ impl Scope {
 /// If an environment variable or the shared file is not understood, with the message.
 fn check_configured(target: verify::Target, options: &Options) -> Result<(), Report> {
     match config::effective(options.settings()) {
-        Ok(Some(settings)) => verify::check(target, &settings).map_err(describe::report),
+        Ok(Some(settings)) => {
+            verify::check(target, &settings).map_err(|found| describe::report(*found))
+        }
         Ok(None) => Ok(()),
         Err(message) => outcome::fail(message.to_owned()),
     }

@@ -21,6 +21,8 @@ fn key(leak: &Leak) -> impl PartialEq + '_ {
     };
     (
         (leak.kind(), leak.is_test_thread, leak.backtrace_recorded),
+        leak.activity
+            .map(|activity| (activity.is_stuck(), activity.woken == 0)),
         matches!(leak.identity, Identity::UntrackedTasks { .. }),
         (&leak.owner, &leak.spawned_by, &leak.state),
         leak.spawn_site.as_ref().map(|site| site.to_string()),
@@ -117,7 +119,11 @@ impl<'a> Group<'a> {
         let mut rules = self.first().ignore_rules();
         let names = self.names();
         let differ = names.windows(2).any(|pair| pair[0] != pair[1]);
-        if differ && rules.first().is_some_and(|rule| rule.starts_with("ignore_thread")) {
+        if differ
+            && rules
+                .first()
+                .is_some_and(|rule| rule.starts_with("ignore_thread"))
+        {
             rules.remove(0);
             let prefix = common_prefix(&names);
             if names.len() == self.leaks.len() && !prefix.is_empty() {
@@ -190,7 +196,10 @@ mod tests {
 
     #[test]
     fn names_share_their_start() {
-        assert_eq!(common_prefix(&["worker-1", "worker-12", "worker-2"]), "worker-");
+        assert_eq!(
+            common_prefix(&["worker-1", "worker-12", "worker-2"]),
+            "worker-"
+        );
         assert_eq!(common_prefix(&["a", "b"]), "");
     }
 }

@@ -113,6 +113,8 @@ fn group_json(group: &group::Group<'_>) -> Value {
         "awaiting": leak.awaiting.iter().map(frame).collect::<Vec<_>>(),
         "ignore_rules": group.ignore_rules(),
         "test_thread": leak.is_test_thread,
+        "woken_during_grace": leak.woken_during_grace(),
+        "activity": leak.is_stuck().map(|stuck| if stuck { "stuck" } else { "active" }),
     });
     if let Value::Object(object) = &mut object {
         if ids.len() > IDS_LISTED {

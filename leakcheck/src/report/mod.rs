@@ -115,6 +115,8 @@ pub struct Leak {
     pub(crate) state: Option<String>,
     pub(crate) awaiting: Vec<Frame>,
     pub(crate) current_stack: Vec<Frame>,
+    /// What it did during the grace period, where that was watched.
+    pub(crate) activity: Option<Activity>,
     /// The test's own thread, shown where it is stuck when the test cannot return: not a
     /// leak, so no spawn site and no rule.
     pub(crate) is_test_thread: bool,
@@ -181,6 +183,19 @@ impl Leak {
         &self.current_stack
     }
 
+    /// How many times it was woken during the grace period (a thread's wake-ups, a task's
+    /// polls), where that was watched: `Some(0)` and not waiting on a timer is a leak that
+    /// can never end by itself.
+    pub fn woken_during_grace(&self) -> Option<u64> {
+        self.activity.map(|activity| activity.woken)
+    }
+
+    /// Whether it was stuck during the grace period (not woken, no timer pending), where
+    /// that was watched.
+    pub fn is_stuck(&self) -> Option<bool> {
+        self.activity.map(|activity| activity.is_stuck())
+    }
+
     /// The `#[leakcheck::test(..)]` arguments that would silence this leak, most precise
     /// first. The same strings work with [`Options`](crate::Options).
     pub fn ignore_rules(&self) -> Vec<String> {
@@ -204,6 +219,72 @@ impl Leak {
             }
         }
         rules
+    }
+}
+
+/// What a leak did during the grace period: whether it can ever end is the first thing a
+/// reader asks. Stuck: nothing it waits for happened, look for a missing close or cancel.
+/// Active: woken, or waiting on a timer, so a loop or a timer keeps it going; it may end
+/// later, or never.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Activity {
+    /// Times it was woken during the grace period (a thread's wake-ups, a task's polls).
+    pub(crate) woken: u64,
+    /// CPU time a thread used during the grace period.
+    pub(crate) cpu: Option<Duration>,
+    /// Whether it waits on a timer, which wakes it by itself.
+    pub(crate) timer: bool,
+    /// The grace period watched.
+    pub(crate) grace: Duration,
+}
+
+impl Activity {
+    pub(crate) fn is_stuck(&self) -> bool {
+        self.woken == 0 && !self.timer
+    }
+
+    /// The report's line about it.
+    fn line(&self, kind: LeakKind) -> String {
+        let grace = humantime::format_duration(round_to_ms(self.grace));
+        let what = match kind {
+            LeakKind::Thread => "thread",
+            LeakKind::Task => "task",
+        };
+        if self.is_stuck() {
+            return format!(
+                "stuck: not woken during the {grace} grace period: nothing it waits for \
+                 happened (look for a missing close, drop or cancel)"
+            );
+        }
+        let why = if self.woken == 0 {
+            format!(
+                "waiting on a timer, not woken during the {grace} grace period: it wakes when \
+                 the timer fires"
+            )
+        } else {
+            let cpu = match self.cpu {
+                Some(cpu) if cpu >= Duration::from_millis(1) => {
+                    format!(
+                        ", using {} of CPU",
+                        humantime::format_duration(round_to_ms(cpu))
+                    )
+                }
+                _ => String::new(),
+            };
+            let times = if self.woken == 1 {
+                "once".to_owned()
+            } else {
+                format!("{} times", self.woken)
+            };
+            format!(
+                "woken {times} during the {grace} grace period{cpu}: a timer, I/O or a loop \
+                 keeps it running"
+            )
+        };
+        format!(
+            "active: {why}; it may end later, or never (if it ends by itself, a longer grace \
+             lets it; if it is meant to live, a rule silences this {what})"
+        )
     }
 }
 
@@ -400,6 +481,9 @@ impl Report {
             }
             return Ok(());
         }
+        if let Some(activity) = &leak.activity {
+            writeln!(f, "  {}", activity.line(leak.kind()))?;
+        }
         match (&self.subject, &leak.owner) {
             (Subject::Scope(_), _) => {}
             (_, Some(owner)) => writeln!(f, "  owner: `{owner}`")?,
@@ -489,6 +573,7 @@ mod tests {
             state: None,
             awaiting: Vec::new(),
             current_stack: Vec::new(),
+            activity: None,
             is_test_thread: false,
         }
     }
