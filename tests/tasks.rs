@@ -328,3 +328,63 @@ fn a_stuck_spawn_blocking_on_multi_thread_names_its_line_every_time() {
         );
     }
 }
+
+/// `untracked_tasks = "warn"`: on a plain build a task count no rule can match is reported
+/// and passes; under `tokio_unstable` the task is identified, so it fails as before, and the
+/// same toml's rule silences it exactly. Threads fail either way.
+#[test]
+fn untracked_task_counts_can_warn_while_identified_leaks_fail() {
+    let test = "leaks_task_waiting_on_channel";
+    let line = spawn_site("tasks.rs", "channel");
+    let dir = leakcheck_suite::temp_dir("untracked");
+    let warn_only = dir.join("warn.toml");
+    std::fs::write(&warn_only, "untracked_tasks = \"warn\"\n").unwrap();
+    let with_rule = dir.join("rule.toml");
+    std::fs::write(
+        &with_rule,
+        format!(
+            "untracked_tasks = \"warn\"\nignore_spawn = \"{}\"\n",
+            line.trim_end_matches(':')
+        ),
+    )
+    .unwrap();
+    let by_variable = [("LEAKCHECK_UNTRACKED_TASKS", "warn")];
+    let by_file = [("LEAKCHECK_CONFIG", warn_only.to_str().unwrap())];
+    for env in [&by_variable[..], &by_file[..]] {
+        let run = run_with_env("tasks", &["--exact", test], env);
+        if TOKIO_UNSTABLE {
+            assert_eq!(run.verdict(test), Some("FAILED"), "{env:?}: {}", run.stdout);
+            assert!(run.failure(test).contains(&format!("  spawned at {line}")));
+        } else {
+            assert_eq!(run.verdict(test), Some("ok"), "{env:?}: {}", run.stdout);
+            for text in [
+                "1 task still alive on the test's runtime",
+                "leakcheck: untracked_tasks = \"warn\": task counts leakcheck cannot identify \
+                 are reported, not failed",
+            ] {
+                assert!(
+                    run.stderr.contains(text),
+                    "{env:?}: no `{text}` in:\n{}",
+                    run.stderr
+                );
+            }
+        }
+    }
+    // Threads are never untracked.
+    let thread_test = "leaks_thread_spawned_from_a_task";
+    let run = run_with_env("tasks", &["--exact", thread_test], &by_variable);
+    assert_eq!(run.verdict(thread_test), Some("FAILED"), "{}", run.stdout);
+    // Under tokio_unstable the rule silences the known task: a clean pass, no report.
+    let run = run_with_env(
+        "tasks",
+        &["--exact", test],
+        &[("LEAKCHECK_CONFIG", with_rule.to_str().unwrap())],
+    );
+    assert_eq!(run.verdict(test), Some("ok"), "{}", run.stdout);
+    assert_eq!(
+        run.stderr.contains("leaked 1 task"),
+        !TOKIO_UNSTABLE,
+        "{}",
+        run.stderr
+    );
+}

@@ -5,7 +5,10 @@
 
 use crate::frames::{self, Frame};
 use crate::registry::{self, TaskOrigin, ThreadOrigin};
-use crate::report::{Ending, Identity, Leak, Report, Subject};
+use std::collections::HashMap;
+use std::time::Duration;
+
+use crate::report::{Activity, Ending, Identity, Leak, Report, Subject};
 use crate::scope::{self, PROCESS, ScopeId, TaskRef};
 use crate::tasks::Awaiting;
 use crate::threads;
@@ -18,7 +21,10 @@ pub(crate) fn report(found: Found) -> Report {
         suspects,
         waited,
         awaiting,
+        baseline,
+        grace,
     } = found;
+    let then = Baseline::of(&baseline, grace);
     let subject = match target {
         Target::Scope(scope) => Subject::Scope(scope::label(scope)),
         Target::Process => Subject::Process,
@@ -27,8 +33,21 @@ pub(crate) fn report(found: Found) -> Report {
     let leaks = suspects
         .into_iter()
         .map(|suspect| match suspect {
-            Suspect::Thread { tid, origin, stack } => thread_leak(tid, origin.as_deref(), stack),
-            Suspect::Task(origin) => task_leak(&origin, awaiting.as_ref()),
+            Suspect::Thread {
+                tid,
+                origin,
+                stack,
+                counters,
+            } => {
+                let mut leak = thread_leak(tid, origin.as_deref(), stack);
+                leak.activity = then.thread(tid, counters, &leak);
+                leak
+            }
+            Suspect::Task(origin) => {
+                let mut leak = task_leak(&origin, awaiting.as_ref());
+                leak.activity = then.task(&origin, &leak);
+                leak
+            }
             Suspect::UntrackedTasks(count) => Leak {
                 identity: Identity::UntrackedTasks { count },
                 owner: match target {
@@ -42,6 +61,7 @@ pub(crate) fn report(found: Found) -> Report {
                 state: None,
                 awaiting: Vec::new(),
                 current_stack: Vec::new(),
+                activity: None,
                 is_test_thread: false,
             },
         })
@@ -51,6 +71,79 @@ pub(crate) fn report(found: Found) -> Report {
         leaks,
         waited,
         ending: None,
+    }
+}
+
+/// Each leak as the grace period's looks first saw it: its wake-ups are counted from there.
+struct Baseline {
+    threads: HashMap<i32, threads::Counters>,
+    tasks: HashMap<tokio::task::Id, u32>,
+    grace: Duration,
+}
+
+impl Baseline {
+    fn of(first_look: &[Suspect], grace: Duration) -> Baseline {
+        let mut baseline = Baseline {
+            threads: HashMap::new(),
+            tasks: HashMap::new(),
+            grace,
+        };
+        for suspect in first_look {
+            match suspect {
+                Suspect::Thread {
+                    tid: Some(tid),
+                    counters: Some(counters),
+                    ..
+                } => {
+                    baseline.threads.entry(*tid).or_insert(*counters);
+                }
+                Suspect::Task(origin) => {
+                    baseline.tasks.entry(origin.id).or_insert(origin.polls);
+                }
+                _ => {}
+            }
+        }
+        baseline
+    }
+
+    /// A thread's wake-ups and CPU time since then; a timer is a sleep or a timed wait.
+    fn thread(
+        &self,
+        tid: Option<i32>,
+        now: Option<threads::Counters>,
+        leak: &Leak,
+    ) -> Option<Activity> {
+        let tid = tid?;
+        let (then, now) = (self.threads.get(&tid)?, now?);
+        let timer = threads::describe(tid).is_some_and(|os| os.timed)
+            || leak
+                .state
+                .as_deref()
+                .is_some_and(|state| state.contains("nanosleep"));
+        Some(Activity {
+            woken: now.wakeups.saturating_sub(then.wakeups),
+            cpu: Some(now.cpu.saturating_sub(then.cpu)),
+            timer,
+            grace: self.grace,
+        })
+    }
+
+    /// A task's polls since then; a timer is a tokio timer in its await trace.
+    fn task(&self, origin: &TaskOrigin, leak: &Leak) -> Option<Activity> {
+        let then = self.tasks.get(&origin.id)?;
+        let timer = leak.awaiting.iter().any(|frame| {
+            frame
+                .function()
+                .is_some_and(|function| function.contains("tokio::time::"))
+        });
+        // A task not yet polled then is started, not woken, by its first poll.
+        let woken = origin.polls.saturating_sub((*then).max(1));
+        Some(Activity {
+            woken: u64::from(woken),
+            cpu: None,
+            timer,
+            grace: self.grace,
+        })
     }
 }
 
@@ -134,6 +227,7 @@ fn thread_leak(tid: Option<i32>, origin: Option<&ThreadOrigin>, stack: Option<Ve
         state,
         awaiting: Vec::new(),
         current_stack,
+        activity: None,
         is_test_thread: false,
     }
 }
@@ -172,6 +266,7 @@ fn task_leak(origin: &TaskOrigin, awaiting: Option<&Awaiting>) -> Leak {
         state: state.map(str::to_owned),
         awaiting,
         current_stack: Vec::new(),
+        activity: None,
         is_test_thread: false,
     }
 }

@@ -76,8 +76,11 @@ fn check() -> Option<i32> {
             return Some(FAILED);
         }
     };
-    let found = verify::check(Target::Exit, &settings).map_err(describe::report);
-    match outcome::conclude(Check::Exit, found) {
+    let found = verify::check(Target::Exit, &settings).map_err(|found| describe::report(*found));
+    let untracked = settings
+        .untracked_tasks
+        .unwrap_or(config::UntrackedTasks::Fail);
+    match outcome::conclude(Check::Exit, found, untracked) {
         Err(message) => {
             eprintln!("{message}");
             Some(FAILED)

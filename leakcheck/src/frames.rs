@@ -265,7 +265,7 @@ pub(crate) fn location_frame(
         .and_then(|frame| frame.function().map(str::to_owned));
     Frame::new(
         function,
-        Some(location.file().to_owned()),
+        Some(display_path(std::path::Path::new(location.file()))),
         Some(location.line()),
         Some(location.column()),
     )

@@ -7,7 +7,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::pin::Pin;
 use std::time::Instant;
 
-use crate::config::{self, Settings};
+use crate::config::{self, Settings, UntrackedTasks};
 use crate::options::Options;
 use crate::outcome::{self, Check, Verdict};
 use crate::report::Ending;
@@ -87,10 +87,10 @@ pub fn run_test<R: TestOutcome>(spec: &TestSpec, options: &Options, body: impl F
     let timeout = arm_timeout(spec, &scope, &settings, None);
     let outcome = catch_unwind(AssertUnwindSafe(|| __rust_begin_short_backtrace(body)));
     drop(timeout);
-    let check =
-        verify::check(verify::Target::Scope(scope.id()), &settings).map_err(describe::report);
+    let check = verify::check(verify::Target::Scope(scope.id()), &settings)
+        .map_err(|found| describe::report(*found));
     drop(scope);
-    conclude(spec, outcome, check)
+    conclude(spec, outcome, check, UntrackedTasks::Fail)
 }
 
 /// The options the test's check runs with, or `None` under `LEAKCHECK=off` (the test runs
@@ -150,8 +150,9 @@ pub fn run_async_test<R: TestOutcome>(
     // are gone with it.
     .unwrap_or(Ok(()));
     drop(stall);
-    let tasks = tasks.map_err(describe::report);
+    let tasks = tasks.map_err(|found| describe::report(*found));
     let shutdown = Instant::now();
+    let untracked = settings.untracked_tasks.unwrap_or(UntrackedTasks::Fail);
     runtime.shutdown_timeout(settings.grace_period());
     let threads_settings = Settings {
         grace: Some(settings.grace_period().saturating_sub(shutdown.elapsed())),
@@ -159,14 +160,14 @@ pub fn run_async_test<R: TestOutcome>(
     };
     // The threads' report says how long they outlived the body, shutdown included.
     let threads = verify::check_threads(verify::Target::Scope(scope.id()), &threads_settings)
-        .map_err(|found| describe::report(found).waited_since(returned));
+        .map_err(|found| describe::report(*found).waited_since(returned));
     drop(scope);
     let check = match (tasks, threads) {
         (Ok(()), Ok(())) => Ok(()),
         (Err(report), Ok(())) | (Ok(()), Err(report)) => Err(report),
         (Err(tasks), Err(threads)) => Err(tasks.merge(threads)),
     };
-    conclude(spec, outcome, check)
+    conclude(spec, outcome, check, untracked)
 }
 
 /// With a `timeout`, an alarm that ends the process with a report if the body has not
@@ -230,6 +231,7 @@ fn conclude<R: TestOutcome>(
     spec: &TestSpec,
     outcome: std::thread::Result<R>,
     check: Result<(), Report>,
+    untracked: UntrackedTasks,
 ) -> R {
     let passed = passed_on_its_own(spec, &outcome);
     let name = spec.test_name();
@@ -239,6 +241,7 @@ fn conclude<R: TestOutcome>(
             passed,
         },
         check,
+        untracked,
     ) {
         Err(message) => outcome::fail(message),
         Ok(Verdict::Clean | Verdict::Warned) => {

@@ -229,7 +229,9 @@ impl Scope {
 /// If an environment variable or the shared file is not understood, with the message.
 fn check_configured(target: verify::Target, options: &Options) -> Result<(), Report> {
     match config::effective(options.settings()) {
-        Ok(Some(settings)) => verify::check(target, &settings).map_err(describe::report),
+        Ok(Some(settings)) => {
+            verify::check(target, &settings).map_err(|found| describe::report(*found))
+        }
         Ok(None) => Ok(()),
         Err(message) => outcome::fail(message.to_owned()),
     }
@@ -244,6 +246,8 @@ fn verify_and_conclude(target: verify::Target, scope: Option<scope::ScopeId>, op
             scope: name.as_deref(),
         },
         found,
+        // Untracked task counts come from a test's own runtime: never a call's.
+        config::UntrackedTasks::Fail,
     ) {
         Err(message) => panic!("{message}"),
         Ok(outcome::Verdict::Clean | outcome::Verdict::Warned) => {}

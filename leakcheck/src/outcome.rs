@@ -7,13 +7,17 @@
 
 use std::io::Write;
 
-use crate::config::{self, Mode};
+use crate::config::{self, Mode, UntrackedTasks};
 use crate::report::Report;
 use crate::report::json;
 
 /// What a report under `LEAKCHECK=warn` ends with.
 const WARN_ONLY: &str =
     "leakcheck: LEAKCHECK=warn: reported, not failed (LEAKCHECK=fail, the default, fails on leaks)";
+
+/// What a report of tasks leakcheck cannot identify ends with, under `untracked_tasks = "warn"`.
+const UNTRACKED_WARN_ONLY: &str = "leakcheck: untracked_tasks = \"warn\": task counts \
+    leakcheck cannot identify are reported, not failed (threads and identified tasks still fail)";
 
 /// Which check a result is of, for its JSON record.
 #[derive(Clone, Copy, Debug)]
@@ -55,10 +59,25 @@ pub(crate) enum Verdict {
     Fail(Report),
 }
 
-/// Records `found` and decides what it does. An error is a JSON record that could not be
-/// written, said with the file: the caller fails with it.
-pub(crate) fn conclude(check: Check<'_>, found: Result<(), Report>) -> Result<Verdict, String> {
-    let mode = config::mode();
+/// Records `found` and decides what it does: under `LEAKCHECK=warn`, or with
+/// `untracked_tasks = "warn"` when all that leaked is tasks leakcheck cannot identify, it is
+/// a warning. An error is a JSON record that could not be written, said with the file: the
+/// caller fails with it.
+pub(crate) fn conclude(
+    check: Check<'_>,
+    found: Result<(), Report>,
+    untracked: UntrackedTasks,
+) -> Result<Verdict, String> {
+    let mut mode = config::mode();
+    let mut warn_only = WARN_ONLY;
+    let only_untracked = found
+        .as_ref()
+        .err()
+        .is_some_and(Report::is_untracked_tasks_only);
+    if mode == Mode::Fail && untracked == UntrackedTasks::Warn && only_untracked {
+        mode = Mode::Warn;
+        warn_only = UNTRACKED_WARN_ONLY;
+    }
     write_json(&check.record(mode, found.as_ref().map(|_| ())))?;
     let Err(report) = found else {
         return Ok(Verdict::Clean);
@@ -72,7 +91,7 @@ pub(crate) fn conclude(check: Check<'_>, found: Result<(), Report>) -> Result<Ve
             } else {
                 ""
             };
-            let warning = format!("{lead}{report}\n{WARN_ONLY}\n");
+            let warning = format!("{lead}{report}\n{warn_only}\n");
             if matches!(check, Check::Test { passed: false, .. }) {
                 // Captured, and shown with the test's own failure, after it.
                 eprint!("{warning}");

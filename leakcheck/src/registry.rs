@@ -224,6 +224,9 @@ pub(crate) struct TaskOrigin {
     /// Only with `LEAKCHECK_TASK_BACKTRACE=1`: boxed, so that a task without one costs no
     /// more than its few fields.
     pub(crate) spawn: Option<Box<SpawnTrace<TASK_FRAMES>>>,
+    /// How many times it has been polled: what a check compares over its grace period to
+    /// tell a stuck task from one that is still woken.
+    pub(crate) polls: u32,
     /// The live-task count of its scope, decremented when it terminates.
     #[cfg(tokio_unstable)]
     scope_count: Arc<AtomicUsize>,
@@ -459,6 +462,7 @@ pub(crate) fn add_task(
         spawned_at,
         parent,
         spawn,
+        polls: 0,
         scope_count,
     };
     shard.live.insert(id, origin);
@@ -481,10 +485,14 @@ pub(crate) fn task_alive(id: tokio::task::Id) -> bool {
     shard(id).lock().live.contains_key(&id)
 }
 
-/// The scope that owns a live task, for the poll hooks.
+/// A poll of a live task begins: counted, and the scope that owns it returned, for the
+/// poll hooks.
 #[cfg(tokio_unstable)]
-pub(crate) fn task_scope(id: tokio::task::Id) -> Option<ScopeId> {
-    shard(id).lock().live.get(&id).map(|origin| origin.scope)
+pub(crate) fn polling(id: tokio::task::Id) -> Option<ScopeId> {
+    let mut shard = shard(id).lock();
+    let origin = shard.live.get_mut(&id)?;
+    origin.polls = origin.polls.wrapping_add(1);
+    Some(origin.scope)
 }
 
 /// The live tasks registered to `scope`. A clean scope costs one atomic read; a scope with

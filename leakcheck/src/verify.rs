@@ -48,6 +48,8 @@ pub(crate) enum Suspect {
         /// Its current stack, resolved, if an `ignore_top` rule already had it captured:
         /// the report reuses it rather than interrupt the thread again.
         stack: Option<Vec<Frame>>,
+        /// How much it had run when this look saw it.
+        counters: Option<threads::Counters>,
     },
     Task(Arc<TaskOrigin>),
     /// Tasks of a test's runtime that tokio counts but leakcheck cannot tell apart.
@@ -63,6 +65,11 @@ pub(crate) struct Found {
     pub(crate) waited: Duration,
     /// For a test's tasks: where each is awaiting, from a dump of its runtime.
     pub(crate) awaiting: Option<Awaiting>,
+    /// What the quick looks saw during the grace period: with the final look, how often
+    /// each leak was woken during it.
+    pub(crate) baseline: Vec<Suspect>,
+    /// The grace period the check waited.
+    pub(crate) grace: Duration,
 }
 
 /// When to look again: at once, then after 1 ms, doubling up to 100 ms, until the grace
@@ -111,22 +118,35 @@ enum Look {
     Final,
 }
 
+/// What [`retry`] found when something outlived the grace period.
+struct Outlived {
+    /// Every quick look's findings, in order: each suspect's earliest counters are the
+    /// start of its grace period (a thread still starting at the first look has none yet).
+    earlier: Vec<Suspect>,
+    /// The final look.
+    last: Vec<Suspect>,
+    /// Wall time waited before the final look.
+    waited: Duration,
+}
+
 /// The one retry loop: quick looks with `sleep` between them as [`Backoff`] says, the grace
-/// measured on `clock`, then a final look. `Err` holds what the final look found and the
-/// wall time waited before it.
+/// measured on `clock`, then a final look.
 async fn retry<S: Future<Output = ()>>(
     grace: Duration,
     clock: impl Fn() -> Instant,
     mut look: impl FnMut(Look) -> Vec<Suspect>,
     sleep: impl Fn(Duration) -> S,
-) -> Result<(), (Vec<Suspect>, Duration)> {
+) -> Result<(), Outlived> {
     let wall = Instant::now();
     let started = clock();
     let mut backoff = Backoff::new(grace);
+    let mut earlier = Vec::new();
     loop {
-        if look(Look::Quick).is_empty() {
+        let found = look(Look::Quick);
+        if found.is_empty() {
             return Ok(());
         }
+        earlier.extend(found);
         match backoff.next_delay(clock().saturating_duration_since(started)) {
             Some(delay) => sleep(delay).await,
             None => break,
@@ -135,12 +155,15 @@ async fn retry<S: Future<Output = ()>>(
     // Wall time even on a paused tokio clock: the report says how long the leaks outlived
     // the body.
     let waited = wall.elapsed();
-    let suspects = look(Look::Final);
-    if suspects.is_empty() {
-        Ok(())
-    } else {
-        Err((suspects, waited))
+    let last = look(Look::Final);
+    if last.is_empty() {
+        return Ok(());
     }
+    Err(Outlived {
+        earlier,
+        last,
+        waited,
+    })
 }
 
 /// Runs a future whose every await is ready when first polled ([`retry`] with a sleep that
@@ -156,17 +179,17 @@ fn run_ready<F: Future>(future: F) -> F::Output {
 }
 
 /// Checks threads and hooked tasks of `target`, sleeping between looks.
-pub(crate) fn check(target: Target, settings: &Settings) -> Result<(), Found> {
+pub(crate) fn check(target: Target, settings: &Settings) -> Result<(), Box<Found>> {
     check_sleeping(target, settings, true)
 }
 
 /// Checks the threads of `target` only: an async test's tasks were checked inside its
 /// runtime already.
-pub(crate) fn check_threads(target: Target, settings: &Settings) -> Result<(), Found> {
+pub(crate) fn check_threads(target: Target, settings: &Settings) -> Result<(), Box<Found>> {
     check_sleeping(target, settings, false)
 }
 
-fn check_sleeping(target: Target, settings: &Settings, with_tasks: bool) -> Result<(), Found> {
+fn check_sleeping(target: Target, settings: &Settings, with_tasks: bool) -> Result<(), Box<Found>> {
     say_what_is_not_checked();
     let rules = Rules::new(settings);
     let look = |look| {
@@ -180,14 +203,17 @@ fn check_sleeping(target: Target, settings: &Settings, with_tasks: bool) -> Resu
         std::thread::sleep(delay);
         std::future::ready(())
     };
-    run_ready(retry(settings.grace_period(), Instant::now, look, sleep)).map_err(
-        |(suspects, waited)| Found {
+    let outlived = run_ready(retry(settings.grace_period(), Instant::now, look, sleep));
+    outlived.map_err(|outlived| {
+        Box::new(Found {
             target,
-            suspects,
-            waited,
+            suspects: outlived.last,
+            waited: outlived.waited,
             awaiting: None,
-        },
-    )
+            baseline: outlived.earlier,
+            grace: settings.grace_period(),
+        })
+    })
 }
 
 /// Checks the tasks of a test's scope from inside its runtime, which keeps running them
@@ -201,7 +227,7 @@ pub(crate) async fn check_tasks(
     scope: ScopeId,
     settings: &Settings,
     runtime: &TestRuntime,
-) -> Result<(), Found> {
+) -> Result<(), Box<Found>> {
     let target = Target::Scope(scope);
     let rules = Rules::new(settings);
     let look = |look| {
@@ -216,12 +242,14 @@ pub(crate) async fn check_tasks(
     let clock = || tokio::time::Instant::now().into_std();
     match retry(settings.grace_period(), clock, look, tokio::time::sleep).await {
         Ok(()) => Ok(()),
-        Err((suspects, waited)) => Err(Found {
+        Err(outlived) => Err(Box::new(Found {
             target,
-            suspects,
-            waited,
+            suspects: outlived.last,
+            waited: outlived.waited,
             awaiting: Some(tasks::awaiting(runtime.handle()).await),
-        }),
+            baseline: outlived.earlier,
+            grace: settings.grace_period(),
+        })),
     }
 }
 
@@ -254,6 +282,11 @@ fn alive_threads(target: Target, rules: &Rules<'_>, look: Look) -> Vec<Suspect> 
             }
         });
     }
+    // Read before any capture below: the capture's signal wakes the thread once.
+    let mut counters: HashMap<i32, threads::Counters> = found
+        .iter()
+        .filter_map(|(tid, _)| Some(((*tid)?, threads::counters((*tid)?)?)))
+        .collect();
     let mut stacks: HashMap<i32, Vec<Frame>> = HashMap::new();
     if rules.has_top_rules() && look == Look::Final {
         found.retain(|(tid, _)| {
@@ -274,6 +307,7 @@ fn alive_threads(target: Target, rules: &Rules<'_>, look: Look) -> Vec<Suspect> 
         .into_iter()
         .map(|(tid, origin)| Suspect::Thread {
             stack: tid.and_then(|tid| stacks.remove(&tid)),
+            counters: tid.and_then(|tid| counters.remove(&tid)),
             tid,
             origin,
         })

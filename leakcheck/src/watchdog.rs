@@ -162,6 +162,8 @@ fn end_the_stuck_test(watch: Watch) -> ! {
         awaiting: Some(Err(
             "where it awaits is not known: the test's thread is stuck, so no task dump",
         )),
+        baseline: Vec::new(),
+        grace: watch.settings.grace_period(),
     };
     let report = describe::stuck_test(found, watch.tid, watch.ending);
     outcome::end_process(

@@ -14,6 +14,8 @@ pub(crate) const MODE_VAR: &str = "LEAKCHECK";
 pub(crate) const GRACE_VAR: &str = "LEAKCHECK_GRACE";
 /// `LEAKCHECK_TIMEOUT`: end a test that has not returned by then, with a report.
 pub(crate) const TIMEOUT_VAR: &str = "LEAKCHECK_TIMEOUT";
+/// `LEAKCHECK_UNTRACKED_TASKS`: what task counts leakcheck cannot identify do.
+pub(crate) const UNTRACKED_TASKS_VAR: &str = "LEAKCHECK_UNTRACKED_TASKS";
 /// `LEAKCHECK_REPORT`: the file JSON lines are appended to.
 pub(crate) const REPORT_VAR: &str = "LEAKCHECK_REPORT";
 /// `LEAKCHECK_CONFIG`: the shared allowlist file to use instead of looking for one.
@@ -42,12 +44,35 @@ impl Mode {
     }
 }
 
+/// What tasks leakcheck can count but not identify (a build without `tokio_unstable`, a
+/// runtime without leakcheck's hooks) do to a test: no rule can match them, so a team on
+/// stable tokio whose suite has a known long-lived task needs this switch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum UntrackedTasks {
+    /// The default: they fail the test like any leak.
+    Fail,
+    /// They are reported, and the test passes (threads and identified tasks still fail).
+    Warn,
+}
+
+impl UntrackedTasks {
+    /// `"fail"` or `"warn"`, from a variable or `leakcheck.toml`.
+    pub(crate) fn parse(value: &str) -> Option<UntrackedTasks> {
+        match value.trim() {
+            "fail" => Some(UntrackedTasks::Fail),
+            "warn" => Some(UntrackedTasks::Warn),
+            _ => None,
+        }
+    }
+}
+
 /// The variables, parsed.
 #[derive(Debug)]
 pub(crate) struct Environment {
     pub(crate) mode: Mode,
     pub(crate) grace: Option<Duration>,
     pub(crate) timeout: Option<Duration>,
+    pub(crate) untracked_tasks: Option<UntrackedTasks>,
     pub(crate) report: Option<PathBuf>,
     pub(crate) config_file: Option<PathBuf>,
     /// Whether task spawn hooks capture a backtrace (`LEAKCHECK_TASK_BACKTRACE=1`). Without
@@ -113,6 +138,16 @@ fn read() -> Result<Environment, String> {
     };
     let grace = duration(GRACE_VAR)?;
     let timeout = duration(TIMEOUT_VAR)?;
+    let untracked_tasks = match variable(UNTRACKED_TASKS_VAR)? {
+        None => None,
+        Some(value) => Some(UntrackedTasks::parse(&value).ok_or_else(|| {
+            format!(
+                "leakcheck: {UNTRACKED_TASKS_VAR}={value:?} is not understood: expected fail \
+                 (task counts leakcheck cannot identify fail the test, the default) or warn \
+                 (they are reported, and the test passes)"
+            )
+        })?),
+    };
     let path = |name: &str| -> Result<Option<PathBuf>, String> {
         match variable(name)? {
             Some(value) if value.trim().is_empty() => Err(format!(
@@ -136,6 +171,7 @@ fn read() -> Result<Environment, String> {
         mode,
         grace,
         timeout,
+        untracked_tasks,
         report: path(REPORT_VAR)?,
         config_file: path(CONFIG_VAR)?,
         #[cfg(tokio_unstable)]

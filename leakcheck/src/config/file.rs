@@ -19,7 +19,7 @@ use std::sync::OnceLock;
 use leakcheck_rules::RuleKind;
 use toml::de::{DeTable, DeValue};
 
-use super::Settings;
+use super::{Settings, UntrackedTasks};
 
 /// The file's name.
 pub(crate) const FILE_NAME: &str = "leakcheck.toml";
@@ -105,6 +105,14 @@ pub(crate) fn parse(path: &Path, text: &str) -> Result<Settings, String> {
                     _ => file.timeout = Some(duration),
                 }
             }
+            "untracked_tasks" => {
+                let policy = match value.get_ref() {
+                    DeValue::String(text) => UntrackedTasks::parse(text),
+                    _ => None,
+                };
+                file.untracked_tasks =
+                    Some(policy.ok_or_else(|| bad("expected \"fail\" (the default) or \"warn\""))?);
+            }
             "default_allowlist" => {
                 let DeValue::Boolean(on) = value.get_ref() else {
                     return Err(bad("expected true or false"));
@@ -129,7 +137,7 @@ pub(crate) fn parse(path: &Path, text: &str) -> Result<Settings, String> {
                     Some(key.span()),
                     &format!(
                         "unknown key `{other}`: expected grace, timeout, ignore_thread, \
-                         ignore_spawn, ignore_top or default_allowlist"
+                         ignore_spawn, ignore_top, default_allowlist or untracked_tasks"
                     ),
                 ));
             }
@@ -183,7 +191,8 @@ mod tests {
              ignore_thread = [\"metrics-*\", \"audit\"]\n\
              ignore_spawn = \"my_crate::telemetry::start\"\n\
              ignore_top = [\"my_crate::pool::park\"]\n\
-             default_allowlist = false\n",
+             default_allowlist = false\n\
+             untracked_tasks = \"warn\"\n",
         )
         .unwrap();
         assert_eq!(file.grace, Some(Duration::from_millis(250)));
@@ -192,6 +201,7 @@ mod tests {
         assert_eq!(file.ignore_spawns, ["my_crate::telemetry::start"]);
         assert_eq!(file.ignore_tops, ["my_crate::pool::park"]);
         assert_eq!(file.default_allowlist, Some(false));
+        assert_eq!(file.untracked_tasks, Some(UntrackedTasks::Warn));
     }
 
     #[test]

@@ -10,7 +10,7 @@ mod file;
 
 #[cfg(any(lc_thread_hook, tokio_unstable))]
 pub(crate) use env::mode_before_main;
-pub(crate) use env::{Mode, REPORT_VAR, TASK_BACKTRACE_VAR, environment, mode};
+pub(crate) use env::{Mode, REPORT_VAR, TASK_BACKTRACE_VAR, UntrackedTasks, environment, mode};
 pub(crate) use file::remember_manifest_dir;
 
 use std::collections::BTreeSet;
@@ -39,6 +39,8 @@ pub(crate) struct Settings {
     /// Threads alive when `Options::ignore_current` was called.
     pub(crate) ignore_current: Option<Arc<BTreeSet<i32>>>,
     pub(crate) default_allowlist: Option<bool>,
+    /// What task counts that cannot be told apart do: fail (the default) or warn.
+    pub(crate) untracked_tasks: Option<UntrackedTasks>,
     /// How long a test body may run before the process ends with a report of what it runs
     /// (off when `None`).
     pub(crate) timeout: Option<Duration>,
@@ -75,6 +77,7 @@ impl Settings {
         self.grace = self.grace.or(shared.grace);
         self.default_allowlist = self.default_allowlist.or(shared.default_allowlist);
         self.timeout = self.timeout.or(shared.timeout);
+        self.untracked_tasks = self.untracked_tasks.or(shared.untracked_tasks);
         self
     }
 }
@@ -94,6 +97,7 @@ pub(crate) fn effective(settings: &Settings) -> Result<Option<Settings>, &'stati
     };
     merged.grace = environment.grace.or(merged.grace);
     merged.timeout = environment.timeout.or(merged.timeout);
+    merged.untracked_tasks = environment.untracked_tasks.or(merged.untracked_tasks);
     Ok(Some(merged))
 }
 

@@ -9,12 +9,14 @@ use std::path::Path;
 
 use serde_json::{Value, json};
 
-use super::{Identity, Leak, Report};
+use super::{Ending, Identity, Report, group};
 use crate::config::Mode;
 use crate::frames::Frame;
 
 /// The version of the line format.
-pub(crate) const SCHEMA_VERSION: u32 = 1;
+/// 2: leaks come as groups of identical leaks (`groups`, each with a `count` and `ids`)
+/// where version 1 had one object per leak (`leaks`); lines are bounded (`omitted`).
+pub(crate) const SCHEMA_VERSION: u32 = 2;
 
 /// What one check found, for one JSON line.
 pub(crate) struct Record<'a> {
@@ -30,16 +32,49 @@ pub(crate) struct Record<'a> {
     pub(crate) found: Result<(), &'a Report>,
 }
 
+/// The most bytes of groups one line carries: with the rest of the line, under 64 KiB,
+/// whatever leaks; what does not fit is counted in `omitted`.
+const GROUPS_BUDGET: usize = 56 * 1024;
+
+/// Ids and names listed per group before the rest are counted.
+const IDS_LISTED: usize = 64;
+const NAMES_LISTED: usize = 16;
+
 impl Record<'_> {
     pub(crate) fn to_json(&self) -> Value {
-        let (outcome, waited_ms, leaks) = match self.found {
-            Ok(()) => ("clean", 0, Vec::new()),
-            Err(report) => (
-                "leaked",
-                report.waited.as_millis(),
-                report.leaks.iter().map(leak).collect(),
-            ),
+        let Err(report) = self.found else {
+            return self.line("clean", 0, Vec::new(), None, None);
         };
+        let mut groups = Vec::new();
+        let mut bytes = 0;
+        let all = group::groups(&report.leaks);
+        let mut omitted = (0, 0);
+        for group in &all {
+            let value = group_json(group);
+            let size = value.to_string().len();
+            if !groups.is_empty() && bytes + size > GROUPS_BUDGET {
+                omitted = (omitted.0 + 1, omitted.1 + group.count());
+                continue;
+            }
+            bytes += size;
+            groups.push(value);
+        }
+        let omitted = (omitted.0 > 0).then(|| json!({"groups": omitted.0, "leaks": omitted.1}));
+        let ended = report.ending.map(|ending| match ending {
+            Ending::Stalled => "stalled",
+            Ending::TimedOut(_) => "timed_out",
+        });
+        self.line("leaked", report.waited.as_millis(), groups, omitted, ended)
+    }
+
+    fn line(
+        &self,
+        outcome: &str,
+        waited_ms: u128,
+        groups: Vec<Value>,
+        omitted: Option<Value>,
+        ended: Option<&str>,
+    ) -> Value {
         json!({
             "schema_version": SCHEMA_VERSION,
             "check": self.check,
@@ -48,13 +83,27 @@ impl Record<'_> {
             "mode": self.mode.as_str(),
             "test_passed": self.test_passed,
             "waited_ms": waited_ms,
-            "leaks": leaks,
+            "ended": ended,
+            "groups": groups,
+            "omitted": omitted,
         })
     }
 }
 
-fn leak(leak: &Leak) -> Value {
+/// One group of identical leaks: their count and ids, and what the first says for all.
+fn group_json(group: &group::Group<'_>) -> Value {
+    let leak = group.first();
+    let kind = match leak.identity {
+        Identity::Thread { .. } => "thread",
+        Identity::Task { .. } => "task",
+        Identity::UntrackedTasks { .. } => "untracked_tasks",
+    };
+    let ids = group.ids();
+    let names = group.names();
     let mut object = json!({
+        "kind": kind,
+        "count": group.count(),
+        "ids": ids.iter().take(IDS_LISTED).collect::<Vec<_>>(),
         "owner": leak.owner,
         "spawn": leak.spawn_site.as_ref().map(frame),
         "spawned_by": leak.spawned_by,
@@ -62,15 +111,21 @@ fn leak(leak: &Leak) -> Value {
         "spawn_backtrace": leak.spawn_backtrace.iter().map(frame).collect::<Vec<_>>(),
         "current_stack": leak.current_stack.iter().map(frame).collect::<Vec<_>>(),
         "awaiting": leak.awaiting.iter().map(frame).collect::<Vec<_>>(),
-        "ignore_rules": leak.ignore_rules(),
+        "ignore_rules": group.ignore_rules(),
+        "test_thread": leak.is_test_thread,
+        "woken_during_grace": leak.woken_during_grace(),
+        "activity": leak.is_stuck().map(|stuck| if stuck { "stuck" } else { "active" }),
     });
-    let identity = match &leak.identity {
-        Identity::Thread { tid, name } => json!({"kind": "thread", "tid": tid, "name": name}),
-        Identity::Task { id } => json!({"kind": "task", "task_id": id}),
-        Identity::UntrackedTasks { count } => json!({"kind": "untracked_tasks", "count": count}),
-    };
-    if let (Value::Object(object), Value::Object(identity)) = (&mut object, identity) {
-        object.extend(identity);
+    if let Value::Object(object) = &mut object {
+        if ids.len() > IDS_LISTED {
+            object.insert("ids_omitted".into(), json!(ids.len() - IDS_LISTED));
+        }
+        if kind == "thread" {
+            object.insert(
+                "names".into(),
+                json!(names.iter().take(NAMES_LISTED).collect::<Vec<_>>()),
+            );
+        }
     }
     object
 }

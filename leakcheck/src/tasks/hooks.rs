@@ -51,7 +51,7 @@ fn before_poll(meta: &TaskMeta<'_>) {
         id: meta.id(),
         spawned_at: meta.spawned_at(),
     };
-    scope::enter_task(task, registry::task_scope(meta.id()));
+    scope::enter_task(task, registry::polling(meta.id()));
 }
 
 fn after_poll(_meta: &TaskMeta<'_>) {

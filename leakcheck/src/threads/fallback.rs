@@ -24,6 +24,10 @@ pub(crate) fn describe(_tid: i32) -> Option<OsThread> {
 
 pub(crate) fn release_current_thread() {}
 
+pub(crate) fn counters(_tid: i32) -> Option<super::Counters> {
+    None
+}
+
 pub(crate) fn capture_stack(_tid: i32) -> Result<Vec<usize>, &'static str> {
     Err("not captured (current stacks need Linux)")
 }

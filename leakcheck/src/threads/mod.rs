@@ -16,7 +16,7 @@ mod stack;
 #[cfg(lc_thread_hook)]
 pub(crate) use {
     hook::release_current_thread,
-    procfs::{current_tid, describe, is_alive, list},
+    procfs::{counters, current_tid, describe, is_alive, list},
     stack::capture as capture_stack,
 };
 
@@ -24,7 +24,7 @@ pub(crate) use {
 mod fallback;
 #[cfg(not(lc_thread_hook))]
 pub(crate) use fallback::{
-    capture_stack, current_tid, describe, is_alive, list, release_current_thread,
+    capture_stack, counters, current_tid, describe, is_alive, list, release_current_thread,
 };
 
 /// Whether the hook sees the names threads give themselves (`pthread_setname_np` is
@@ -55,6 +55,19 @@ pub(crate) struct OsThread {
     pub(crate) wchan: Option<String>,
     /// The system call it is blocked in, described (`futex`, `pipe read from fd 5`, ...).
     pub(crate) blocked_in: Option<String>,
+    /// Whether that call has a timeout (a sleep, a timed wait or poll): the thread wakes by
+    /// itself when it runs out.
+    pub(crate) timed: bool,
+}
+
+/// How much a thread has run: what a check compares over its grace period to tell a stuck
+/// thread from one that is still woken.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Counters {
+    /// Times it went to sleep and was woken (`voluntary_ctxt_switches`).
+    pub(crate) wakeups: u64,
+    /// CPU time it has used, user and system.
+    pub(crate) cpu: std::time::Duration,
 }
 
 impl OsThread {

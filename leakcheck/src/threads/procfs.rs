@@ -3,7 +3,9 @@
 
 use std::fs;
 
-use super::OsThread;
+use std::time::Duration;
+
+use super::{Counters, OsThread};
 
 pub(crate) fn current_tid() -> i32 {
     // SAFETY: gettid has no preconditions.
@@ -41,15 +43,73 @@ pub(crate) fn describe(tid: i32) -> Option<OsThread> {
     let wchan = fs::read_to_string(format!("{dir}/wchan"))
         .ok()
         .filter(|wchan| !wchan.is_empty() && wchan != "0");
-    let blocked_in = fs::read_to_string(format!("{dir}/syscall"))
-        .ok()
-        .and_then(|line| describe_syscall(&line));
+    let syscall = fs::read_to_string(format!("{dir}/syscall")).unwrap_or_default();
     Some(OsThread {
         comm,
         state,
         wchan,
-        blocked_in,
+        blocked_in: describe_syscall(&syscall),
+        timed: has_timeout(&syscall),
     })
+}
+
+/// How much `tid` has run so far: wake-ups from `status`, CPU ticks from `stat`.
+pub(crate) fn counters(tid: i32) -> Option<Counters> {
+    let dir = format!("/proc/self/task/{tid}");
+    let status = fs::read_to_string(format!("{dir}/status")).ok()?;
+    let wakeups = status
+        .lines()
+        .find_map(|line| line.strip_prefix("voluntary_ctxt_switches:"))?
+        .trim()
+        .parse()
+        .ok()?;
+    let stat = fs::read_to_string(format!("{dir}/stat")).ok()?;
+    // After the last ')': state is field 3, utime and stime fields 14 and 15.
+    let mut fields = stat[stat.rfind(')')? + 1..].split_whitespace().skip(11);
+    let user: u64 = fields.next()?.parse().ok()?;
+    let system: u64 = fields.next()?.parse().ok()?;
+    Some(Counters {
+        wakeups,
+        cpu: Duration::from_secs_f64((user + system) as f64 / clock_ticks_per_second()),
+    })
+}
+
+fn clock_ticks_per_second() -> f64 {
+    // SAFETY: sysconf has no preconditions.
+    match unsafe { libc::sysconf(libc::_SC_CLK_TCK) } {
+        ticks if ticks > 0 => ticks as f64,
+        _ => 100.0,
+    }
+}
+
+/// Whether the system call in `/proc/<tid>/syscall` waits with a timeout, so that the
+/// thread wakes by itself: a sleep, a futex wait with a timeout, a poll with one.
+fn has_timeout(line: &str) -> bool {
+    let mut fields = line.split_whitespace();
+    let Some(Ok(number)) = fields.next().map(str::parse::<libc::c_long>) else {
+        return false;
+    };
+    let args: Vec<u64> = fields
+        .take(6)
+        .filter_map(|arg| u64::from_str_radix(arg.trim_start_matches("0x"), 16).ok())
+        .collect();
+    let arg = |at: usize| args.get(at).copied().unwrap_or(0);
+    // A C `int` timeout of -1 arrives as its 64-bit register value.
+    let forever = |value: u64| value as u32 == u32::MAX;
+    match number {
+        libc::SYS_nanosleep | libc::SYS_clock_nanosleep => true,
+        libc::SYS_futex => arg(3) != 0,
+        libc::SYS_ppoll => arg(2) != 0,
+        libc::SYS_pselect6 => arg(4) != 0,
+        libc::SYS_epoll_pwait => !forever(arg(3)),
+        #[cfg(target_arch = "x86_64")]
+        libc::SYS_poll => !forever(arg(2)),
+        #[cfg(target_arch = "x86_64")]
+        libc::SYS_epoll_wait => !forever(arg(3)),
+        #[cfg(target_arch = "x86_64")]
+        libc::SYS_select => arg(4) != 0,
+        _ => false,
+    }
 }
 
 /// `/proc/<tid>/syscall` is `NR arg1 .. arg6 sp pc` while blocked in a system call,
@@ -155,6 +215,40 @@ mod tests {
             libc::close(fds[0]);
             libc::close(fds[1]);
         }
+    }
+
+    #[test]
+    fn sleeps_and_timed_waits_have_a_timeout_and_plain_waits_do_not() {
+        let line = |number: libc::c_long, args: &str| format!("{number} {args} 0x7ffd 0x7f00");
+        assert!(has_timeout(&line(
+            libc::SYS_clock_nanosleep,
+            "0x1 0x0 0x7ffd 0x0 0x0 0x0"
+        )));
+        assert!(has_timeout(&line(
+            libc::SYS_futex,
+            "0x7f00 0x189 0x0 0x7ffd 0x0 0xffffffff"
+        )));
+        assert!(!has_timeout(&line(
+            libc::SYS_futex,
+            "0x7f00 0x80 0x2 0x0 0x0 0x0"
+        )));
+        assert!(!has_timeout(&line(
+            libc::SYS_epoll_pwait,
+            "0x3 0x7ffd 0x400 0xffffffff 0x0 0x8"
+        )));
+        assert!(has_timeout(&line(
+            libc::SYS_epoll_pwait,
+            "0x3 0x7ffd 0x400 0x1f4 0x0 0x8"
+        )));
+        assert!(!has_timeout("running"));
+    }
+
+    #[test]
+    fn counts_its_own_wakeups_and_cpu() {
+        let before = counters(current_tid()).unwrap();
+        std::thread::sleep(Duration::from_millis(2));
+        let after = counters(current_tid()).unwrap();
+        assert!(after.wakeups > before.wakeups, "{before:?} {after:?}");
     }
 
     #[test]

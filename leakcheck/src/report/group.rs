@@ -1,0 +1,205 @@
+//! Identical leaks, one paragraph. Leaks of one report that share their kind, owner, spawn
+//! site, spawner and where they are now (state, current stack, await trace) are one group,
+//! printed once with a count and their ids, as Go's goroutine profile groups identical
+//! stacks: 500 copies of the same leaked task are one thing to fix, not 500. Groups come
+//! biggest first; a report never groups leaks of different tests (a report is one test's).
+
+use super::{Identity, Leak, LeakKind};
+
+/// Ids shown of a group before the rest are counted.
+const IDS_SHOWN: usize = 8;
+
+/// Leaks a reader cannot tell apart but by their ids.
+pub(crate) struct Group<'a> {
+    pub(crate) leaks: Vec<&'a Leak>,
+}
+
+/// What makes two leaks the same to a reader.
+fn key(leak: &Leak) -> impl PartialEq + '_ {
+    let shown = |frames: &[crate::frames::Frame]| -> Vec<String> {
+        frames.iter().map(ToString::to_string).collect()
+    };
+    (
+        (leak.kind(), leak.is_test_thread, leak.backtrace_recorded),
+        leak.activity
+            .map(|activity| (activity.is_stuck(), activity.woken == 0)),
+        matches!(leak.identity, Identity::UntrackedTasks { .. }),
+        (&leak.owner, &leak.spawned_by, &leak.state),
+        leak.spawn_site.as_ref().map(|site| site.to_string()),
+        (shown(&leak.current_stack), shown(&leak.awaiting)),
+        shown(&leak.spawn_backtrace),
+    )
+}
+
+/// `leaks` grouped, biggest groups first, ties in the order the leaks came.
+pub(crate) fn groups(leaks: &[Leak]) -> Vec<Group<'_>> {
+    let mut groups: Vec<Group<'_>> = Vec::new();
+    for leak in leaks {
+        // Counts without identities, and the test's own thread, stand alone.
+        let alone = leak.is_test_thread || matches!(leak.identity, Identity::UntrackedTasks { .. });
+        let same = (!alone)
+            .then(|| {
+                groups
+                    .iter_mut()
+                    .find(|group| key(group.leaks[0]) == key(leak))
+            })
+            .flatten();
+        match same {
+            Some(group) => group.leaks.push(leak),
+            None => groups.push(Group { leaks: vec![leak] }),
+        }
+    }
+    groups.sort_by_key(|group| std::cmp::Reverse(group.leaks.len()));
+    groups
+}
+
+impl<'a> Group<'a> {
+    /// The leak that speaks for the group.
+    pub(crate) fn first(&self) -> &'a Leak {
+        self.leaks[0]
+    }
+
+    /// How many threads or tasks the group stands for.
+    pub(crate) fn count(&self) -> usize {
+        self.leaks.iter().map(|leak| leak.identity.count()).sum()
+    }
+
+    /// The thread or task ids, in order; a thread still starting has none.
+    pub(crate) fn ids(&self) -> Vec<u64> {
+        let mut ids: Vec<u64> = self
+            .leaks
+            .iter()
+            .filter_map(|leak| match leak.identity {
+                Identity::Thread { tid, .. } => tid.and_then(|tid| u64::try_from(tid).ok()),
+                Identity::Task { id } => Some(id),
+                Identity::UntrackedTasks { .. } => None,
+            })
+            .collect();
+        ids.sort_unstable();
+        ids
+    }
+
+    /// The threads' names, in id order (empty for tasks).
+    pub(crate) fn names(&self) -> Vec<&'a str> {
+        self.leaks
+            .iter()
+            .filter_map(|leak| match &leak.identity {
+                Identity::Thread { name, .. } => name.as_deref(),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The paragraph's first words: the identity of a single leak as ever, else
+    /// `500 tasks (ids 4-503)` or `100 threads (tids 20-119) "worker-0" … "worker-99"`.
+    pub(crate) fn heading(&self) -> String {
+        if self.leaks.len() == 1 {
+            return self.first().identity.to_string();
+        }
+        let count = self.leaks.len();
+        let ids = id_list(&self.ids());
+        match self.first().kind() {
+            LeakKind::Task => format!("{count} tasks (ids {ids})"),
+            LeakKind::Thread => {
+                let names = self.names();
+                let named = match (names.first(), names.last()) {
+                    _ if names.len() < count => String::new(),
+                    (Some(first), Some(last)) if first == last => format!(" \"{first}\""),
+                    (Some(first), Some(last)) => format!(" \"{first}\" … \"{last}\""),
+                    _ => String::new(),
+                };
+                format!("{count} threads (tids {ids}){named}")
+            }
+        }
+    }
+
+    /// The arguments that would silence every leak of the group: the first's, with one glob
+    /// over the threads' names when they differ (their common start).
+    pub(crate) fn ignore_rules(&self) -> Vec<String> {
+        let mut rules = self.first().ignore_rules();
+        let names = self.names();
+        let differ = names.windows(2).any(|pair| pair[0] != pair[1]);
+        if differ
+            && rules
+                .first()
+                .is_some_and(|rule| rule.starts_with("ignore_thread"))
+        {
+            rules.remove(0);
+            let prefix = common_prefix(&names);
+            if names.len() == self.leaks.len() && !prefix.is_empty() {
+                rules.insert(
+                    0,
+                    format!("ignore_thread = \"{}*\"", glob::Pattern::escape(prefix)),
+                );
+            }
+        }
+        rules
+    }
+}
+
+fn common_prefix<'a>(names: &[&'a str]) -> &'a str {
+    let Some(first) = names.first() else {
+        return "";
+    };
+    let mut end = first.len();
+    for name in &names[1..] {
+        end = first
+            .char_indices()
+            .zip(name.chars())
+            .take_while(|((_, a), b)| a == b)
+            .last()
+            .map_or(0, |((at, a), _)| at + a.len_utf8())
+            .min(end);
+    }
+    &first[..end]
+}
+
+/// `4-503`, or `1, 3, 5-9 and 12 more`: sorted ids as runs, the first few shown.
+pub(crate) fn id_list(ids: &[u64]) -> String {
+    let mut runs: Vec<(u64, u64)> = Vec::new();
+    for &id in ids {
+        match runs.last_mut() {
+            Some((_, end)) if *end + 1 == id => *end = id,
+            _ => runs.push((id, id)),
+        }
+    }
+    let shown: Vec<String> = runs
+        .iter()
+        .take(IDS_SHOWN)
+        .map(|&(start, end)| match end - start {
+            0 => start.to_string(),
+            _ => format!("{start}-{end}"),
+        })
+        .collect();
+    let hidden: u64 = runs
+        .iter()
+        .skip(IDS_SHOWN)
+        .map(|&(start, end)| end - start + 1)
+        .sum();
+    match hidden {
+        0 => shown.join(", "),
+        hidden => format!("{} and {hidden} more", shown.join(", ")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_read_as_runs() {
+        assert_eq!(id_list(&[4, 5, 6, 7]), "4-7");
+        assert_eq!(id_list(&[1, 3, 5, 6, 7]), "1, 3, 5-7");
+        let scattered: Vec<u64> = (0..20).map(|n| n * 2).collect();
+        assert_eq!(id_list(&scattered), "0, 2, 4, 6, 8, 10, 12, 14 and 12 more");
+    }
+
+    #[test]
+    fn names_share_their_start() {
+        assert_eq!(
+            common_prefix(&["worker-1", "worker-12", "worker-2"]),
+            "worker-"
+        );
+        assert_eq!(common_prefix(&["a", "b"]), "");
+    }
+}
