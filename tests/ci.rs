@@ -43,7 +43,7 @@ fn warn_mode_is_seen_in_a_plain_run() {
     assert_eq!(lines.len(), 1, "{lines:?}");
     assert_eq!(lines[0]["outcome"], "leaked");
     assert_eq!(lines[0]["mode"], "warn");
-    assert_eq!(lines[0]["leaks"][0]["name"], "channel-waiter");
+    assert_eq!(lines[0]["groups"][0]["names"][0], "channel-waiter");
 }
 
 #[test]
@@ -223,7 +223,7 @@ fn json_lines_from_parallel_tests_parse_back() {
     assert_eq!(calls[0]["test_passed"], serde_json::Value::Null);
     let mut by_test: BTreeMap<String, serde_json::Value> = BTreeMap::new();
     for line in lines {
-        assert_eq!(line["schema_version"], 1, "{line}");
+        assert_eq!(line["schema_version"], 2, "{line}");
         let test = line["test"].as_str().unwrap().to_owned();
         assert!(
             by_test.insert(test.clone(), line).is_none(),
@@ -247,10 +247,16 @@ fn json_lines_from_parallel_tests_parse_back() {
     assert_eq!(leak["outcome"], "leaked");
     assert_eq!(leak["mode"], "fail");
     assert_eq!(leak["test_passed"], true);
-    let thread = &leak["leaks"][0];
+    let thread = &leak["groups"][0];
+    assert_eq!(leak["groups"].as_array().unwrap().len(), 1, "{leak}");
     assert_eq!(thread["kind"], "thread");
-    assert_eq!(thread["name"], "channel-waiter");
-    assert!(thread["tid"].as_i64().unwrap() > 0);
+    assert_eq!(thread["count"], 1);
+    assert_eq!(thread["names"][0], "channel-waiter");
+    assert!(thread["ids"][0].as_i64().unwrap() > 0);
+    // Blocked on a channel nobody sends on: not woken during the grace period.
+    assert_eq!(thread["activity"], "stuck", "{thread}");
+    assert_eq!(thread["woken_during_grace"], 0, "{thread}");
+    assert!(leak["omitted"].is_null(), "{leak}");
     let site = spawn_site("threads.rs", "channel-waiter");
     let spawn = &thread["spawn"];
     let at = format!("{}:{}:", spawn["file"].as_str().unwrap(), spawn["line"]);
@@ -265,7 +271,7 @@ fn json_lines_from_parallel_tests_parse_back() {
 
     let clean = &by_test["clean_thread_blocked_on_channel_until_sent"];
     assert_eq!(clean["outcome"], "clean");
-    assert_eq!(clean["leaks"].as_array().unwrap().len(), 0);
+    assert_eq!(clean["groups"].as_array().unwrap().len(), 0);
     let failed_on_its_own = &by_test["leaks_and_returns_err"];
     assert_eq!(failed_on_its_own["test_passed"], false);
 }

@@ -171,7 +171,7 @@ fn the_exit_check_appends_its_json_line() {
     assert_eq!(exit["outcome"], "leaked");
     assert!(exit["test"].is_null());
     assert!(exit["test_passed"].is_null());
-    let mut owners: Vec<&str> = exit["leaks"]
+    let mut owners: Vec<&str> = exit["groups"]
         .as_array()
         .unwrap()
         .iter()

@@ -129,7 +129,8 @@ fn a_task_that_blocks_the_runtimes_only_thread_fails_instead_of_hanging() {
     if TOKIO_UNSTABLE {
         let site = spawn_site("hangs.rs", "blocker");
         assert!(report.contains(&format!("  spawned at {site}")), "{report}");
-        assert_eq!(record["leaks"][1]["kind"], "task", "{record}");
+        assert_eq!(record["groups"][1]["kind"], "task", "{record}");
+        assert_eq!(record["ended"], "stalled", "{record}");
     } else {
         assert!(
             report.contains("1 task still alive on the test's runtime"),

@@ -76,7 +76,8 @@ pub(crate) fn report(found: Found) -> Report {
 
 /// Each leak as the grace period's looks first saw it: its wake-ups are counted from there.
 struct Baseline {
-    threads: HashMap<i32, threads::Counters>,
+    /// Every look's counters of each thread, in order.
+    threads: HashMap<i32, Vec<threads::Counters>>,
     tasks: HashMap<tokio::task::Id, u32>,
     grace: Duration,
 }
@@ -95,7 +96,7 @@ impl Baseline {
                     counters: Some(counters),
                     ..
                 } => {
-                    baseline.threads.entry(*tid).or_insert(*counters);
+                    baseline.threads.entry(*tid).or_default().push(*counters);
                 }
                 Suspect::Task(origin) => {
                     baseline.tasks.entry(origin.id).or_insert(origin.polls);
@@ -113,15 +114,24 @@ impl Baseline {
         now: Option<threads::Counters>,
         leak: &Leak,
     ) -> Option<Activity> {
-        let tid = tid?;
-        let (then, now) = (self.threads.get(&tid)?, now?);
+        let (tid, now) = (tid?, now?);
+        let looks = self.threads.get(&tid)?;
+        // From the first look that found it in the call it is in now; if none did (it is
+        // running, or entered it since), from the first look, less the one switch into it.
+        let (then, entered) = match looks.iter().find(|then| then.call == now.call) {
+            Some(then) => (then, 0),
+            None => (looks.first()?, 1),
+        };
         let timer = threads::describe(tid).is_some_and(|os| os.timed)
             || leak
                 .state
                 .as_deref()
                 .is_some_and(|state| state.contains("nanosleep"));
         Some(Activity {
-            woken: now.wakeups.saturating_sub(then.wakeups),
+            woken: now
+                .wakeups
+                .saturating_sub(then.wakeups)
+                .saturating_sub(entered),
             cpu: Some(now.cpu.saturating_sub(then.cpu)),
             timer,
             grace: self.grace,

@@ -68,6 +68,10 @@ pub(crate) struct Counters {
     pub(crate) wakeups: u64,
     /// CPU time it has used, user and system.
     pub(crate) cpu: std::time::Duration,
+    /// The system call it was blocked in then, with its arguments and stack pointer, as a
+    /// fingerprint: wake-ups count from when it entered the call it is found in at the end
+    /// (a thread that blocked on its way to it, starting up, was not woken in it).
+    pub(crate) call: u64,
 }
 
 impl OsThread {

@@ -56,6 +56,14 @@ pub(crate) fn describe(tid: i32) -> Option<OsThread> {
 /// How much `tid` has run so far: wake-ups from `status`, CPU ticks from `stat`.
 pub(crate) fn counters(tid: i32) -> Option<Counters> {
     let dir = format!("/proc/self/task/{tid}");
+    let call = {
+        use std::hash::{Hash, Hasher};
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        fs::read_to_string(format!("{dir}/syscall"))
+            .unwrap_or_default()
+            .hash(&mut hasher);
+        hasher.finish()
+    };
     let status = fs::read_to_string(format!("{dir}/status")).ok()?;
     let wakeups = status
         .lines()
@@ -71,6 +79,7 @@ pub(crate) fn counters(tid: i32) -> Option<Counters> {
     Some(Counters {
         wakeups,
         cpu: Duration::from_secs_f64((user + system) as f64 / clock_ticks_per_second()),
+        call,
     })
 }
 

@@ -1,0 +1,147 @@
+//! Reports that scale and say whether a leak can ever end: identical leaks are one
+//! paragraph with a count, the text and JSON line stay bounded however much leaks, and each
+//! leak says whether it was stuck or active during the grace period.
+
+use leakcheck_suite::{
+    TOKIO_UNSTABLE, assert_verdicts, json_lines, run, run_with_env, spawn_site, temp_dir,
+};
+
+/// A report's text is kept under this, a JSON line under `JSON_LIMIT`.
+const TEXT_LIMIT: usize = 16 * 1024;
+const JSON_LIMIT: usize = 64 * 1024;
+
+#[test]
+fn identical_leaks_are_one_paragraph_and_reports_stay_small() {
+    let dir = temp_dir("many");
+    let json = dir.join("leaks.jsonl");
+    let run = run_with_env(
+        "many",
+        &["--test-threads=8"],
+        &[("LEAKCHECK_REPORT", json.to_str().unwrap())],
+    );
+    assert_verdicts(&run, 0, 3);
+
+    let tasks = run.failure("leaks_500_identical_tasks");
+    assert!(tasks.len() < TEXT_LIMIT, "{} bytes", tasks.len());
+    assert!(tasks.contains("leaked 500 tasks ("), "{tasks}");
+    if TOKIO_UNSTABLE {
+        assert!(tasks.contains("\n500 tasks (ids "), "{tasks}");
+        let site = spawn_site("many.rs", "pending");
+        assert!(tasks.contains(&format!("  spawned at {site}")), "{tasks}");
+        assert!(
+            tasks.contains("  to ignore them: ignore_spawn = "),
+            "{tasks}"
+        );
+        // One paragraph: the spawn line is said once.
+        assert_eq!(tasks.matches("  spawned at ").count(), 1, "{tasks}");
+    } else {
+        assert!(
+            tasks.contains("500 tasks still alive on the test's runtime"),
+            "{tasks}"
+        );
+    }
+
+    let threads = run.failure("leaks_100_identical_threads");
+    assert!(threads.len() < TEXT_LIMIT, "{} bytes", threads.len());
+    assert!(threads.contains("leaked 100 threads ("), "{threads}");
+    assert!(threads.contains("\n100 threads (tids "), "{threads}");
+    assert!(
+        threads.contains("\"idle-worker-0\" … \"idle-worker-99\""),
+        "{threads}"
+    );
+    assert!(
+        threads.contains("to ignore them: ignore_thread = \"idle-worker-*\""),
+        "{threads}"
+    );
+    assert_eq!(threads.matches("  current stack:").count(), 1, "{threads}");
+
+    // Two kinds: two paragraphs, the bigger first; nothing of the other tests.
+    let two = run.failure("leaks_threads_of_two_kinds");
+    assert!(two.contains("leaked 4 threads ("), "{two}");
+    let sleepers = two.find("\n3 threads (tids ");
+    let lonely = two.find("\"lonely\"");
+    assert!(sleepers.is_some() && sleepers < lonely, "{two}");
+    assert!(!two.contains("idle-worker"), "{two}");
+
+    let lines = std::fs::read_to_string(&json).unwrap();
+    for line in lines.lines() {
+        assert!(
+            line.len() < JSON_LIMIT,
+            "a JSON line of {} bytes",
+            line.len()
+        );
+    }
+    for record in json_lines(&json) {
+        assert_eq!(record["schema_version"], 2);
+        let counted: u64 = record["groups"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|group| group["count"].as_u64().unwrap())
+            .sum();
+        let expected = match record["test"].as_str().unwrap() {
+            "leaks_500_identical_tasks" => 500,
+            "leaks_100_identical_threads" => 100,
+            _ => 4,
+        };
+        assert_eq!(counted, expected, "{record}");
+    }
+}
+
+#[test]
+fn each_leak_says_whether_it_is_stuck_or_active() {
+    let stuck = "stuck: not woken during the 300ms grace period";
+    let woken = "active: woken ";
+    let timer = "active: waiting on a timer, not woken during the 300ms grace period";
+    let mut cases = vec![
+        ("leaks_stuck_thread", stuck),
+        ("leaks_active_thread", woken),
+        ("leaks_thread_waiting_on_a_long_timer", timer),
+    ];
+    if TOKIO_UNSTABLE {
+        cases.extend([
+            ("leaks_stuck_task", stuck),
+            ("leaks_active_task", woken),
+            ("leaks_task_waiting_on_a_long_timer", timer),
+        ]);
+    }
+    for round in 0..3 {
+        let run = run("activity", &["--test-threads=8"]);
+        assert_verdicts(&run, round, 6);
+        for (test, words) in &cases {
+            let report = run.failure(test);
+            assert!(
+                report.contains(words),
+                "round {round}: `{test}`: no `{words}` in:\n{report}"
+            );
+        }
+    }
+}
+
+/// bb8's reaper ticks every second and ends once its pool is gone: under a 500 ms grace
+/// its test fails in some runs and passes in others. Every failure must say it is active,
+/// so that the flip is explained, never "stuck".
+#[test]
+fn a_pools_reaper_is_reported_active_whenever_it_outlives_its_test() {
+    let test = "alone_pool_reaper_outlives_its_pool";
+    for round in 0..5 {
+        let run = run("activity", &["--ignored", "--exact", test]);
+        match run.verdict(test) {
+            Some("ok") => {}
+            Some("FAILED") => {
+                let report = run.failure(test);
+                if TOKIO_UNSTABLE {
+                    assert!(report.contains("  active: "), "round {round}:\n{report}");
+                    assert!(report.contains("bb8-"), "round {round}:\n{report}");
+                } else {
+                    assert!(
+                        report.contains("1 task still alive"),
+                        "round {round}:\n{report}"
+                    );
+                }
+                assert!(!report.contains("  stuck: "), "round {round}:\n{report}");
+            }
+            other => panic!("round {round}: {other:?}\n{}", run.stdout),
+        }
+    }
+}
