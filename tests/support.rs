@@ -356,11 +356,19 @@ fn normalize_line(line: &str) -> String {
             line.replace_range(at + colon.., ":[line]");
         }
     }
-    let line = if line.starts_with("thread '") {
+    let mut line = if line.starts_with("thread '") {
         number_after(&line, "' (", "[tid]")
     } else {
         line
     };
+    // A group's ids: `(tids 20-22)`, `(ids 4-503)`.
+    for ids in ["(tids ", "(ids "] {
+        if let Some(start) = line.find(ids) {
+            if let Some(end) = line[start..].find(')') {
+                line.replace_range(start + ids.len()..start + end, "[ids]");
+            }
+        }
+    }
     let line = number_after(&line, "thread ", "[tid]");
     let line = number_after(&line, "task ", "[id]");
     without_durations(&line)
