@@ -363,10 +363,11 @@ fn normalize_line(line: &str) -> String {
     };
     // A group's ids: `(tids 20-22)`, `(ids 4-503)`.
     for ids in ["(tids ", "(ids "] {
-        if let Some(start) = line.find(ids) {
-            if let Some(end) = line[start..].find(')') {
-                line.replace_range(start + ids.len()..start + end, "[ids]");
-            }
+        let group = line
+            .find(ids)
+            .and_then(|start| Some((start, start + line[start..].find(')')?)));
+        if let Some((start, end)) = group {
+            line.replace_range(start + ids.len()..end, "[ids]");
         }
     }
     let line = number_after(&line, "thread ", "[tid]");
