@@ -1,9 +1,11 @@
 //! What a check's result does, decided in one place for the three kinds of check (a
 //! `#[leakcheck::test]`, a `verify_none*` call, `verify_test_main!`'s exit check): append
 //! its JSON record when `LEAKCHECK_REPORT` asks for one, then fail, or under
-//! `LEAKCHECK=warn` print the report and pass. (`LEAKCHECK=off` never gets here: the check
-//! does not run.) How to fail is each caller's own: a test panics or resumes its panic, a
-//! call panics, the exit check ends the process.
+//! `LEAKCHECK=warn` (or `untracked_tasks = "warn"` for task counts alone) print the report
+//! and pass. (`LEAKCHECK=off` never gets here: the check does not run.) How to fail is each
+//! caller's own: a test or a call fails through [`fail`], or resumes the test's own panic;
+//! the exit check ends the process; a test that cannot be returned from ends it through
+//! [`end_process`].
 
 use std::io::Write;
 
