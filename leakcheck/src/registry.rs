@@ -436,6 +436,7 @@ fn scope_task_count(scope: ScopeId) -> Arc<AtomicUsize> {
 /// Records a spawned task, unless it has already terminated. Called by the task hooks,
 /// which exist under `--cfg tokio_unstable` only, like the writers below.
 #[cfg(tokio_unstable)]
+#[inline]
 pub(crate) fn add_task(
     id: tokio::task::Id,
     scope: ScopeId,
@@ -470,6 +471,7 @@ pub(crate) fn add_task(
 
 /// Forgets a task that has terminated (completed, failed or cancelled).
 #[cfg(tokio_unstable)]
+#[inline]
 pub(crate) fn remove_task(id: tokio::task::Id) {
     let mut shard = shard(id).lock();
     match shard.live.remove(&id) {
@@ -488,6 +490,7 @@ pub(crate) fn task_alive(id: tokio::task::Id) -> bool {
 /// A poll of a live task begins: counted, and the scope that owns it returned, for the
 /// poll hooks.
 #[cfg(tokio_unstable)]
+#[inline]
 pub(crate) fn polling(id: tokio::task::Id) -> Option<ScopeId> {
     let mut shard = shard(id).lock();
     let origin = shard.live.get_mut(&id)?;
