@@ -4,7 +4,7 @@
 //! who spawned it, and every note the report prints. After this the report is pure data.
 
 use crate::frames::{self, Frame};
-use crate::registry::{self, TaskOrigin, ThreadOrigin};
+use crate::registry::{self, LiveTask, ThreadOrigin};
 use std::collections::HashMap;
 use std::time::Duration;
 
@@ -139,7 +139,7 @@ impl Baseline {
     }
 
     /// A task's polls since then; a timer is a tokio timer in its await trace.
-    fn task(&self, origin: &TaskOrigin, leak: &Leak) -> Option<Activity> {
+    fn task(&self, origin: &LiveTask, leak: &Leak) -> Option<Activity> {
         let then = self.tasks.get(&origin.id)?;
         let timer = leak.awaiting.iter().any(|frame| {
             frame
@@ -244,7 +244,7 @@ fn thread_leak(tid: Option<i32>, origin: Option<&ThreadOrigin>, stack: Option<Ve
 
 /// A task: tokio's spawn location (with the function, when a backtrace was recorded), its
 /// parent, and where it awaits from the runtime's dump when there is one.
-fn task_leak(origin: &TaskOrigin, awaiting: Option<&Awaiting>) -> Leak {
+fn task_leak(origin: &LiveTask, awaiting: Option<&Awaiting>) -> Leak {
     let spawn_backtrace = frames::user_frames(&frames::resolve(origin.spawn_ips()));
     let (state, awaiting) = match awaiting {
         Some(Ok(dump)) => match dump.get(&origin.id) {
@@ -373,7 +373,7 @@ fn is_libtest_thread(thread: &ThreadOrigin) -> bool {
 }
 
 /// The spawning task: `task 7 (finished), itself spawned at tests/tasks.rs:40:5`.
-fn describe_parent_task(origin: &TaskOrigin) -> Option<String> {
+fn describe_parent_task(origin: &LiveTask) -> Option<String> {
     origin.parent.map(describe_task)
 }
 

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use crate::config::Settings;
 use crate::filter::Rules;
 use crate::frames::{self, Frame};
-use crate::registry::{self, TaskOrigin, ThreadOrigin};
+use crate::registry::{self, LiveTask, ThreadOrigin};
 use crate::scope::{PROCESS, ScopeId};
 use crate::tasks::{self, Awaiting, TestRuntime};
 use crate::threads;
@@ -51,7 +51,7 @@ pub(crate) enum Suspect {
         /// How much it had run when this look saw it.
         counters: Option<threads::Counters>,
     },
-    Task(Arc<TaskOrigin>),
+    Task(Arc<LiveTask>),
     /// Tasks of a test's runtime that tokio counts but leakcheck cannot tell apart.
     UntrackedTasks(usize),
 }
