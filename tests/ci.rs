@@ -3,7 +3,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use leakcheck_suite::{Run, expected_verdict, json_lines, run_with_env, spawn_site, temp_dir};
+use leakcheck_suite::{
+    Run, expected_verdict, json_lines, run_reporting, run_with_env, spawn_site, temp_dir,
+};
 
 const LEAKY: &str = "leaks_thread_blocked_on_channel";
 
@@ -21,15 +23,7 @@ fn exact_shown(test: &str, env: &[(&str, &str)]) -> Run {
 /// terminal anyway, in a plain `cargo test` (no `--nocapture`), and land in the JSON.
 #[test]
 fn warn_mode_is_seen_in_a_plain_run() {
-    let dir = temp_dir("warn-json");
-    let json = dir.join("leaks.jsonl");
-    let run = exact(
-        LEAKY,
-        &[
-            ("LEAKCHECK", "warn"),
-            ("LEAKCHECK_REPORT", json.to_str().unwrap()),
-        ],
-    );
+    let (run, lines) = run_reporting("threads", &["--exact", LEAKY], &[("LEAKCHECK", "warn")]);
     assert_eq!(run.verdict(LEAKY), Some("ok"), "{}", run.stdout);
     let header = format!("leakcheck: `{LEAKY}` leaked 1 thread");
     assert!(
@@ -39,7 +33,6 @@ fn warn_mode_is_seen_in_a_plain_run() {
     );
     assert!(run.stderr.contains("\"channel-waiter\""), "{}", run.stderr);
     assert!(run.stderr.contains("LEAKCHECK=warn: reported, not failed"));
-    let lines = json_lines(&json);
     assert_eq!(lines.len(), 1, "{lines:?}");
     assert_eq!(lines[0]["outcome"], "leaked");
     assert_eq!(lines[0]["mode"], "warn");
@@ -208,14 +201,8 @@ fn by_check(lines: Vec<serde_json::Value>) -> (Vec<serde_json::Value>, Vec<serde
 /// Every leak-checked test of a parallel run appends exactly one whole line.
 #[test]
 fn json_lines_from_parallel_tests_parse_back() {
-    let dir = temp_dir("json-parallel");
-    let path = dir.join("report.jsonl");
-    let run = run_with_env(
-        "threads",
-        &["--test-threads=8"],
-        &[("LEAKCHECK_REPORT", path.to_str().unwrap())],
-    );
-    let (lines, calls) = by_check(json_lines(&path));
+    let (run, lines) = run_reporting("threads", &["--test-threads=8"], &[]);
+    let (lines, calls) = by_check(lines);
     // The explicit scope's `verify_none()` writes its own line, named after the scope.
     assert_eq!(calls.len(), 1, "{calls:?}");
     assert_eq!(calls[0]["test"], "explicit scope");

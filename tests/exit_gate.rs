@@ -1,7 +1,7 @@
 //! `verify_test_main!`: a whole binary of plain `#[test]`s checked at exit, as a pipeline
 //! sees it: libtest's results first, then the report, and the binary's exit status.
 
-use leakcheck_suite::{json_lines, normalize, run, run_with_env, spawn_site, temp_dir};
+use leakcheck_suite::{normalize, run, run_reporting, run_with_env, spawn_site};
 
 /// The exit report: what the binary printed after libtest's results.
 fn exit_report(stderr: &str) -> &str {
@@ -66,15 +66,20 @@ fn the_exit_report_reads_like_this() {
     insta::assert_snapshot!("exit_report", normalize(exit_report(&run.stderr)));
 }
 
-#[test]
-fn a_binary_whose_tests_clean_up_passes() {
-    let dir = temp_dir("json-exit-clean");
-    let path = dir.join("report.jsonl");
-    let run = run_with_env(
-        "exit_gate_clean",
-        &["--test-threads=8"],
-        &[("LEAKCHECK_REPORT", path.to_str().unwrap())],
-    );
+/// The one JSON line of the exit check among a run's lines.
+fn the_exit_record(lines: &[serde_json::Value]) -> &serde_json::Value {
+    let exit: Vec<_> = lines
+        .iter()
+        .filter(|line| line["check"] == "exit")
+        .collect();
+    assert_eq!(exit.len(), 1, "{lines:?}");
+    exit[0]
+}
+
+/// A binary whose tests leave nothing passes, and its exit check ran and found nothing, not
+/// none ran.
+fn assert_clean_exit(target: &str) {
+    let (run, lines) = run_reporting(target, &["--test-threads=8"], &[]);
     assert!(
         run.output.status.success(),
         "{}\n{}",
@@ -82,40 +87,19 @@ fn a_binary_whose_tests_clean_up_passes() {
         run.stderr
     );
     assert!(!run.stderr.contains("leakcheck"), "{}", run.stderr);
-    // It passed because the exit check ran and found nothing, not because none ran.
-    let lines = json_lines(&path);
-    let exit: Vec<_> = lines
-        .iter()
-        .filter(|line| line["check"] == "exit")
-        .collect();
-    assert_eq!(exit.len(), 1, "{lines:?}");
-    assert_eq!(exit[0]["outcome"], "clean");
+    assert_eq!(the_exit_record(&lines)["outcome"], "clean");
+}
+
+#[test]
+fn a_binary_whose_tests_clean_up_passes() {
+    assert_clean_exit("exit_gate_clean");
 }
 
 /// `verify_test_main!` in a file under `#![forbid(unsafe_code)]` (crossbeam-channel's tests
 /// have one) compiles, and its exit check runs.
 #[test]
 fn the_exit_check_works_in_a_file_that_forbids_unsafe_code() {
-    let dir = temp_dir("json-exit-forbid");
-    let path = dir.join("report.jsonl");
-    let run = run_with_env(
-        "forbid_unsafe",
-        &["--test-threads=8"],
-        &[("LEAKCHECK_REPORT", path.to_str().unwrap())],
-    );
-    assert!(
-        run.output.status.success(),
-        "{}\n{}",
-        run.stdout,
-        run.stderr
-    );
-    let lines = json_lines(&path);
-    let exit: Vec<_> = lines
-        .iter()
-        .filter(|line| line["check"] == "exit")
-        .collect();
-    assert_eq!(exit.len(), 1, "{lines:?}");
-    assert_eq!(exit[0]["outcome"], "clean");
+    assert_clean_exit("forbid_unsafe");
 }
 
 #[test]
@@ -154,20 +138,8 @@ fn modes_apply_at_exit() {
 
 #[test]
 fn the_exit_check_appends_its_json_line() {
-    let dir = temp_dir("json-exit");
-    let path = dir.join("report.jsonl");
-    run_with_env(
-        "exit_gate",
-        &[],
-        &[("LEAKCHECK_REPORT", path.to_str().unwrap())],
-    );
-    let lines = json_lines(&path);
-    let exit: Vec<_> = lines
-        .iter()
-        .filter(|line| line["check"] == "exit")
-        .collect();
-    assert_eq!(exit.len(), 1, "{lines:?}");
-    let exit = exit[0];
+    let (_, lines) = run_reporting("exit_gate", &[], &[]);
+    let exit = the_exit_record(&lines);
     assert_eq!(exit["outcome"], "leaked");
     assert!(exit["test"].is_null());
     assert!(exit["test_passed"].is_null());

@@ -144,6 +144,20 @@ pub fn json_lines(path: &Path) -> Vec<serde_json::Value> {
         .collect()
 }
 
+/// [`run_with_env`] with `LEAKCHECK_REPORT` set to a fresh file: the run, and the JSON lines
+/// it appended.
+pub fn run_reporting(
+    target: &str,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> (Run, Vec<serde_json::Value>) {
+    let path = temp_dir(target).join("leaks.jsonl");
+    let mut env = env.to_vec();
+    env.push(("LEAKCHECK_REPORT", path.to_str().unwrap()));
+    let run = run_with_env(target, args, &env);
+    (run, json_lines(&path))
+}
+
 /// Runs `cargo nextest run` on fixture test targets (all tests, ignored ones too), with
 /// extra environment variables; returns nextest's log and each test's `PASS` or `FAIL`.
 pub fn nextest(targets: &[&str], env: &[(&str, &str)]) -> (String, Vec<(String, String)>) {

@@ -49,20 +49,11 @@ pub(crate) fn report(found: Found) -> Report {
                 leak
             }
             Suspect::UntrackedTasks(count) => Leak {
-                identity: Identity::UntrackedTasks { count },
                 owner: match target {
                     Target::Scope(scope) => owner(scope),
                     Target::Process | Target::Exit => None,
                 },
-                spawn_site: None,
-                spawn_backtrace: Vec::new(),
-                backtrace_recorded: true,
-                spawned_by: None,
-                state: None,
-                awaiting: Vec::new(),
-                current_stack: Vec::new(),
-                activity: None,
-                is_test_thread: false,
+                ..Leak::known_only_by(Identity::UntrackedTasks { count })
             },
         })
         .collect();

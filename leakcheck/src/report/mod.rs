@@ -123,6 +123,23 @@ pub struct Leak {
 }
 
 impl Leak {
+    /// A leak known by its identity alone: nothing of where it came from or what it does.
+    pub(crate) fn known_only_by(identity: Identity) -> Leak {
+        Leak {
+            identity,
+            owner: None,
+            spawn_site: None,
+            spawn_backtrace: Vec::new(),
+            backtrace_recorded: true,
+            spawned_by: None,
+            state: None,
+            awaiting: Vec::new(),
+            current_stack: Vec::new(),
+            activity: None,
+            is_test_thread: false,
+        }
+    }
+
     /// Thread or task.
     pub fn kind(&self) -> LeakKind {
         match self.identity {
@@ -563,19 +580,7 @@ mod tests {
     }
 
     fn leak(identity: Identity) -> Leak {
-        Leak {
-            identity,
-            owner: None,
-            spawn_site: None,
-            spawn_backtrace: Vec::new(),
-            backtrace_recorded: true,
-            spawned_by: None,
-            state: None,
-            awaiting: Vec::new(),
-            current_stack: Vec::new(),
-            activity: None,
-            is_test_thread: false,
-        }
+        Leak::known_only_by(identity)
     }
 
     fn report(subject: Subject, leaks: Vec<Leak>) -> String {
