@@ -10,15 +10,16 @@ use std::path::{Path, PathBuf};
 /// submodules; nothing of its own layer or above. `lib` is the crate root: its public
 /// items (`crate::Options`, ...) count as the top layer.
 const LAYERS: &[(&str, &[&str])] = &[
-    ("leaves", &["scope", "frames", "config"]),
+    ("leaves", &["scope", "frames", "config", "clock"]),
     ("store and data", &["registry", "report"]),
     ("thread sources", &["threads"]),
     ("task sources", &["tasks"]),
     ("rules and start-up", &["options", "filter", "init"]),
     ("check", &["verify"]),
     ("describe", &["describe"]),
+    ("service view", &["snapshot"]),
     ("face", &["outcome"]),
-    ("watch", &["watchdog"]),
+    ("watch", &["watchdog", "watcher"]),
     ("entry", &["harness", "exit_gate"]),
     ("public surface", &["lib"]),
 ];

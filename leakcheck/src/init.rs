@@ -20,9 +20,12 @@ pub(crate) fn startup_threads() -> &'static HashSet<i32> {
 static STARTUP: OnceLock<HashSet<i32>> = OnceLock::new();
 
 // SAFETY: before `main`, this only lists `/proc/self/task` with std's `fs` (no runtime
-// needed) and stores the result in a `OnceLock`; it spawns nothing and prints nothing.
+// needed), reads the monotonic clock, and stores the results in a `OnceLock` and a
+// `LazyLock`; it spawns nothing and prints nothing.
 #[ctor::ctor(unsafe)]
 fn record_startup_threads() {
+    // Ages of threads and tasks count from here.
+    crate::clock::start();
     if let Some(live) = threads::list() {
         let _ = STARTUP.set(live.into_iter().collect());
     }

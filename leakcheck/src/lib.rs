@@ -55,7 +55,8 @@
 
 // The modules form layers, each importing only from layers below it (README, "Layout";
 // `tests/layers.rs` keeps it so). Bottom up, one group a layer:
-// leaves: scope, frames, config
+// leaves: scope, frames, config, clock
+mod clock;
 mod config;
 mod frames;
 mod scope;
@@ -74,10 +75,14 @@ mod options;
 mod verify;
 // describe: suspects -> leaks
 mod describe;
+// service view: what a running process has alive, by spawn site
+mod snapshot;
 // face: outcome (fail / warn and the JSON record)
 mod outcome;
-// watch: the watchdog that ends a test that cannot be returned from
+// watch: the watchdog that ends a test that cannot be returned from; the watcher that
+// flags a spawn site that keeps growing in a service
 mod watchdog;
+mod watcher;
 // entry: what the attribute and `verify_test_main!` call, then this file
 mod exit_gate;
 mod harness;
@@ -136,7 +141,9 @@ pub use frames::Frame;
 pub use options::Options;
 pub use report::{Identity, Leak, LeakKind, Report};
 pub use scope::Scope;
+pub use snapshot::{Growth, SiteGroup, SiteGrowth, Snapshot};
 pub use tasks::TokioBuilderExt;
+pub use watcher::{Alarm, Watcher, WatcherHandle};
 
 /// Checks now, with default options, and panics with the report if anything leaked.
 ///
@@ -336,4 +343,9 @@ pub mod __private {
     pub use crate::exit_gate::install as install_exit_gate;
     pub use crate::harness::{TestOutcome, TestSpec, run_async_test, run_test};
     pub use crate::tasks::Flavor;
+
+    /// How many scopes the registry keeps entries for: what the soak test holds flat.
+    pub fn scope_entries() -> usize {
+        crate::registry::scope_entries()
+    }
 }

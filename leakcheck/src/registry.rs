@@ -17,8 +17,9 @@
 //! hooks, which run inside `pthread_create` and inside tokio's scheduler, free of deadlock.
 //! Nothing here allocates under a lock but the maps' own growth.
 //!
-//! Per-scope entries are never removed (one small entry per scope for the process's life):
-//! harmless for a test binary, to be bounded before a long-running service relies on it.
+//! Memory stays bounded over a long run: a scope's entry goes when its `Scope` has been
+//! dropped and its last thread and task have ended ([`forget_finished_scopes`]), and a task
+//! shard gives back its table's room when a burst of tasks has passed.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hash, Hasher};
@@ -27,7 +28,8 @@ use std::sync::{Arc, LazyLock};
 
 use parking_lot::Mutex;
 
-use crate::scope::{ScopeId, TaskRef};
+use crate::clock::{self, Tick};
+use crate::scope::{self, ScopeId, TaskRef};
 
 /// Whether the spawn hooks record anything: off under `LEAKCHECK=off`, decided before
 /// `main` (see `init`), so that `pthread_create` never reads the environment.
@@ -46,18 +48,32 @@ pub(crate) fn switch_hooks_off() {
     HOOKS_ON.store(false, Ordering::Relaxed);
 }
 
-/// The kernel id of leakcheck's own watchdog thread, once it runs (0 before): no check
-/// reports it.
-static OWN_THREAD: AtomicI32 = AtomicI32::new(0);
+/// The kernel ids of leakcheck's own threads (the watchdog, a watcher) while they run; 0
+/// is a free slot. No check or snapshot reports them.
+static OWN_THREADS: [AtomicI32; 4] = [const { AtomicI32::new(0) }; 4];
 
-/// Marks the calling thread as leakcheck's own.
+/// Marks the calling thread as leakcheck's own (a fifth at once goes unmarked, and is
+/// reported like any thread).
 pub(crate) fn mark_own_thread(tid: i32) {
-    OWN_THREAD.store(tid, Ordering::Relaxed);
+    let _ = OWN_THREADS.iter().any(|slot| {
+        slot.compare_exchange(0, tid, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
+    });
+}
+
+/// The thread is about to end: its slot is free again.
+pub(crate) fn unmark_own_thread(tid: i32) {
+    for slot in &OWN_THREADS {
+        let _ = slot.compare_exchange(tid, 0, Ordering::Relaxed, Ordering::Relaxed);
+    }
 }
 
 /// Whether `tid` is leakcheck's own thread.
 pub(crate) fn is_own_thread(tid: i32) -> bool {
-    tid != 0 && OWN_THREAD.load(Ordering::Relaxed) == tid
+    tid != 0
+        && OWN_THREADS
+            .iter()
+            .any(|slot| slot.load(Ordering::Relaxed) == tid)
 }
 
 /// Forks this process has gone through (in its ancestry): a thread record made under an
@@ -135,6 +151,8 @@ pub(crate) struct ThreadOrigin {
     /// The task that was being polled on the spawning thread, if any: the real spawner.
     pub(crate) spawning_task: Option<TaskRef>,
     pub(crate) spawn: SpawnTrace,
+    /// When it was spawned.
+    pub(crate) spawned: Tick,
 }
 
 impl ThreadOrigin {
@@ -177,6 +195,7 @@ impl ThreadOrigin {
             parent,
             spawning_task,
             spawn,
+            spawned: clock::now(),
         }
     }
 
@@ -204,6 +223,7 @@ impl ThreadOrigin {
             parent: self.parent.clone(),
             spawning_task: self.spawning_task,
             spawn: self.spawn.clone(),
+            spawned: self.spawned,
         }
     }
 }
@@ -229,6 +249,8 @@ pub(crate) struct TaskOrigin {
     /// How many times it has been polled: what a check compares over its grace period to
     /// tell a stuck task from one that is still woken.
     pub(crate) polls: u32,
+    /// When it was spawned (in the four bytes `polls` leaves before the next field).
+    pub(crate) spawned: Tick,
     /// The live-task count of its scope, decremented when it terminates.
     #[cfg(tokio_unstable)]
     scope_count: Arc<AtomicUsize>,
@@ -320,6 +342,40 @@ pub(crate) fn all_threads() -> Vec<Arc<ThreadOrigin>> {
         .flat_map(|entries| entries.threads.values().cloned())
         .filter(|origin| origin.in_this_process())
         .collect()
+}
+
+/// Forgets the scopes whose `Scope` has been dropped and whose threads and tasks have all
+/// ended: their entries here and their names. Called by every check and snapshot; a scope
+/// with something still running stays, to be reported under its name.
+pub(crate) fn forget_finished_scopes() {
+    let closed = scope::closed();
+    if closed.is_empty() {
+        return;
+    }
+    let finished: Vec<ScopeId> = {
+        let mut registry = REGISTRY.lock();
+        closed
+            .into_iter()
+            .filter(|id| match registry.scopes.get(id) {
+                None => true,
+                Some(entries)
+                    if entries.threads.is_empty()
+                        && entries.live_tasks.load(Ordering::Relaxed) == 0 =>
+                {
+                    registry.scopes.remove(id);
+                    true
+                }
+                Some(_) => false,
+            })
+            .collect()
+    };
+    // Not under `REGISTRY`: no lock is taken while another is held.
+    scope::forget(&finished);
+}
+
+/// How many scopes have an entry: what a long run must keep bounded.
+pub(crate) fn scope_entries() -> usize {
+    REGISTRY.lock().scopes.len()
 }
 
 /// The registered thread with this `pthread_t`, if it is still running.
@@ -468,6 +524,7 @@ pub(crate) fn add_task(
         })
     });
     let scope_count = scope_task_count(scope);
+    let spawned = clock::now();
     let mut shard = shard(id).lock();
     if shard.early_terminations.take(id) {
         return;
@@ -479,6 +536,7 @@ pub(crate) fn add_task(
         parent,
         spawn,
         polls: 0,
+        spawned,
         scope_count,
     };
     shard.live.insert(id, origin);
@@ -492,8 +550,24 @@ pub(crate) fn remove_task(id: tokio::task::Id) {
     match shard.live.remove(&id) {
         Some(origin) => {
             origin.scope_count.fetch_sub(1, Ordering::Relaxed);
+            shard.give_back_room();
         }
         None => shard.early_terminations.insert(id),
+    }
+}
+
+#[cfg(tokio_unstable)]
+impl TaskShard {
+    /// After a burst, a table a quarter full halves: a service that once ran a million
+    /// tasks does not keep their room. The quarter (not the half) keeps a table that
+    /// hovers around one size from resizing back and forth.
+    #[inline]
+    fn give_back_room(&mut self) {
+        const SMALL: usize = 1024;
+        let capacity = self.live.capacity();
+        if capacity > SMALL && self.live.len() * 4 < capacity {
+            self.live.shrink_to(capacity / 2);
+        }
     }
 }
 
@@ -530,6 +604,17 @@ pub(crate) fn tasks_of(scope: ScopeId) -> Vec<Arc<LiveTask>> {
 /// Every live registered task, whatever its scope.
 pub(crate) fn all_tasks() -> Vec<Arc<LiveTask>> {
     tasks_where(|_| true)
+}
+
+/// Visits every live registered task, one shard at a time: a shard is locked only while
+/// its own tasks are visited, so a snapshot of a busy runtime never stops it, and nothing
+/// is copied but what `visit` keeps.
+pub(crate) fn visit_tasks(mut visit: impl FnMut(tokio::task::Id, &TaskOrigin)) {
+    for shard in TASKS.iter() {
+        for (&id, origin) in &shard.0.lock().live {
+            visit(id, origin);
+        }
+    }
 }
 
 fn tasks_where(keep: impl Fn(&TaskOrigin) -> bool) -> Vec<Arc<LiveTask>> {
@@ -577,6 +662,69 @@ mod tests {
         early.insert(newest);
         assert!(early.take(newest));
         assert!(!early.take(newest));
+    }
+
+    #[test]
+    #[cfg(tokio_unstable)]
+    fn a_task_record_fits_a_64_byte_bucket_with_its_id() {
+        assert!(std::mem::size_of::<TaskOrigin>() <= 56);
+    }
+
+    #[test]
+    #[cfg(tokio_unstable)]
+    fn a_shard_gives_back_its_room_after_a_burst() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let ids: Vec<_> = (0..20_000)
+            .map(|_| runtime.block_on(async { tokio::spawn(async {}).id() }))
+            .collect();
+        let mut shard = TaskShard::default();
+        let origin = |spawned_at| TaskOrigin {
+            scope: scope::PROCESS,
+            spawned_at,
+            parent: None,
+            spawn: None,
+            polls: 0,
+            spawned: 0,
+            scope_count: Arc::default(),
+        };
+        for &id in &ids {
+            shard
+                .live
+                .insert(id, origin(std::panic::Location::caller()));
+        }
+        let burst = shard.live.capacity();
+        for id in &ids[..19_990] {
+            shard.live.remove(id);
+            shard.give_back_room();
+        }
+        assert!(
+            shard.live.capacity() <= 1024 * 2,
+            "{burst} -> {}",
+            shard.live.capacity()
+        );
+        assert_eq!(shard.live.len(), 10);
+    }
+
+    #[test]
+    fn a_dropped_scope_is_forgotten_with_its_last_thread() {
+        let scope = scope::Scope::enter_named("forgotten");
+        let id = scope.id();
+        let (release, wait) = std::sync::mpsc::channel::<()>();
+        let worker = std::thread::spawn(move || wait.recv());
+        drop(scope);
+        forget_finished_scopes();
+        if cfg!(lc_thread_hook) {
+            // Its thread still runs: the scope and its name stay, for a report.
+            assert!(REGISTRY.lock().scopes.contains_key(&id));
+            assert_eq!(scope::label(id), "forgotten");
+        }
+        drop(release);
+        let _ = worker.join();
+        forget_finished_scopes();
+        assert!(!REGISTRY.lock().scopes.contains_key(&id));
+        assert_eq!(scope::label(id), format!("scope #{id}"));
     }
 
     #[test]

@@ -22,9 +22,18 @@ pub(crate) const PROCESS: ScopeId = 0;
 
 static NEXT_SCOPE: AtomicU64 = AtomicU64::new(1);
 
-/// A scope's name for reports, kept after its [`Scope`] is dropped: a thread it spawned
-/// may be reported later (at exit, say). One short entry per scope for the process's life.
-static NAMES: LazyLock<Mutex<HashMap<ScopeId, Arc<str>>>> = LazyLock::new(Default::default);
+/// Scopes' names for reports, kept after a [`Scope`] is dropped while what it spawned
+/// still runs (a thread it leaked may be reported at exit), and forgotten with the scope's
+/// last thread and task (`registry::forget_finished_scopes`), so that a service entering
+/// a scope per request keeps memory bounded.
+static NAMES: LazyLock<Mutex<Names>> = LazyLock::new(Default::default);
+
+#[derive(Default)]
+struct Names {
+    named: HashMap<ScopeId, Arc<str>>,
+    /// Scopes whose `Scope` has been dropped, named or not, until they are forgotten.
+    closed: Vec<ScopeId>,
+}
 
 /// A task as the threads and tasks it spawns remember it: its id and spawn line.
 #[derive(Clone, Copy, Debug)]
@@ -92,6 +101,7 @@ pub(crate) fn leave_task() {
 pub(crate) fn label(scope: ScopeId) -> String {
     NAMES
         .lock()
+        .named
         .get(&scope)
         .map_or_else(|| format!("scope #{scope}"), |name| name.to_string())
 }
@@ -151,7 +161,7 @@ impl Scope {
 
     fn enter_with_id(id: ScopeId, name: String) -> Scope {
         let name: Arc<str> = name.into();
-        NAMES.lock().insert(id, name.clone());
+        NAMES.lock().named.insert(id, name.clone());
         let previous = set_current(id);
         Scope {
             id,
@@ -179,6 +189,25 @@ impl Drop for Scope {
             "scopes dropped out of order"
         );
         set_current(self.previous);
+        NAMES.lock().closed.push(self.id);
+    }
+}
+
+/// The scopes dropped since they were last forgotten: the candidates for forgetting.
+pub(crate) fn closed() -> Vec<ScopeId> {
+    NAMES.lock().closed.clone()
+}
+
+/// Forgets dropped scopes whose threads and tasks have all ended: their names go.
+pub(crate) fn forget(finished: &[ScopeId]) {
+    if finished.is_empty() {
+        return;
+    }
+    let finished: std::collections::HashSet<ScopeId> = finished.iter().copied().collect();
+    let mut names = NAMES.lock();
+    names.closed.retain(|id| !finished.contains(id));
+    for id in &finished {
+        names.named.remove(id);
     }
 }
 
@@ -205,6 +234,19 @@ mod tests {
         assert_eq!(current(), outer.id());
         drop(outer);
         assert_eq!(current(), PROCESS);
+    }
+
+    #[test]
+    fn a_forgotten_scope_keeps_no_name() {
+        let scope = Scope::enter_named("short-lived");
+        let id = scope.id();
+        assert!(!closed().contains(&id));
+        drop(scope);
+        assert!(closed().contains(&id));
+        assert_eq!(label(id), "short-lived");
+        forget(&[id]);
+        assert!(!closed().contains(&id));
+        assert_eq!(label(id), format!("scope #{id}"));
     }
 
     #[test]

@@ -191,6 +191,7 @@ pub(crate) fn check_threads(target: Target, settings: &Settings) -> Result<(), B
 
 fn check_sleeping(target: Target, settings: &Settings, with_tasks: bool) -> Result<(), Box<Found>> {
     say_what_is_not_checked();
+    registry::forget_finished_scopes();
     let rules = Rules::new(settings);
     let look = |look| {
         let mut suspects = alive_threads(target, &rules, look);

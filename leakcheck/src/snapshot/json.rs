@@ -1,0 +1,62 @@
+//! The snapshot as one JSON object, for a service's debug endpoint; the schema is in the
+//! module docs of `snapshot` (and `schema_version` changes when a field changes meaning).
+
+use serde_json::{Value, json};
+
+use super::{SiteGroup, Snapshot};
+use crate::frames::Frame;
+use crate::report::LeakKind;
+
+/// The version of the object's format.
+const SCHEMA_VERSION: u32 = 1;
+
+impl Snapshot {
+    /// The snapshot as one line of JSON (the schema is in the module docs).
+    ///
+    /// ```
+    /// let json = leakcheck::Snapshot::take().to_json();
+    /// assert!(json.contains("\"schema_version\":1"));
+    /// ```
+    pub fn to_json(&self) -> String {
+        let groups: Vec<Value> = self.groups.iter().map(group).collect();
+        json!({
+            "schema_version": SCHEMA_VERSION,
+            "uptime_ms": millis(self.uptime),
+            "threads": self.threads,
+            "tasks": self.tasks,
+            "tasks_not_tracked": self.tasks_not_tracked,
+            "groups": groups,
+        })
+        .to_string()
+    }
+}
+
+fn group(group: &SiteGroup) -> Value {
+    json!({
+        "kind": match group.kind {
+            LeakKind::Thread => "thread",
+            LeakKind::Task => "task",
+        },
+        "count": group.count,
+        "site": group.site.as_ref().map(frame),
+        "parent": group.parent.as_ref().map(frame),
+        "oldest_ms": group.oldest.map(millis),
+        "newest_ms": group.newest.map(millis),
+        "never_woken": group.never_woken,
+        "names": group.names,
+        "states": group.states,
+    })
+}
+
+fn frame(frame: &Frame) -> Value {
+    json!({
+        "function": frame.function(),
+        "file": frame.file(),
+        "line": frame.line(),
+        "column": frame.column(),
+    })
+}
+
+fn millis(duration: std::time::Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}

@@ -1,0 +1,476 @@
+//! What a running process has alive now, grouped by where it was spawned: the answer to
+//! "why does this service have 40,000 tasks?" without a debugger.
+//!
+//! [`Snapshot::take`] reads what the spawn hooks already keep (every live thread, and every
+//! live task of a runtime built with [`with_leakcheck`](crate::TokioBuilderExt::with_leakcheck)
+//! under `--cfg tokio_unstable`) and groups it by spawn site and the site of the task or
+//! thread that spawned it. Print it (`Display`: biggest groups first, bounded), serve it as
+//! JSON ([`Snapshot::to_json`]), or compare two ([`Snapshot::growth_since`]); the
+//! [`Watcher`](crate::Watcher) does the comparing for you, periodically.
+//!
+//! # Cost
+//!
+//! Nothing while nobody asks: the hooks record a spawn time they keep in room the task's
+//! record already had. A snapshot visits the task table one shard at a time (a shard is
+//! locked while its own tasks are read, never the whole table), resolves each distinct
+//! thread spawn site once, and reads `/proc` once per live thread.
+//!
+//! # JSON (`schema_version` 1)
+//!
+//! ```text
+//! { "schema_version": 1,
+//!   "uptime_ms": 133000,            // since leakcheck's clock started (process start)
+//!   "threads": 7,                   // live threads, leakcheck's own left out
+//!   "tasks": 1200,                  // live tasks on hooked runtimes; null if not tracked
+//!   "tasks_not_tracked": null,      // why tasks are not tracked on this build, if so
+//!   "groups": [                     // biggest first
+//!     { "kind": "task",             // or "thread"
+//!       "count": 1150,
+//!       "site":   { "function": null, "file": "src/main.rs", "line": 61, "column": 9 },
+//!       "parent": { ... } | null,   // where the spawning task (or thread) was spawned
+//!       "oldest_ms": 130000, "newest_ms": 200,   // ages; null where unknown
+//!       "never_woken": 1150,        // tasks: polled once at most since spawned
+//!       "names": ["worker"],        // threads: distinct names, at most 8
+//!       "states": [["sleeping in futex_wait_queue", 12]]   // threads: where they wait
+//!     } ] }
+//! ```
+
+mod growth;
+mod json;
+mod text;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use crate::clock::{self, Tick};
+use crate::frames::{self, Frame};
+use crate::registry::{self, ThreadOrigin};
+use crate::report::LeakKind;
+use crate::scope::TaskRef;
+use crate::threads;
+
+pub use growth::{Growth, SiteGrowth};
+pub(crate) use text::{human, place};
+
+/// Every live thread and task of the process, grouped by spawn site.
+///
+/// ```
+/// let worker = std::thread::spawn(|| std::thread::park());
+/// let snapshot = leakcheck::Snapshot::take();
+/// assert!(snapshot.threads() >= 1);
+/// println!("{snapshot}"); // biggest groups first
+/// let json = snapshot.to_json(); // for a debug endpoint
+/// assert!(json.contains("\"schema_version\":1"));
+/// # worker.thread().unpark();
+/// # worker.join().unwrap();
+/// ```
+#[derive(Clone, Debug)]
+pub struct Snapshot {
+    uptime: Duration,
+    threads: usize,
+    tasks: Option<usize>,
+    tasks_not_tracked: Option<&'static str>,
+    groups: Vec<SiteGroup>,
+}
+
+/// The live threads or tasks spawned at one site, by spawners from one site.
+#[derive(Clone, Debug)]
+pub struct SiteGroup {
+    kind: LeakKind,
+    site: Option<Frame>,
+    /// Whether a spawn hook saw it start (a thread with no `site` may have been spawned by
+    /// machinery alone, or before leakcheck could see it).
+    seen_spawned: bool,
+    parent: Option<Frame>,
+    count: usize,
+    oldest: Option<Duration>,
+    newest: Option<Duration>,
+    never_woken: Option<usize>,
+    names: Vec<String>,
+    states: Vec<(String, usize)>,
+    /// Who is in it and how far each has run: what [`Snapshot::growth_since`] compares.
+    members: Vec<Member>,
+}
+
+/// One thread or task of a group, and a counter that moves when it runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+struct Member {
+    id: MemberId,
+    /// Polls of a task; wake-ups plus CPU milliseconds of a thread.
+    ran: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum MemberId {
+    Thread(i32),
+    Task(tokio::task::Id),
+}
+
+/// Names listed per thread group; the rest are counted.
+const NAMES_LISTED: usize = 8;
+
+impl Snapshot {
+    /// Looks at every live thread and task now. Call it from any thread, at any time: it
+    /// does not stop a runtime (see the module's "Cost").
+    ///
+    /// Threads are seen where the spawn hook runs (Linux); elsewhere only their count is
+    /// known. Tasks are seen on runtimes built with
+    /// [`with_leakcheck`](crate::TokioBuilderExt::with_leakcheck) under
+    /// `--cfg tokio_unstable`; [`Snapshot::tasks`] is `None` otherwise.
+    ///
+    /// ```
+    /// let snapshot = leakcheck::Snapshot::take();
+    /// for group in snapshot.groups() {
+    ///     println!("{} at {:?}", group.count(), group.site().and_then(|s| s.location()));
+    /// }
+    /// ```
+    pub fn take() -> Snapshot {
+        registry::forget_finished_scopes();
+        let mut groups = thread_groups();
+        let (tasks, tasks_not_tracked) = match tasks_not_tracked() {
+            Some(why) => (None, Some(why)),
+            None => {
+                let task_groups = task_groups();
+                let count = task_groups.iter().map(|group| group.count).sum();
+                groups.extend(task_groups);
+                (Some(count), None)
+            }
+        };
+        let threads = groups
+            .iter()
+            .filter(|group| group.kind == LeakKind::Thread)
+            .map(|group| group.count)
+            .sum();
+        groups.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.key().cmp(&b.key())));
+        Snapshot {
+            uptime: clock::uptime(),
+            threads,
+            tasks,
+            tasks_not_tracked,
+            groups,
+        }
+    }
+
+    /// Live threads, leakcheck's own left out.
+    pub fn threads(&self) -> usize {
+        self.threads
+    }
+
+    /// Live tasks on runtimes with leakcheck's hooks, or `None` where tasks are not tracked
+    /// (without `--cfg tokio_unstable`).
+    pub fn tasks(&self) -> Option<usize> {
+        self.tasks
+    }
+
+    /// The groups, biggest first.
+    pub fn groups(&self) -> &[SiteGroup] {
+        &self.groups
+    }
+
+    /// How long after the process started this was taken.
+    pub fn uptime(&self) -> Duration {
+        self.uptime
+    }
+
+    /// Per spawn site, how many then (in `earlier`) and now, and how many of those alive
+    /// both times did not run in between: the comparison that finds a site that only
+    /// grows.
+    ///
+    /// ```
+    /// let before = leakcheck::Snapshot::take();
+    /// let worker = std::thread::spawn(|| std::thread::park());
+    /// let after = leakcheck::Snapshot::take();
+    /// let growth = after.growth_since(&before);
+    /// assert!(growth.growing().count() >= 1);
+    /// # worker.thread().unpark();
+    /// # worker.join().unwrap();
+    /// ```
+    pub fn growth_since(&self, earlier: &Snapshot) -> Growth {
+        growth::between(earlier, self)
+    }
+}
+
+impl SiteGroup {
+    /// Threads or tasks.
+    pub fn kind(&self) -> LeakKind {
+        self.kind
+    }
+
+    /// Where they were spawned: for a thread, the innermost frame of the workspace's own
+    /// code on its spawn path; for a task, the spawn call tokio recorded. `None` for
+    /// threads the hook did not see start (the main thread, threads started before
+    /// leakcheck was loaded) and threads started by std or tokio alone (a runtime's
+    /// blocking pool): those are grouped by name.
+    pub fn site(&self) -> Option<&Frame> {
+        self.site.as_ref()
+    }
+
+    /// Where their spawner was spawned: the task (or thread) that spawned them.
+    pub fn parent_site(&self) -> Option<&Frame> {
+        self.parent.as_ref()
+    }
+
+    /// How many are alive.
+    pub fn count(&self) -> usize {
+        self.count
+    }
+
+    /// The age of the oldest, if known.
+    pub fn oldest(&self) -> Option<Duration> {
+        self.oldest
+    }
+
+    /// The age of the newest, if known.
+    pub fn newest(&self) -> Option<Duration> {
+        self.newest
+    }
+
+    /// Tasks: how many have not been woken since their first poll, the shape of a task
+    /// waiting for something that never comes. `None` for threads.
+    pub fn never_woken(&self) -> Option<usize> {
+        self.never_woken
+    }
+
+    /// Threads: their distinct names (at most eight).
+    pub fn names(&self) -> &[String] {
+        &self.names
+    }
+
+    /// Threads: where they wait now and how many wait there (`sleeping in
+    /// futex_wait_queue`), most first.
+    pub fn states(&self) -> &[(String, usize)] {
+        &self.states
+    }
+
+    /// What identifies the group from one snapshot to the next.
+    fn key(&self) -> String {
+        group_key(
+            self.kind,
+            self.site.as_ref(),
+            self.parent.as_ref(),
+            &self.names,
+        )
+    }
+}
+
+/// Site and parent site, and for a thread nobody saw spawned, its name: threads of the
+/// same site stay one group whatever they are doing, so a thread that wakes up does not
+/// look like one group shrinking and another growing.
+fn group_key(
+    kind: LeakKind,
+    site: Option<&Frame>,
+    parent: Option<&Frame>,
+    names: &[String],
+) -> String {
+    let place = |frame: Option<&Frame>| {
+        frame.map_or_else(String::new, |frame| {
+            frame
+                .location()
+                .or_else(|| frame.function().map(str::to_owned))
+                .unwrap_or_default()
+        })
+    };
+    let unseen = if site.is_none() {
+        names.join(",")
+    } else {
+        String::new()
+    };
+    format!("{kind:?}|{}|{}|{unseen}", place(site), place(parent))
+}
+
+/// Why tasks are not in snapshots on this build, if they are not.
+fn tasks_not_tracked() -> Option<&'static str> {
+    if !crate::tasks::HOOKED {
+        return Some(
+            "tasks are not tracked: tokio's task hooks need --cfg tokio_unstable (and a \
+             runtime built with with_leakcheck())",
+        );
+    }
+    None
+}
+
+/// A group being gathered.
+struct Gathering {
+    kind: LeakKind,
+    site: Option<Frame>,
+    seen_spawned: bool,
+    parent: Option<Frame>,
+    spawned: Vec<Tick>,
+    never_woken: usize,
+    names: Vec<String>,
+    states: HashMap<String, usize>,
+    members: Vec<Member>,
+}
+
+impl Gathering {
+    fn new(kind: LeakKind, site: Option<Frame>, parent: Option<Frame>) -> Gathering {
+        Gathering {
+            kind,
+            site,
+            seen_spawned: true,
+            parent,
+            spawned: Vec::new(),
+            never_woken: 0,
+            names: Vec::new(),
+            states: HashMap::new(),
+            members: Vec::new(),
+        }
+    }
+
+    fn finish(self, uptime: Duration) -> SiteGroup {
+        let age = |tick: Option<&Tick>| tick.map(|&tick| clock::age(tick, uptime));
+        let mut states: Vec<_> = self.states.into_iter().collect();
+        states.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        SiteGroup {
+            kind: self.kind,
+            site: self.site,
+            seen_spawned: self.seen_spawned,
+            parent: self.parent,
+            count: self.members.len(),
+            oldest: age(self.spawned.iter().min()),
+            newest: age(self.spawned.iter().max()),
+            never_woken: (self.kind == LeakKind::Task).then_some(self.never_woken),
+            names: self.names,
+            states,
+            members: self.members,
+        }
+    }
+}
+
+/// Tasks, grouped by the two spawn locations tokio recorded (theirs and their parent's):
+/// pointers to static locations, so grouping costs a hash of two words a task.
+fn task_groups() -> Vec<SiteGroup> {
+    type Place = &'static std::panic::Location<'static>;
+    let mut gathering: HashMap<(Place, Option<Place>), Gathering> = HashMap::new();
+    registry::visit_tasks(|id, origin| {
+        let parent = origin.parent.map(|TaskRef { spawned_at, .. }| spawned_at);
+        let group = gathering
+            .entry((origin.spawned_at, parent))
+            .or_insert_with(|| {
+                Gathering::new(
+                    LeakKind::Task,
+                    Some(frames::location_frame(origin.spawned_at, None)),
+                    parent.map(|parent| frames::location_frame(parent, None)),
+                )
+            });
+        group.spawned.push(origin.spawned);
+        group.never_woken += usize::from(origin.polls <= 1);
+        group.members.push(Member {
+            id: MemberId::Task(id),
+            ran: u64::from(origin.polls),
+        });
+    });
+    let uptime = clock::uptime();
+    gathering
+        .into_values()
+        .map(|group| group.finish(uptime))
+        .collect()
+}
+
+/// Threads: those the hook saw start, by spawn site (each distinct spawn path resolved
+/// once) and their spawner's site; the others by name.
+fn thread_groups() -> Vec<SiteGroup> {
+    let origins: Vec<_> = registry::all_threads()
+        .into_iter()
+        .filter(|origin| {
+            origin
+                .tid()
+                .is_some_and(|tid| !registry::is_own_thread(tid))
+        })
+        .collect();
+    let mut sites: HashMap<Vec<usize>, Option<Frame>> = HashMap::new();
+    let mut site_of = |ips: &[usize]| {
+        sites
+            .entry(ips.to_vec())
+            .or_insert_with(|| {
+                let user = frames::user_frames(&frames::resolve(ips));
+                frames::spawn_site(&user).cloned()
+            })
+            .clone()
+    };
+    let mut gathering: HashMap<String, Gathering> = HashMap::new();
+    let mut seen = std::collections::HashSet::new();
+    for origin in &origins {
+        let Some(tid) = origin.tid() else { continue };
+        seen.insert(tid);
+        let site = site_of(origin.spawn.ips());
+        let parent = parent_site(origin, &mut site_of);
+        let name = threads::name_of(Some(tid), Some(origin));
+        // Spawned by machinery alone (a runtime's blocking pool, say): told apart by name.
+        let names = Vec::from_iter(name.clone().filter(|_| site.is_none()));
+        let key = group_key(LeakKind::Thread, site.as_ref(), parent.as_ref(), &names);
+        let group = gathering
+            .entry(key)
+            .or_insert_with(|| Gathering::new(LeakKind::Thread, site, parent));
+        group.spawned.push(origin.spawned);
+        add_thread(group, tid, name);
+    }
+    // The main thread, and threads the hook did not see start: by name.
+    for tid in threads::list().unwrap_or_default() {
+        if seen.contains(&tid) || registry::is_own_thread(tid) {
+            continue;
+        }
+        let name = threads::name_of(Some(tid), None);
+        let names = Vec::from_iter(name.clone());
+        let key = group_key(LeakKind::Thread, None, None, &names);
+        let group = gathering.entry(key).or_insert_with(|| Gathering {
+            seen_spawned: false,
+            ..Gathering::new(LeakKind::Thread, None, None)
+        });
+        add_thread(group, tid, name);
+    }
+    let uptime = clock::uptime();
+    gathering
+        .into_values()
+        .map(|group| group.finish(uptime))
+        .collect()
+}
+
+/// Where the spawner of a thread was spawned: the task that spawned it, else its parent
+/// thread's spawn site.
+fn parent_site(
+    origin: &ThreadOrigin,
+    site_of: &mut impl FnMut(&[usize]) -> Option<Frame>,
+) -> Option<Frame> {
+    if let Some(task) = origin.spawning_task {
+        return Some(frames::location_frame(task.spawned_at, None));
+    }
+    site_of(origin.parent.as_ref()?.spawn.ips())
+}
+
+fn add_thread(group: &mut Gathering, tid: i32, name: Option<String>) {
+    if let Some(name) = name {
+        if group.names.len() < NAMES_LISTED && !group.names.contains(&name) {
+            group.names.push(name);
+        }
+    }
+    let state = threads::describe(tid).map_or_else(|| "exited".to_owned(), |os| waiting_in(&os));
+    *group.states.entry(state).or_default() += 1;
+    let ran = threads::counters(tid).map_or(0, |counters| {
+        counters.wakeups + u64::try_from(counters.cpu.as_millis()).unwrap_or(u64::MAX)
+    });
+    group.members.push(Member {
+        id: MemberId::Thread(tid),
+        ran,
+    });
+}
+
+/// Where a thread waits, short enough to group by: `running`, or `sleeping in
+/// futex_wait_queue` (the kernel function, not the call's arguments, which differ between
+/// threads waiting on different locks of the same kind).
+fn waiting_in(os: &threads::OsThread) -> String {
+    let state = match os.state {
+        'R' => return "running".to_owned(),
+        'S' => "sleeping",
+        'D' => "in uninterruptible wait",
+        'T' | 't' => "stopped",
+        _ => "in an unknown state",
+    };
+    match &os.wchan {
+        Some(wchan) => format!("{state} in {wchan}"),
+        None => state.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,187 @@
+//! The text a person reads at 3 a.m.: biggest groups first, one or two lines each, and a
+//! bounded number of groups whatever the process runs.
+
+use std::fmt::{self, Display, Formatter};
+use std::time::Duration;
+
+use super::{Growth, SiteGroup, SiteGrowth, Snapshot};
+use crate::frames::Frame;
+use crate::report::LeakKind;
+
+/// Groups printed before the rest are summed up in one line.
+const GROUPS_SHOWN: usize = 20;
+
+impl Display for Snapshot {
+    fn fmt(&self, f: &mut Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "leakcheck snapshot at {} uptime: {}",
+            human(self.uptime),
+            count(self.threads, "thread")
+        )?;
+        match self.tasks {
+            Some(tasks) => write!(f, ", {}", count(tasks, "task"))?,
+            None => write!(f, " (tasks not tracked)")?,
+        }
+        let sites = self
+            .groups
+            .iter()
+            .filter(|group| group.site.is_some())
+            .count();
+        writeln!(f, ", {}", count(sites, "spawn site"))?;
+        for group in self.groups.iter().take(GROUPS_SHOWN) {
+            write!(f, "{group}")?;
+        }
+        if let Some(rest) = self
+            .groups
+            .get(GROUPS_SHOWN..)
+            .filter(|rest| !rest.is_empty())
+        {
+            let alive: usize = rest.iter().map(|group| group.count).sum();
+            let groups = if rest.len() == 1 { "group" } else { "groups" };
+            writeln!(f, "  ... and {} more {groups} ({alive} alive)", rest.len())?;
+        }
+        if let Some(why) = self.tasks_not_tracked {
+            writeln!(f, "  note: {why}")?;
+        }
+        Ok(())
+    }
+}
+
+impl Display for SiteGroup {
+    /// `  1150 tasks   spawned at src/main.rs:61:9`, then what is known about them.
+    fn fmt(&self, f: &mut Formatter<'_>) -> fmt::Result {
+        let what = noun(self.kind, self.count);
+        write!(f, "{:>7} {what:<8} ", self.count)?;
+        match &self.site {
+            Some(site) => write!(f, "spawned at {}", place(site))?,
+            None if self.seen_spawned => write!(f, "spawned by std or tokio, no frame of yours")?,
+            None => write!(
+                f,
+                "not seen spawned (the main thread, or started before leakcheck)"
+            )?,
+        }
+        writeln!(f)?;
+        let mut details = Vec::new();
+        if let Some(parent) = &self.parent {
+            let by = match self.kind {
+                LeakKind::Task => "by a task",
+                LeakKind::Thread => "by a thread or task",
+            };
+            details.push(format!("{by} spawned at {}", place(parent)));
+        }
+        if let (Some(oldest), Some(newest)) = (self.oldest, self.newest) {
+            details.push(if self.count == 1 {
+                format!("age {}", human(oldest))
+            } else {
+                format!("ages {} to {}", human(newest), human(oldest))
+            });
+        }
+        if let Some(never_woken) = self.never_woken.filter(|&n| n > 0) {
+            details.push(format!("{never_woken} never woken since their first poll"));
+        }
+        if !self.names.is_empty() {
+            details.push(format!("named {}", self.names.join(", ")));
+        }
+        if !self.states.is_empty() {
+            let states: Vec<String> = self
+                .states
+                .iter()
+                .take(3)
+                .map(|(state, n)| format!("{n} {state}"))
+                .collect();
+            details.push(states.join(", "));
+        }
+        if !details.is_empty() {
+            writeln!(f, "{:17}{}", "", details.join("; "))?;
+        }
+        Ok(())
+    }
+}
+
+impl Display for Growth {
+    /// The sites that changed, most growth first; nothing for two equal snapshots.
+    fn fmt(&self, f: &mut Formatter<'_>) -> fmt::Result {
+        let changed: Vec<&SiteGrowth> = self
+            .sites
+            .iter()
+            .filter(|site| site.change() != 0)
+            .collect();
+        writeln!(
+            f,
+            "leakcheck growth over {}: {} changed",
+            human(self.between),
+            count(changed.len(), "site")
+        )?;
+        for site in changed.iter().take(GROUPS_SHOWN) {
+            writeln!(f, "  {site}")?;
+        }
+        if changed.len() > GROUPS_SHOWN {
+            writeln!(
+                f,
+                "  ... and {} more",
+                count(changed.len() - GROUPS_SHOWN, "site")
+            )?;
+        }
+        Ok(())
+    }
+}
+
+impl Display for SiteGrowth {
+    /// `tasks spawned at src/main.rs:61:9: 40 -> 80 (+40); 40 alive both times, 40 idle`.
+    fn fmt(&self, f: &mut Formatter<'_>) -> fmt::Result {
+        write!(f, "{} ", noun(self.kind, 2))?;
+        match &self.site {
+            Some(site) => write!(f, "spawned at {}", place(site))?,
+            None => write!(f, "named {}", self.names.join(", "))?,
+        }
+        write!(f, ": {} -> {} ({:+})", self.then, self.now, self.change())?;
+        if self.survivors > 0 {
+            write!(
+                f,
+                "; {} alive both times, {} of them idle in between",
+                self.survivors, self.idle
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// `file:line:column (function)`, or as much as is known.
+pub(crate) fn place(frame: &Frame) -> String {
+    match (frame.location(), frame.function()) {
+        (Some(location), Some(function)) => format!("{location} ({function})"),
+        (Some(location), None) => location,
+        (None, Some(function)) => function.to_owned(),
+        (None, None) => "an unknown place".to_owned(),
+    }
+}
+
+fn noun(kind: LeakKind, n: usize) -> &'static str {
+    match (kind, n) {
+        (LeakKind::Thread, 1) => "thread",
+        (LeakKind::Thread, _) => "threads",
+        (LeakKind::Task, 1) => "task",
+        (_, _) => "tasks",
+    }
+}
+
+fn count(n: usize, what: &str) -> String {
+    if n == 1 {
+        format!("1 {what}")
+    } else {
+        format!("{n} {what}s")
+    }
+}
+
+/// `0.25s`, `12.3s`, `2m 10s`, `3h 12m`, `2d 4h`.
+pub(crate) fn human(duration: Duration) -> String {
+    let seconds = duration.as_secs();
+    match seconds {
+        0..10 => format!("{:.2}s", duration.as_secs_f64()),
+        10..60 => format!("{:.1}s", duration.as_secs_f64()),
+        60..3600 => format!("{}m {}s", seconds / 60, seconds % 60),
+        3600..86400 => format!("{}h {}m", seconds / 3600, seconds / 60 % 60),
+        _ => format!("{}d {}h", seconds / 86400, seconds / 3600 % 24),
+    }
+}
