@@ -46,8 +46,9 @@ for name in clean_scope_check_us clean_test_overhead_us clean_test_with_1000_for
     leaky_test_over_grace_first_ms leaky_test_over_grace_later_ms; do
     printf '%-46s %10s %10s %8s\n' "$name" "-" "$(median "$name" "$out/hooked")" "-"
 done
-name=clean_test_with_1000_threads_100k_tasks_us
-printf '%-46s %10s %10s %8s\n' "$name" "-" "$(median "$name" "$out/tasks")" "-"
+for name in clean_test_with_1000_threads_100k_tasks_us snapshot_1k_tasks_ms snapshot_100k_tasks_ms; do
+    printf '%-46s %10s %10s %8s\n' "$name" "-" "$(median "$name" "$out/tasks")" "-"
+done
 rm -r "$out"
 
 # Wall time on a shared VM swings by tens of percent between runs; user-space instruction

@@ -5,6 +5,8 @@
 //!   not Miri, which cannot run the hook's FFI).
 //! - `lc_name_hook`: `pthread_setname_np` is interposed too (the C library is linked
 //!   dynamically: not musl, not `crt-static`).
+//! - `lc_coarse_clock`: the kernel's coarse monotonic clock, for spawn times (Linux, not
+//!   Miri).
 //! - `lc_taskdump`: tokio's task dumps are compiled in: `--cfg tokio_unstable`, the
 //!   `taskdump` feature, no `--cfg leakcheck_no_taskdump`, and a target tokio dumps on. The
 //!   same target list is in Cargo.toml's target table (cargo cannot read a build script's cfgs).
@@ -12,7 +14,12 @@
 use std::env;
 
 fn main() {
-    for name in ["lc_thread_hook", "lc_name_hook", "lc_taskdump"] {
+    for name in [
+        "lc_thread_hook",
+        "lc_name_hook",
+        "lc_coarse_clock",
+        "lc_taskdump",
+    ] {
         println!("cargo::rustc-check-cfg=cfg({name})");
     }
     let has = |cfg: &str| env::var_os(format!("CARGO_CFG_{}", cfg.to_uppercase())).is_some();
@@ -35,6 +42,7 @@ fn main() {
         && dump_arch;
     if thread_hook {
         println!("cargo::rustc-cfg=lc_thread_hook");
+        println!("cargo::rustc-cfg=lc_coarse_clock");
     }
     if thread_hook && !static_libc {
         println!("cargo::rustc-cfg=lc_name_hook");

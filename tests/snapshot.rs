@@ -199,14 +199,16 @@ fn tasks_of_a_hooked_runtime_are_grouped_by_spawn_line_and_parent() {
             assert!(child.await.unwrap_err().is_cancelled());
         }
     });
-    let after = Snapshot::take();
-    assert!(
-        after
+    // tokio runs a task's terminate hook just after its JoinHandle has its output, so a
+    // look right after the await may still see a few.
+    let gone = (0..10_000).any(|_| {
+        std::thread::yield_now();
+        Snapshot::take()
             .groups()
             .iter()
-            .all(|group| group.parent_site().and_then(|site| site.line()) != Some(parent_line)),
-        "{after}"
-    );
+            .all(|group| group.parent_site().and_then(|site| site.line()) != Some(parent_line))
+    });
+    assert!(gone, "{}", Snapshot::take());
 }
 
 #[test]

@@ -18,8 +18,8 @@
 //! Nothing here allocates under a lock but the maps' own growth.
 //!
 //! Memory stays bounded over a long run: a scope's entry goes when its `Scope` has been
-//! dropped and its last thread and task have ended ([`forget_finished_scopes`]), and a task
-//! shard gives back its table's room when a burst of tasks has passed.
+//! dropped and its last thread and task have ended ([`forget_finished_scopes`]), and a
+//! snapshot has the task tables give back the room a burst of tasks left empty.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hash, Hasher};
@@ -28,7 +28,7 @@ use std::sync::{Arc, LazyLock};
 
 use parking_lot::Mutex;
 
-use crate::clock::{self, Tick};
+use crate::clock::Tick;
 use crate::scope::{self, ScopeId, TaskRef};
 
 /// Whether the spawn hooks record anything: off under `LEAKCHECK=off`, decided before
@@ -195,7 +195,7 @@ impl ThreadOrigin {
             parent,
             spawning_task,
             spawn,
-            spawned: clock::now(),
+            spawned: crate::clock::now(),
         }
     }
 
@@ -524,7 +524,7 @@ pub(crate) fn add_task(
         })
     });
     let scope_count = scope_task_count(scope);
-    let spawned = clock::now();
+    let spawned = crate::clock::now();
     let mut shard = shard(id).lock();
     if shard.early_terminations.take(id) {
         return;
@@ -550,23 +550,29 @@ pub(crate) fn remove_task(id: tokio::task::Id) {
     match shard.live.remove(&id) {
         Some(origin) => {
             origin.scope_count.fetch_sub(1, Ordering::Relaxed);
-            shard.give_back_room();
         }
         None => shard.early_terminations.insert(id),
     }
 }
 
-#[cfg(tokio_unstable)]
+/// Gives back the room of task tables a burst of tasks has left mostly empty: a service
+/// that once ran a million tasks does not keep their room. Called by snapshots (a
+/// service's watcher takes one every interval), not by the hooks: on the hooks' path, even the test for it cost ~100 instructions a
+/// task (it kept the table operations from being inlined).
+pub(crate) fn give_back_room() {
+    for shard in TASKS.iter() {
+        shard.0.lock().give_back_room();
+    }
+}
+
 impl TaskShard {
-    /// After a burst, a table a quarter full halves: a service that once ran a million
-    /// tasks does not keep their room. The quarter (not the half) keeps a table that
-    /// hovers around one size from resizing back and forth.
-    #[inline]
+    /// A table a quarter full halves; the quarter (not the half) keeps a table that hovers
+    /// around one size from resizing back and forth.
     fn give_back_room(&mut self) {
         const SMALL: usize = 1024;
         let capacity = self.live.capacity();
         if capacity > SMALL && self.live.len() * 4 < capacity {
-            self.live.shrink_to(capacity / 2);
+            self.live.shrink_to(self.live.len() * 2);
         }
     }
 }
@@ -697,8 +703,8 @@ mod tests {
         let burst = shard.live.capacity();
         for id in &ids[..19_990] {
             shard.live.remove(id);
-            shard.give_back_room();
         }
+        shard.give_back_room();
         assert!(
             shard.live.capacity() <= 1024 * 2,
             "{burst} -> {}",

@@ -126,6 +126,7 @@ impl Snapshot {
     /// ```
     pub fn take() -> Snapshot {
         registry::forget_finished_scopes();
+        registry::give_back_room();
         let mut groups = thread_groups();
         let (tasks, tasks_not_tracked) = match tasks_not_tracked() {
             Some(why) => (None, Some(why)),

@@ -77,8 +77,10 @@ impl Display for SiteGroup {
                 format!("ages {} to {}", human(newest), human(oldest))
             });
         }
-        if let Some(never_woken) = self.never_woken.filter(|&n| n > 0) {
-            details.push(format!("{never_woken} never woken since their first poll"));
+        match self.never_woken {
+            Some(1) if self.count == 1 => details.push("never woken since its first poll".into()),
+            Some(n) if n > 0 => details.push(format!("{n} never woken since their first poll")),
+            _ => {}
         }
         if !self.names.is_empty() {
             details.push(format!("named {}", self.names.join(", ")));
