@@ -263,3 +263,11 @@ fn the_watcher_raises_an_alarm_for_a_site_that_grows_every_interval() {
             .for_each(|handle| handle.join().unwrap());
     }
 }
+
+#[leakcheck::test]
+fn a_watcher_started_inside_a_test_is_not_that_test_s_leak() {
+    // Left running on purpose, for the rest of this process.
+    let _watcher = leakcheck::Watcher::every(Duration::from_secs(3600))
+        .start()
+        .unwrap();
+}

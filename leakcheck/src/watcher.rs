@@ -10,6 +10,7 @@ use parking_lot::{Condvar, Mutex};
 use crate::frames::Frame;
 use crate::registry;
 use crate::report::LeakKind;
+use crate::scope;
 use crate::snapshot::{SiteGrowth, Snapshot};
 use crate::threads;
 
@@ -108,6 +109,9 @@ impl Watcher {
     pub fn start(self) -> std::io::Result<WatcherHandle> {
         let stop = Arc::new((Mutex::new(false), Condvar::new()));
         let stopped = stop.clone();
+        // The process's, not the scope's that starts it: a watcher started inside a test
+        // is not that test's leak.
+        let starter = scope::set_current(scope::PROCESS);
         let thread = std::thread::Builder::new()
             .name("leakcheck-watcher".into())
             .spawn(move || {
@@ -115,8 +119,12 @@ impl Watcher {
                 registry::mark_own_thread(tid);
                 self.run(&stopped);
                 registry::unmark_own_thread(tid);
-            })?;
-        Ok(WatcherHandle { stop, thread })
+            });
+        scope::set_current(starter);
+        Ok(WatcherHandle {
+            stop,
+            thread: thread?,
+        })
     }
 
     fn run(mut self, stop: &(Mutex<bool>, Condvar)) {
