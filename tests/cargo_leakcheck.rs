@@ -281,13 +281,21 @@ fn the_printed_rules_silence_the_leaks() {
 
     let copy = temp_dir("cli-rules").join("cli");
     copy_dir(&workspace(), &copy);
-    // The copy depends on the repository's leakcheck where the original does.
-    let manifest = copy.join("app/Cargo.toml");
-    let text = std::fs::read_to_string(&manifest).unwrap().replace(
-        "path = \"../../../leakcheck\"",
-        &format!("path = {:?}", path_str(&root().join("leakcheck"))),
-    );
-    std::fs::write(&manifest, text).unwrap();
+    for member in ["app", "pool"] {
+        let manifest = copy.join(member).join("Cargo.toml");
+        let text = std::fs::read_to_string(&manifest)
+            .unwrap()
+            // The copy depends on the repository's leakcheck where the original does.
+            .replace(
+                "path = \"../../../leakcheck\"",
+                &format!("path = {:?}", path_str(&root().join("leakcheck"))),
+            )
+            // cargo names a workspace's artifacts by paths relative to the workspace, so in
+            // the shared target directory the copy's would overwrite the original's, and be
+            // taken as fresh by the original's next run: another version keeps them apart.
+            .replace("version = \"0.0.0\"", "version = \"0.0.1\"");
+        std::fs::write(&manifest, text).unwrap();
+    }
     std::fs::write(copy.join("leakcheck.toml"), rules.join("\n") + "\n").unwrap();
 
     let ran = cargo_leakcheck(&copy, &[], &[]);
@@ -349,6 +357,7 @@ fn nextest_and_its_shards_merged_give_the_same_summary() {
         files.push(file);
     }
     let markdown = dir.join("summary.md");
+    let json = dir.join("merged.jsonl");
     let merged = cargo_leakcheck(
         &workspace(),
         &[
@@ -357,15 +366,146 @@ fn nextest_and_its_shards_merged_give_the_same_summary() {
             path_str(&files[1]),
             "--summary-md",
             path_str(&markdown),
+            "--json",
+            path_str(&json),
         ],
         &[],
     );
     assert_eq!(merged.code(), Some(1), "{}", merged.describe());
+    assert_eq!(json_records(&json).len(), 6);
     insta::assert_snapshot!("leaky_suite", merged.summary());
     insta::assert_snapshot!(
         "leaky_suite_markdown",
         std::fs::read_to_string(&markdown).unwrap()
     );
+}
+
+/// The user's rustflags stay, wherever cargo takes them from, and `--cfg tokio_unstable`
+/// joins them: each case builds a probe crate (no dependencies, so each build is short) whose
+/// test fails unless both cfgs are set, under a config or environment of its own.
+#[test]
+fn the_user_s_rustflags_stay_wherever_they_come_from() {
+    let host = host_triple();
+    let host_var = format!(
+        "CARGO_TARGET_{}_RUSTFLAGS",
+        host.to_uppercase().replace(['-', '.'], "_")
+    );
+    let lost = "--cfg lost";
+    let cases: Vec<(&str, String, Vec<(&str, &str)>, Vec<&str>)> = vec![
+        (
+            "build.rustflags, an array",
+            "[build]\nrustflags = [\"--cfg\", \"user_flag\"]\n".into(),
+            vec![],
+            vec![],
+        ),
+        (
+            "build.rustflags, a string",
+            "[build]\nrustflags = \"--cfg user_flag\"\n".into(),
+            vec![],
+            vec![],
+        ),
+        (
+            "a matching target.cfg table, over build.rustflags",
+            format!(
+                "[build]\nrustflags = \"{lost}\"\n\
+                 [target.'cfg(all())']\nrustflags = [\"--cfg\", \"user_flag\"]\n"
+            ),
+            vec![],
+            vec![],
+        ),
+        (
+            "a target.cfg table that does not match, so build.rustflags",
+            "[build]\nrustflags = [\"--cfg\", \"user_flag\"]\n\
+             [target.'cfg(any())']\nrustflags = [\"--cfg\", \"never\"]\n"
+                .into(),
+            vec![],
+            vec![],
+        ),
+        (
+            "the host's target table",
+            format!("[target.{host}]\nrustflags = [\"--cfg\", \"user_flag\"]\n"),
+            vec![],
+            vec![],
+        ),
+        (
+            "CARGO_TARGET_<HOST>_RUSTFLAGS, over build.rustflags",
+            format!("[build]\nrustflags = [\"{lost}\"]\n"),
+            vec![(host_var.as_str(), "--cfg user_flag")],
+            vec![],
+        ),
+        (
+            "CARGO_BUILD_RUSTFLAGS",
+            String::new(),
+            vec![("CARGO_BUILD_RUSTFLAGS", "--cfg user_flag")],
+            vec![],
+        ),
+        (
+            "RUSTFLAGS, over the config",
+            format!("[build]\nrustflags = \"{lost}\"\n"),
+            vec![("RUSTFLAGS", "--cfg user_flag")],
+            vec![],
+        ),
+        (
+            "CARGO_ENCODED_RUSTFLAGS, over RUSTFLAGS",
+            String::new(),
+            vec![
+                ("CARGO_ENCODED_RUSTFLAGS", "--cfg\x1fuser_flag"),
+                ("RUSTFLAGS", lost),
+            ],
+            vec![],
+        ),
+        (
+            "a --config argument",
+            String::new(),
+            vec![],
+            vec!["--config", "build.rustflags=['--cfg', 'user_flag']"],
+        ),
+    ];
+    let target_dir = root().join("target").join("cli-fixtures").join("probe");
+    let target_dir = path_str(&target_dir);
+    for (case, config, env, args) in cases {
+        let dir = probe_crate(&config);
+        let mut env = env;
+        env.push(("CARGO_TARGET_DIR", target_dir));
+        let ran = cargo_leakcheck(&dir, &args, &env);
+        assert_eq!(ran.code(), Some(0), "{case}:\n{}", ran.describe());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
+
+/// A crate whose test needs `--cfg user_flag` and `--cfg tokio_unstable`, with `config` as
+/// its `.cargo/config.toml`.
+fn probe_crate(config: &str) -> PathBuf {
+    let dir = temp_dir("cli-rustflags");
+    std::fs::create_dir_all(dir.join(".cargo")).unwrap();
+    std::fs::create_dir_all(dir.join("src")).unwrap();
+    std::fs::write(
+        dir.join("Cargo.toml"),
+        "[package]\nname = \"probe\"\nversion = \"0.0.0\"\nedition = \"2024\"\n\
+         [lints.rust]\nunexpected_cfgs = \"allow\"\n[workspace]\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("src/lib.rs"),
+        "#[test]\nfn both_flags() {\n    \
+         #[cfg(not(user_flag))]\n    panic!(\"the user's flag was lost\");\n    \
+         #[cfg(not(tokio_unstable))]\n    panic!(\"no --cfg tokio_unstable\");\n}\n",
+    )
+    .unwrap();
+    std::fs::write(dir.join(".cargo/config.toml"), config).unwrap();
+    dir
+}
+
+fn host_triple() -> String {
+    let output = Command::new("rustc")
+        .arg("-vV")
+        .output()
+        .expect("rustc runs");
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .find_map(|line| line.strip_prefix("host: "))
+        .expect("rustc -vV names the host")
+        .to_owned()
 }
 
 /// Bad input: a clear error naming what was wrong, status 2, and nothing run.

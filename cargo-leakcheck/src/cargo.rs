@@ -53,12 +53,7 @@ impl Run<'_> {
             Tool::Test => command.arg("test"),
             Tool::Nextest => command.args(["nextest", "run"]),
         };
-        if !self.cargo_args.iter().any(|arg| {
-            let arg = arg.to_string_lossy();
-            ["--no-fail-fast", "--fail-fast", "--max-fail"]
-                .iter()
-                .any(|option| arg == *option || arg.starts_with(&format!("{option}=")))
-        }) {
+        if !chooses_fail_fast(self.cargo_args) {
             // Every test binary and every test, for a summary of the whole suite.
             command.arg("--no-fail-fast");
         }
@@ -115,6 +110,17 @@ impl Run<'_> {
     }
 }
 
+/// Whether the user said how a failure stops the run (cargo's and nextest's options).
+fn chooses_fail_fast(args: &[OsString]) -> bool {
+    const CHOICES: [&str; 3] = ["--no-fail-fast", "--fail-fast", "--max-fail"];
+    args.iter().filter_map(|arg| arg.to_str()).any(|arg| {
+        CHOICES.iter().any(|choice| {
+            arg.strip_prefix(choice)
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with('='))
+        })
+    })
+}
+
 /// `args` without `--name VALUE` / `--name=VALUE` before `--`.
 fn without_option<'a>(args: &'a [OsString], name: &str) -> Vec<&'a OsStr> {
     let mut kept = Vec::new();
@@ -138,6 +144,16 @@ fn without_option<'a>(args: &'a [OsString], name: &str) -> Vec<&'a OsStr> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fail_fast_is_the_user_s_choice_if_made() {
+        let args = |words: &[&str]| words.iter().map(OsString::from).collect::<Vec<_>>();
+        assert!(!chooses_fail_fast(&args(&["-p", "a", "--no-run"])));
+        assert!(chooses_fail_fast(&args(&["--fail-fast"])));
+        assert!(chooses_fail_fast(&args(&["--max-fail=3"])));
+        assert!(chooses_fail_fast(&args(&["--max-fail", "3"])));
+        assert!(!chooses_fail_fast(&args(&["--max-failures"])));
+    }
 
     #[test]
     fn the_user_s_target_dir_is_taken_out() {
