@@ -380,6 +380,10 @@ fn nextest_and_its_shards_merged_give_the_same_summary() {
     );
 }
 
+/// What a case of [`the_user_s_rustflags_stay_wherever_they_come_from`] is: its name, the
+/// probe's `.cargo/config.toml`, environment variables, arguments.
+type RustflagsCase<'a> = (&'a str, String, Vec<(&'a str, &'a str)>, Vec<&'a str>);
+
 /// The user's rustflags stay, wherever cargo takes them from, and `--cfg tokio_unstable`
 /// joins them: each case builds a probe crate (no dependencies, so each build is short) whose
 /// test fails unless both cfgs are set, under a config or environment of its own.
@@ -391,7 +395,7 @@ fn the_user_s_rustflags_stay_wherever_they_come_from() {
         host.to_uppercase().replace(['-', '.'], "_")
     );
     let lost = "--cfg lost";
-    let cases: Vec<(&str, String, Vec<(&str, &str)>, Vec<&str>)> = vec![
+    let cases: Vec<RustflagsCase> = vec![
         (
             "build.rustflags, an array",
             "[build]\nrustflags = [\"--cfg\", \"user_flag\"]\n".into(),
