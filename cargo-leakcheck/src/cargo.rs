@@ -1,0 +1,176 @@
+//! Running the suite: `cargo test` or `cargo nextest run` with the user's arguments, in
+//! `<target dir>/leakcheck` (the user's own build cache untouched), with the user's rustflags
+//! plus `--cfg tokio_unstable`, and `LEAKCHECK_REPORT` pointing at a file of our own. Unless
+//! the user chose otherwise, `--no-fail-fast`: a summary of the suite needs all of it.
+
+use std::ffi::{OsStr, OsString};
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitStatus};
+
+use crate::args::Tool;
+use crate::cargo_config;
+use crate::rustflags;
+
+/// The name of the directory under the workspace's target directory.
+pub const TARGET_SUBDIR: &str = "leakcheck";
+
+/// One run of the suite.
+pub struct Run<'a> {
+    pub tool: Tool,
+    pub cargo_args: &'a [OsString],
+    pub test_args: Option<&'a [OsString]>,
+    /// `LEAKCHECK=warn`
+    pub warn: bool,
+}
+
+/// What a run left.
+pub struct Ran {
+    pub status: ExitStatus,
+    /// The file the tests wrote their records to.
+    pub report: PathBuf,
+}
+
+/// The cargo to run: the one that ran us (cargo sets `CARGO` for subcommands).
+pub fn cargo() -> OsString {
+    std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into())
+}
+
+impl Run<'_> {
+    /// Runs the suite to the end; its output goes to ours.
+    pub fn run(&self) -> Result<Ran, String> {
+        let cwd = std::env::current_dir()
+            .map_err(|error| format!("cannot read the working directory: {error}"))?;
+        let target_dir = self.target_dir(&cwd)?.join(TARGET_SUBDIR);
+        std::fs::create_dir_all(&target_dir)
+            .map_err(|error| format!("cannot create {}: {error}", target_dir.display()))?;
+        let report = target_dir.join(format!("report-{}.jsonl", std::process::id()));
+        std::fs::write(&report, "")
+            .map_err(|error| format!("cannot create {}: {error}", report.display()))?;
+        let plan = rustflags::plan(&cargo_config::sources(&cwd, self.cargo_args)?);
+
+        let mut command = Command::new(cargo());
+        match self.tool {
+            Tool::Test => command.arg("test"),
+            Tool::Nextest => command.args(["nextest", "run"]),
+        };
+        if !chooses_fail_fast(self.cargo_args) {
+            // Every test binary and every test, for a summary of the whole suite.
+            command.arg("--no-fail-fast");
+        }
+        command
+            .args(without_option(self.cargo_args, "--target-dir"))
+            .arg("--target-dir")
+            .arg(&target_dir);
+        for config in &plan.config_args {
+            command.arg("--config").arg(config);
+        }
+        if let Some(test_args) = self.test_args {
+            command.arg("--").args(test_args);
+        }
+        command
+            .envs(plan.env.iter().map(|(name, value)| (name, value)))
+            .env("LEAKCHECK_REPORT", &report);
+        if self.warn {
+            command.env("LEAKCHECK", "warn");
+        }
+        let status = command
+            .status()
+            .map_err(|error| format!("cannot run {}: {error}", cargo().to_string_lossy()))?;
+        Ok(Ran { status, report })
+    }
+
+    /// The workspace's target directory: `--target-dir` if the user gave it, else cargo's
+    /// answer (which follows `CARGO_TARGET_DIR` and `build.target-dir`).
+    fn target_dir(&self, cwd: &Path) -> Result<PathBuf, String> {
+        if let Some(dir) = cargo_config::option_values(self.cargo_args, "--target-dir").pop() {
+            return Ok(cwd.join(dir));
+        }
+        let mut command = Command::new(cargo());
+        command.args(["metadata", "--no-deps", "--format-version", "1"]);
+        for option in ["--manifest-path", "--config"] {
+            for value in cargo_config::option_values(self.cargo_args, option) {
+                command.arg(option).arg(value);
+            }
+        }
+        let output = command
+            .output()
+            .map_err(|error| format!("cannot run {}: {error}", cargo().to_string_lossy()))?;
+        if !output.status.success() {
+            return Err(format!(
+                "`cargo metadata` could not find the workspace's target directory:\n{}",
+                String::from_utf8_lossy(&output.stderr).trim_end()
+            ));
+        }
+        let metadata: serde_json::Value = serde_json::from_slice(&output.stdout)
+            .map_err(|error| format!("`cargo metadata` printed no JSON: {error}"))?;
+        metadata["target_directory"]
+            .as_str()
+            .map(PathBuf::from)
+            .ok_or_else(|| "`cargo metadata` gave no target_directory".into())
+    }
+}
+
+/// Whether the user said how a failure stops the run (cargo's and nextest's options).
+fn chooses_fail_fast(args: &[OsString]) -> bool {
+    const CHOICES: [&str; 3] = ["--no-fail-fast", "--fail-fast", "--max-fail"];
+    args.iter().filter_map(|arg| arg.to_str()).any(|arg| {
+        CHOICES.iter().any(|choice| {
+            arg.strip_prefix(choice)
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with('='))
+        })
+    })
+}
+
+/// `args` without `--name VALUE` / `--name=VALUE` before `--`.
+fn without_option<'a>(args: &'a [OsString], name: &str) -> Vec<&'a OsStr> {
+    let mut kept = Vec::new();
+    let mut args = args.iter();
+    while let Some(arg) = args.next() {
+        match arg.to_str() {
+            Some("--") => {
+                kept.push(arg.as_os_str());
+                kept.extend(args.by_ref().map(OsString::as_os_str));
+            }
+            Some(text) if text == name => {
+                args.next();
+            }
+            Some(text) if text.strip_prefix(name).is_some_and(|v| v.starts_with('=')) => {}
+            _ => kept.push(arg.as_os_str()),
+        }
+    }
+    kept
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fail_fast_is_the_user_s_choice_if_made() {
+        let args = |words: &[&str]| words.iter().map(OsString::from).collect::<Vec<_>>();
+        assert!(!chooses_fail_fast(&args(&["-p", "a", "--no-run"])));
+        assert!(chooses_fail_fast(&args(&["--fail-fast"])));
+        assert!(chooses_fail_fast(&args(&["--max-fail=3"])));
+        assert!(chooses_fail_fast(&args(&["--max-fail", "3"])));
+        assert!(!chooses_fail_fast(&args(&["--max-failures"])));
+    }
+
+    #[test]
+    fn the_user_s_target_dir_is_taken_out() {
+        let args: Vec<OsString> = [
+            "-p",
+            "a",
+            "--target-dir",
+            "t",
+            "--target-dir=u",
+            "--test",
+            "x",
+        ]
+        .map(OsString::from)
+        .to_vec();
+        assert_eq!(
+            without_option(&args, "--target-dir"),
+            ["-p", "a", "--test", "x"]
+        );
+    }
+}

@@ -1,0 +1,124 @@
+//! `cargo leakcheck`: runs a test suite (`cargo test`, or `cargo nextest run`) with
+//! leakcheck's task hooks on, in a target directory of its own, collects every leak-checked
+//! test's JSON record, and prints one summary of the suite's leaks by spawn site;
+//! `cargo leakcheck report FILE...` does the same for records saved by CI shards.
+//!
+//! Modules, one concern each: [`args`] the command line; [`cargo_config`] and [`rustflags`]
+//! the user's rustflags plus `--cfg tokio_unstable`; [`cargo`] the run; [`records`] the JSON
+//! lines; [`summary`] their grouping by spawn site; [`render`] the text and Markdown.
+
+mod args;
+mod cargo;
+mod cargo_config;
+mod records;
+mod render;
+mod rustflags;
+mod summary;
+
+use std::ffi::OsString;
+use std::process::ExitCode;
+
+use args::{Command, Options};
+use records::Line;
+use summary::Summary;
+
+/// Exit status for bad input: an unknown option, an unreadable or malformed report.
+const BAD_INPUT: u8 = 2;
+/// Exit status when leaks or failures are found (and cargo itself did not fail).
+const FOUND: u8 = 1;
+
+fn main() -> ExitCode {
+    match run(std::env::args_os().skip(1).collect()) {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("error: {error}");
+            ExitCode::from(BAD_INPUT)
+        }
+    }
+}
+
+fn run(args: Vec<OsString>) -> Result<ExitCode, String> {
+    let args::Invocation { command, options } = args::parse(args)?;
+    match command {
+        Command::Help => {
+            println!("{}", args::USAGE);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Version => {
+            println!("cargo-leakcheck {}", env!("CARGO_PKG_VERSION"));
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Report { files } => {
+            let lines = records::read_all(&files)?;
+            let summary = conclude(&lines, &options, "")?;
+            Ok(verdict(&summary, &options))
+        }
+        Command::Run {
+            tool,
+            cargo_args,
+            test_args,
+        } => {
+            let ran = cargo::Run {
+                tool,
+                cargo_args: &cargo_args,
+                test_args: test_args.as_deref(),
+                warn: options.warn,
+            }
+            .run()?;
+            let lines = records::read_all(&[&ran.report]);
+            let _ = std::fs::remove_file(&ran.report);
+            let lines = lines?;
+            // A `LEAKCHECK_REPORT` of the user's own gets the records too, as if the tests
+            // had appended to it.
+            if let Some(path) = std::env::var_os("LEAKCHECK_REPORT").filter(|p| !p.is_empty()) {
+                records::append(path.as_ref(), &lines)?;
+            }
+            let built_only = cargo_args.iter().any(|arg| arg == "--no-run");
+            if lines.is_empty() && (built_only || !ran.status.success()) {
+                // Nothing was meant to run, or the build failed: cargo has said why.
+                conclude_quietly(&lines, &options)?;
+                return Ok(exit_code(ran.status));
+            }
+            let summary = conclude(&lines, &options, "\n")?;
+            Ok(if ran.status.success() {
+                verdict(&summary, &options)
+            } else {
+                exit_code(ran.status)
+            })
+        }
+    }
+}
+
+/// Prints the summary after `lead`, and writes the files the options ask for.
+fn conclude(lines: &[Line], options: &Options, lead: &str) -> Result<Summary, String> {
+    let summary = conclude_quietly(lines, options)?;
+    print!("{lead}{}", render::text(&summary, options.warn));
+    Ok(summary)
+}
+
+/// Writes the files the options ask for.
+fn conclude_quietly(lines: &[Line], options: &Options) -> Result<Summary, String> {
+    let summary = summary::summarize(lines.iter().map(|line| &line.record));
+    if let Some(path) = &options.json {
+        records::write(path, lines)?;
+    }
+    if let Some(path) = &options.summary_md {
+        std::fs::write(path, render::markdown(&summary, options.warn))
+            .map_err(|error| format!("cannot write {}: {error}", path.display()))?;
+    }
+    Ok(summary)
+}
+
+fn verdict(summary: &Summary, options: &Options) -> ExitCode {
+    if summary.fails(options.warn) {
+        ExitCode::from(FOUND)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+/// cargo's own status; 101 (cargo's for a failed test) if it was ended by a signal.
+fn exit_code(status: std::process::ExitStatus) -> ExitCode {
+    let code = status.code().unwrap_or(101);
+    ExitCode::from(u8::try_from(code).unwrap_or(101))
+}

@@ -1,0 +1,254 @@
+//! The suite's leaks grouped by spawn site: for each site (kind and `file:line`), how many
+//! leaked and which tests leaked them, whether stuck or active, and the rule that silences
+//! them; then the totals. Pure: records in, [`Summary`] out; [`crate::render`] writes it.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::records::Record;
+
+/// The suite at a glance.
+#[derive(Debug, Default)]
+pub struct Summary {
+    /// Checks of `#[leakcheck::test]`s.
+    pub tests_checked: usize,
+    /// `verify_none` calls and exit checks.
+    pub other_checks: usize,
+    /// Tests (and other checks) blamed for a leak, each once.
+    pub leaked_tests: usize,
+    /// Leaks in all.
+    pub leaks: u64,
+    /// Leaks the records left out to stay bounded, so in no site.
+    pub omitted_leaks: u64,
+    /// Tests that failed on their own (a record's `test_passed` is false).
+    pub failed_tests: usize,
+    /// Whether a leak failed its test (`mode` `"fail"`), as opposed to a warning.
+    pub failing_leaks: bool,
+    /// Biggest first: most tests, then most leaks.
+    pub sites: Vec<Site>,
+}
+
+/// What leaked from one spawn site.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Site {
+    /// `"thread"`, `"task"` or `"untracked_tasks"`.
+    pub kind: String,
+    /// `file:line`; `None` when unknown (tasks counted without tokio's hooks).
+    pub location: Option<String>,
+    /// Thread names, each once, sorted.
+    pub names: Vec<String>,
+    /// The tests that leaked from here, each once, sorted.
+    pub tests: Vec<String>,
+    pub leaks: u64,
+    pub stuck: u64,
+    pub active: u64,
+    /// The rules that silence it, as the first report of it gave them.
+    pub rules: Vec<String>,
+}
+
+/// The summary of `records`.
+pub fn summarize<'a>(records: impl IntoIterator<Item = &'a Record>) -> Summary {
+    let mut summary = Summary::default();
+    let mut sites: BTreeMap<(String, Option<String>), SiteBuilder> = BTreeMap::new();
+    let mut leaked_tests = BTreeSet::new();
+    let mut failed_tests = BTreeSet::new();
+    for record in records {
+        if record.check == "test" {
+            summary.tests_checked += 1;
+        } else {
+            summary.other_checks += 1;
+        }
+        if record.test_passed == Some(false) {
+            failed_tests.insert(record.test.clone());
+        }
+        if !record.leaked() {
+            continue;
+        }
+        summary.failing_leaks |= record.mode == "fail";
+        summary.omitted_leaks += record.omitted.map_or(0, |omitted| omitted.leaks);
+        for group in &record.groups {
+            let test = blamed(record, group.owner.as_deref());
+            leaked_tests.insert(test.clone());
+            summary.leaks += group.count;
+            let location = group
+                .spawn
+                .as_ref()
+                .and_then(|spawn| Some(format!("{}:{}", spawn.file.as_deref()?, spawn.line?)));
+            let site = sites
+                .entry((group.kind.clone(), location))
+                .or_insert_with(|| SiteBuilder {
+                    rules: group.ignore_rules.clone(),
+                    ..SiteBuilder::default()
+                });
+            site.tests.insert(test);
+            site.names.extend(group.names.iter().cloned());
+            site.leaks += group.count;
+            match group.activity.as_deref() {
+                Some("stuck") => site.stuck += group.count,
+                Some("active") => site.active += group.count,
+                _ => {}
+            }
+        }
+    }
+    summary.leaked_tests = leaked_tests.len();
+    summary.failed_tests = failed_tests.len();
+    summary.sites = sites
+        .into_iter()
+        .map(|((kind, location), site)| Site {
+            kind,
+            location,
+            names: site.names.into_iter().collect(),
+            tests: site.tests.into_iter().collect(),
+            leaks: site.leaks,
+            stuck: site.stuck,
+            active: site.active,
+            rules: site.rules,
+        })
+        .collect();
+    // Stable: ties stay in kind and location order.
+    summary
+        .sites
+        .sort_by_key(|site| std::cmp::Reverse((site.tests.len(), site.leaks)));
+    summary
+}
+
+#[derive(Default)]
+struct SiteBuilder {
+    names: BTreeSet<String>,
+    tests: BTreeSet<String>,
+    leaks: u64,
+    stuck: u64,
+    active: u64,
+    rules: Vec<String>,
+}
+
+/// Who a leak is blamed on: the test; at exit, the plain `#[test]` that spawned it.
+fn blamed(record: &Record, owner: Option<&str>) -> String {
+    match (record.test.as_deref(), owner, record.check.as_str()) {
+        (Some(test), _, _) | (None, Some(test), _) => test.to_owned(),
+        (None, None, "exit") => "(no test: spawned outside every test, seen at exit)".into(),
+        (None, None, _) => "(a process-wide verify_none)".into(),
+    }
+}
+
+impl Summary {
+    /// Whether leaks were found that fail the run (without `--warn`).
+    pub fn fails(&self, warn: bool) -> bool {
+        self.failed_tests > 0 || (self.failing_leaks && !warn)
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::records::parse;
+
+    /// A record line as leakcheck writes it (the fields the summary reads, and a few more).
+    pub(crate) fn line(test: &str, groups: &[&str]) -> String {
+        let outcome = if groups.is_empty() { "clean" } else { "leaked" };
+        format!(
+            r#"{{"schema_version":2,"check":"test","test":"{test}","outcome":"{outcome}","mode":"fail","test_passed":true,"waited_ms":0,"ended":null,"groups":[{}],"omitted":null}}"#,
+            groups.join(",")
+        )
+    }
+
+    pub(crate) const THREAD: &str = r#"{"kind":"thread","count":1,"ids":[20311],"names":["cli-worker"],"owner":null,"activity":"stuck","woken_during_grace":0,"test_thread":false,"spawn":{"function":"suite::leaks_a_thread","file":"tests/suite.rs","line":13,"column":10},"spawned_by":null,"state":"sleeping","spawn_backtrace":[],"current_stack":[],"awaiting":[],"ignore_rules":["ignore_thread = \"cli-worker\"","ignore_spawn = \"suite::leaks_a_thread\""]}"#;
+
+    pub(crate) fn task(line: u32, count: u64, activity: &str) -> String {
+        format!(
+            r#"{{"kind":"task","count":{count},"ids":[4],"owner":null,"activity":"{activity}","woken_during_grace":9,"test_thread":false,"spawn":{{"function":null,"file":"pool/src/lib.rs","line":{line},"column":22}},"spawned_by":null,"state":null,"spawn_backtrace":[],"current_stack":[],"awaiting":[],"ignore_rules":["ignore_spawn = \"pool/src/lib.rs:{line}\""]}}"#
+        )
+    }
+
+    pub(crate) fn records(lines: &[String]) -> Vec<Record> {
+        parse("test.jsonl", &lines.join("\n"))
+            .unwrap()
+            .into_iter()
+            .map(|line| line.record)
+            .collect()
+    }
+
+    #[test]
+    fn leaks_are_grouped_by_site_across_tests() {
+        let records = records(&[
+            line("a", &[&task(19, 1, "active")]),
+            line("b", &[THREAD, &task(19, 2, "stuck")]),
+            line("c", &[]),
+            line("d", &[&task(40, 1, "stuck")]),
+        ]);
+        let summary = summarize(&records);
+        assert_eq!(summary.tests_checked, 4);
+        assert_eq!(summary.leaked_tests, 3);
+        assert_eq!(summary.leaks, 5);
+        assert!(summary.fails(false));
+        assert!(!summary.fails(true));
+        let sites: Vec<(&str, &str, usize, u64, u64, u64)> = summary
+            .sites
+            .iter()
+            .map(|site| {
+                (
+                    site.kind.as_str(),
+                    site.location.as_deref().unwrap(),
+                    site.tests.len(),
+                    site.leaks,
+                    site.stuck,
+                    site.active,
+                )
+            })
+            .collect();
+        assert_eq!(
+            sites,
+            [
+                ("task", "pool/src/lib.rs:19", 2, 3, 2, 1),
+                ("task", "pool/src/lib.rs:40", 1, 1, 1, 0),
+                ("thread", "tests/suite.rs:13", 1, 1, 1, 0),
+            ]
+        );
+        assert_eq!(summary.sites[0].tests, ["a", "b"]);
+        assert_eq!(summary.sites[2].names, ["cli-worker"]);
+        assert_eq!(
+            summary.sites[0].rules,
+            ["ignore_spawn = \"pool/src/lib.rs:19\""]
+        );
+    }
+
+    #[test]
+    fn the_same_test_twice_counts_once() {
+        // A retried test (nextest --retries), or two shards given the same test.
+        let records = records(&[line("a", &[THREAD]), line("a", &[THREAD])]);
+        let summary = summarize(&records);
+        assert_eq!(summary.leaked_tests, 1);
+        assert_eq!(summary.sites[0].tests, ["a"]);
+        assert_eq!(summary.sites[0].leaks, 2);
+    }
+
+    #[test]
+    fn warnings_and_failures_decide_the_verdict() {
+        let warned = line("a", &[THREAD]).replace("\"mode\":\"fail\"", "\"mode\":\"warn\"");
+        let summary = summarize(&records(&[warned]));
+        assert!(!summary.fails(false));
+        let failed = line("b", &[]).replace("\"test_passed\":true", "\"test_passed\":false");
+        let summary = summarize(&records(&[failed]));
+        assert_eq!(summary.failed_tests, 1);
+        assert!(
+            summary.fails(true),
+            "--warn never hides a test's own failure"
+        );
+    }
+
+    #[test]
+    fn exit_checks_blame_the_owner() {
+        let exit = r#"{"schema_version":2,"check":"exit","test":null,"outcome":"leaked","mode":"fail","test_passed":null,"waited_ms":500,"ended":null,"omitted":{"groups":1,"leaks":7},"groups":[{"kind":"thread","count":1,"names":["gate"],"owner":"plain_test","activity":"stuck","spawn":null,"ignore_rules":[]},{"kind":"thread","count":1,"names":["main-helper"],"owner":null,"activity":null,"spawn":null,"ignore_rules":[]}]}"#;
+        let summary = summarize(&records(&[exit.to_owned()]));
+        assert_eq!(summary.tests_checked, 0);
+        assert_eq!(summary.other_checks, 1);
+        assert_eq!(summary.omitted_leaks, 7);
+        assert_eq!(summary.sites.len(), 1, "one site: spawn unknown");
+        assert_eq!(
+            summary.sites[0].tests,
+            [
+                "(no test: spawned outside every test, seen at exit)",
+                "plain_test"
+            ]
+        );
+    }
+}

@@ -1,0 +1,575 @@
+//! `cargo leakcheck` as a user runs it, over the fixture workspace `fixtures/cli` (its own
+//! workspace: a test crate whose tests leak a thread, a task spawned in a path dependency's
+//! pool, and nothing; with a rustflag of the user's in `.cargo/config.toml`): exit statuses,
+//! the summary, its files, the rules it prints, CI shards merged by `report`, bad input.
+//!
+//! The fixture workspace builds into `target/cli-fixtures/leakcheck` (kept between runs),
+//! with no `RUSTFLAGS` in the environment on both of CI's builds: the command must add
+//! `--cfg tokio_unstable` itself. Runs that build it are serialised (one target directory).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::{Mutex, MutexGuard, OnceLock};
+
+use leakcheck_suite::{root, temp_dir};
+
+/// The first line of a summary with leaks.
+const SUMMARY_START: &str = "leakcheck: leaks across the suite, by spawn site";
+
+/// The fixture workspace.
+fn workspace() -> PathBuf {
+    root().join("fixtures").join("cli")
+}
+
+/// The cargo-leakcheck executable, built once per process from this workspace, with the
+/// suite's own flags (so with the dependencies the suite's build left).
+fn binary() -> &'static Path {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let output = Command::new(env!("CARGO"))
+            .args([
+                "build",
+                "-p",
+                "cargo-leakcheck",
+                "--message-format=json-render-diagnostics",
+            ])
+            .current_dir(root())
+            .output()
+            .expect("cargo runs");
+        assert!(
+            output.status.success(),
+            "building cargo-leakcheck failed:\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+            .find_map(|message| {
+                (message["target"]["name"] == "cargo-leakcheck")
+                    .then(|| message["executable"].as_str().map(PathBuf::from))
+                    .flatten()
+            })
+            .expect("cargo-leakcheck's executable in cargo's messages")
+    })
+}
+
+/// One build of the fixture workspace at a time.
+fn serial() -> MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+struct Ran {
+    output: Output,
+    stdout: String,
+    stderr: String,
+}
+
+impl Ran {
+    fn code(&self) -> Option<i32> {
+        self.output.status.code()
+    }
+
+    /// What cargo-leakcheck printed after the run: from its header, or its one line.
+    fn summary(&self) -> &str {
+        match self.stdout.find(SUMMARY_START) {
+            Some(start) => &self.stdout[start..],
+            None => self
+                .stdout
+                .trim_end()
+                .rsplit('\n')
+                .next()
+                .unwrap_or_default(),
+        }
+        .trim_end()
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "status {:?}\n--- stdout\n{}\n--- stderr\n{}",
+            self.code(),
+            self.stdout,
+            self.stderr
+        )
+    }
+}
+
+/// Runs `cargo leakcheck ARGS` in `dir`, the way cargo runs a subcommand, with no
+/// rustflags or leakcheck settings from the suite's own environment.
+fn cargo_leakcheck(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Ran {
+    let output = Command::new(binary())
+        .arg("leakcheck")
+        .args(args)
+        .current_dir(dir)
+        .env("CARGO", env!("CARGO"))
+        .env(
+            "CARGO_TARGET_DIR",
+            root().join("target").join("cli-fixtures"),
+        )
+        .env_remove("RUSTFLAGS")
+        .env_remove("CARGO_ENCODED_RUSTFLAGS")
+        .env_remove("CARGO_BUILD_RUSTFLAGS")
+        .env_remove("RUST_BACKTRACE")
+        .env_remove("LEAKCHECK")
+        .env_remove("LEAKCHECK_REPORT")
+        .envs(env.iter().copied())
+        .output()
+        .expect("cargo-leakcheck runs");
+    Ran {
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        output,
+    }
+}
+
+/// `pool/src/lib.rs:LINE` of the reaper's `tokio::spawn`, read off the source.
+fn reaper_site() -> String {
+    let source = std::fs::read_to_string(workspace().join("pool/src/lib.rs")).unwrap();
+    let line = source
+        .lines()
+        .position(|line| line.contains("tokio::spawn("))
+        .expect("the reaper's spawn");
+    format!("pool/src/lib.rs:{}", line + 1)
+}
+
+fn path_str(path: &Path) -> &str {
+    path.to_str().unwrap()
+}
+
+/// The records of a `--json` file, each line one JSON object.
+fn json_records(path: &Path) -> Vec<serde_json::Value> {
+    leakcheck_suite::json_lines(path)
+}
+
+/// The whole suite: three leaks from two spawn sites, one of them in the path dependency,
+/// named with its line on a plain build; cargo's failure status; the files it writes; the
+/// README's copy of the summary.
+#[test]
+fn a_leaky_suite_fails_with_its_leaks_by_spawn_site() {
+    let _serial = serial();
+    let dir = temp_dir("cli-leaky");
+    let json = dir.join("leaks.jsonl");
+    let markdown = dir.join("summary.md");
+    let ran = cargo_leakcheck(
+        &workspace(),
+        &[
+            "--json",
+            path_str(&json),
+            "--summary-md",
+            path_str(&markdown),
+        ],
+        &[],
+    );
+    assert_eq!(
+        ran.code(),
+        Some(101),
+        "cargo test's status:\n{}",
+        ran.describe()
+    );
+    let summary = ran.summary();
+    assert!(
+        summary.contains(&format!(
+            "2 tasks spawned at {}, active, in 2 tests:",
+            reaper_site()
+        )),
+        "{}",
+        ran.describe()
+    );
+    assert!(
+        summary.contains("1 thread \"cli-worker\" spawned at tests/suite.rs:"),
+        "{summary}"
+    );
+    insta::assert_snapshot!("leaky_suite", summary);
+
+    // The user's rustflag from .cargo/config.toml survived next to tokio_unstable.
+    let records = json_records(&json);
+    let verdicts: Vec<(&str, bool)> = records
+        .iter()
+        .map(|record| {
+            (
+                record["test"].as_str().unwrap(),
+                record["test_passed"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(records.len(), 6, "{records:?}");
+    assert!(
+        verdicts.contains(&("clean_user_rustflags_are_kept", true)),
+        "{verdicts:?}"
+    );
+    insta::assert_snapshot!(
+        "leaky_suite_markdown",
+        std::fs::read_to_string(&markdown).unwrap()
+    );
+
+    // The merged file reads back to the same summary, with the same verdict.
+    let report = cargo_leakcheck(&workspace(), &["report", path_str(&json)], &[]);
+    assert_eq!(report.code(), Some(1), "{}", report.describe());
+    assert_eq!(report.summary(), summary);
+
+    // README.md's quick start shows this summary.
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    let pasted = readme
+        .split_once(&format!("```text\n{SUMMARY_START}"))
+        .and_then(|(_, rest)| rest.split_once("\n```"))
+        .map(|(block, _)| format!("{SUMMARY_START}{block}"))
+        .expect("a ```text block with the summary in README.md");
+    assert_eq!(
+        pasted, summary,
+        "README.md's summary no longer matches a run (left: README, right: run)"
+    );
+}
+
+/// A clean run prints one line and passes; a `LEAKCHECK_REPORT` of the user's own gets the
+/// records too.
+#[test]
+fn a_clean_run_prints_one_line_and_passes() {
+    let _serial = serial();
+    let own = temp_dir("cli-own-report").join("mine.jsonl");
+    let ran = cargo_leakcheck(
+        &workspace(),
+        &["--", "clean_"],
+        &[("LEAKCHECK_REPORT", path_str(&own))],
+    );
+    assert_eq!(ran.code(), Some(0), "{}", ran.describe());
+    assert_eq!(ran.summary(), "leakcheck: 3 tests checked, none leaked");
+    assert!(!ran.stdout.contains(SUMMARY_START), "{}", ran.stdout);
+    assert_eq!(json_records(&own).len(), 3);
+}
+
+/// `--warn`: leaks reported, the run passes; a test's own failure still fails it.
+#[test]
+fn warn_reports_leaks_without_failing_on_them() {
+    let _serial = serial();
+    let ran = cargo_leakcheck(&workspace(), &["--warn"], &[]);
+    assert_eq!(ran.code(), Some(0), "{}", ran.describe());
+    assert!(
+        ran.summary().ends_with(
+            "leakcheck: 6 tests checked, 3 leaked: 3 leaks from 2 spawn sites; \
+             warn mode: reported, not failed"
+        ),
+        "{}",
+        ran.describe()
+    );
+    // The reports are on stderr, past libtest's capture, as under LEAKCHECK=warn.
+    assert!(ran.stderr.contains("LEAKCHECK=warn: reported, not failed"));
+
+    let failing = cargo_leakcheck(&workspace(), &["--warn"], &[("CLI_FIXTURE_FAIL", "1")]);
+    assert_eq!(failing.code(), Some(101), "{}", failing.describe());
+    assert!(
+        failing
+            .summary()
+            .ends_with("; 1 failed on its own; warn mode: reported, not failed"),
+        "{}",
+        failing.describe()
+    );
+}
+
+/// The rules the summary prints, pasted into the workspace's `leakcheck.toml`, make the run
+/// pass: on a copy of the fixture workspace.
+#[test]
+fn the_printed_rules_silence_the_leaks() {
+    let _serial = serial();
+    let leaky = cargo_leakcheck(&workspace(), &[], &[]);
+    let rules: Vec<&str> = leaky
+        .summary()
+        .lines()
+        .filter_map(|line| line.strip_prefix("  in leakcheck.toml: "))
+        .map(|rules| rules.split("  or  ").next().unwrap())
+        .collect();
+    assert_eq!(rules.len(), 2, "{}", leaky.describe());
+
+    let copy = temp_dir("cli-rules").join("cli");
+    copy_dir(&workspace(), &copy);
+    for member in ["app", "pool"] {
+        let manifest = copy.join(member).join("Cargo.toml");
+        let text = std::fs::read_to_string(&manifest)
+            .unwrap()
+            // The copy depends on the repository's leakcheck where the original does.
+            .replace(
+                "path = \"../../../leakcheck\"",
+                &format!("path = {:?}", path_str(&root().join("leakcheck"))),
+            )
+            // cargo names a workspace's artifacts by paths relative to the workspace, so in
+            // the shared target directory the copy's would overwrite the original's, and be
+            // taken as fresh by the original's next run: another version keeps them apart.
+            .replace("version = \"0.0.0\"", "version = \"0.0.1\"");
+        std::fs::write(&manifest, text).unwrap();
+    }
+    std::fs::write(copy.join("leakcheck.toml"), rules.join("\n") + "\n").unwrap();
+
+    let ran = cargo_leakcheck(&copy, &[], &[]);
+    assert_eq!(ran.code(), Some(0), "{}", ran.describe());
+    assert_eq!(ran.summary(), "leakcheck: 6 tests checked, none leaked");
+    std::fs::remove_dir_all(copy.parent().unwrap()).unwrap();
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+/// `cargo leakcheck nextest`, whole and in two CI shards whose files `report` merges: the
+/// same summary as `cargo test`'s.
+#[test]
+#[ignore = "needs cargo-nextest; .ci/run runs it with --include-ignored"]
+fn nextest_and_its_shards_merged_give_the_same_summary() {
+    let _serial = serial();
+    let whole = cargo_leakcheck(&workspace(), &["nextest"], &[]);
+    // nextest's status for failing tests.
+    assert_eq!(whole.code(), Some(100), "{}", whole.describe());
+    insta::assert_snapshot!("leaky_suite", whole.summary());
+
+    let dir = temp_dir("cli-shards");
+    let mut files = Vec::new();
+    for shard in ["1/2", "2/2"] {
+        let file = dir.join(format!("shard-{}.jsonl", &shard[..1]));
+        let partition = format!("count:{shard}");
+        let ran = cargo_leakcheck(
+            &workspace(),
+            &[
+                "nextest",
+                "--partition",
+                &partition,
+                "--json",
+                path_str(&file),
+            ],
+            &[],
+        );
+        assert!(
+            matches!(ran.code(), Some(0 | 100)),
+            "shard {shard}:\n{}",
+            ran.describe()
+        );
+        let records = json_records(&file);
+        assert!(
+            !records.is_empty() && records.len() < 6,
+            "shard {shard}: {records:?}"
+        );
+        files.push(file);
+    }
+    let markdown = dir.join("summary.md");
+    let json = dir.join("merged.jsonl");
+    let merged = cargo_leakcheck(
+        &workspace(),
+        &[
+            "report",
+            path_str(&files[0]),
+            path_str(&files[1]),
+            "--summary-md",
+            path_str(&markdown),
+            "--json",
+            path_str(&json),
+        ],
+        &[],
+    );
+    assert_eq!(merged.code(), Some(1), "{}", merged.describe());
+    assert_eq!(json_records(&json).len(), 6);
+    insta::assert_snapshot!("leaky_suite", merged.summary());
+    insta::assert_snapshot!(
+        "leaky_suite_markdown",
+        std::fs::read_to_string(&markdown).unwrap()
+    );
+}
+
+/// What a case of [`the_user_s_rustflags_stay_wherever_they_come_from`] is: its name, the
+/// probe's `.cargo/config.toml`, environment variables, arguments.
+type RustflagsCase<'a> = (&'a str, String, Vec<(&'a str, &'a str)>, Vec<&'a str>);
+
+/// The user's rustflags stay, wherever cargo takes them from, and `--cfg tokio_unstable`
+/// joins them: each case builds a probe crate (no dependencies, so each build is short) whose
+/// test fails unless both cfgs are set, under a config or environment of its own.
+#[test]
+fn the_user_s_rustflags_stay_wherever_they_come_from() {
+    let host = host_triple();
+    let host_var = format!(
+        "CARGO_TARGET_{}_RUSTFLAGS",
+        host.to_uppercase().replace(['-', '.'], "_")
+    );
+    let lost = "--cfg lost";
+    let cases: Vec<RustflagsCase> = vec![
+        (
+            "build.rustflags, an array",
+            "[build]\nrustflags = [\"--cfg\", \"user_flag\"]\n".into(),
+            vec![],
+            vec![],
+        ),
+        (
+            "build.rustflags, a string",
+            "[build]\nrustflags = \"--cfg user_flag\"\n".into(),
+            vec![],
+            vec![],
+        ),
+        (
+            "a matching target.cfg table, over build.rustflags",
+            format!(
+                "[build]\nrustflags = \"{lost}\"\n\
+                 [target.'cfg(all())']\nrustflags = [\"--cfg\", \"user_flag\"]\n"
+            ),
+            vec![],
+            vec![],
+        ),
+        (
+            "a target.cfg table that does not match, so build.rustflags",
+            "[build]\nrustflags = [\"--cfg\", \"user_flag\"]\n\
+             [target.'cfg(any())']\nrustflags = [\"--cfg\", \"never\"]\n"
+                .into(),
+            vec![],
+            vec![],
+        ),
+        (
+            "the host's target table",
+            format!("[target.{host}]\nrustflags = [\"--cfg\", \"user_flag\"]\n"),
+            vec![],
+            vec![],
+        ),
+        (
+            "CARGO_TARGET_<HOST>_RUSTFLAGS, over build.rustflags",
+            format!("[build]\nrustflags = [\"{lost}\"]\n"),
+            vec![(host_var.as_str(), "--cfg user_flag")],
+            vec![],
+        ),
+        (
+            "CARGO_BUILD_RUSTFLAGS",
+            String::new(),
+            vec![("CARGO_BUILD_RUSTFLAGS", "--cfg user_flag")],
+            vec![],
+        ),
+        (
+            "RUSTFLAGS, over the config",
+            format!("[build]\nrustflags = \"{lost}\"\n"),
+            vec![("RUSTFLAGS", "--cfg user_flag")],
+            vec![],
+        ),
+        (
+            "CARGO_ENCODED_RUSTFLAGS, over RUSTFLAGS",
+            String::new(),
+            vec![
+                ("CARGO_ENCODED_RUSTFLAGS", "--cfg\x1fuser_flag"),
+                ("RUSTFLAGS", lost),
+            ],
+            vec![],
+        ),
+        (
+            "a --config argument",
+            String::new(),
+            vec![],
+            vec!["--config", "build.rustflags=['--cfg', 'user_flag']"],
+        ),
+    ];
+    let target_dir = root().join("target").join("cli-fixtures").join("probe");
+    let target_dir = path_str(&target_dir);
+    for (case, config, env, args) in cases {
+        let dir = probe_crate(&config);
+        let mut env = env;
+        env.push(("CARGO_TARGET_DIR", target_dir));
+        let ran = cargo_leakcheck(&dir, &args, &env);
+        assert_eq!(ran.code(), Some(0), "{case}:\n{}", ran.describe());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
+
+/// A crate whose test needs `--cfg user_flag` and `--cfg tokio_unstable`, with `config` as
+/// its `.cargo/config.toml`.
+fn probe_crate(config: &str) -> PathBuf {
+    let dir = temp_dir("cli-rustflags");
+    std::fs::create_dir_all(dir.join(".cargo")).unwrap();
+    std::fs::create_dir_all(dir.join("src")).unwrap();
+    std::fs::write(
+        dir.join("Cargo.toml"),
+        "[package]\nname = \"probe\"\nversion = \"0.0.0\"\nedition = \"2024\"\n\
+         [lints.rust]\nunexpected_cfgs = \"allow\"\n[workspace]\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("src/lib.rs"),
+        "#[test]\nfn both_flags() {\n    \
+         #[cfg(not(user_flag))]\n    panic!(\"the user's flag was lost\");\n    \
+         #[cfg(not(tokio_unstable))]\n    panic!(\"no --cfg tokio_unstable\");\n}\n",
+    )
+    .unwrap();
+    std::fs::write(dir.join(".cargo/config.toml"), config).unwrap();
+    dir
+}
+
+fn host_triple() -> String {
+    let output = Command::new("rustc")
+        .arg("-vV")
+        .output()
+        .expect("rustc runs");
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .find_map(|line| line.strip_prefix("host: "))
+        .expect("rustc -vV names the host")
+        .to_owned()
+}
+
+/// Bad input: a clear error naming what was wrong, status 2, and nothing run.
+#[test]
+fn bad_input_is_named() {
+    let dir = temp_dir("cli-bad-input");
+    let malformed = dir.join("malformed.jsonl");
+    let clean = r#"{"schema_version":2,"check":"test","test":"a","outcome":"clean","mode":"fail","test_passed":true,"waited_ms":0,"ended":null,"groups":[],"omitted":null}"#;
+    std::fs::write(
+        &malformed,
+        format!("{clean}\n{{\"schema_version\":2,\"check\n"),
+    )
+    .unwrap();
+    let old = dir.join("old.jsonl");
+    std::fs::write(
+        &old,
+        clean.replace("\"schema_version\":2", "\"schema_version\":1"),
+    )
+    .unwrap();
+    let missing = dir.join("missing.jsonl");
+    let cases: Vec<(Vec<&str>, String)> = vec![
+        (
+            vec!["report", "--sumary-md", "x.md", path_str(&old)],
+            "error: unknown option `--sumary-md` for `cargo leakcheck report`".into(),
+        ),
+        (
+            vec!["report"],
+            "error: `cargo leakcheck report` needs the report files to merge".into(),
+        ),
+        (
+            vec!["report", path_str(&missing)],
+            format!("error: cannot read the report file {}: ", missing.display()),
+        ),
+        (
+            vec!["report", path_str(&malformed)],
+            format!(
+                "error: {}:2: not a JSON line of a leakcheck report",
+                malformed.display()
+            ),
+        ),
+        (
+            vec!["report", path_str(&old)],
+            format!(
+                "error: {}:1: a record of schema_version 1: this cargo-leakcheck reads version 2",
+                old.display()
+            ),
+        ),
+        (
+            vec!["--json"],
+            "error: --json needs a file path: --json PATH".into(),
+        ),
+    ];
+    for (args, expected) in cases {
+        let ran = cargo_leakcheck(&dir, &args, &[]);
+        assert_eq!(ran.code(), Some(2), "{args:?}: {}", ran.describe());
+        assert!(
+            ran.stderr.starts_with(&expected),
+            "{args:?}: expected `{expected}`:\n{}",
+            ran.describe()
+        );
+        assert_eq!(ran.stdout, "", "{args:?}");
+    }
+}
