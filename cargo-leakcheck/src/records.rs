@@ -14,6 +14,9 @@ pub const SCHEMA_VERSION: u64 = 2;
 pub struct Record {
     /// `"test"`, `"verify_none"` or `"exit"`.
     pub check: String,
+    /// The test binary, without cargo's hash (absent from older lines).
+    #[serde(default)]
+    pub binary: Option<String>,
     pub test: Option<String>,
     /// `"clean"` or `"leaked"`.
     pub outcome: String,

@@ -51,14 +51,22 @@ pub fn summarize<'a>(records: impl IntoIterator<Item = &'a Record>) -> Summary {
     let mut sites: BTreeMap<(String, Option<String>), SiteBuilder> = BTreeMap::new();
     let mut leaked_tests = BTreeSet::new();
     let mut failed_tests = BTreeSet::new();
+    // Which binaries each test name was seen in: a name in two is shown with its binary.
+    let mut binaries_of: BTreeMap<String, BTreeSet<Option<String>>> = BTreeMap::new();
     for record in records {
+        if let Some(test) = &record.test {
+            binaries_of
+                .entry(test.clone())
+                .or_default()
+                .insert(record.binary.clone());
+        }
         if record.check == "test" {
             summary.tests_checked += 1;
         } else {
             summary.other_checks += 1;
         }
         if record.test_passed == Some(false) {
-            failed_tests.insert(record.test.clone());
+            failed_tests.insert((record.binary.clone(), record.test.clone()));
         }
         if !record.leaked() {
             continue;
@@ -66,7 +74,10 @@ pub fn summarize<'a>(records: impl IntoIterator<Item = &'a Record>) -> Summary {
         summary.failing_leaks |= record.mode == "fail";
         summary.omitted_leaks += record.omitted.map_or(0, |omitted| omitted.leaks);
         for group in &record.groups {
-            let test = blamed(record, group.owner.as_deref());
+            let test = (
+                record.binary.clone(),
+                blamed(record, group.owner.as_deref()),
+            );
             leaked_tests.insert(test.clone());
             summary.leaks += group.count;
             let location = group
@@ -97,7 +108,16 @@ pub fn summarize<'a>(records: impl IntoIterator<Item = &'a Record>) -> Summary {
             kind,
             location,
             names: site.names.into_iter().collect(),
-            tests: site.tests.into_iter().collect(),
+            tests: site
+                .tests
+                .into_iter()
+                .map(|(binary, test)| match binary {
+                    Some(binary) if binaries_of.get(&test).is_some_and(|b| b.len() > 1) => {
+                        format!("{test} (in {binary})")
+                    }
+                    _ => test,
+                })
+                .collect(),
             leaks: site.leaks,
             stuck: site.stuck,
             active: site.active,
@@ -114,7 +134,8 @@ pub fn summarize<'a>(records: impl IntoIterator<Item = &'a Record>) -> Summary {
 #[derive(Default)]
 struct SiteBuilder {
     names: BTreeSet<String>,
-    tests: BTreeSet<String>,
+    /// (binary, test)
+    tests: BTreeSet<(Option<String>, String)>,
     leaks: u64,
     stuck: u64,
     active: u64,
@@ -219,6 +240,25 @@ pub(crate) mod tests {
         assert_eq!(summary.leaked_tests, 1);
         assert_eq!(summary.sites[0].tests, ["a"]);
         assert_eq!(summary.sites[0].leaks, 2);
+    }
+
+    #[test]
+    fn tests_of_two_binaries_that_share_a_name_are_two_tests() {
+        let in_binary = |binary: &str| {
+            line("it_works", &[THREAD]).replace(
+                "\"check\":\"test\"",
+                &format!("\"check\":\"test\",\"binary\":\"{binary}\""),
+            )
+        };
+        let summary = summarize(&records(&[in_binary("api"), in_binary("db")]));
+        assert_eq!(summary.leaked_tests, 2);
+        assert_eq!(
+            summary.sites[0].tests,
+            ["it_works (in api)", "it_works (in db)"]
+        );
+        // A name in one binary only is shown as it is.
+        let summary = summarize(&records(&[in_binary("api"), in_binary("api")]));
+        assert_eq!(summary.sites[0].tests, ["it_works"]);
     }
 
     #[test]

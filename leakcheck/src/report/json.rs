@@ -78,6 +78,7 @@ impl Record<'_> {
         json!({
             "schema_version": SCHEMA_VERSION,
             "check": self.check,
+            "binary": binary(),
             "test": self.test,
             "outcome": outcome,
             "mode": self.mode.as_str(),
@@ -87,6 +88,29 @@ impl Record<'_> {
             "groups": groups,
             "omitted": omitted,
         })
+    }
+}
+
+/// The test binary's name without cargo's hash (`threads-1a2b…` → `threads`): tests of two
+/// binaries may share a name, and a merged report must tell them apart.
+fn binary() -> Option<&'static str> {
+    static BINARY: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    BINARY
+        .get_or_init(|| {
+            let exe = std::env::current_exe().ok()?;
+            let stem = exe.file_stem()?.to_str()?;
+            Some(without_hash(stem).to_owned())
+        })
+        .as_deref()
+}
+
+/// `name-<16 hex digits>` → `name`; anything else as it is.
+fn without_hash(stem: &str) -> &str {
+    match stem.rsplit_once('-') {
+        Some((name, hash)) if hash.len() == 16 && hash.bytes().all(|b| b.is_ascii_hexdigit()) => {
+            name
+        }
+        _ => stem,
     }
 }
 
@@ -137,6 +161,15 @@ fn frame(frame: &Frame) -> Value {
         "line": frame.line(),
         "column": frame.column(),
     })
+}
+
+#[cfg(test)]
+#[test]
+fn a_binary_is_named_without_cargo_s_hash() {
+    assert_eq!(without_hash("threads-0123456789abcdef"), "threads");
+    assert_eq!(without_hash("my-tests-0123456789abcdef"), "my-tests");
+    assert_eq!(without_hash("my-tests"), "my-tests");
+    assert!(binary().is_some());
 }
 
 /// Appends `record` to `path` as one line.
