@@ -62,7 +62,7 @@ fn group_named<'a>(snapshot: &'a Snapshot, name: &str) -> Option<&'a SiteGroup> 
     snapshot
         .groups()
         .iter()
-        .find(|group| group.names().iter().any(|n| n == name))
+        .find(|group| group.site().names().iter().any(|n| n == name))
 }
 
 #[test]
@@ -71,9 +71,9 @@ fn threads_are_grouped_at_their_spawn_line_with_names_ages_and_where_they_wait()
     let (release, handles) = parked_threads(3, "parked");
     let snapshot = Snapshot::take();
     let group = group_named(&snapshot, "parked").expect("the parked threads");
-    assert_eq!(group.kind(), LeakKind::Thread);
+    assert_eq!(group.site().kind(), LeakKind::Thread);
     assert_eq!(group.count(), 3);
-    let site = group.site().expect("a spawn site");
+    let site = group.site().spawned_at().expect("a spawn site");
     assert_eq!(site.file(), Some("snapshot.rs"), "{site:?}");
     assert_eq!(site.line(), Some(SPAWN_LINE), "{site:?}");
     assert!(
@@ -114,7 +114,7 @@ fn growth_counts_a_site_then_and_now_and_its_idle_survivors() {
     let growth = later.growth_since(&earlier);
     let site = growth
         .growing()
-        .find(|site| site.names().iter().any(|n| n == "growing"))
+        .find(|site| site.site().names().iter().any(|n| n == "growing"))
         .expect("the growing site");
     assert_eq!((site.then(), site.now(), site.change()), (2, 5, 3));
     assert_eq!(site.survivors(), 2);
@@ -134,7 +134,7 @@ fn growth_counts_a_site_then_and_now_and_its_idle_survivors() {
     let gone = after
         .sites()
         .iter()
-        .find(|site| site.names().iter().any(|n| n == "growing"))
+        .find(|site| site.site().names().iter().any(|n| n == "growing"))
         .expect("the site, gone");
     assert_eq!((gone.then(), gone.now()), (5, 0));
     assert!(after.to_string().contains(": 5 -> 0 (-5)"), "{after}");
@@ -146,7 +146,7 @@ fn the_main_thread_is_there_though_no_hook_saw_it_start() {
     let unseen: Vec<_> = snapshot
         .groups()
         .iter()
-        .filter(|group| group.site().is_none())
+        .filter(|group| group.site().spawned_at().is_none())
         .collect();
     assert!(!unseen.is_empty(), "{snapshot}");
     assert!(
@@ -178,14 +178,18 @@ fn tasks_of_a_hooked_runtime_are_grouped_by_spawn_line_and_parent() {
     let group = snapshot
         .groups()
         .iter()
-        .find(|group| group.parent_site().and_then(|site| site.line()) == Some(parent_line))
+        .find(|group| group.site().parent().and_then(|site| site.line()) == Some(parent_line))
         .expect("the children");
-    assert_eq!(group.kind(), LeakKind::Task);
+    assert_eq!(group.site().kind(), LeakKind::Task);
     assert_eq!(group.count(), 50);
-    assert_eq!(group.site().unwrap().line(), Some(parent_line + 2));
+    assert_eq!(
+        group.site().spawned_at().unwrap().line(),
+        Some(parent_line + 2)
+    );
     assert!(
         group
             .site()
+            .spawned_at()
             .unwrap()
             .file()
             .unwrap()
@@ -206,7 +210,7 @@ fn tasks_of_a_hooked_runtime_are_grouped_by_spawn_line_and_parent() {
         Snapshot::take()
             .groups()
             .iter()
-            .all(|group| group.parent_site().and_then(|site| site.line()) != Some(parent_line))
+            .all(|group| group.site().parent().and_then(|site| site.line()) != Some(parent_line))
     });
     assert!(gone, "{}", Snapshot::take());
 }

@@ -141,7 +141,7 @@ pub use frames::Frame;
 pub use options::Options;
 pub use report::{Identity, Leak, LeakKind, Report};
 pub use scope::Scope;
-pub use snapshot::{Growth, SiteGroup, SiteGrowth, Snapshot};
+pub use snapshot::{Growth, Site, SiteGroup, SiteGrowth, Snapshot};
 pub use tasks::TokioBuilderExt;
 pub use watcher::{Alarm, Watcher, WatcherHandle};
 

@@ -7,11 +7,9 @@ use std::time::Duration;
 
 use parking_lot::{Condvar, Mutex};
 
-use crate::frames::Frame;
 use crate::registry;
-use crate::report::LeakKind;
 use crate::scope;
-use crate::snapshot::{SiteGrowth, Snapshot};
+use crate::snapshot::{Growth, Site, SiteGrowth, Snapshot};
 use crate::threads;
 
 type OnAlarm = Box<dyn FnMut(&Alarm) + Send>;
@@ -52,10 +50,7 @@ pub struct WatcherHandle {
 /// A spawn site that kept growing.
 #[derive(Clone, Debug)]
 pub struct Alarm {
-    kind: LeakKind,
-    site: Option<Frame>,
-    parent: Option<Frame>,
-    names: Vec<String>,
+    site: Site,
     counts: Vec<usize>,
     interval: Duration,
     survivors: usize,
@@ -183,11 +178,12 @@ impl History {
     /// Adds one interval's growth; returns the alarms it raises, for a site that has now
     /// grown `alarm_after` intervals in a row (and each further `alarm_after`). A site that
     /// did not grow starts over; a site that is gone is forgotten.
-    fn record(&mut self, growth: &crate::snapshot::Growth, interval: Duration) -> Vec<Alarm> {
+    fn record(&mut self, growth: &Growth, interval: Duration) -> Vec<Alarm> {
         let mut alarms = Vec::new();
         let mut sites = HashMap::new();
         for site in growth.growing() {
-            let mut streak = self.sites.remove(site_key(site)).unwrap_or_default();
+            let key = site.site().key();
+            let mut streak = self.sites.remove(&key).unwrap_or_default();
             if streak.counts.is_empty() {
                 streak.counts.push_back(site.then());
             }
@@ -203,24 +199,17 @@ impl History {
                     interval,
                 ));
             }
-            sites.insert(site_key(site).to_owned(), streak);
+            sites.insert(key, streak);
         }
         self.sites = sites;
         alarms
     }
 }
 
-fn site_key(site: &SiteGrowth) -> &str {
-    &site.key
-}
-
 impl Alarm {
     fn of(site: &SiteGrowth, counts: Vec<usize>, interval: Duration) -> Alarm {
         Alarm {
-            kind: site.kind(),
-            site: site.site().cloned(),
-            parent: site.parent_site().cloned(),
-            names: site.names().to_vec(),
+            site: site.site().clone(),
             counts,
             interval,
             survivors: site.survivors(),
@@ -228,19 +217,9 @@ impl Alarm {
         }
     }
 
-    /// Threads or tasks.
-    pub fn kind(&self) -> LeakKind {
-        self.kind
-    }
-
-    /// Where they were spawned.
-    pub fn site(&self) -> Option<&Frame> {
-        self.site.as_ref()
-    }
-
-    /// Where their spawner was spawned.
-    pub fn parent_site(&self) -> Option<&Frame> {
-        self.parent.as_ref()
+    /// The site that keeps growing.
+    pub fn site(&self) -> &Site {
+        &self.site
     }
 
     /// The counts over the intervals that raised the alarm, oldest first: one more than
@@ -260,20 +239,12 @@ impl std::fmt::Display for Alarm {
     /// `leakcheck: tasks spawned at src/main.rs:61:9 keep growing: 10 -> 20 -> 30 -> 40
     /// over 3 intervals of 1.00s; 30 of the 30 alive an interval ago did not run since`.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let what = match self.kind {
-            LeakKind::Thread => "threads",
-            LeakKind::Task => "tasks",
-        };
-        write!(f, "leakcheck: {what} ")?;
-        match &self.site {
-            Some(site) => write!(f, "spawned at {}", crate::snapshot::place(site))?,
-            None => write!(f, "named {}", self.names.join(", "))?,
-        }
         let counts: Vec<String> = self.counts.iter().map(usize::to_string).collect();
         let intervals = self.counts.len() - 1;
         write!(
             f,
-            " keep growing: {} over {intervals} interval{} of {}",
+            "leakcheck: {} keep growing: {} over {intervals} interval{} of {}",
+            self.site,
             counts.join(" -> "),
             if intervals == 1 { "" } else { "s" },
             crate::snapshot::human(self.interval)
@@ -285,12 +256,9 @@ impl std::fmt::Display for Alarm {
                 self.idle, self.survivors
             )?;
         }
-        if let Some(parent) = &self.parent {
-            write!(
-                f,
-                "; spawned by code spawned at {}",
-                crate::snapshot::place(parent)
-            )?;
+        if let Some(parent) = self.site.parent() {
+            let parent = crate::snapshot::place(parent);
+            write!(f, "; spawned by code spawned at {parent}")?;
         }
         Ok(())
     }

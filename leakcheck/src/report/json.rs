@@ -154,7 +154,7 @@ fn group_json(group: &group::Group<'_>) -> Value {
     object
 }
 
-fn frame(frame: &Frame) -> Value {
+pub(crate) fn frame(frame: &Frame) -> Value {
     json!({
         "function": frame.function(),
         "file": frame.file(),

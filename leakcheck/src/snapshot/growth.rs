@@ -2,11 +2,10 @@
 //! then has run since (a site whose old members never run again is leaking them).
 
 use std::collections::{HashMap, HashSet};
+use std::fmt::{self, Display, Formatter};
 use std::time::Duration;
 
-use super::{Member, MemberId, SiteGroup, Snapshot};
-use crate::frames::Frame;
-use crate::report::LeakKind;
+use super::{Member, MemberId, Site, SiteGroup, Snapshot};
 
 /// How each spawn site changed between two snapshots, from
 /// [`Snapshot::growth_since`](super::Snapshot::growth_since). Sites that grew most come
@@ -20,67 +19,54 @@ pub struct Growth {
 /// One spawn site in two snapshots.
 #[derive(Clone, Debug)]
 pub struct SiteGrowth {
-    pub(super) kind: LeakKind,
-    pub(super) site: Option<Frame>,
-    pub(super) parent: Option<Frame>,
-    pub(super) names: Vec<String>,
-    pub(super) then: usize,
-    pub(super) now: usize,
-    pub(super) survivors: usize,
-    pub(super) idle: usize,
-    pub(crate) key: String,
+    site: Site,
+    then: usize,
+    now: usize,
+    survivors: usize,
+    idle: usize,
 }
 
 pub(super) fn between(earlier: &Snapshot, later: &Snapshot) -> Growth {
     let before: HashMap<String, &SiteGroup> = earlier
         .groups
         .iter()
-        .map(|group| (group.key(), group))
+        .map(|group| (group.site.key(), group))
         .collect();
     let mut sites: Vec<SiteGrowth> = later
         .groups
         .iter()
         .map(|group| {
-            let key = group.key();
-            let then = before.get(&key).copied();
+            let then = before.get(&group.site.key()).copied();
             let (survivors, idle) =
                 then.map_or((0, 0), |then| survivors(&then.members, &group.members));
             SiteGrowth {
-                kind: group.kind,
                 site: group.site.clone(),
-                parent: group.parent.clone(),
-                names: group.names.clone(),
                 then: then.map_or(0, |then| then.count),
                 now: group.count,
                 survivors,
                 idle,
-                key,
             }
         })
         .collect();
-    let present: HashSet<&str> = sites.iter().map(|site| site.key.as_str()).collect();
-    let gone: Vec<SiteGrowth> = earlier
-        .groups
-        .iter()
-        .filter(|group| !present.contains(group.key().as_str()))
-        .map(|group| SiteGrowth {
-            kind: group.kind,
-            site: group.site.clone(),
-            parent: group.parent.clone(),
-            names: group.names.clone(),
-            then: group.count,
-            now: 0,
-            survivors: 0,
-            idle: 0,
-            key: group.key(),
-        })
-        .collect();
-    sites.extend(gone);
+    let present: HashSet<String> = sites.iter().map(|site| site.site.key()).collect();
+    sites.extend(
+        earlier
+            .groups
+            .iter()
+            .filter(|group| !present.contains(&group.site.key()))
+            .map(|group| SiteGrowth {
+                site: group.site.clone(),
+                then: group.count,
+                now: 0,
+                survivors: 0,
+                idle: 0,
+            }),
+    );
     sites.sort_by(|a, b| {
         b.change()
             .cmp(&a.change())
             .then_with(|| b.now.cmp(&a.now))
-            .then_with(|| a.key.cmp(&b.key))
+            .then_with(|| a.site.key().cmp(&b.site.key()))
     });
     Growth {
         between: later.uptime.saturating_sub(earlier.uptime),
@@ -117,24 +103,9 @@ impl Growth {
 }
 
 impl SiteGrowth {
-    /// Threads or tasks.
-    pub fn kind(&self) -> LeakKind {
-        self.kind
-    }
-
-    /// Where they were spawned (see [`SiteGroup::site`](super::SiteGroup::site)).
-    pub fn site(&self) -> Option<&Frame> {
-        self.site.as_ref()
-    }
-
-    /// Where their spawner was spawned.
-    pub fn parent_site(&self) -> Option<&Frame> {
-        self.parent.as_ref()
-    }
-
-    /// Threads: their names (at most eight).
-    pub fn names(&self) -> &[String] {
-        &self.names
+    /// The spawn site.
+    pub fn site(&self) -> &Site {
+        &self.site
     }
 
     /// How many were alive in the earlier snapshot.
@@ -161,5 +132,28 @@ impl SiteGrowth {
     /// `now - then`, negative when the site shrank.
     pub fn change(&self) -> i64 {
         i64::try_from(self.now).unwrap_or(i64::MAX) - i64::try_from(self.then).unwrap_or(i64::MAX)
+    }
+}
+
+impl Display for SiteGrowth {
+    /// `tasks spawned at src/main.rs:61:9: 40 -> 80 (+40); 40 alive both times, 40 of them
+    /// idle in between`.
+    fn fmt(&self, f: &mut Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}: {} -> {} ({:+})",
+            self.site,
+            self.then,
+            self.now,
+            self.change()
+        )?;
+        if self.survivors > 0 {
+            write!(
+                f,
+                "; {} alive both times, {} of them idle in between",
+                self.survivors, self.idle
+            )?;
+        }
+        Ok(())
     }
 }

@@ -4,8 +4,8 @@
 use serde_json::{Value, json};
 
 use super::{SiteGroup, Snapshot};
-use crate::frames::Frame;
 use crate::report::LeakKind;
+use crate::report::json::frame;
 
 /// The version of the object's format.
 const SCHEMA_VERSION: u32 = 1;
@@ -32,28 +32,20 @@ impl Snapshot {
 }
 
 fn group(group: &SiteGroup) -> Value {
+    let site = &group.site;
     json!({
-        "kind": match group.kind {
+        "kind": match site.kind() {
             LeakKind::Thread => "thread",
             LeakKind::Task => "task",
         },
         "count": group.count,
-        "site": group.site.as_ref().map(frame),
-        "parent": group.parent.as_ref().map(frame),
+        "site": site.spawned_at().map(frame),
+        "parent": site.parent().map(frame),
         "oldest_ms": group.oldest.map(millis),
         "newest_ms": group.newest.map(millis),
         "never_woken": group.never_woken,
-        "names": group.names,
+        "names": site.names(),
         "states": group.states,
-    })
-}
-
-fn frame(frame: &Frame) -> Value {
-    json!({
-        "function": frame.function(),
-        "file": frame.file(),
-        "line": frame.line(),
-        "column": frame.column(),
     })
 }
 

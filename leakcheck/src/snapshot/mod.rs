@@ -37,6 +37,7 @@
 
 mod growth;
 mod json;
+mod site;
 mod text;
 
 use std::collections::HashMap;
@@ -50,7 +51,9 @@ use crate::scope::TaskRef;
 use crate::threads;
 
 pub use growth::{Growth, SiteGrowth};
-pub(crate) use text::{human, place};
+pub use site::Site;
+pub(crate) use site::place;
+pub(crate) use text::human;
 
 /// Every live thread and task of the process, grouped by spawn site.
 ///
@@ -73,20 +76,14 @@ pub struct Snapshot {
     groups: Vec<SiteGroup>,
 }
 
-/// The live threads or tasks spawned at one site, by spawners from one site.
+/// The live threads or tasks spawned at one [`Site`].
 #[derive(Clone, Debug)]
 pub struct SiteGroup {
-    kind: LeakKind,
-    site: Option<Frame>,
-    /// Whether a spawn hook saw it start (a thread with no `site` may have been spawned by
-    /// machinery alone, or before leakcheck could see it).
-    seen_spawned: bool,
-    parent: Option<Frame>,
+    site: Site,
     count: usize,
     oldest: Option<Duration>,
     newest: Option<Duration>,
     never_woken: Option<usize>,
-    names: Vec<String>,
     states: Vec<(String, usize)>,
     /// Who is in it and how far each has run: what [`Snapshot::growth_since`] compares.
     members: Vec<Member>,
@@ -106,9 +103,6 @@ enum MemberId {
     Task(tokio::task::Id),
 }
 
-/// Names listed per thread group; the rest are counted.
-const NAMES_LISTED: usize = 8;
-
 impl Snapshot {
     /// Looks at every live thread and task now. Call it from any thread, at any time: it
     /// does not stop a runtime (see the module's "Cost").
@@ -121,7 +115,7 @@ impl Snapshot {
     /// ```
     /// let snapshot = leakcheck::Snapshot::take();
     /// for group in snapshot.groups() {
-    ///     println!("{} at {:?}", group.count(), group.site().and_then(|s| s.location()));
+    ///     println!("{} {}", group.count(), group.site()); // `3 threads spawned at src/pool.rs:12:9`
     /// }
     /// ```
     pub fn take() -> Snapshot {
@@ -139,10 +133,14 @@ impl Snapshot {
         };
         let threads = groups
             .iter()
-            .filter(|group| group.kind == LeakKind::Thread)
+            .filter(|group| group.site.kind() == LeakKind::Thread)
             .map(|group| group.count)
             .sum();
-        groups.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.key().cmp(&b.key())));
+        groups.sort_by(|a, b| {
+            b.count
+                .cmp(&a.count)
+                .then_with(|| a.site.key().cmp(&b.site.key()))
+        });
         Snapshot {
             uptime: clock::uptime(),
             threads,
@@ -192,23 +190,9 @@ impl Snapshot {
 }
 
 impl SiteGroup {
-    /// Threads or tasks.
-    pub fn kind(&self) -> LeakKind {
-        self.kind
-    }
-
-    /// Where they were spawned: for a thread, the innermost frame of the workspace's own
-    /// code on its spawn path; for a task, the spawn call tokio recorded. `None` for
-    /// threads the hook did not see start (the main thread, threads started before
-    /// leakcheck was loaded) and threads started by std or tokio alone (a runtime's
-    /// blocking pool): those are grouped by name.
-    pub fn site(&self) -> Option<&Frame> {
-        self.site.as_ref()
-    }
-
-    /// Where their spawner was spawned: the task (or thread) that spawned them.
-    pub fn parent_site(&self) -> Option<&Frame> {
-        self.parent.as_ref()
+    /// Where they were spawned, by whom, and what they are.
+    pub fn site(&self) -> &Site {
+        &self.site
     }
 
     /// How many are alive.
@@ -232,51 +216,11 @@ impl SiteGroup {
         self.never_woken
     }
 
-    /// Threads: their distinct names (at most eight).
-    pub fn names(&self) -> &[String] {
-        &self.names
-    }
-
     /// Threads: where they wait now and how many wait there (`sleeping in
     /// futex_wait_queue`), most first.
     pub fn states(&self) -> &[(String, usize)] {
         &self.states
     }
-
-    /// What identifies the group from one snapshot to the next.
-    fn key(&self) -> String {
-        group_key(
-            self.kind,
-            self.site.as_ref(),
-            self.parent.as_ref(),
-            &self.names,
-        )
-    }
-}
-
-/// Site and parent site, and for a thread nobody saw spawned, its name: threads of the
-/// same site stay one group whatever they are doing, so a thread that wakes up does not
-/// look like one group shrinking and another growing.
-fn group_key(
-    kind: LeakKind,
-    site: Option<&Frame>,
-    parent: Option<&Frame>,
-    names: &[String],
-) -> String {
-    let place = |frame: Option<&Frame>| {
-        frame.map_or_else(String::new, |frame| {
-            frame
-                .location()
-                .or_else(|| frame.function().map(str::to_owned))
-                .unwrap_or_default()
-        })
-    };
-    let unseen = if site.is_none() {
-        names.join(",")
-    } else {
-        String::new()
-    };
-    format!("{kind:?}|{}|{}|{unseen}", place(site), place(parent))
 }
 
 /// Why tasks are not in snapshots on this build, if they are not.
@@ -292,27 +236,19 @@ fn tasks_not_tracked() -> Option<&'static str> {
 
 /// A group being gathered.
 struct Gathering {
-    kind: LeakKind,
-    site: Option<Frame>,
-    seen_spawned: bool,
-    parent: Option<Frame>,
+    site: Site,
     spawned: Vec<Tick>,
     never_woken: usize,
-    names: Vec<String>,
     states: HashMap<String, usize>,
     members: Vec<Member>,
 }
 
 impl Gathering {
-    fn new(kind: LeakKind, site: Option<Frame>, parent: Option<Frame>) -> Gathering {
+    fn new(site: Site) -> Gathering {
         Gathering {
-            kind,
             site,
-            seen_spawned: true,
-            parent,
             spawned: Vec::new(),
             never_woken: 0,
-            names: Vec::new(),
             states: HashMap::new(),
             members: Vec::new(),
         }
@@ -323,17 +259,13 @@ impl Gathering {
         let mut states: Vec<_> = self.states.into_iter().collect();
         states.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
         SiteGroup {
-            kind: self.kind,
-            site: self.site,
-            seen_spawned: self.seen_spawned,
-            parent: self.parent,
             count: self.members.len(),
             oldest: age(self.spawned.iter().min()),
             newest: age(self.spawned.iter().max()),
-            never_woken: (self.kind == LeakKind::Task).then_some(self.never_woken),
-            names: self.names,
+            never_woken: (self.site.kind() == LeakKind::Task).then_some(self.never_woken),
             states,
             members: self.members,
+            site: self.site,
         }
     }
 }
@@ -348,11 +280,11 @@ fn task_groups() -> Vec<SiteGroup> {
         let group = gathering
             .entry((origin.spawned_at, parent))
             .or_insert_with(|| {
-                Gathering::new(
+                Gathering::new(Site::new(
                     LeakKind::Task,
                     Some(frames::location_frame(origin.spawned_at, None)),
                     parent.map(|parent| frames::location_frame(parent, None)),
-                )
+                ))
             });
         group.spawned.push(origin.spawned);
         group.never_woken += usize::from(origin.polls <= 1);
@@ -397,12 +329,14 @@ fn thread_groups() -> Vec<SiteGroup> {
         let site = site_of(origin.spawn.ips());
         let parent = parent_site(origin, &mut site_of);
         let name = threads::name_of(Some(tid), Some(origin));
+        let mut site = Site::new(LeakKind::Thread, site, parent);
         // Spawned by machinery alone (a runtime's blocking pool, say): told apart by name.
-        let names = Vec::from_iter(name.clone().filter(|_| site.is_none()));
-        let key = group_key(LeakKind::Thread, site.as_ref(), parent.as_ref(), &names);
+        if site.spawned_at().is_none() {
+            site.add_name(name.clone());
+        }
         let group = gathering
-            .entry(key)
-            .or_insert_with(|| Gathering::new(LeakKind::Thread, site, parent));
+            .entry(site.key())
+            .or_insert_with(|| Gathering::new(site));
         group.spawned.push(origin.spawned);
         add_thread(group, tid, name);
     }
@@ -412,12 +346,11 @@ fn thread_groups() -> Vec<SiteGroup> {
             continue;
         }
         let name = threads::name_of(Some(tid), None);
-        let names = Vec::from_iter(name.clone());
-        let key = group_key(LeakKind::Thread, None, None, &names);
-        let group = gathering.entry(key).or_insert_with(|| Gathering {
-            seen_spawned: false,
-            ..Gathering::new(LeakKind::Thread, None, None)
-        });
+        let mut site = Site::unseen();
+        site.add_name(name.clone());
+        let group = gathering
+            .entry(site.key())
+            .or_insert_with(|| Gathering::new(site));
         add_thread(group, tid, name);
     }
     let uptime = clock::uptime();
@@ -440,11 +373,7 @@ fn parent_site(
 }
 
 fn add_thread(group: &mut Gathering, tid: i32, name: Option<String>) {
-    if let Some(name) = name {
-        if group.names.len() < NAMES_LISTED && !group.names.contains(&name) {
-            group.names.push(name);
-        }
-    }
+    group.site.add_name(name);
     let state = threads::describe(tid).map_or_else(|| "exited".to_owned(), |os| waiting_in(&os));
     *group.states.entry(state).or_default() += 1;
     let ran = threads::counters(tid).map_or(0, |counters| {

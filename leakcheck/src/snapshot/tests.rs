@@ -5,20 +5,20 @@ use super::*;
 #[test]
 fn the_text_is_bounded_whatever_the_number_of_groups() {
     let group = |n: usize| SiteGroup {
-        kind: LeakKind::Task,
-        site: Some(Frame::new(
+        site: Site::new(
+            LeakKind::Task,
+            Some(Frame::new(
+                None,
+                Some("src/main.rs".into()),
+                Some(n as u32),
+                Some(5),
+            )),
             None,
-            Some("src/main.rs".into()),
-            Some(n as u32),
-            Some(5),
-        )),
-        seen_spawned: true,
-        parent: None,
+        ),
         count: 100 - n,
         oldest: Some(Duration::from_secs(3 * 3600 + 60)),
         newest: Some(Duration::from_millis(250)),
         never_woken: Some(100 - n),
-        names: Vec::new(),
         states: Vec::new(),
         members: Vec::new(),
     };
@@ -107,19 +107,23 @@ fn tasks_are_grouped_by_their_spawn_line_and_their_parent_s() {
     let group = snapshot
         .groups()
         .iter()
-        .find(|group| group.parent_site().and_then(Frame::line) == Some(parent_line))
+        .find(|group| group.site().parent().and_then(Frame::line) == Some(parent_line))
         .expect("the children's group");
     assert_eq!(group.count(), 4);
     assert_eq!(group.never_woken(), Some(4));
     assert!(
         group
             .site()
+            .spawned_at()
             .unwrap()
             .file()
             .unwrap()
             .ends_with("snapshot/tests.rs")
     );
-    assert_eq!(group.site().unwrap().line(), Some(parent_line + 2));
+    assert_eq!(
+        group.site().spawned_at().unwrap().line(),
+        Some(parent_line + 2)
+    );
     runtime.block_on(async {
         for child in children {
             child.abort();

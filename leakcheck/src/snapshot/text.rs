@@ -4,8 +4,8 @@
 use std::fmt::{self, Display, Formatter};
 use std::time::Duration;
 
+use super::site::place;
 use super::{Growth, SiteGroup, SiteGrowth, Snapshot};
-use crate::frames::Frame;
 use crate::report::LeakKind;
 
 /// Groups printed before the rest are summed up in one line.
@@ -26,7 +26,7 @@ impl Display for Snapshot {
         let sites = self
             .groups
             .iter()
-            .filter(|group| group.site.is_some())
+            .filter(|group| group.site.spawned_at().is_some())
             .count();
         writeln!(f, ", {}", count(sites, "spawn site"))?;
         for group in self.groups.iter().take(GROUPS_SHOWN) {
@@ -51,11 +51,12 @@ impl Display for Snapshot {
 impl Display for SiteGroup {
     /// `  1150 tasks   spawned at src/main.rs:61:9`, then what is known about them.
     fn fmt(&self, f: &mut Formatter<'_>) -> fmt::Result {
-        let what = noun(self.kind, self.count);
+        let site = &self.site;
+        let what = noun(site.kind(), self.count);
         write!(f, "{:>7} {what:<8} ", self.count)?;
-        match &self.site {
-            Some(site) => write!(f, "spawned at {}", place(site))?,
-            None if self.seen_spawned => write!(f, "spawned by std or tokio, no frame of yours")?,
+        match site.spawned_at() {
+            Some(frame) => write!(f, "spawned at {}", place(frame))?,
+            None if site.seen() => write!(f, "spawned by std or tokio, no frame of yours")?,
             None => write!(
                 f,
                 "not seen spawned (the main thread, or started before leakcheck)"
@@ -63,8 +64,8 @@ impl Display for SiteGroup {
         }
         writeln!(f)?;
         let mut details = Vec::new();
-        if let Some(parent) = &self.parent {
-            let by = match self.kind {
+        if let Some(parent) = site.parent() {
+            let by = match site.kind() {
                 LeakKind::Task => "by a task",
                 LeakKind::Thread => "by a thread or task",
             };
@@ -82,8 +83,8 @@ impl Display for SiteGroup {
             Some(n) if n > 0 => details.push(format!("{n} never woken since their first poll")),
             _ => {}
         }
-        if !self.names.is_empty() {
-            details.push(format!("named {}", self.names.join(", ")));
+        if !site.names().is_empty() {
+            details.push(format!("named {}", site.names().join(", ")));
         }
         if !self.states.is_empty() {
             let states: Vec<String> = self
@@ -126,36 +127,6 @@ impl Display for Growth {
             )?;
         }
         Ok(())
-    }
-}
-
-impl Display for SiteGrowth {
-    /// `tasks spawned at src/main.rs:61:9: 40 -> 80 (+40); 40 alive both times, 40 idle`.
-    fn fmt(&self, f: &mut Formatter<'_>) -> fmt::Result {
-        write!(f, "{} ", noun(self.kind, 2))?;
-        match &self.site {
-            Some(site) => write!(f, "spawned at {}", place(site))?,
-            None => write!(f, "named {}", self.names.join(", "))?,
-        }
-        write!(f, ": {} -> {} ({:+})", self.then, self.now, self.change())?;
-        if self.survivors > 0 {
-            write!(
-                f,
-                "; {} alive both times, {} of them idle in between",
-                self.survivors, self.idle
-            )?;
-        }
-        Ok(())
-    }
-}
-
-/// `file:line:column (function)`, or as much as is known.
-pub(crate) fn place(frame: &Frame) -> String {
-    match (frame.location(), frame.function()) {
-        (Some(location), Some(function)) => format!("{location} ({function})"),
-        (Some(location), None) => location,
-        (None, Some(function)) => function.to_owned(),
-        (None, None) => "an unknown place".to_owned(),
     }
 }
 

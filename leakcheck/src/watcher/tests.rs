@@ -42,7 +42,7 @@ fn a_site_that_grows_every_interval_raises_an_alarm_after_three_and_again_after_
         raised.push(
             alarms
                 .into_iter()
-                .filter(|alarm| alarm.names.iter().any(|n| n == "watched-grower"))
+                .filter(|alarm| alarm.site().names().iter().any(|n| n == "watched-grower"))
                 .collect::<Vec<_>>(),
         );
         last = now;
@@ -55,7 +55,7 @@ fn a_site_that_grows_every_interval_raises_an_alarm_after_three_and_again_after_
     );
     let alarm = &raised[2][0];
     assert_eq!(alarm.counts(), [0, 2, 4, 6]);
-    assert_eq!(alarm.kind(), LeakKind::Thread);
+    assert_eq!(alarm.site().kind(), crate::LeakKind::Thread);
     assert_eq!(alarm.idle(), (4, 4), "the parked threads did not run");
     let text = alarm.to_string();
     // Spawned from leakcheck's own code, which is no frame of a user's: known by name.
@@ -89,7 +89,7 @@ fn a_site_that_stops_growing_starts_over() {
         raised += history
             .record(&now.growth_since(&last), Duration::from_secs(1))
             .iter()
-            .filter(|alarm| alarm.names.iter().any(|n| n == "watched-pauser"))
+            .filter(|alarm| alarm.site().names().iter().any(|n| n == "watched-pauser"))
             .count();
         last = now;
     }
@@ -109,10 +109,11 @@ fn the_watcher_runs_on_a_thread_of_its_own_that_snapshots_leave_out_and_stops() 
     std::thread::sleep(Duration::from_millis(30));
     let snapshot = Snapshot::take();
     assert!(
-        snapshot
-            .groups()
+        snapshot.groups().iter().all(|group| !group
+            .site()
+            .names()
             .iter()
-            .all(|group| !group.names().iter().any(|n| n == "leakcheck-watcher")),
+            .any(|n| n == "leakcheck-watcher")),
         "{snapshot}"
     );
     watcher.stop();
