@@ -55,10 +55,11 @@
 
 // The modules form layers, each importing only from layers below it (README, "Layout";
 // `tests/layers.rs` keeps it so). Bottom up, one group a layer:
-// leaves: scope, frames, config
+// leaves: scope, frames, config, unwind (spawn stacks)
 mod config;
 mod frames;
 mod scope;
+mod unwind;
 // store and data: registry (spawn records), report (what a check hands back)
 mod registry;
 mod report;
