@@ -231,35 +231,22 @@ fn a_live_thread_keeps_at_most_8_kib_for_its_spawn() {
     }
 }
 
-/// Spawns and joins `LEAKCHECK_PROBE_SPAWNS` threads from a test's thread, in a scope: the
-/// guard below counts its instructions under callgrind.
-#[test]
-#[ignore = "a probe the guard runs under callgrind"]
-fn probe_thread_spawns() {
-    let spawns: usize = std::env::var("LEAKCHECK_PROBE_SPAWNS")
-        .expect("LEAKCHECK_PROBE_SPAWNS: how many threads to spawn")
-        .parse()
-        .expect("LEAKCHECK_PROBE_SPAWNS: expected a whole number");
-    let scope = leakcheck::Scope::enter_named("cost guard instructions");
-    for _ in 0..spawns {
-        std::thread::spawn(|| ()).join().unwrap();
-    }
-    drop(scope);
-}
-
-/// The user-space instructions the probe runs with `spawns` spawns, `LEAKCHECK` as given,
-/// counted by callgrind: exact, where wall time on a shared machine is not.
-fn instructions(spawns: usize, leakcheck: &str) -> i64 {
+/// The user-space instructions a probe runs with `count` operations and `env`, counted by
+/// callgrind: exact, where wall time on a shared machine is not.
+fn instructions(probe: &str, count: usize, env: &[(&str, &str)]) -> i64 {
     let child = std::process::Command::new("valgrind")
         .args(["--tool=callgrind", "--callgrind-out-file=/dev/null"])
         .arg(std::env::current_exe().unwrap())
-        .args(["--exact", "probe_thread_spawns", "--ignored"])
-        .env("LEAKCHECK", leakcheck)
-        .env("LEAKCHECK_PROBE_SPAWNS", spawns.to_string())
+        .args(["--exact", probe, "--ignored"])
+        .env("LEAKCHECK_PROBE_COUNT", count.to_string())
+        .envs(env.iter().copied())
         .output()
         .expect("valgrind runs this guard: install it (CI's .ci/run does)");
     let stderr = String::from_utf8_lossy(&child.stderr);
-    assert!(child.status.success(), "the probe failed under valgrind:\n{stderr}");
+    assert!(
+        child.status.success(),
+        "{probe} failed under valgrind:\n{stderr}"
+    );
     stderr
         .lines()
         .find_map(|line| Some(line.split_once("Collected : ")?.1.trim().replace(',', "")))
@@ -268,13 +255,37 @@ fn instructions(spawns: usize, leakcheck: &str) -> i64 {
         .unwrap()
 }
 
+/// Instructions per operation of a probe: the count at 3N operations less the count at N,
+/// over 2N, so that start-up cancels out.
+fn instructions_per_op(probe: &str, n: usize, env: &[(&str, &str)]) -> i64 {
+    (instructions(probe, 3 * n, env) - instructions(probe, n, env)) / (2 * n) as i64
+}
+
+/// How many operations a probe runs: `LEAKCHECK_PROBE_COUNT`.
+fn probe_count() -> usize {
+    std::env::var("LEAKCHECK_PROBE_COUNT")
+        .expect("LEAKCHECK_PROBE_COUNT: how many operations to run")
+        .parse()
+        .expect("LEAKCHECK_PROBE_COUNT: expected a whole number")
+}
+
+/// Spawns and joins threads from a test's thread, in a scope: the guard below counts its
+/// instructions under callgrind.
 #[test]
-#[ignore = "needs valgrind (CI installs it); about 30 s"]
+#[ignore = "a probe the guard runs under callgrind"]
+fn probe_thread_spawns() {
+    let scope = leakcheck::Scope::enter_named("cost guard instructions");
+    for _ in 0..probe_count() {
+        std::thread::spawn(|| ()).join().unwrap();
+    }
+    drop(scope);
+}
+
+#[test]
+#[ignore = "needs valgrind (CI installs it); about 10 s"]
 fn a_thread_spawn_unwinds_nothing() {
-    // Per spawn and join: the count at 3N spawns less the count at N, over 2N, so that
-    // start-up cancels out.
-    let per_spawn = |leakcheck: &str| {
-        (instructions(3 * 100, leakcheck) - instructions(100, leakcheck)) / (2 * 100)
+    let per_spawn = |leakcheck| {
+        instructions_per_op("probe_thread_spawns", 100, &[("LEAKCHECK", leakcheck)])
     };
     let (plain, hooked) = (per_spawn(" off "), per_spawn("fail"));
     let extra = hooked - plain;
@@ -282,17 +293,66 @@ fn a_thread_spawn_unwinds_nothing() {
         "per thread spawn and join: {plain} instructions with the hook off, {hooked} with it"
     );
     if cfg!(all(target_os = "linux", not(miri))) {
-        // Registering the thread and keeping a copy of the spawner's stack, in this debug
-        // build: ~BOUND. Unwinding the spawner's stack at spawn, as before, cost ~2,000
+        // Registering the thread and copying the spawner's stack, in this debug build:
+        // ~10,800. Unwinding the spawner's stack at spawn, as before, cost ~2,000
         // instructions a frame, over 50,000 here.
         assert!(
-            extra <= EXTRA_INSTRUCTIONS_PER_SPAWN,
-            "the spawn hook adds {extra} instructions per spawn (bound: \
-             {EXTRA_INSTRUCTIONS_PER_SPAWN}); is something unwinding at spawn?"
+            extra <= EXTRA_PER_THREAD_SPAWN,
+            "the spawn hook adds {extra} instructions per spawn (at most \
+             {EXTRA_PER_THREAD_SPAWN}): is something unwinding at spawn?"
         );
         assert!(extra > 0, "the spawn hook did nothing: {extra}");
     }
 }
 
 /// The bound above.
-const EXTRA_INSTRUCTIONS_PER_SPAWN: i64 = 15_000;
+const EXTRA_PER_THREAD_SPAWN: i64 = 15_000;
+
+/// Spawns and awaits tasks on a current_thread runtime with leakcheck's hooks, in a scope:
+/// the guard below counts its instructions under callgrind.
+#[test]
+#[ignore = "a probe the guard runs under callgrind"]
+fn probe_task_spawns() {
+    let mut builder = tokio::runtime::Builder::new_current_thread();
+    leakcheck::TokioBuilderExt::with_leakcheck(&mut builder);
+    let runtime = builder.build().unwrap();
+    let scope = leakcheck::Scope::enter_named("cost guard tasks");
+    runtime.block_on(async {
+        for _ in 0..probe_count() {
+            tokio::spawn(async {}).await.unwrap();
+        }
+    });
+    drop(scope);
+}
+
+#[test]
+#[ignore = "needs valgrind (CI installs it); about 10 s"]
+fn a_task_spawn_backtrace_unwinds_nothing() {
+    let per_task = |backtrace| {
+        instructions_per_op(
+            "probe_task_spawns",
+            1000,
+            &[("LEAKCHECK_TASK_BACKTRACE", backtrace)],
+        )
+    };
+    let (plain, traced) = (per_task("0"), per_task("1"));
+    let extra = traced - plain;
+    println!(
+        "per task spawn and await: {plain} instructions, {traced} with spawn backtraces"
+    );
+    if cfg!(tokio_unstable) {
+        // Copying up to 4 KiB of the spawner's stack, in this debug build: ~3,000.
+        // Unwinding it at spawn, as before, cost ~40,000.
+        assert!(
+            (1..=EXTRA_PER_TRACED_TASK).contains(&extra),
+            "a task spawn backtrace adds {extra} instructions per task (at most \
+             {EXTRA_PER_TRACED_TASK}): is something unwinding at spawn?"
+        );
+    } else {
+        // Without tokio_unstable there are no task hooks: the switch changes nothing.
+        assert!(extra.abs() <= 5, "{extra}");
+    }
+}
+
+/// The bound above.
+const EXTRA_PER_TRACED_TASK: i64 = 10_000;

@@ -30,9 +30,9 @@ pub(super) fn install(builder: &mut Builder) {
 /// the spawner's (a test thread's, or the task being polled), and the stack is the user's
 /// spawn call.
 fn on_spawn(meta: &TaskMeta<'_>, with_backtrace: bool) {
-    // Read here, so that the kept stack starts at this frame: tokio's spawn path is above.
-    let here = Registers::here();
-    let spawn = with_backtrace.then(|| unwind::capture(here, unwind::TASK));
+    // Read in this frame (the closure is inlined): the kept stack starts here, with tokio's
+    // spawn path and the user's call above.
+    let spawn = with_backtrace.then(|| unwind::capture(Registers::here(), unwind::TASK));
     // Nothing in here should panic, but a panic must never escape into tokio's spawn.
     let _ = catch_unwind(AssertUnwindSafe(|| {
         registry::add_task(

@@ -94,19 +94,30 @@ impl Clone for SpawnStack {
 }
 
 impl Drop for SpawnStack {
+    #[inline]
     fn drop(&mut self) {
-        if self.header().clones.fetch_sub(1, Ordering::Release) != 1 {
-            return;
-        }
-        // The last clone: every other clone's use happened before this (as `Arc` does).
-        fence(Ordering::Acquire);
-        let len = self.header().len;
-        // SAFETY: no clone is left; the header was written by `new` and is dropped once,
-        // then the allocation is freed with the layout it was made with.
-        unsafe {
-            std::ptr::drop_in_place(self.0.as_ptr());
-            dealloc(self.0.as_ptr().cast::<u8>(), layout(len).0);
-        }
+        release(self.0);
+    }
+}
+
+/// Drops one clone of a record, freeing it with the last. Out of line and cold, so that
+/// dropping a task's origin (inlined into the task hooks) stays a call: only tasks with
+/// backtraces have a record.
+#[cold]
+#[inline(never)]
+fn release(header: NonNull<Header>) {
+    // SAFETY: the clone being dropped keeps the header alive until here.
+    if unsafe { header.as_ref() }.clones.fetch_sub(1, Ordering::Release) != 1 {
+        return;
+    }
+    // The last clone: every other clone's use happened before this (as `Arc` does).
+    fence(Ordering::Acquire);
+    // SAFETY: no clone is left; the header was written by `new` and is dropped once, then
+    // the allocation is freed with the layout it was made with.
+    unsafe {
+        let len = header.as_ref().len;
+        std::ptr::drop_in_place(header.as_ptr());
+        dealloc(header.as_ptr().cast::<u8>(), layout(len).0);
     }
 }
 
