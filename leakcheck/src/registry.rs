@@ -48,18 +48,25 @@ pub(crate) fn switch_hooks_off() {
     HOOKS_ON.store(false, Ordering::Relaxed);
 }
 
-/// The kernel id of leakcheck's own watchdog thread, once it runs (0 before): no check
-/// reports it.
-static OWN_THREAD: AtomicI32 = AtomicI32::new(0);
+/// The kernel ids of leakcheck's own threads, the watchdog and the one that loads debug
+/// info, once they run (0 before): no check reports them.
+static OWN_THREADS: [AtomicI32; 2] = [AtomicI32::new(0), AtomicI32::new(0)];
 
-/// Marks the calling thread as leakcheck's own.
+/// Marks the calling thread as leakcheck's own (each of the two marks itself once).
 pub(crate) fn mark_own_thread(tid: i32) {
-    OWN_THREAD.store(tid, Ordering::Relaxed);
+    for slot in &OWN_THREADS {
+        if slot
+            .compare_exchange(0, tid, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
+        {
+            return;
+        }
+    }
 }
 
-/// Whether `tid` is leakcheck's own thread.
+/// Whether `tid` is one of leakcheck's own threads.
 pub(crate) fn is_own_thread(tid: i32) -> bool {
-    tid != 0 && OWN_THREAD.load(Ordering::Relaxed) == tid
+    tid != 0 && OWN_THREADS.iter().any(|slot| slot.load(Ordering::Relaxed) == tid)
 }
 
 /// Forks this process has gone through (in its ancestry): a thread record made under an
