@@ -15,7 +15,12 @@
 use std::env;
 
 fn main() {
-    for name in ["lc_thread_hook", "lc_name_hook", "lc_stack_copy", "lc_taskdump"] {
+    for name in [
+        "lc_thread_hook",
+        "lc_name_hook",
+        "lc_stack_copy",
+        "lc_taskdump",
+    ] {
         println!("cargo::rustc-check-cfg=cfg({name})");
     }
     let has = |cfg: &str| env::var_os(format!("CARGO_CFG_{}", cfg.to_uppercase())).is_some();

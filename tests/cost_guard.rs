@@ -184,9 +184,14 @@ fn probe_bytes_per_live_thread() {
         .collect();
     let bytes = LIVE_BYTES.load(Ordering::Relaxed) - before;
     drop(release);
-    threads.into_iter().for_each(|thread| thread.join().unwrap());
+    threads
+        .into_iter()
+        .for_each(|thread| thread.join().unwrap());
     drop(scope);
-    println!("bytes per live thread: {}", bytes as f64 / LIVE_THREADS as f64);
+    println!(
+        "bytes per live thread: {}",
+        bytes as f64 / LIVE_THREADS as f64
+    );
 }
 
 /// A probe's printed number from a child process, `LEAKCHECK` set as given. Both runs
@@ -286,14 +291,11 @@ fn probe_thread_spawns() {
 #[test]
 #[ignore = "needs valgrind (CI installs it); about 10 s"]
 fn a_thread_spawn_unwinds_nothing() {
-    let per_spawn = |leakcheck| {
-        instructions_per_op("probe_thread_spawns", 100, &[("LEAKCHECK", leakcheck)])
-    };
+    let per_spawn =
+        |leakcheck| instructions_per_op("probe_thread_spawns", 100, &[("LEAKCHECK", leakcheck)]);
     let (plain, hooked) = (per_spawn(" off "), per_spawn("fail"));
     let extra = hooked - plain;
-    println!(
-        "per thread spawn and join: {plain} instructions with the hook off, {hooked} with it"
-    );
+    println!("per thread spawn and join: {plain} instructions with the hook off, {hooked} with it");
     if cfg!(all(target_os = "linux", not(miri))) {
         // Registering the thread and copying the spawner's stack, in this debug build:
         // ~10,800. Unwinding the spawner's stack at spawn, as before, cost ~2,000
@@ -339,9 +341,7 @@ fn a_task_spawn_backtrace_unwinds_nothing() {
     };
     let (plain, traced) = (per_task("0"), per_task("1"));
     let extra = traced - plain;
-    println!(
-        "per task spawn and await: {plain} instructions, {traced} with spawn backtraces"
-    );
+    println!("per task spawn and await: {plain} instructions, {traced} with spawn backtraces");
     if cfg!(tokio_unstable) {
         // Copying up to 4 KiB of the spawner's stack, in this debug build: ~3,000.
         // Unwinding it at spawn, as before, cost ~40,000.

@@ -66,7 +66,10 @@ pub(crate) fn mark_own_thread(tid: i32) {
 
 /// Whether `tid` is one of leakcheck's own threads.
 pub(crate) fn is_own_thread(tid: i32) -> bool {
-    tid != 0 && OWN_THREADS.iter().any(|slot| slot.load(Ordering::Relaxed) == tid)
+    tid != 0
+        && OWN_THREADS
+            .iter()
+            .any(|slot| slot.load(Ordering::Relaxed) == tid)
 }
 
 /// Forks this process has gone through (in its ancestry): a thread record made under an

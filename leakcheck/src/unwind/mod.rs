@@ -18,25 +18,25 @@ mod copy;
 #[cfg(lc_stack_copy)]
 mod modules;
 // `lc_stack_copy` implies `lc_thread_hook` (build.rs).
-#[cfg(lc_stack_copy)]
-pub(crate) use copy::{Registers, THREAD, capture, learn_main_thread_bounds, note_thread_start};
 #[cfg(all(lc_stack_copy, tokio_unstable))]
 pub(crate) use copy::TASK;
+#[cfg(lc_stack_copy)]
+pub(crate) use copy::{Registers, THREAD, capture, learn_main_thread_bounds, note_thread_start};
 #[cfg(lc_stack_copy)]
 use modules::unwind;
 
 #[cfg(not(lc_stack_copy))]
 mod fallback;
-#[cfg(all(not(lc_stack_copy), any(lc_thread_hook, tokio_unstable)))]
-pub(crate) use fallback::{Registers, capture};
-#[cfg(all(not(lc_stack_copy), lc_thread_hook))]
-pub(crate) use fallback::THREAD;
 #[cfg(all(not(lc_stack_copy), tokio_unstable))]
 pub(crate) use fallback::TASK;
 #[cfg(all(not(lc_stack_copy), lc_thread_hook))]
-pub(crate) use fallback::{learn_main_thread_bounds, note_thread_start};
+pub(crate) use fallback::THREAD;
 #[cfg(not(lc_stack_copy))]
 use fallback::unwind;
+#[cfg(all(not(lc_stack_copy), any(lc_thread_hook, tokio_unstable)))]
+pub(crate) use fallback::{Registers, capture};
+#[cfg(all(not(lc_stack_copy), lc_thread_hook))]
+pub(crate) use fallback::{learn_main_thread_bounds, note_thread_start};
 
 pub(crate) use record::SpawnStack;
 

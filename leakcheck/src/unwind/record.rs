@@ -3,7 +3,7 @@
 //! and shared by its clones, so that copying origins out of the tables for a check does
 //! not copy stacks.
 
-use std::alloc::{Layout, alloc, dealloc, handle_alloc_error};
+use std::alloc::{Layout, dealloc};
 use std::ptr::NonNull;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicUsize, Ordering, fence};
@@ -45,8 +45,9 @@ impl SpawnStack {
     pub(super) fn new(len: usize, fill: impl FnOnce(*mut u64)) -> SpawnStack {
         let (layout, offset) = layout(len);
         // SAFETY: the layout has a non-zero size (the header's).
-        let Some(header) = NonNull::new(unsafe { alloc(layout) }.cast::<Header>()) else {
-            handle_alloc_error(layout);
+        let Some(header) = NonNull::new(unsafe { std::alloc::alloc(layout) }.cast::<Header>())
+        else {
+            std::alloc::handle_alloc_error(layout);
         };
         // SAFETY: a fresh allocation of this layout: the header fits at its start, the
         // words at `offset`, and `fill` is told how many to write.
@@ -72,7 +73,11 @@ impl SpawnStack {
         // SAFETY: `new` wrote `len` words at this offset, and they are never written again.
         unsafe {
             std::slice::from_raw_parts(
-                self.0.as_ptr().cast::<u8>().add(layout(len).1).cast::<u64>(),
+                self.0
+                    .as_ptr()
+                    .cast::<u8>()
+                    .add(layout(len).1)
+                    .cast::<u64>(),
                 len,
             )
         }
@@ -81,7 +86,9 @@ impl SpawnStack {
     /// The spawn backtrace's instruction pointers, innermost first (return addresses, as the
     /// system unwinder gives them), unwound the first time they are asked for.
     pub(crate) fn ips(&self) -> &[usize] {
-        self.header().ips.get_or_init(|| super::unwind(self.words()))
+        self.header()
+            .ips
+            .get_or_init(|| super::unwind(self.words()))
     }
 }
 
@@ -107,7 +114,11 @@ impl Drop for SpawnStack {
 #[inline(never)]
 fn release(header: NonNull<Header>) {
     // SAFETY: the clone being dropped keeps the header alive until here.
-    if unsafe { header.as_ref() }.clones.fetch_sub(1, Ordering::Release) != 1 {
+    if unsafe { header.as_ref() }
+        .clones
+        .fetch_sub(1, Ordering::Release)
+        != 1
+    {
         return;
     }
     // The last clone: every other clone's use happened before this (as `Arc` does).
