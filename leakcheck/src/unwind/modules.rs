@@ -80,10 +80,16 @@ unsafe fn module(info: &libc::dl_phdr_info) -> Option<Module<&'static [u8]>> {
     // SAFETY: the loader's program headers for this module.
     let headers = unsafe { std::slice::from_raw_parts(info.dlpi_phdr, info.dlpi_phnum.into()) };
     let range = |header: &libc::Elf64_Phdr| header.p_vaddr..header.p_vaddr + header.p_memsz;
-    let text = headers
+    // The code: from the first executable segment's start to the last one's end (linkers
+    // may split it).
+    let code = headers
         .iter()
-        .find(|header| header.p_type == libc::PT_LOAD && header.p_flags & libc::PF_X != 0)
-        .map(range)?;
+        .filter(|header| header.p_type == libc::PT_LOAD && header.p_flags & libc::PF_X != 0)
+        .map(range);
+    let text = code
+        .clone()
+        .map(|segment| segment.start)
+        .min()?..code.map(|segment| segment.end).max()?;
     let hdr = headers
         .iter()
         .find(|header| header.p_type == libc::PT_GNU_EH_FRAME)
@@ -168,8 +174,15 @@ fn walk(tables: &Tables, words: &[u64]) -> Vec<usize> {
         let _ = lr;
         UnwindRegsNative::new(pc, sp, fp)
     };
+    // Return addresses signed by pointer authentication carry a hash in their high bits,
+    // above every code address the modules have.
     #[cfg(target_arch = "aarch64")]
-    let registers = UnwindRegsNative::new(lr, sp, fp);
+    let registers = UnwindRegsNative::new_with_ptr_auth_mask(
+        framehop::aarch64::PtrAuthMask::from_max_known_address(tables.max_known_code_address()),
+        lr,
+        sp,
+        fp,
+    );
     let mut cache = CacheNative::<MayAllocateDuringUnwind>::new();
     let mut frames = tables.iter_frames(pc, registers, &mut cache, &mut read_stack);
     let mut ips = Vec::new();
