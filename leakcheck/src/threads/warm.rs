@@ -1,8 +1,8 @@
 //! Debug info loaded ahead of a report, on a thread of leakcheck's own, while a check waits
 //! out its grace period. The first report of a process reads the debug info of the binary
 //! and, for a thread's current stack, of the C library (which Debian's `libc6-dbg` ships
-//! compressed): a fifth of a second in a release build, up to a second in a large debug
-//! test binary, where symbolising code is itself unoptimised. Done after the grace period,
+//! compressed): ~0.1 s in a release build, half a second to a second in a debug test
+//! binary, where the symbolising code is itself unoptimised. Done after the grace period,
 //! that time is added to every first failing test; done during it, it mostly is not.
 //!
 //! The thread starts with the first check that finds something still running, belongs to
