@@ -54,10 +54,10 @@ fn note_forks() {
 }
 
 // SAFETY: before `main`, on the main thread, this reads one environment variable (as
-// above) and asks `pthread_getattr_np` for the main
-// thread's stack (glibc reads `/proc/self/maps` for it, with stdio, which needs no runtime)
-// and stores it in a const-initialised thread-local without a destructor; it spawns nothing
-// and prints nothing.
+// above) and asks `pthread_getattr_np` for the main thread's stack (glibc reads
+// `/proc/self/maps` for it, with stdio, which needs no runtime), and stores it in a
+// const-initialised thread-local without a destructor; it spawns nothing and prints
+// nothing.
 #[cfg(lc_thread_hook)]
 #[ctor::ctor(unsafe)]
 fn learn_main_thread_stack() {

@@ -12,7 +12,7 @@ use crate::unwind::{self, Registers};
 
 /// Installs the hooks. By default a task records only tokio's spawn location (the user's
 /// line) and its parent; `LEAKCHECK_TASK_BACKTRACE=1` adds the backtrace, kept as a copy of
-/// the top of the spawner's stack (`unwind::TASK`: up to 2 KiB a live task), unwound only
+/// the top of the spawner's stack (`unwind::TASK`: up to 4 KiB a live task), unwound only
 /// if the task is reported. A bad value of any variable records none here; the first
 /// check reports the value.
 pub(super) fn install(builder: &mut Builder) {
@@ -30,9 +30,10 @@ pub(super) fn install(builder: &mut Builder) {
 /// the spawner's (a test thread's, or the task being polled), and the stack is the user's
 /// spawn call.
 fn on_spawn(meta: &TaskMeta<'_>, with_backtrace: bool) {
-    // Read in this frame (the closure is inlined): the kept stack starts here, with tokio's
-    // spawn path and the user's call above.
-    let spawn = with_backtrace.then(|| unwind::capture(Registers::here(), unwind::TASK));
+    // Read in this frame: the kept stack starts here, with tokio's spawn path and the
+    // user's call above.
+    let here = Registers::here();
+    let spawn = with_backtrace.then(|| unwind::capture(here, unwind::TASK));
     // Nothing in here should panic, but a panic must never escape into tokio's spawn.
     let _ = catch_unwind(AssertUnwindSafe(|| {
         registry::add_task(

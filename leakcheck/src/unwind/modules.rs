@@ -86,10 +86,8 @@ unsafe fn module(info: &libc::dl_phdr_info) -> Option<Module<&'static [u8]>> {
         .iter()
         .filter(|header| header.p_type == libc::PT_LOAD && header.p_flags & libc::PF_X != 0)
         .map(range);
-    let text = code
-        .clone()
-        .map(|segment| segment.start)
-        .min()?..code.map(|segment| segment.end).max()?;
+    let text =
+        code.clone().map(|segment| segment.start).min()?..code.map(|segment| segment.end).max()?;
     let hdr = headers
         .iter()
         .find(|header| header.p_type == libc::PT_GNU_EH_FRAME)
