@@ -233,3 +233,42 @@ pub(crate) fn capture(registers: Registers, limit: Limit) -> SpawnStack {
         }
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stack_pointer_outside_the_threads_stack_keeps_no_copy() {
+        // As on a coroutine's stack or a signal's alternate stack: heap memory.
+        let elsewhere = vec![0u64; 1024];
+        let here = Registers::here();
+        let foreign = Registers {
+            sp: elsewhere.as_ptr() as usize + 4096,
+            ..here
+        };
+        let kept = capture(foreign, THREAD);
+        assert_eq!(kept.words().len(), REGISTERS);
+        // Its own stack, on the other hand, is copied.
+        assert!(capture(here, THREAD).words().len() > REGISTERS);
+    }
+
+    #[test]
+    fn a_copy_stops_at_the_cap() {
+        #[inline(never)]
+        fn deep(depth: usize) -> SpawnStack {
+            let padding = std::hint::black_box([depth as u8; 512]);
+            if depth == 0 {
+                capture(Registers::here(), THREAD)
+            } else {
+                let kept = deep(depth - 1);
+                std::hint::black_box(padding);
+                kept
+            }
+        }
+        // 32 frames of over 512 bytes: more than the cap.
+        let kept = deep(32);
+        assert_eq!(kept.words().len(), REGISTERS + THREAD.bytes / 8);
+        assert!(super::super::record::HEADER_BYTES + kept.words().len() * 8 <= 8 * 1024);
+    }
+}
