@@ -4,7 +4,9 @@
 # hooks on), and plain under --cfg tokio_unstable with tokio's taskdump (tokio as leakcheck
 # builds it there, without leakcheck: what the hooks alone cost is measured against it);
 # runs them alternately, prints medians and the ratio of each leakcheck build to its
-# baseline measured in the same run.
+# baseline measured in the same run; then the first report of a debug test binary and the
+# bytes a live thread keeps for its spawn record there (the fixtures, tests/cost_guard.rs);
+# then user-space instructions per operation under callgrind.
 set -euo pipefail
 cd "$(dirname "$0")"
 rounds=${1:-5}
@@ -51,24 +53,43 @@ for name in clean_test_with_1000_threads_100k_tasks_us snapshot_1k_tasks_ms snap
 done
 rm -r "$out"
 
+# A debug test binary, as `cargo test` builds it: the first report of a process, from the
+# end of the test's body to its failure, beyond the grace period (the fixture's thread
+# blocked on a channel, default grace 500 ms), less a clean test's run of the same binary.
+# And what a live thread keeps for its spawn record there (tests/cost_guard.rs, which
+# counts bytes still allocated per live thread with and without the spawn hook).
+(cd ../fixtures && cargo build -q --tests --target-dir ../target/fixtures)
+fixture=$(ls -t ../target/fixtures/debug/deps/threads-* | grep -v '\.d$' | head -1)
+wall_ms() { # test name (the leaky one fails, as it should)
+    for _ in $(seq "$rounds"); do
+        { /usr/bin/time -f '%e' "$fixture" --exact "$1" 2>&1 >/dev/null || true; } | tail -1
+    done | sort -g | awk '{a[NR]=$1} END {printf "%.0f", a[int((NR+1)/2)] * 1000}'
+}
+leaky=$(wall_ms leaks_thread_blocked_on_channel)
+clean=$(wall_ms clean_returns_ok)
+printf '%-46s %10s %10s %8s\n' "debug_first_report_over_grace_ms" "-" "$((leaky - clean - 500))" "-"
+bytes=$(cd .. && cargo test -q -p leakcheck-suite --test cost_guard a_live_thread_keeps -- --nocapture 2>/dev/null |
+    awk '/per live thread/ {print $10 - $4}')
+printf '%-46s %10s %10s %8s\n' "debug_spawn_record_bytes_per_live_thread" "-" "$bytes" "-"
+
 # Wall time on a shared VM swings by tens of percent between runs; user-space instruction
 # counts under callgrind are exact. Per operation: the count at 3N operations minus at N,
 # over 2N, so start-up cancels out.
 if command -v valgrind >/dev/null; then
-    collected() { # binary, env var that sets the count, count
-        env "$2=$3" valgrind --tool=callgrind --callgrind-out-file=/dev/null "$1" 2>&1 |
+    collected() { # binary, env var that sets the count, count, more env
+        env "$2=$3" ${4:-} valgrind --tool=callgrind --callgrind-out-file=/dev/null "$1" 2>&1 |
             awk '/Collected/ {gsub(",", "", $4); print $4}'
     }
-    per_op() { # build, env var, N
+    per_op() { # build, env var, N, more env
         local low high
-        low=$(collected "target/$1/release/leakcheck-bench" "$2" "$3")
-        high=$(collected "target/$1/release/leakcheck-bench" "$2" $(($3 * 3)))
+        low=$(collected "target/$1/release/leakcheck-bench" "$2" "$3" "${4:-}")
+        high=$(collected "target/$1/release/leakcheck-bench" "$2" $(($3 * 3)) "${4:-}")
         echo $(((high - low) / ($3 * 2)))
     }
-    instruction_row() { # label, leakcheck build, env var, N[, baseline build]
+    instruction_row() { # label, leakcheck build, env var, N[, baseline build[, more env]]
         local plain hooked
         plain=$(per_op "${5:-plain}" "$3" "$4")
-        hooked=$(per_op "$2" "$3" "$4")
+        hooked=$(per_op "$2" "$3" "$4" "${6:-}")
         printf '%-46s %10s %10s %8s\n' "$1" "$plain" "$hooked" \
             "$(awk -v h="$hooked" -v p="$plain" 'BEGIN {printf "%.2f", h / p}')"
     }
@@ -76,4 +97,6 @@ if command -v valgrind >/dev/null; then
     instruction_row "task spawn + await (user instructions)" tasks BENCH_TASKS 10000
     instruction_row "  hooks alone, vs the same tokio build" tasks BENCH_TASKS 10000 unstable-plain
     instruction_row "  --cfg leakcheck_no_taskdump" lean BENCH_TASKS 10000
+    instruction_row "  LEAKCHECK_TASK_BACKTRACE=1" tasks BENCH_TASKS 10000 plain \
+        LEAKCHECK_TASK_BACKTRACE=1
 fi

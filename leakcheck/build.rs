@@ -7,6 +7,9 @@
 //!   dynamically: not musl, not `crt-static`).
 //! - `lc_coarse_clock`: the kernel's coarse monotonic clock, for spawn times (Linux, not
 //!   Miri).
+//! - `lc_stack_copy`: a spawn keeps a copy of the top of the spawner's stack and its registers,
+//!   unwound only if the thread or task is reported (Linux on x86_64 and aarch64, the
+//!   architectures whose registers `unwind` reads and `framehop` unwinds; not Miri).
 //! - `lc_taskdump`: tokio's task dumps are compiled in: `--cfg tokio_unstable`, the
 //!   `taskdump` feature, no `--cfg leakcheck_no_taskdump`, and a target tokio dumps on. The
 //!   same target list is in Cargo.toml's target table (cargo cannot read a build script's cfgs).
@@ -18,6 +21,7 @@ fn main() {
         "lc_thread_hook",
         "lc_name_hook",
         "lc_coarse_clock",
+        "lc_stack_copy",
         "lc_taskdump",
     ] {
         println!("cargo::rustc-check-cfg=cfg({name})");
@@ -31,6 +35,7 @@ fn main() {
         || value("target_feature")
             .split(',')
             .any(|f| f == "crt-static");
+    let copy_arch = matches!(value("target_arch").as_str(), "x86_64" | "aarch64");
     let dump_arch = matches!(
         value("target_arch").as_str(),
         "x86" | "x86_64" | "aarch64" | "s390x"
@@ -46,6 +51,9 @@ fn main() {
     }
     if thread_hook && !static_libc {
         println!("cargo::rustc-cfg=lc_name_hook");
+    }
+    if thread_hook && copy_arch {
+        println!("cargo::rustc-cfg=lc_stack_copy");
     }
     if taskdump {
         println!("cargo::rustc-cfg=lc_taskdump");

@@ -129,28 +129,6 @@ fn probe_allocations_per_thread_spawn() {
     println!("allocations per spawn: {}", allocations_per_thread_spawn());
 }
 
-/// The probe's count in a child process, `LEAKCHECK` set as given. Both runs capture
-/// output the same way (libtest's capture costs allocations per spawn too).
-fn probe_in_child(leakcheck: &str) -> f64 {
-    let child = std::process::Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "probe_allocations_per_thread_spawn",
-            "--ignored",
-            "--show-output",
-        ])
-        .env("LEAKCHECK", leakcheck)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&child.stdout);
-    stdout
-        .lines()
-        .find_map(|line| Some(line.split_once("allocations per spawn: ")?.1))
-        .unwrap_or_else(|| panic!("no count from the probe:\n{stdout}"))
-        .parse()
-        .unwrap()
-}
-
 #[test]
 fn the_thread_spawn_hook_allocates_twice_per_spawn_and_not_when_off() {
     // Starting a child allocates here too: not while another test is counting.
@@ -158,13 +136,20 @@ fn the_thread_spawn_hook_allocates_twice_per_spawn_and_not_when_off() {
         let _one = ONE_AT_A_TIME.lock().unwrap();
         // Written with blanks: the before-`main` switch reads `LEAKCHECK` with the same
         // parser as every check, so this is off too.
-        (probe_in_child(" off "), probe_in_child("fail"))
+        let (probe, label) = (
+            "probe_allocations_per_thread_spawn",
+            "allocations per spawn: ",
+        );
+        (
+            probe_number(probe, label, " off "),
+            probe_number(probe, label, "fail"),
+        )
     };
     println!("per thread spawn: {plain:.2} allocations with the hook off, {hooked:.2} with it");
     if cfg!(all(target_os = "linux", not(miri))) {
-        // The launch record handed to the new thread and the thread's origin (shared by the
-        // registry and its children); none with LEAKCHECK=off, where the hook passes straight
-        // through.
+        // The thread's origin (shared by the registry, the new thread and its children) and
+        // its spawn record (the copy of the spawner's stack); none with LEAKCHECK=off, where
+        // the hook passes straight through.
         assert!(
             (1.95..=2.05).contains(&(hooked - plain)),
             "the spawn hook adds {:.2} allocations per spawn",
@@ -172,3 +157,204 @@ fn the_thread_spawn_hook_allocates_twice_per_spawn_and_not_when_off() {
         );
     }
 }
+
+/// Live threads per memory measurement.
+const LIVE_THREADS: usize = 100;
+
+/// Prints this process's bytes still allocated per live thread (spawned from a test's
+/// thread, as a test spawns them, and blocked), for the guard below, which runs it in
+/// child processes with and without the spawn hook.
+#[test]
+#[ignore = "a probe the guard runs in a child process"]
+fn probe_bytes_per_live_thread() {
+    let _one = ONE_AT_A_TIME.lock().unwrap();
+    let scope = leakcheck::Scope::enter_named("cost guard live threads");
+    // Warm up: the scope's table and std's per-thread machinery exist before counting.
+    std::thread::spawn(|| ()).join().unwrap();
+    let (release, released) = std::sync::mpsc::channel::<()>();
+    let released = std::sync::Arc::new(std::sync::Mutex::new(released));
+    let before = LIVE_BYTES.load(Ordering::Relaxed);
+    let threads: Vec<_> = (0..LIVE_THREADS)
+        .map(|_| {
+            let released = released.clone();
+            std::thread::spawn(move || {
+                let _ = released.lock().unwrap().recv();
+            })
+        })
+        .collect();
+    let bytes = LIVE_BYTES.load(Ordering::Relaxed) - before;
+    drop(release);
+    threads
+        .into_iter()
+        .for_each(|thread| thread.join().unwrap());
+    drop(scope);
+    println!(
+        "bytes per live thread: {}",
+        bytes as f64 / LIVE_THREADS as f64
+    );
+}
+
+/// A probe's printed number from a child process, `LEAKCHECK` set as given. Both runs
+/// capture output the same way (libtest's capture costs allocations per spawn too).
+fn probe_number(probe: &str, label: &str, leakcheck: &str) -> f64 {
+    let child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", probe, "--ignored", "--show-output"])
+        .env("LEAKCHECK", leakcheck)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&child.stdout);
+    stdout
+        .lines()
+        .find_map(|line| Some(line.split_once(label)?.1))
+        .unwrap_or_else(|| panic!("no `{label}` from {probe}:\n{stdout}"))
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn a_live_thread_keeps_at_most_8_kib_for_its_spawn() {
+    let (plain, hooked) = {
+        let _one = ONE_AT_A_TIME.lock().unwrap();
+        let probe = "probe_bytes_per_live_thread";
+        let label = "bytes per live thread: ";
+        (
+            probe_number(probe, label, " off "),
+            probe_number(probe, label, "fail"),
+        )
+    };
+    let extra = hooked - plain;
+    println!("per live thread: {plain:.0} bytes with the hook off, {hooked:.0} with it");
+    if cfg!(all(target_os = "linux", not(miri))) {
+        // The spawn record (the copy of the spawner's stack, at most 8 KiB with its header)
+        // and the thread's origin with its entry in the registry (a few hundred bytes). And
+        // something was kept: a guard that passes because nothing was recorded guards
+        // nothing.
+        assert!(
+            (256.0..=8.0 * 1024.0 + 512.0).contains(&extra),
+            "the spawn hook keeps {extra:.0} bytes per live thread"
+        );
+    }
+}
+
+/// The user-space instructions a probe runs with `count` operations and `env`, counted by
+/// callgrind: exact, where wall time on a shared machine is not.
+fn instructions(probe: &str, count: usize, env: &[(&str, &str)]) -> i64 {
+    let child = std::process::Command::new("valgrind")
+        .args(["--tool=callgrind", "--callgrind-out-file=/dev/null"])
+        .arg(std::env::current_exe().unwrap())
+        .args(["--exact", probe, "--ignored"])
+        .env("LEAKCHECK_PROBE_COUNT", count.to_string())
+        .envs(env.iter().copied())
+        .output()
+        .expect("valgrind runs this guard: install it (CI's .ci/run does)");
+    let stderr = String::from_utf8_lossy(&child.stderr);
+    assert!(
+        child.status.success(),
+        "{probe} failed under valgrind:\n{stderr}"
+    );
+    stderr
+        .lines()
+        .find_map(|line| Some(line.split_once("Collected : ")?.1.trim().replace(',', "")))
+        .unwrap_or_else(|| panic!("no instruction count from callgrind:\n{stderr}"))
+        .parse()
+        .unwrap()
+}
+
+/// Instructions per operation of a probe: the count at 3N operations less the count at N,
+/// over 2N, so that start-up cancels out.
+fn instructions_per_op(probe: &str, n: usize, env: &[(&str, &str)]) -> i64 {
+    (instructions(probe, 3 * n, env) - instructions(probe, n, env)) / (2 * n) as i64
+}
+
+/// How many operations a probe runs: `LEAKCHECK_PROBE_COUNT`, as the guards set it; a few
+/// when a probe runs on its own (`--include-ignored` runs it too).
+fn probe_count() -> usize {
+    std::env::var("LEAKCHECK_PROBE_COUNT").map_or(10, |count| {
+        count
+            .parse()
+            .expect("LEAKCHECK_PROBE_COUNT: expected a whole number")
+    })
+}
+
+/// Spawns and joins threads from a test's thread, in a scope: the guard below counts its
+/// instructions under callgrind.
+#[test]
+#[ignore = "a probe the guard runs under callgrind"]
+fn probe_thread_spawns() {
+    let scope = leakcheck::Scope::enter_named("cost guard instructions");
+    for _ in 0..probe_count() {
+        std::thread::spawn(|| ()).join().unwrap();
+    }
+    drop(scope);
+}
+
+#[test]
+#[ignore = "needs valgrind (CI installs it); about 10 s"]
+fn a_thread_spawn_unwinds_nothing() {
+    let per_spawn =
+        |leakcheck| instructions_per_op("probe_thread_spawns", 100, &[("LEAKCHECK", leakcheck)]);
+    let (plain, hooked) = (per_spawn(" off "), per_spawn("fail"));
+    let extra = hooked - plain;
+    println!("per thread spawn and join: {plain} instructions with the hook off, {hooked} with it");
+    if cfg!(all(target_os = "linux", not(miri))) {
+        // Registering the thread and copying the spawner's stack, in this debug build:
+        // ~10,800. Unwinding the spawner's stack at spawn, as before, cost ~2,000
+        // instructions a frame, over 50,000 here.
+        assert!(
+            extra <= EXTRA_PER_THREAD_SPAWN,
+            "the spawn hook adds {extra} instructions per spawn (at most \
+             {EXTRA_PER_THREAD_SPAWN}): is something unwinding at spawn?"
+        );
+        assert!(extra > 0, "the spawn hook did nothing: {extra}");
+    }
+}
+
+/// The bound above.
+const EXTRA_PER_THREAD_SPAWN: i64 = 15_000;
+
+/// Spawns and awaits tasks on a current_thread runtime with leakcheck's hooks, in a scope:
+/// the guard below counts its instructions under callgrind.
+#[test]
+#[ignore = "a probe the guard runs under callgrind"]
+fn probe_task_spawns() {
+    let mut builder = tokio::runtime::Builder::new_current_thread();
+    leakcheck::TokioBuilderExt::with_leakcheck(&mut builder);
+    let runtime = builder.build().unwrap();
+    let scope = leakcheck::Scope::enter_named("cost guard tasks");
+    runtime.block_on(async {
+        for _ in 0..probe_count() {
+            tokio::spawn(async {}).await.unwrap();
+        }
+    });
+    drop(scope);
+}
+
+#[test]
+#[ignore = "needs valgrind (CI installs it); about 10 s"]
+fn a_task_spawn_backtrace_unwinds_nothing() {
+    let per_task = |backtrace| {
+        instructions_per_op(
+            "probe_task_spawns",
+            1000,
+            &[("LEAKCHECK_TASK_BACKTRACE", backtrace)],
+        )
+    };
+    let (plain, traced) = (per_task("0"), per_task("1"));
+    let extra = traced - plain;
+    println!("per task spawn and await: {plain} instructions, {traced} with spawn backtraces");
+    if cfg!(tokio_unstable) {
+        // Copying up to 4 KiB of the spawner's stack, in this debug build: ~3,000.
+        // Unwinding it at spawn, as before, cost ~40,000.
+        assert!(
+            (1..=EXTRA_PER_TRACED_TASK).contains(&extra),
+            "a task spawn backtrace adds {extra} instructions per task (at most \
+             {EXTRA_PER_TRACED_TASK}): is something unwinding at spawn?"
+        );
+    } else {
+        // Without tokio_unstable there are no task hooks: the switch changes nothing.
+        assert!(extra.abs() <= 5, "{extra}");
+    }
+}
+
+/// The bound above.
+const EXTRA_PER_TRACED_TASK: i64 = 10_000;

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 /// submodules; nothing of its own layer or above. `lib` is the crate root: its public
 /// items (`crate::Options`, ...) count as the top layer.
 const LAYERS: &[(&str, &[&str])] = &[
-    ("leaves", &["scope", "frames", "config", "clock"]),
+    ("leaves", &["scope", "frames", "config", "clock", "unwind"]),
     ("store and data", &["registry", "report"]),
     ("thread sources", &["threads"]),
     ("task sources", &["tasks"]),

@@ -1,8 +1,9 @@
 //! What runs before `main`, in one place, each with why it is safe that early.
 //!
 //! A constructor runs before std's runtime is set up: no thread may be spawned, nothing
-//! printed, and no thread-local with a destructor touched. Both below only read the
-//! environment or `/proc` (std's `env` and `fs` need no runtime) and store plain statics.
+//! printed, and no thread-local with a destructor touched. Those below only read the
+//! environment or `/proc` (std's `env` and `fs` need no runtime, nor does the C library's
+//! stdio) and store plain statics or const thread-locals.
 
 use std::collections::HashSet;
 use std::sync::OnceLock;
@@ -52,5 +53,20 @@ fn note_forks() {
     // SAFETY: as above; a failure (ENOMEM) leaves forks unnoticed, as before this existed.
     unsafe {
         libc::pthread_atfork(None, None, Some(crate::registry::note_fork_in_child));
+    }
+}
+
+// SAFETY: before `main`, on the main thread, this reads one environment variable (as
+// above) and asks `pthread_getattr_np` for the main thread's stack (glibc reads
+// `/proc/self/maps` for it, with stdio, which needs no runtime), and stores it in a
+// const-initialised thread-local without a destructor; it spawns nothing and prints
+// nothing.
+#[cfg(lc_thread_hook)]
+#[ctor::ctor(unsafe)]
+fn learn_main_thread_stack() {
+    // Where spawns copy the spawner's stack, the main thread's bounds are learnt here, once,
+    // rather than in its first spawn (see `unwind`).
+    if crate::config::mode_before_main() != crate::config::Mode::Off {
+        crate::unwind::learn_main_thread_bounds();
     }
 }

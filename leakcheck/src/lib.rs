@@ -55,11 +55,12 @@
 
 // The modules form layers, each importing only from layers below it (README, "Layout";
 // `tests/layers.rs` keeps it so). Bottom up, one group a layer:
-// leaves: scope, frames, config, clock
+// leaves: scope, frames, config, clock, unwind (spawn stacks)
 mod clock;
 mod config;
 mod frames;
 mod scope;
+mod unwind;
 // store and data: registry (spawn records), report (what a check hands back)
 mod registry;
 mod report;

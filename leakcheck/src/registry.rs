@@ -4,8 +4,9 @@
 //! are sharded by id, with a live count per scope: a clean scope's check reads the count.
 //!
 //! Writers are the spawn hooks (on the spawning thread, before the OS thread exists) and
-//! thread exit; readers are `verify` and `describe`. Entries hold raw instruction pointers
-//! only: symbols are resolved by `describe`, and only for leaks.
+//! thread exit; readers are `verify` and `describe`. Entries hold spawn stacks as kept at
+//! spawn (`unwind`): they are unwound and symbols resolved by `verify` and `describe`, and
+//! only for leaks.
 //!
 //! # Locks
 //!
@@ -30,6 +31,7 @@ use parking_lot::Mutex;
 
 use crate::clock::Tick;
 use crate::scope::{self, ScopeId, TaskRef};
+use crate::unwind::SpawnStack;
 
 /// Whether the spawn hooks record anything: off under `LEAKCHECK=off`, decided before
 /// `main` (see `init`), so that `pthread_create` never reads the environment.
@@ -48,8 +50,8 @@ pub(crate) fn switch_hooks_off() {
     HOOKS_ON.store(false, Ordering::Relaxed);
 }
 
-/// The kernel ids of leakcheck's own threads (the watchdog, a watcher) while they run; 0
-/// is a free slot. No check or snapshot reports them.
+/// The kernel ids of leakcheck's own threads (the watchdog, the thread that loads debug
+/// info, a watcher) while they run; 0 is a free slot. No check or snapshot reports them.
 static OWN_THREADS: [AtomicI32; 4] = [const { AtomicI32::new(0) }; 4];
 
 /// Marks the calling thread as leakcheck's own (a fifth at once goes unmarked, and is
@@ -68,7 +70,7 @@ pub(crate) fn unmark_own_thread(tid: i32) {
     }
 }
 
-/// Whether `tid` is leakcheck's own thread.
+/// Whether `tid` is one of leakcheck's own threads.
 pub(crate) fn is_own_thread(tid: i32) -> bool {
     tid != 0
         && OWN_THREADS
@@ -85,50 +87,6 @@ static FORKS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0
 #[cfg(lc_thread_hook)]
 pub(crate) extern "C" fn note_fork_in_child() {
     FORKS.fetch_add(1, Ordering::Relaxed);
-}
-
-/// Frames kept of a thread's spawn backtrace: enough for std's spawn path, the user's
-/// frames and libtest's, at 8 bytes a frame.
-pub(crate) const THREAD_FRAMES: usize = 48;
-
-/// Frames kept of a task's spawn backtrace, when task backtraces are on: tokio's spawn path
-/// is shallow, and 24 frames reach through it into the user's code and its callers.
-pub(crate) const TASK_FRAMES: usize = 24;
-
-/// A spawn backtrace as raw instruction pointers, captured without the global backtrace
-/// lock and without allocating.
-#[derive(Clone)]
-pub(crate) struct SpawnTrace<const N: usize = THREAD_FRAMES> {
-    ips: [usize; N],
-    len: usize,
-}
-
-impl<const N: usize> SpawnTrace<N> {
-    /// Captures the calling thread's stack. Safe to call inside `pthread_create`: it takes
-    /// no lock that a thread spawn could hold and allocates nothing.
-    #[cfg(any(lc_thread_hook, tokio_unstable))]
-    #[inline(never)]
-    pub(crate) fn capture() -> Self {
-        let mut trace = SpawnTrace {
-            ips: [0; N],
-            len: 0,
-        };
-        // SAFETY: `trace_unsynchronized` only requires that no other thread unwinds
-        // through the same non-thread-safe unwinder state at once; the system unwinder
-        // (libgcc / libunwind) used on our targets is thread-safe.
-        unsafe {
-            backtrace::trace_unsynchronized(|frame| {
-                trace.ips[trace.len] = frame.ip() as usize;
-                trace.len += 1;
-                trace.len < N
-            });
-        }
-        trace
-    }
-
-    pub(crate) fn ips(&self) -> &[usize] {
-        &self.ips[..self.len]
-    }
 }
 
 /// Where an OS thread came from. Shared by the registry, the thread itself (to hand its
@@ -150,7 +108,12 @@ pub(crate) struct ThreadOrigin {
     pub(crate) parent: Option<Arc<ThreadOrigin>>,
     /// The task that was being polled on the spawning thread, if any: the real spawner.
     pub(crate) spawning_task: Option<TaskRef>,
-    pub(crate) spawn: SpawnTrace,
+    /// Its spawn backtrace, as kept at spawn (`unwind`).
+    pub(crate) spawn: SpawnStack,
+    /// The start routine and its argument, which the spawn hook hands to the new thread
+    /// here rather than in an allocation of its own.
+    #[cfg(lc_thread_hook)]
+    launch: [usize; 2],
     /// When it was spawned.
     pub(crate) spawned: Tick,
 }
@@ -183,7 +146,8 @@ impl ThreadOrigin {
         scope: ScopeId,
         parent: Option<Arc<ThreadOrigin>>,
         spawning_task: Option<TaskRef>,
-        spawn: SpawnTrace,
+        spawn: SpawnStack,
+        launch: [usize; 2],
     ) -> Self {
         ThreadOrigin {
             key,
@@ -195,8 +159,14 @@ impl ThreadOrigin {
             parent,
             spawning_task,
             spawn,
+            launch,
             spawned: crate::clock::now(),
         }
+    }
+
+    /// What the new thread runs, as given to `new`.
+    pub(crate) fn launch(&self) -> [usize; 2] {
+        self.launch
     }
 
     pub(crate) fn set_tid(&self, tid: i32) {
@@ -223,6 +193,7 @@ impl ThreadOrigin {
             parent: self.parent.clone(),
             spawning_task: self.spawning_task,
             spawn: self.spawn.clone(),
+            launch: self.launch,
             spawned: self.spawned,
         }
     }
@@ -243,9 +214,9 @@ pub(crate) struct TaskOrigin {
     /// thread did). Not the parent's whole origin: a task that respawns itself would
     /// otherwise keep an ever longer chain alive.
     pub(crate) parent: Option<TaskRef>,
-    /// Only with `LEAKCHECK_TASK_BACKTRACE=1`: boxed, so that a task without one costs no
-    /// more than its few fields.
-    pub(crate) spawn: Option<Box<SpawnTrace<TASK_FRAMES>>>,
+    /// Only with `LEAKCHECK_TASK_BACKTRACE=1`: one pointer, so that a task without one costs
+    /// no more than its few fields.
+    pub(crate) spawn: Option<SpawnStack>,
     /// How many times it has been polled: what a check compares over its grace period to
     /// tell a stuck task from one that is still woken.
     pub(crate) polls: u32,
@@ -273,7 +244,7 @@ impl std::ops::Deref for LiveTask {
 impl TaskOrigin {
     /// The spawn backtrace's instruction pointers, if one was recorded.
     pub(crate) fn spawn_ips(&self) -> &[usize] {
-        self.spawn.as_deref().map_or(&[], SpawnTrace::ips)
+        self.spawn.as_ref().map_or(&[], SpawnStack::ips)
     }
 }
 
@@ -286,14 +257,14 @@ const EARLY_TERMINATIONS: usize = 256;
 
 #[derive(Default)]
 struct ScopeEntries {
-    threads: HashMap<u64, Arc<ThreadOrigin>>,
+    threads: HashMap<u64, Arc<ThreadOrigin>, BuildHasherDefault<IdHasher>>,
     /// How many of the scope's tasks are alive: a clean scope's task check reads only this.
     live_tasks: Arc<AtomicUsize>,
 }
 
 #[derive(Default)]
 struct Registry {
-    scopes: HashMap<ScopeId, ScopeEntries>,
+    scopes: HashMap<ScopeId, ScopeEntries, BuildHasherDefault<IdHasher>>,
 }
 
 static REGISTRY: LazyLock<Mutex<Registry>> = LazyLock::new(Default::default);
@@ -434,9 +405,9 @@ impl EarlyTerminations {
     }
 }
 
-/// Task ids are sequential numbers, not attacker-chosen keys: a multiply spreads them over
-/// shards and buckets for a fraction of SipHash's cost, on a path taken several times per
-/// task.
+/// Task ids, thread keys and scope ids are sequential numbers, not attacker-chosen keys: a
+/// multiply spreads them over shards and buckets for a fraction of SipHash's cost, on paths
+/// taken several times per task and per thread spawn.
 #[derive(Default)]
 struct IdHasher(u64);
 
@@ -514,7 +485,7 @@ pub(crate) fn add_task(
     scope: ScopeId,
     spawned_at: &'static std::panic::Location<'static>,
     parent: Option<tokio::task::Id>,
-    spawn: Option<Box<SpawnTrace<TASK_FRAMES>>>,
+    spawn: Option<SpawnStack>,
 ) {
     let parent = parent.and_then(|parent| {
         let spawned_at = shard(parent).lock().live.get(&parent)?.spawned_at;

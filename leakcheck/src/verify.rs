@@ -146,6 +146,11 @@ async fn retry<S: Future<Output = ()>>(
         if found.is_empty() {
             return Ok(());
         }
+        if earlier.is_empty() {
+            // Something may outlive the grace period: its report's debug info loads now,
+            // on another thread, rather than after it.
+            warm_symbols_for(&found);
+        }
         earlier.extend(found);
         match backoff.next_delay(clock().saturating_duration_since(started)) {
             Some(delay) => sleep(delay).await,
@@ -164,6 +169,23 @@ async fn retry<S: Future<Output = ()>>(
         last,
         waited,
     })
+}
+
+/// Starts loading the debug info a report of `suspects` would read.
+fn warm_symbols_for(suspects: &[Suspect]) {
+    let mut stacks = Vec::new();
+    let mut any_thread = false;
+    for suspect in suspects {
+        match suspect {
+            Suspect::Thread { origin, .. } => {
+                any_thread = true;
+                stacks.extend(origin.as_ref().map(|origin| origin.spawn.clone()));
+            }
+            Suspect::Task(task) => stacks.extend(task.spawn.clone()),
+            Suspect::UntrackedTasks(_) => {}
+        }
+    }
+    threads::warm_symbols(stacks, any_thread);
 }
 
 /// Runs a future whose every await is ready when first polled ([`retry`] with a sleep that

@@ -6,13 +6,15 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use tokio::runtime::{Builder, TaskMeta};
 
-use crate::registry::{self, SpawnTrace};
+use crate::registry;
 use crate::scope::{self, TaskRef};
+use crate::unwind::{self, Registers};
 
-/// Installs the hooks. Task spawn backtraces cost ~8 µs a spawn (unwinding), over ten times
-/// a plain spawn, so by default a task records only tokio's spawn location (the user's
-/// line) and its parent; `LEAKCHECK_TASK_BACKTRACE=1` adds the backtrace. A bad value of
-/// any variable records none here; the first check reports the value.
+/// Installs the hooks. By default a task records only tokio's spawn location (the user's
+/// line) and its parent; `LEAKCHECK_TASK_BACKTRACE=1` adds the backtrace, kept as a copy of
+/// the top of the spawner's stack (`unwind::TASK`: up to 4 KiB a live task), unwound only
+/// if the task is reported. A bad value of any variable records none here; the first
+/// check reports the value.
 pub(super) fn install(builder: &mut Builder) {
     let with_backtrace =
         crate::config::environment().is_ok_and(|environment| environment.task_backtrace);
@@ -28,7 +30,10 @@ pub(super) fn install(builder: &mut Builder) {
 /// the spawner's (a test thread's, or the task being polled), and the stack is the user's
 /// spawn call.
 fn on_spawn(meta: &TaskMeta<'_>, with_backtrace: bool) {
-    let spawn = with_backtrace.then(|| Box::new(SpawnTrace::capture()));
+    // Read in this frame: the kept stack starts here, with tokio's spawn path and the
+    // user's call above.
+    let here = Registers::here();
+    let spawn = with_backtrace.then(|| unwind::capture(here, unwind::TASK));
     // Nothing in here should panic, but a panic must never escape into tokio's spawn.
     let _ = catch_unwind(AssertUnwindSafe(|| {
         registry::add_task(

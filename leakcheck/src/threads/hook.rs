@@ -16,8 +16,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::procfs::current_tid;
-use crate::registry::{self, SpawnTrace, ThreadOrigin};
+use crate::registry::{self, ThreadOrigin};
 use crate::scope;
+use crate::unwind::{self, Registers};
 
 /// `C-unwind`: a C thread that calls `pthread_exit` force-unwinds through the trampoline,
 /// which is defined only for an unwind-capable ABI (and a frame with nothing to drop).
@@ -50,12 +51,6 @@ impl Drop for Registration {
     }
 }
 
-struct Launch {
-    start: StartRoutine,
-    arg: *mut c_void,
-    origin: Arc<ThreadOrigin>,
-}
-
 /// Whether spawns are being attributed, or why not.
 pub(crate) fn status() -> Result<(), &'static str> {
     if real::create().is_none() {
@@ -79,17 +74,132 @@ pub(crate) fn status() -> Result<(), &'static str> {
     Ok(())
 }
 
-/// The override of the C library's `pthread_create`.
+// The override of the C library's `pthread_create`, where spawns keep a copy of the
+// spawner's stack: four instructions of assembly that hand the caller's stack pointer
+// and frame pointer (and link register) to [`create_from`], untouched, and jump there. So
+// the copy starts exactly at the caller's frame: the entry has no frame of its own (a
+// Rust function's would be ~50 bytes, ~180 in a debug build, of every spawn's copy), and
+// the unwind tables describe it as a plain function entry.
+#[cfg(all(lc_stack_copy, target_arch = "x86_64"))]
+std::arch::global_asm!(
+    ".pushsection .text.pthread_create,\"ax\",@progbits",
+    ".globl pthread_create",
+    ".type pthread_create,@function",
+    ".p2align 4",
+    "pthread_create:",
+    ".cfi_startproc",
+    // The caller's stack pointer, past the return address; then its frame pointer.
+    "lea r8, [rsp + 8]",
+    "mov r9, rbp",
+    "jmp {create_from}",
+    ".cfi_endproc",
+    ".size pthread_create, . - pthread_create",
+    ".popsection",
+    create_from = sym create_from,
+);
+
+// As above: the caller's stack pointer, frame pointer and return address (the link
+// register) as they are at the call.
+#[cfg(all(lc_stack_copy, target_arch = "aarch64"))]
+std::arch::global_asm!(
+    ".pushsection .text.pthread_create,\"ax\",@progbits",
+    ".globl pthread_create",
+    ".type pthread_create,@function",
+    ".p2align 4",
+    "pthread_create:",
+    ".cfi_startproc",
+    "mov x4, sp",
+    "mov x5, x29",
+    "mov x6, x30",
+    "b {create_from}",
+    ".cfi_endproc",
+    ".size pthread_create, . - pthread_create",
+    ".popsection",
+    create_from = sym create_from,
+);
+
+#[cfg(all(lc_stack_copy, lc_name_hook))]
+unsafe extern "C" {
+    /// The assembly above, for [`status`] to compare with what the loader binds.
+    fn pthread_create(
+        thread: *mut libc::pthread_t,
+        attr: *const libc::pthread_attr_t,
+        start: StartRoutine,
+        arg: *mut c_void,
+    ) -> c_int;
+}
+
+/// What the assembly entry jumps to, with the registers of `pthread_create`'s caller.
+///
+/// # Safety
+///
+/// The contract of `pthread_create(3)`; the rest as the entry passes them.
+#[cfg(all(lc_stack_copy, target_arch = "x86_64"))]
+unsafe extern "C" fn create_from(
+    thread: *mut libc::pthread_t,
+    attr: *const libc::pthread_attr_t,
+    start: StartRoutine,
+    arg: *mut c_void,
+    sp: usize,
+    fp: usize,
+) -> c_int {
+    // SAFETY: the entry passes the caller's stack pointer, with the return address below it.
+    let caller = unsafe { Registers::at_call(sp, fp, 0) };
+    // SAFETY: the caller's arguments.
+    unsafe { create(thread, attr, start, arg, caller) }
+}
+
+/// As above, with the return address in the link register.
+///
+/// # Safety
+///
+/// As above.
+#[cfg(all(lc_stack_copy, target_arch = "aarch64"))]
+unsafe extern "C" fn create_from(
+    thread: *mut libc::pthread_t,
+    attr: *const libc::pthread_attr_t,
+    start: StartRoutine,
+    arg: *mut c_void,
+    sp: usize,
+    fp: usize,
+    lr: usize,
+) -> c_int {
+    // SAFETY: the entry passes the caller's registers at the call.
+    let caller = unsafe { Registers::at_call(sp, fp, lr) };
+    // SAFETY: the caller's arguments.
+    unsafe { create(thread, attr, start, arg, caller) }
+}
+
+/// The override of the C library's `pthread_create`, where the system unwinder walks the
+/// spawner's stack at spawn.
 ///
 /// # Safety
 ///
 /// The contract of `pthread_create(3)`.
+#[cfg(not(lc_stack_copy))]
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn pthread_create(
     thread: *mut libc::pthread_t,
     attr: *const libc::pthread_attr_t,
     start: StartRoutine,
     arg: *mut c_void,
+) -> c_int {
+    // SAFETY: the caller's arguments.
+    unsafe { create(thread, attr, start, arg, Registers::here()) }
+}
+
+/// The hook's work. `caller`: the registers of `pthread_create`'s caller, whose frame and
+/// those above it are still running.
+///
+/// # Safety
+///
+/// The contract of `pthread_create(3)`.
+unsafe fn create(
+    thread: *mut libc::pthread_t,
+    attr: *const libc::pthread_attr_t,
+    start: StartRoutine,
+    arg: *mut c_void,
+    caller: Registers,
 ) -> c_int {
     let Some(real_create) = real::create() else {
         real::complain_once();
@@ -102,21 +212,21 @@ pub unsafe extern "C" fn pthread_create(
         // SAFETY: forwarding the caller's arguments unchanged.
         return unsafe { real_create(thread, attr, start, arg) };
     }
-    let launch = catch_unwind(AssertUnwindSafe(|| register_spawn(start, arg))).ok();
+    let origin = catch_unwind(AssertUnwindSafe(|| register_spawn(start, arg, caller))).ok();
     let _ = IN_HOOK.try_with(|flag| flag.set(false));
-    let Some(launch) = launch else {
+    let Some(origin) = origin else {
         // SAFETY: forwarding the caller's arguments unchanged.
         return unsafe { real_create(thread, attr, start, arg) };
     };
-    // Our own reference: the new thread may free `launch` before the create returns.
-    let origin = launch.origin.clone();
-    let launch = Box::into_raw(launch);
+    // The new thread's reference, which it takes over; ours stays for the code below (the
+    // thread may exit and drop its own before the create returns).
+    let launch = Arc::into_raw(origin.clone());
     // SAFETY: the caller's arguments, with our trampoline and a pointer it takes ownership
     // of if (and only if) the thread is created.
-    let status = unsafe { real_create(thread, attr, trampoline, launch.cast()) };
+    let status = unsafe { real_create(thread, attr, trampoline, launch.cast_mut().cast()) };
     if status != 0 {
-        // SAFETY: no thread was created, so the launch was never handed over.
-        drop(unsafe { Box::from_raw(launch) });
+        // SAFETY: no thread was created, so the reference was never handed over.
+        drop(unsafe { Arc::from_raw(launch) });
         registry::remove_thread(origin.scope, origin.key);
     } else if !thread.is_null() {
         // SAFETY: a successful create wrote the handle.
@@ -125,18 +235,21 @@ pub unsafe extern "C" fn pthread_create(
     status
 }
 
-fn register_spawn(start: StartRoutine, arg: *mut c_void) -> Box<Launch> {
+/// The new thread's origin, registered: its spawn stack kept from `caller` up, and what it
+/// will run.
+fn register_spawn(start: StartRoutine, arg: *mut c_void, caller: Registers) -> Arc<ThreadOrigin> {
     static NEXT_KEY: AtomicU64 = AtomicU64::new(1);
-    let spawn = SpawnTrace::capture();
+    let spawn = unwind::capture(caller, unwind::THREAD);
     let origin = Arc::new(ThreadOrigin::new(
         NEXT_KEY.fetch_add(1, Ordering::Relaxed),
         scope::current(),
         this_thread(),
         scope::polled_task(),
         spawn,
+        [start as usize, arg.expose_provenance()],
     ));
     registry::add_thread(origin.clone());
-    Box::new(Launch { start, arg, origin })
+    origin
 }
 
 /// The calling thread's own origin, if the hook started it.
@@ -147,13 +260,13 @@ fn this_thread() -> Option<Arc<ThreadOrigin>> {
         .flatten()
 }
 
-/// First code of every hooked thread: adopt the parent's scope, then run the real start
-/// routine. The bookkeeping is a call of its own, so that nothing of this frame is alive
-/// while `start` runs and the call to it is a tail call: the thread's stack, which every
-/// spawn from it unwinds, has no trampoline frame (one frame is ~2,000 instructions of
-/// unwinding per spawn).
+/// First code of every hooked thread: note where its stack's frames begin, adopt the
+/// parent's scope, then run the real start routine. The bookkeeping is a call of its own,
+/// so that nothing of this frame is alive while `start` runs (it may end in a forced
+/// unwind, `pthread_exit`) and the call to it can be a tail call.
 unsafe extern "C-unwind" fn trampoline(launch: *mut c_void) -> *mut c_void {
-    // SAFETY: `pthread_create` above passes a `Box<Launch>` it no longer owns.
+    unwind::note_thread_start();
+    // SAFETY: `pthread_create` above passes a reference to the origin it no longer owns.
     let (start, arg) = unsafe { adopt(launch) };
     // SAFETY: the start routine and argument the spawner gave `pthread_create`.
     unsafe { start(arg) }
@@ -164,12 +277,15 @@ unsafe extern "C-unwind" fn trampoline(launch: *mut c_void) -> *mut c_void {
 ///
 /// # Safety
 ///
-/// `launch` is a `Box<Launch>` turned into a raw pointer, owned by nobody else.
+/// `launch` is an `Arc<ThreadOrigin>` turned into a raw pointer, owned by nobody else.
 #[inline(never)]
 unsafe fn adopt(launch: *mut c_void) -> (StartRoutine, *mut c_void) {
-    // SAFETY: the caller hands over the box.
-    let launch = unsafe { Box::from_raw(launch.cast::<Launch>()) };
-    let Launch { start, arg, origin } = *launch;
+    // SAFETY: the caller hands over the reference.
+    let origin = unsafe { Arc::from_raw(launch.cast_const().cast::<ThreadOrigin>()) };
+    let [start, arg] = origin.launch();
+    // SAFETY: `register_spawn` stored a start routine of this type, as a number.
+    let start = unsafe { std::mem::transmute::<usize, StartRoutine>(start) };
+    let arg = std::ptr::with_exposed_provenance_mut::<c_void>(arg);
     origin.set_tid(current_tid());
     scope::set_current(origin.scope);
     let registration = Registration(origin);

@@ -20,6 +20,10 @@ pub(crate) use {
     stack::capture as capture_stack,
 };
 
+// Platform-independent: leakcheck's thread that loads debug info during a grace period.
+mod warm;
+pub(crate) use warm::warm_symbols;
+
 #[cfg(not(lc_thread_hook))]
 mod fallback;
 #[cfg(not(lc_thread_hook))]
