@@ -55,7 +55,7 @@ fn a_site_that_grows_every_interval_raises_an_alarm_after_three_and_again_after_
     );
     let alarm = &raised[2][0];
     assert_eq!(alarm.counts(), [0, 2, 4, 6]);
-    assert_eq!(alarm.site().kind(), crate::LeakKind::Thread);
+    assert_eq!(alarm.site().kind(), crate::report::LeakKind::Thread);
     assert_eq!(alarm.idle(), (4, 4), "the parked threads did not run");
     let text = alarm.to_string();
     // Spawned from leakcheck's own code, which is no frame of a user's: known by name.
