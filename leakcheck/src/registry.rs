@@ -16,7 +16,8 @@
 //! (`SPAWNING_SCOPE`), releases it, then takes its own shard; `tasks_of` reads the count
 //! under `REGISTRY`, releases it, then visits each shard in turn. That is what keeps the
 //! hooks, which run inside `pthread_create` and inside tokio's scheduler, free of deadlock.
-//! Nothing here allocates under a lock but the maps' own growth.
+//! Nothing here allocates under a lock but the maps' own growth, and a snapshot's
+//! `visit_tasks`, which runs on the thread that asked, never inside a hook.
 //!
 //! Memory stays bounded over a long run: a scope's entry goes when its `Scope` has been
 //! dropped and its last thread and task have ended ([`forget_finished_scopes`]), and a
@@ -585,7 +586,8 @@ pub(crate) fn all_tasks() -> Vec<Arc<LiveTask>> {
 
 /// Visits every live registered task, one shard at a time: a shard is locked only while
 /// its own tasks are visited, so a snapshot of a busy runtime never stops it, and nothing
-/// is copied but what `visit` keeps.
+/// is copied but what `visit` keeps. `visit` runs under the shard's lock: it must not
+/// spawn, poll or end a hooked task.
 pub(crate) fn visit_tasks(mut visit: impl FnMut(tokio::task::Id, &TaskOrigin)) {
     for shard in TASKS.iter() {
         for (&id, origin) in &shard.0.lock().live {
