@@ -135,8 +135,10 @@ fn the_fixed_twin_keeps_flat_counts_and_raises_no_alarm() {
     assert!(!stdout.contains("keep growing"), "{stdout}");
     let live = live_counts(&stdout);
     assert_eq!(live.len(), 8, "{stdout}");
-    // The server's accept loop, and a request's follower or connection in flight.
-    assert!(live.iter().all(|&count| count <= 4), "{live:?}");
+    // The server's accept loop, and the followers (20 ms each, a request every ~10 ms) and
+    // connections in flight: a few, however long it runs, where the leaky twin's count
+    // climbs by ~20 an interval.
+    assert!(live.iter().all(|&count| count <= 10), "{live:?}");
 }
 
 /// The README's service alarm and snapshot, numbers and ages aside, are real ones: the

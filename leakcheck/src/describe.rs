@@ -323,8 +323,7 @@ fn describe_parent_thread(origin: &ThreadOrigin) -> Option<String> {
     }
     // A parent outside the scope, or the test's own thread, is not worth a line.
     let parent = origin
-        .parent
-        .as_deref()
+        .parent()
         .filter(|parent| parent.scope == origin.scope && !is_libtest_thread(parent))?;
     let identity = Identity::Thread {
         tid: parent.tid(),
@@ -347,15 +346,12 @@ fn describe_parent_thread(origin: &ThreadOrigin) -> Option<String> {
 /// through other threads: libtest runs each test on a thread named after it, which it
 /// spawns from the main thread (so the hook saw no parent) in `test::run_test`.
 fn spawning_test(origin: &ThreadOrigin) -> Option<String> {
-    let mut root = origin.parent.as_deref()?;
-    while let Some(parent) = root.parent.as_deref() {
-        root = parent;
-    }
+    let root = origin.root.as_deref()?;
     is_libtest_thread(root).then(|| root.name()).flatten()
 }
 
 fn is_libtest_thread(thread: &ThreadOrigin) -> bool {
-    thread.parent.is_none()
+    thread.is_root()
         && frames::resolve(thread.spawn.ips()).iter().any(|frame| {
             frame
                 .function()

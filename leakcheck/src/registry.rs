@@ -51,32 +51,24 @@ pub(crate) fn switch_hooks_off() {
     HOOKS_ON.store(false, Ordering::Relaxed);
 }
 
-/// The kernel ids of leakcheck's own threads (the watchdog, the thread that loads debug
-/// info, a watcher) while they run; 0 is a free slot. No check or snapshot reports them.
-static OWN_THREADS: [AtomicI32; 4] = [const { AtomicI32::new(0) }; 4];
+/// The kernel ids of leakcheck's own threads while they run (the watchdog, the thread that
+/// loads debug info, any watchers): no check or snapshot reports them. Read by checks and
+/// snapshots, never by a hook.
+static OWN_THREADS: Mutex<Vec<i32>> = Mutex::new(Vec::new());
 
-/// Marks the calling thread as leakcheck's own (a fifth at once goes unmarked, and is
-/// reported like any thread).
+/// Marks the calling thread as leakcheck's own.
 pub(crate) fn mark_own_thread(tid: i32) {
-    let _ = OWN_THREADS.iter().any(|slot| {
-        slot.compare_exchange(0, tid, Ordering::Relaxed, Ordering::Relaxed)
-            .is_ok()
-    });
+    OWN_THREADS.lock().push(tid);
 }
 
-/// The thread is about to end: its slot is free again.
+/// The thread is about to end: its id may be reused by a thread of the program's.
 pub(crate) fn unmark_own_thread(tid: i32) {
-    for slot in &OWN_THREADS {
-        let _ = slot.compare_exchange(tid, 0, Ordering::Relaxed, Ordering::Relaxed);
-    }
+    OWN_THREADS.lock().retain(|&own| own != tid);
 }
 
 /// Whether `tid` is one of leakcheck's own threads.
 pub(crate) fn is_own_thread(tid: i32) -> bool {
-    tid != 0
-        && OWN_THREADS
-            .iter()
-            .any(|slot| slot.load(Ordering::Relaxed) == tid)
+    tid != 0 && OWN_THREADS.lock().contains(&tid)
 }
 
 /// Forks this process has gone through (in its ancestry): a thread record made under an
@@ -106,7 +98,13 @@ pub(crate) struct ThreadOrigin {
     handle: AtomicUsize,
     /// The full name (the kernel keeps only 15 bytes), when the thread named itself.
     name: Mutex<Option<Box<str>>>,
-    pub(crate) parent: Option<Arc<ThreadOrigin>>,
+    /// The thread that spawned it, until this thread exits: an exited thread's record
+    /// lives on while its children do, and must not keep its own ancestors alive too (a
+    /// thread that respawns itself would grow a chain of spawn stacks for ever).
+    parent: Mutex<Option<Arc<ThreadOrigin>>>,
+    /// The first thread of its line, the one with no parent (a libtest test thread, say):
+    /// what the exit check names as the spawner, however many threads are in between.
+    pub(crate) root: Option<Arc<ThreadOrigin>>,
     /// The task that was being polled on the spawning thread, if any: the real spawner.
     pub(crate) spawning_task: Option<TaskRef>,
     /// Its spawn backtrace, as kept at spawn (`unwind`).
@@ -137,6 +135,16 @@ impl ThreadOrigin {
     pub(crate) fn name(&self) -> Option<String> {
         self.name.lock().as_deref().map(str::to_owned)
     }
+
+    /// The thread that spawned it, if the hook saw one and this thread has not exited.
+    pub(crate) fn parent(&self) -> Option<Arc<ThreadOrigin>> {
+        self.parent.lock().clone()
+    }
+
+    /// Whether it is the first of its line: spawned by no thread the hook saw.
+    pub(crate) fn is_root(&self) -> bool {
+        self.root.is_none() && self.parent.lock().is_none()
+    }
 }
 
 /// Written by the thread spawn hook, which exists only where `lc_thread_hook` holds.
@@ -157,7 +165,10 @@ impl ThreadOrigin {
             tid: AtomicI32::new(0),
             handle: AtomicUsize::new(0),
             name: Mutex::new(None),
-            parent,
+            root: parent
+                .as_ref()
+                .map(|parent| parent.root.clone().unwrap_or_else(|| parent.clone())),
+            parent: Mutex::new(parent),
             spawning_task,
             spawn,
             launch,
@@ -182,6 +193,11 @@ impl ThreadOrigin {
         *self.name.lock() = Some(name.into());
     }
 
+    /// The thread has exited: its record no longer keeps its parent alive.
+    pub(crate) fn forget_parent(&self) {
+        self.parent.lock().take();
+    }
+
     /// The same thread, owned by another scope.
     pub(crate) fn with_scope(&self, scope: ScopeId) -> ThreadOrigin {
         ThreadOrigin {
@@ -191,7 +207,8 @@ impl ThreadOrigin {
             tid: AtomicI32::new(self.tid.load(Ordering::Acquire)),
             handle: AtomicUsize::new(self.handle.load(Ordering::Acquire)),
             name: Mutex::new(self.name.lock().clone()),
-            parent: self.parent.clone(),
+            parent: Mutex::new(self.parent()),
+            root: self.root.clone(),
             spawning_task: self.spawning_task,
             spawn: self.spawn.clone(),
             launch: self.launch,
@@ -529,8 +546,8 @@ pub(crate) fn remove_task(id: tokio::task::Id) {
 
 /// Gives back the room of task tables a burst of tasks has left mostly empty: a service
 /// that once ran a million tasks does not keep their room. Called by snapshots (a
-/// service's watcher takes one every interval), not by the hooks: on the hooks' path, even the test for it cost ~100 instructions a
-/// task (it kept the table operations from being inlined).
+/// service's watcher takes one every interval), not by the hooks: on the terminate hook,
+/// even the test for it moved the instruction count by ~100 a task.
 pub(crate) fn give_back_room() {
     for shard in TASKS.iter() {
         shard.0.lock().give_back_room();
@@ -684,6 +701,40 @@ mod tests {
             shard.live.capacity()
         );
         assert_eq!(shard.live.len(), 10);
+    }
+
+    #[test]
+    #[cfg(lc_thread_hook)]
+    fn an_exited_thread_keeps_no_ancestor_alive_but_its_line_keeps_its_root() {
+        use crate::unwind::{Registers, THREAD, capture};
+        let spawn = |key, parent| {
+            Arc::new(ThreadOrigin::new(
+                key,
+                scope::PROCESS,
+                parent,
+                None,
+                capture(Registers::here(), THREAD),
+                [0, 0],
+            ))
+        };
+        // A thread that respawns itself: root -> first -> second -> third.
+        let root = spawn(1, None);
+        let first = spawn(2, Some(root.clone()));
+        let first_alive = Arc::downgrade(&first);
+        let second = spawn(3, Some(first.clone()));
+        drop(first);
+        let third = spawn(4, Some(second.clone()));
+        // `second` exits (the hook's registration calls this), then `first`'s last holder
+        // is gone: nothing but `third` -> `second` stays, and the root.
+        second.forget_parent();
+        drop(second);
+        assert!(
+            first_alive.upgrade().is_none(),
+            "an exited ancestor stayed alive"
+        );
+        assert!(third.parent().is_some());
+        assert!(Arc::ptr_eq(third.root.as_ref().unwrap(), &root));
+        assert!(root.is_root() && !third.is_root());
     }
 
     #[test]

@@ -107,19 +107,19 @@ impl Watcher {
         // The process's, not the scope's that starts it: a watcher started inside a test
         // is not that test's leak.
         let starter = scope::set_current(scope::PROCESS);
+        let (marked, is_marked) = std::sync::mpsc::channel();
         let thread = std::thread::Builder::new()
             .name("leakcheck-watcher".into())
             .spawn(move || {
-                let tid = threads::current_tid();
-                registry::mark_own_thread(tid);
+                let _own = OwnThread::mark();
+                let _ = marked.send(());
                 self.run(&stopped);
-                registry::unmark_own_thread(tid);
             });
         scope::set_current(starter);
-        Ok(WatcherHandle {
-            stop,
-            thread: thread?,
-        })
+        let thread = thread?;
+        // Marked before `start` returns: a check right after it must not see the watcher.
+        let _ = is_marked.recv();
+        Ok(WatcherHandle { stop, thread })
     }
 
     fn run(mut self, stop: &(Mutex<bool>, Condvar)) {
@@ -141,6 +141,24 @@ impl Watcher {
             }
             last = now;
         }
+    }
+}
+
+/// The watcher's thread as leakcheck's own, until it ends, however it ends (an `on_alarm`
+/// that panics included): its id may then be reused by a thread of the program's.
+struct OwnThread(i32);
+
+impl OwnThread {
+    fn mark() -> OwnThread {
+        let tid = threads::current_tid();
+        registry::mark_own_thread(tid);
+        OwnThread(tid)
+    }
+}
+
+impl Drop for OwnThread {
+    fn drop(&mut self) {
+        registry::unmark_own_thread(self.0);
     }
 }
 
@@ -228,10 +246,14 @@ impl Alarm {
         &self.counts
     }
 
-    /// Of those alive now, how many were alive an interval ago, and how many of those did
-    /// not run at all since.
-    pub fn idle(&self) -> (usize, usize) {
-        (self.idle, self.survivors)
+    /// Of those alive now, how many were alive an interval ago.
+    pub fn survivors(&self) -> usize {
+        self.survivors
+    }
+
+    /// Of the [`survivors`](Alarm::survivors), how many did not run at all since: stuck.
+    pub fn idle(&self) -> usize {
+        self.idle
     }
 }
 

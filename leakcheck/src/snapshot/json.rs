@@ -1,5 +1,5 @@
-//! The snapshot as one JSON object, for a service's debug endpoint; the schema is in the
-//! module docs of `snapshot` (and `schema_version` changes when a field changes meaning).
+//! The snapshot as one JSON object, for a service's debug endpoint; the schema is in
+//! `Snapshot`'s docs (and `schema_version` changes when a field changes meaning).
 
 use serde_json::{Value, json};
 
@@ -11,7 +11,7 @@ use crate::report::json::frame;
 const SCHEMA_VERSION: u32 = 1;
 
 impl Snapshot {
-    /// The snapshot as one line of JSON (the schema is in the module docs).
+    /// The snapshot as one line of JSON (the schema is in [`Snapshot`]'s docs).
     ///
     /// ```
     /// let json = leakcheck::Snapshot::take().to_json();

@@ -6,34 +6,8 @@
 //! under `--cfg tokio_unstable`) and groups it by spawn site and the site of the task or
 //! thread that spawned it. Print it (`Display`: biggest groups first, bounded), serve it as
 //! JSON ([`Snapshot::to_json`]), or compare two ([`Snapshot::growth_since`]); the
-//! [`Watcher`](crate::Watcher) does the comparing for you, periodically.
-//!
-//! # Cost
-//!
-//! Nothing while nobody asks: the hooks record a spawn time they keep in room the task's
-//! record already had. A snapshot visits the task table one shard at a time (a shard is
-//! locked while its own tasks are read, never the whole table), resolves each distinct
-//! thread spawn site once, and reads `/proc` once per live thread.
-//!
-//! # JSON (`schema_version` 1)
-//!
-//! ```text
-//! { "schema_version": 1,
-//!   "uptime_ms": 133000,            // since leakcheck's clock started (process start)
-//!   "threads": 7,                   // live threads, leakcheck's own left out
-//!   "tasks": 1200,                  // live tasks on hooked runtimes; null if not tracked
-//!   "tasks_not_tracked": null,      // why tasks are not tracked on this build, if so
-//!   "groups": [                     // biggest first
-//!     { "kind": "task",             // or "thread"
-//!       "count": 1150,
-//!       "site":   { "function": null, "file": "src/main.rs", "line": 61, "column": 9 },
-//!       "parent": { ... } | null,   // where the spawning task (or thread) was spawned
-//!       "oldest_ms": 130000, "newest_ms": 200,   // ages; null where unknown
-//!       "never_woken": 1150,        // tasks: polled once at most since spawned
-//!       "names": ["worker"],        // threads: distinct names, at most 8
-//!       "states": [["sleeping in futex_wait_queue", 12]]   // threads: where they wait
-//!     } ] }
-//! ```
+//! [`Watcher`](crate::Watcher) does the comparing for you, periodically. The cost and the
+//! JSON schema are in [`Snapshot`]'s docs.
 
 mod growth;
 mod json;
@@ -56,6 +30,34 @@ pub(crate) use site::place;
 pub(crate) use text::human;
 
 /// Every live thread and task of the process, grouped by spawn site.
+///
+/// # Cost
+///
+/// Nothing while nobody asks: the hooks record a spawn time they keep in room the task's
+/// record already had. A snapshot visits the task table one shard at a time (a shard is
+/// locked while its own tasks are read, never the whole table), resolves each distinct
+/// thread spawn site once (a thread's spawn stack is unwound then, and kept unwound), and
+/// reads a few `/proc` files per live thread.
+///
+/// # JSON (`schema_version` 1)
+///
+/// ```text
+/// { "schema_version": 1,
+///   "uptime_ms": 133000,            // since leakcheck's clock started (process start)
+///   "threads": 7,                   // live threads, leakcheck's own left out
+///   "tasks": 1200,                  // live tasks on hooked runtimes; null if not tracked
+///   "tasks_not_tracked": null,      // why tasks are not tracked on this build, if so
+///   "groups": [                     // biggest first
+///     { "kind": "task",             // or "thread"
+///       "count": 1150,
+///       "site":   { "function": null, "file": "src/main.rs", "line": 61, "column": 9 },
+///       "parent": { ... } | null,   // where the spawning task (or thread) was spawned
+///       "oldest_ms": 130000, "newest_ms": 200,   // ages; null where unknown
+///       "never_woken": 1150,        // tasks: polled once at most since spawned
+///       "names": ["worker"],        // threads: distinct names, at most 8
+///       "states": [["sleeping in futex_wait_queue", 12]]   // threads: where they wait
+///     } ] }
+/// ```
 ///
 /// ```
 /// let worker = std::thread::spawn(|| std::thread::park());
@@ -99,13 +101,16 @@ struct Member {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 enum MemberId {
-    Thread(i32),
+    /// A thread the hook saw start, by its record's key: never reused, unlike a tid.
+    Thread(u64),
+    /// A thread the hook did not see start, by its tid.
+    Unseen(i32),
     Task(tokio::task::Id),
 }
 
 impl Snapshot {
     /// Looks at every live thread and task now. Call it from any thread, at any time: it
-    /// does not stop a runtime (see the module's "Cost").
+    /// does not stop a runtime (see [`Snapshot`], "Cost").
     ///
     /// Threads are seen where the spawn hook runs (Linux); elsewhere only their count is
     /// known. Tasks are seen on runtimes built with
@@ -338,7 +343,7 @@ fn thread_groups() -> Vec<SiteGroup> {
             .entry(site.key())
             .or_insert_with(|| Gathering::new(site));
         group.spawned.push(origin.spawned);
-        add_thread(group, tid, name);
+        add_thread(group, tid, MemberId::Thread(origin.key), name);
     }
     // The main thread, and threads the hook did not see start: by name.
     for tid in threads::list().unwrap_or_default() {
@@ -351,7 +356,7 @@ fn thread_groups() -> Vec<SiteGroup> {
         let group = gathering
             .entry(site.key())
             .or_insert_with(|| Gathering::new(site));
-        add_thread(group, tid, name);
+        add_thread(group, tid, MemberId::Unseen(tid), name);
     }
     let uptime = clock::uptime();
     gathering
@@ -369,20 +374,17 @@ fn parent_site(
     if let Some(task) = origin.spawning_task {
         return Some(frames::location_frame(task.spawned_at, None));
     }
-    site_of(origin.parent.as_ref()?.spawn.ips())
+    site_of(origin.parent()?.spawn.ips())
 }
 
-fn add_thread(group: &mut Gathering, tid: i32, name: Option<String>) {
+fn add_thread(group: &mut Gathering, tid: i32, id: MemberId, name: Option<String>) {
     group.site.add_name(name);
     let state = threads::describe(tid).map_or_else(|| "exited".to_owned(), |os| waiting_in(&os));
     *group.states.entry(state).or_default() += 1;
     let ran = threads::counters(tid).map_or(0, |counters| {
         counters.wakeups + u64::try_from(counters.cpu.as_millis()).unwrap_or(u64::MAX)
     });
-    group.members.push(Member {
-        id: MemberId::Thread(tid),
-        ran,
-    });
+    group.members.push(Member { id, ran });
 }
 
 /// Where a thread waits, short enough to group by: `running`, or `sleeping in

@@ -42,6 +42,11 @@ impl Site {
         }
     }
 
+    /// Whether a spawn hook saw them start.
+    pub(super) fn seen(&self) -> bool {
+        self.seen
+    }
+
     pub(super) fn add_name(&mut self, name: Option<String>) {
         if let Some(name) = name {
             if self.names.len() < NAMES_LISTED && !self.names.contains(&name) {
@@ -112,13 +117,6 @@ impl Display for Site {
             None if self.names.is_empty() => write!(f, "{what} of unknown origin"),
             None => write!(f, "{what} named {}", self.names.join(", ")),
         }
-    }
-}
-
-impl Site {
-    /// Whether a spawn hook saw them start.
-    pub(super) fn seen(&self) -> bool {
-        self.seen
     }
 }
 

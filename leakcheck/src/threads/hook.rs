@@ -47,6 +47,7 @@ impl Drop for Registration {
         // thread of the parent at the fork, in the child for ever: leave it alone.
         if self.0.in_this_process() {
             registry::remove_thread(self.0.scope, self.0.key);
+            self.0.forget_parent();
         }
     }
 }

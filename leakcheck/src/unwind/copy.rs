@@ -116,7 +116,7 @@ impl Registers {
         #[cfg(target_arch = "aarch64")]
         let return_address = lr;
         Registers {
-            pc: return_address - 1,
+            pc: return_address.wrapping_sub(1),
             sp,
             fp,
             lr,
@@ -192,9 +192,10 @@ fn bounds() -> Bounds {
     }
     // SAFETY: gettid and getpid have no preconditions.
     let main_thread = unsafe { libc::gettid() == libc::getpid() };
-    let learnt = match own_stack() {
-        // The main thread's bounds come from before `main` only (see the module doc).
-        _ if main_thread => UNKNOWN,
+    // The main thread's bounds come from before `main` only (see the module doc): asking
+    // here would read `/proc/self/maps` inside the hook.
+    let stack = if main_thread { None } else { own_stack() };
+    let learnt = match stack {
         Some(stack) => Bounds {
             low: stack.low,
             high: match known.high {
