@@ -43,12 +43,18 @@
 //!
 //! For CI: `LEAKCHECK=fail|warn|off`, `LEAKCHECK_GRACE=2s`, `LEAKCHECK_REPORT=path` (one
 //! JSON line per checked test), `LEAKCHECK_CONFIG=path`, and `LEAKCHECK_TASK_BACKTRACE=1`
-//! (a backtrace at every task spawn, about 8 µs each, so off by default). A value that is
-//! not understood fails the check with a message naming the variable.
+//! (a copy of the spawner's stack at every task spawn, 4 KiB kept per live task, so off by
+//! default). A value that is not understood fails the check with a message naming the
+//! variable. `cargo leakcheck` (the `cargo-leakcheck` crate) runs a suite with tokio's hooks
+//! on and sums its leaks up by spawn site.
 //!
 //! Without the attribute, [`verify_none`] checks the current scope, or, outside every
 //! scope, the whole process (as in a `harness = false` test's `main`), and
 //! [`verify_test_main!`] checks a whole test binary when it exits.
+//!
+//! In a running service, [`Snapshot::take`] groups every live thread and task by spawn site,
+//! [`Snapshot::growth_since`] compares two, and a [`Watcher`] raises an [`Alarm`] for a
+//! site that keeps growing.
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![warn(missing_docs)]
