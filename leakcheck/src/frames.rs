@@ -222,7 +222,7 @@ fn display_path(path: &std::path::Path) -> String {
     {
         return below.to_owned();
     }
-    // `~/.cargo/registry/src/index.crates.io-<hash>/tokio-1.54.1/src/...`
+    // `~/.cargo/registry/src/<index>-<hash>/tokio-1.54.1/src/...`
     match shown.split_once("/registry/src/") {
         Some((_, below)) => below
             .split_once('/')
