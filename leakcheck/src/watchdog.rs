@@ -22,9 +22,8 @@ use parking_lot::{Condvar, Mutex};
 use crate::config::Settings;
 use crate::describe;
 use crate::outcome::{self, Check};
-use crate::registry;
 use crate::report::Ending;
-use crate::scope::{self, ScopeId};
+use crate::scope::ScopeId;
 use crate::tasks;
 use crate::threads;
 use crate::verify::{self, Found, Suspect, Target};
@@ -94,21 +93,9 @@ pub(crate) fn arm(after: Duration, watch: Watch) -> Alarm {
 fn start_the_thread() {
     static STARTED: OnceLock<()> = OnceLock::new();
     STARTED.get_or_init(|| {
-        let test_scope = scope::set_current(scope::PROCESS);
-        let (running, is_running) = std::sync::mpsc::channel();
-        let started = std::thread::Builder::new()
-            .name("leakcheck-watchdog".into())
-            .spawn(move || {
-                registry::mark_own_thread(threads::current_tid());
-                let _ = running.send(());
-                watch_over_alarms();
-            });
-        scope::set_current(test_scope);
+        let started = threads::spawn_own("leakcheck-watchdog", watch_over_alarms);
         match started {
-            // Marked as leakcheck's own before any check can see it.
-            Ok(_) => {
-                let _ = is_running.recv();
-            }
+            Ok(_) => {}
             Err(error) => {
                 eprintln!(
                     "leakcheck: the watchdog thread did not start ({error}): a stuck test hangs"

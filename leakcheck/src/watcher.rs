@@ -7,8 +7,6 @@ use std::time::Duration;
 
 use parking_lot::{Condvar, Mutex};
 
-use crate::registry;
-use crate::scope;
 use crate::snapshot::{Growth, Site, SiteGrowth, Snapshot};
 use crate::threads;
 
@@ -104,21 +102,8 @@ impl Watcher {
     pub fn start(self) -> std::io::Result<WatcherHandle> {
         let stop = Arc::new((Mutex::new(false), Condvar::new()));
         let stopped = stop.clone();
-        // The process's, not the scope's that starts it: a watcher started inside a test
-        // is not that test's leak.
-        let starter = scope::set_current(scope::PROCESS);
-        let (marked, is_marked) = std::sync::mpsc::channel();
-        let thread = std::thread::Builder::new()
-            .name("leakcheck-watcher".into())
-            .spawn(move || {
-                let _own = OwnThread::mark();
-                let _ = marked.send(());
-                self.run(&stopped);
-            });
-        scope::set_current(starter);
-        let thread = thread?;
-        // Marked before `start` returns: a check right after it must not see the watcher.
-        let _ = is_marked.recv();
+        // Outside every scope: a watcher started inside a test is not that test's leak.
+        let thread = threads::spawn_own("leakcheck-watcher", move || self.run(&stopped))?;
         Ok(WatcherHandle { stop, thread })
     }
 
@@ -141,24 +126,6 @@ impl Watcher {
             }
             last = now;
         }
-    }
-}
-
-/// The watcher's thread as leakcheck's own, until it ends, however it ends (an `on_alarm`
-/// that panics included): its id may then be reused by a thread of the program's.
-struct OwnThread(i32);
-
-impl OwnThread {
-    fn mark() -> OwnThread {
-        let tid = threads::current_tid();
-        registry::mark_own_thread(tid);
-        OwnThread(tid)
-    }
-}
-
-impl Drop for OwnThread {
-    fn drop(&mut self) {
-        registry::unmark_own_thread(self.0);
     }
 }
 

@@ -31,6 +31,37 @@ pub(crate) use fallback::{
     capture_stack, counters, current_tid, describe, is_alive, list, release_current_thread,
 };
 
+/// Starts one of leakcheck's own threads (the watchdog, the symbol loader, a watcher):
+/// outside every scope, so it is no test's, and marked as leakcheck's own before this
+/// returns, so no check or snapshot that follows sees it. It is unmarked when it ends,
+/// however it ends: its id may then be reused by a thread of the program's.
+pub(crate) fn spawn_own<T: Send + 'static>(
+    name: &str,
+    body: impl FnOnce() -> T + Send + 'static,
+) -> std::io::Result<std::thread::JoinHandle<T>> {
+    struct Own(i32);
+    impl Drop for Own {
+        fn drop(&mut self) {
+            crate::registry::unmark_own_thread(self.0);
+        }
+    }
+    let spawner_scope = crate::scope::set_current(crate::scope::PROCESS);
+    let (marked, is_marked) = std::sync::mpsc::channel();
+    let spawned = std::thread::Builder::new()
+        .name(name.into())
+        .spawn(move || {
+            let tid = current_tid();
+            crate::registry::mark_own_thread(tid);
+            let _own = Own(tid);
+            let _ = marked.send(());
+            body()
+        });
+    crate::scope::set_current(spawner_scope);
+    let thread = spawned?;
+    let _ = is_marked.recv();
+    Ok(thread)
+}
+
 /// Whether the hook sees the names threads give themselves (`pthread_setname_np` is
 /// interposed only where the C library is linked dynamically). Where it does not, the
 /// kernel's 15-byte name is the best there is.

@@ -13,8 +13,8 @@ use std::sync::{LazyLock, OnceLock};
 
 use parking_lot::{Condvar, Mutex};
 
+use crate::frames;
 use crate::unwind::SpawnStack;
-use crate::{frames, registry, scope};
 
 /// What to load: the spawn stacks of what a check found, and whether threads were among
 /// it (their current stacks end in the C library).
@@ -48,19 +48,7 @@ pub(crate) fn warm_symbols(stacks: Vec<SpawnStack>, threads: bool) {
 /// leakcheck's own before any check can see it.
 fn started() -> bool {
     static STARTED: OnceLock<bool> = OnceLock::new();
-    *STARTED.get_or_init(|| {
-        let spawner_scope = scope::set_current(scope::PROCESS);
-        let (running, is_running) = std::sync::mpsc::channel();
-        let spawned = std::thread::Builder::new()
-            .name("leakcheck-symbols".into())
-            .spawn(move || {
-                registry::mark_own_thread(super::current_tid());
-                let _ = running.send(());
-                load_forever();
-            });
-        scope::set_current(spawner_scope);
-        spawned.is_ok() && is_running.recv().is_ok()
-    })
+    *STARTED.get_or_init(|| super::spawn_own("leakcheck-symbols", load_forever).is_ok())
 }
 
 fn load_forever() -> ! {
