@@ -327,6 +327,14 @@ fn nextest_and_its_shards_merged_give_the_same_summary() {
     // nextest's status for failing tests.
     assert_eq!(whole.code(), Some(100), "{}", whole.describe());
     insta::assert_snapshot!("leaky_suite", whole.summary());
+    // Built, not run: nextest refuses `--no-fail-fast` beside `--no-run`, so none is added.
+    let built = cargo_leakcheck(&workspace(), &["nextest", "--no-run"], &[]);
+    assert_eq!(built.code(), Some(0), "{}", built.describe());
+    assert!(
+        !built.stdout.contains(SUMMARY_START),
+        "{}",
+        built.describe()
+    );
 
     let dir = temp_dir("cli-shards");
     let mut files = Vec::new();

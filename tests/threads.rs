@@ -76,6 +76,8 @@ const LEAKS: &[(&str, &str, &[&str])] = &[
         &["did not panic as expected"],
     ),
     ("leaks_and_returns_ok", "result-ok-leak", &[]),
+    // `fn r#leaks_in_a_raw_identifier_test`: named as libtest names it, without `r#`.
+    ("leaks_in_a_raw_identifier_test", "raw-named-leak", &[]),
     (
         "leaks_and_returns_err",
         "result-err-leak",

@@ -53,7 +53,7 @@ impl Run<'_> {
             Tool::Test => command.arg("test"),
             Tool::Nextest => command.args(["nextest", "run"]),
         };
-        if !chooses_fail_fast(self.cargo_args) {
+        if self.adds_no_fail_fast() {
             // Every test binary and every test, for a summary of the whole suite.
             command.arg("--no-fail-fast");
         }
@@ -110,15 +110,31 @@ impl Run<'_> {
     }
 }
 
-/// Whether the user said how a failure stops the run (cargo's and nextest's options).
-fn chooses_fail_fast(args: &[OsString]) -> bool {
-    const CHOICES: [&str; 3] = ["--no-fail-fast", "--fail-fast", "--max-fail"];
-    args.iter().filter_map(|arg| arg.to_str()).any(|arg| {
-        CHOICES.iter().any(|choice| {
-            arg.strip_prefix(choice)
-                .is_some_and(|rest| rest.is_empty() || rest.starts_with('='))
+impl Run<'_> {
+    /// Whether `--no-fail-fast` goes on the command line: unless the user said how a
+    /// failure stops the run (`--no-fail-fast`, `--fail-fast`, `--max-fail`), or asked for
+    /// no run at all (`--no-run`, which nextest refuses beside `--no-fail-fast`).
+    fn adds_no_fail_fast(&self) -> bool {
+        let chooses = has_option(
+            self.cargo_args,
+            &["--no-fail-fast", "--fail-fast", "--max-fail"],
+        );
+        let runs_nothing = self.tool == Tool::Nextest && has_option(self.cargo_args, &["--no-run"]);
+        !chooses && !runs_nothing
+    }
+}
+
+/// Whether one of `options` (`--name` or `--name=value`) is among the arguments before `--`.
+fn has_option(args: &[OsString], options: &[&str]) -> bool {
+    args.iter()
+        .filter_map(|arg| arg.to_str())
+        .take_while(|arg| *arg != "--")
+        .any(|arg| {
+            options.iter().any(|option| {
+                arg.strip_prefix(option)
+                    .is_some_and(|rest| rest.is_empty() || rest.starts_with('='))
+            })
         })
-    })
 }
 
 /// `args` without `--name VALUE` / `--name=VALUE` before `--`.
@@ -147,12 +163,26 @@ mod tests {
 
     #[test]
     fn fail_fast_is_the_user_s_choice_if_made() {
-        let args = |words: &[&str]| words.iter().map(OsString::from).collect::<Vec<_>>();
-        assert!(!chooses_fail_fast(&args(&["-p", "a", "--no-run"])));
-        assert!(chooses_fail_fast(&args(&["--fail-fast"])));
-        assert!(chooses_fail_fast(&args(&["--max-fail=3"])));
-        assert!(chooses_fail_fast(&args(&["--max-fail", "3"])));
-        assert!(!chooses_fail_fast(&args(&["--max-failures"])));
+        let adds = |tool, words: &[&str]| {
+            let args: Vec<OsString> = words.iter().map(OsString::from).collect();
+            Run {
+                tool,
+                cargo_args: &args,
+                test_args: None,
+                warn: false,
+            }
+            .adds_no_fail_fast()
+        };
+        assert!(adds(Tool::Test, &["-p", "a", "--max-failures"]));
+        assert!(adds(Tool::Test, &["-p", "a", "--no-run"]));
+        assert!(adds(Tool::Nextest, &["--", "--no-run"]));
+        for tool in [Tool::Test, Tool::Nextest] {
+            assert!(!adds(tool, &["--fail-fast"]));
+            assert!(!adds(tool, &["--max-fail=3"]));
+            assert!(!adds(tool, &["--max-fail", "3"]));
+        }
+        // nextest refuses `--no-fail-fast` with `--no-run`.
+        assert!(!adds(Tool::Nextest, &["--no-run"]));
     }
 
     #[test]

@@ -1,73 +1,17 @@
-//! The JSON lines leak-checked tests write to `LEAKCHECK_REPORT` (the schema is in the
-//! README): read from one or more files (one per CI shard), checked line by line, merged in
-//! order. Only the fields the summary needs are read; new fields may appear.
+//! The JSON lines leak-checked tests write to `LEAKCHECK_REPORT`, read into the types
+//! leakcheck writes them from (`leakcheck_schema::record`): from one or more files (one per
+//! CI shard), checked line by line, merged in order. Fields and values a later leakcheck
+//! adds are ignored.
 
 use std::path::Path;
 
-use serde::Deserialize;
-
-/// The version of the lines this program reads (leakcheck's `schema_version`).
-pub const SCHEMA_VERSION: u64 = 2;
-
-/// One check's record.
-#[derive(Clone, Debug, Deserialize)]
-pub struct Record {
-    /// `"test"`, `"verify_none"` or `"exit"`.
-    pub check: String,
-    /// The test binary, without cargo's hash (absent from older lines).
-    #[serde(default)]
-    pub binary: Option<String>,
-    pub test: Option<String>,
-    /// `"clean"` or `"leaked"`.
-    pub outcome: String,
-    /// `"fail"` or `"warn"`.
-    pub mode: String,
-    pub test_passed: Option<bool>,
-    #[serde(default)]
-    pub groups: Vec<Group>,
-    pub omitted: Option<Omitted>,
-}
-
-/// Identical leaks of one check.
-#[derive(Clone, Debug, Deserialize)]
-pub struct Group {
-    /// `"thread"`, `"task"` or `"untracked_tasks"`.
-    pub kind: String,
-    pub count: u64,
-    #[serde(default)]
-    pub names: Vec<String>,
-    pub owner: Option<String>,
-    pub spawn: Option<Frame>,
-    /// `"stuck"`, `"active"`, or `None` where not watched.
-    pub activity: Option<String>,
-    #[serde(default)]
-    pub ignore_rules: Vec<String>,
-}
-
-/// A source location.
-#[derive(Clone, Debug, Deserialize)]
-pub struct Frame {
-    pub file: Option<String>,
-    pub line: Option<u32>,
-}
-
-/// What a line left out to stay bounded.
-#[derive(Clone, Copy, Debug, Deserialize)]
-pub struct Omitted {
-    pub leaks: u64,
-}
+pub use leakcheck_schema::record::{Record, SCHEMA_VERSION};
 
 /// A line as it was written, and what it says.
 #[derive(Clone, Debug)]
 pub struct Line {
     pub text: String,
     pub record: Record,
-}
-
-impl Record {
-    pub fn leaked(&self) -> bool {
-        self.outcome == "leaked"
-    }
 }
 
 /// Reads the records of every file, in order.
@@ -100,7 +44,7 @@ pub fn parse(name: &str, text: &str) -> Result<Vec<Line>, String> {
             .get("schema_version")
             .and_then(serde_json::Value::as_u64)
         {
-            Some(SCHEMA_VERSION) => {}
+            Some(version) if version == u64::from(SCHEMA_VERSION) => {}
             Some(other) => {
                 return Err(at(format!(
                     "a record of schema_version {other}: this cargo-leakcheck reads version \
@@ -171,7 +115,10 @@ mod tests {
         assert_eq!(lines.len(), 2);
         assert_eq!(lines[0].text, CLEAN);
         assert_eq!(lines[0].record.test.as_deref(), Some("a"));
-        assert!(!lines[0].record.leaked());
+        assert_eq!(
+            lines[0].record.outcome,
+            leakcheck_schema::record::Outcome::Clean
+        );
     }
 
     #[test]

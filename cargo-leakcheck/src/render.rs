@@ -4,6 +4,8 @@
 
 use std::fmt::Write;
 
+use leakcheck_schema::record::Kind;
+
 use crate::summary::{Site, Summary};
 
 /// Test names listed per site before the rest are counted.
@@ -54,7 +56,7 @@ pub fn markdown(summary: &Summary, warn: bool) -> String {
         if site.tests.len() > TESTS_LISTED {
             tests.push(format!("and {} more", site.tests.len() - TESTS_LISTED));
         }
-        let mut leaked = count(site.leaks, kind_noun(&site.kind));
+        let mut leaked = count(site.leaks, kind_noun(site.kind));
         if !site.names.is_empty() {
             leaked = format!("{leaked} {}", code(&names(site)));
         }
@@ -74,7 +76,7 @@ pub fn markdown(summary: &Summary, warn: bool) -> String {
 
 /// `2 tasks spawned at pool/src/lib.rs:19, active, in 2 tests`
 fn headline(site: &Site) -> String {
-    let mut line = count(site.leaks, kind_noun(&site.kind));
+    let mut line = count(site.leaks, kind_noun(site.kind));
     if !site.names.is_empty() {
         let _ = write!(line, " {}", names(site));
     }
@@ -82,7 +84,7 @@ fn headline(site: &Site) -> String {
         Some(location) => {
             let _ = write!(line, " spawned at {location}");
         }
-        None if site.kind == "untracked_tasks" => {
+        None if site.kind == Kind::UntrackedTasks => {
             line.push_str(" with no spawn site (counted without tokio's task hooks)");
         }
         None => line.push_str(" with no known spawn site"),
@@ -118,10 +120,10 @@ fn activity(site: &Site) -> Option<String> {
     }
 }
 
-fn kind_noun(kind: &str) -> &str {
+fn kind_noun(kind: Kind) -> &'static str {
     match kind {
-        "untracked_tasks" => "task",
-        other => other,
+        Kind::UntrackedTasks => "task",
+        other => other.as_str(),
     }
 }
 

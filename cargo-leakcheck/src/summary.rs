@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::records::Record;
+use leakcheck_schema::record::{Activity, Check, Kind, Mode, Outcome, Record};
 
 /// The suite at a glance.
 #[derive(Debug, Default)]
@@ -30,8 +30,7 @@ pub struct Summary {
 /// What leaked from one spawn site.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Site {
-    /// `"thread"`, `"task"` or `"untracked_tasks"`.
-    pub kind: String,
+    pub kind: Kind,
     /// `file:line`; `None` when unknown (tasks counted without tokio's hooks).
     pub location: Option<String>,
     /// Thread names, each once, sorted.
@@ -48,7 +47,7 @@ pub struct Site {
 /// The summary of `records`.
 pub fn summarize<'a>(records: impl IntoIterator<Item = &'a Record>) -> Summary {
     let mut summary = Summary::default();
-    let mut sites: BTreeMap<(String, Option<String>), SiteBuilder> = BTreeMap::new();
+    let mut sites: BTreeMap<(Kind, Option<String>), SiteBuilder> = BTreeMap::new();
     let mut leaked_tests = BTreeSet::new();
     let mut failed_tests = BTreeSet::new();
     // Which binaries each test name was seen in: a name in two is shown with its binary.
@@ -60,7 +59,7 @@ pub fn summarize<'a>(records: impl IntoIterator<Item = &'a Record>) -> Summary {
                 .or_default()
                 .insert(record.binary.clone());
         }
-        if record.check == "test" {
+        if record.check == Check::Test {
             summary.tests_checked += 1;
         } else {
             summary.other_checks += 1;
@@ -68,10 +67,10 @@ pub fn summarize<'a>(records: impl IntoIterator<Item = &'a Record>) -> Summary {
         if record.test_passed == Some(false) {
             failed_tests.insert((record.binary.clone(), record.test.clone()));
         }
-        if !record.leaked() {
+        if record.outcome != Outcome::Leaked {
             continue;
         }
-        summary.failing_leaks |= record.mode == "fail";
+        summary.failing_leaks |= record.mode == Mode::Fail;
         summary.omitted_leaks += record.omitted.map_or(0, |omitted| omitted.leaks);
         for group in &record.groups {
             let test = (
@@ -85,17 +84,17 @@ pub fn summarize<'a>(records: impl IntoIterator<Item = &'a Record>) -> Summary {
                 .as_ref()
                 .and_then(|spawn| Some(format!("{}:{}", spawn.file.as_deref()?, spawn.line?)));
             let site = sites
-                .entry((group.kind.clone(), location))
+                .entry((group.kind, location))
                 .or_insert_with(|| SiteBuilder {
                     rules: group.ignore_rules.clone(),
                     ..SiteBuilder::default()
                 });
             site.tests.insert(test);
-            site.names.extend(group.names.iter().cloned());
+            site.names.extend(group.names.iter().flatten().cloned());
             site.leaks += group.count;
-            match group.activity.as_deref() {
-                Some("stuck") => site.stuck += group.count,
-                Some("active") => site.active += group.count,
+            match group.activity {
+                Some(Activity::Stuck) => site.stuck += group.count,
+                Some(Activity::Active) => site.active += group.count,
                 _ => {}
             }
         }
@@ -144,9 +143,9 @@ struct SiteBuilder {
 
 /// Who a leak is blamed on: the test; at exit, the plain `#[test]` that spawned it.
 fn blamed(record: &Record, owner: Option<&str>) -> String {
-    match (record.test.as_deref(), owner, record.check.as_str()) {
+    match (record.test.as_deref(), owner, record.check) {
         (Some(test), _, _) | (None, Some(test), _) => test.to_owned(),
-        (None, None, "exit") => "(no test: spawned outside every test, seen at exit)".into(),
+        (None, None, Check::Exit) => "(no test: spawned outside every test, seen at exit)".into(),
         (None, None, _) => "(a process-wide verify_none)".into(),
     }
 }
@@ -220,12 +219,12 @@ pub(crate) mod tests {
             sites,
             [
                 ("task", "pool/src/lib.rs:19", 2, 3, 2, 1),
-                ("task", "pool/src/lib.rs:40", 1, 1, 1, 0),
                 ("thread", "tests/suite.rs:13", 1, 1, 1, 0),
+                ("task", "pool/src/lib.rs:40", 1, 1, 1, 0),
             ]
         );
         assert_eq!(summary.sites[0].tests, ["a", "b"]);
-        assert_eq!(summary.sites[2].names, ["cli-worker"]);
+        assert_eq!(summary.sites[1].names, ["cli-worker"]);
         assert_eq!(
             summary.sites[0].rules,
             ["ignore_spawn = \"pool/src/lib.rs:19\""]

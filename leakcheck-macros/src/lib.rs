@@ -1,7 +1,7 @@
 //! `#[leakcheck::test]`: parse and check the arguments, then emit a `#[test]` fn whose body
 //! calls `leakcheck::__private::run_test`. All behaviour lives in the library.
 
-use leakcheck_rules::RuleKind;
+use leakcheck_schema::rules::RuleKind;
 use proc_macro::TokenStream;
 use proc_macro2::{Span, TokenStream as TokenStream2};
 use quote::{quote, quote_spanned};
@@ -60,12 +60,15 @@ fn parse_args(args: TokenStream2) -> syn::Result<Args> {
                         format!("`{key}` is given twice"),
                     ));
                 }
-                let duration = humantime::parse_duration(&value.value()).map_err(|error| {
-                    syn::Error::new(
-                        value.span(),
-                        format!("`{key}` must be a duration such as \"300ms\" or \"2s\": {error}"),
-                    )
-                })?;
+                let duration =
+                    leakcheck_schema::duration::parse(&value.value()).map_err(|error| {
+                        syn::Error::new(
+                            value.span(),
+                            format!(
+                                "`{key}` must be a duration such as \"300ms\" or \"2s\": {error}"
+                            ),
+                        )
+                    })?;
                 *slot = Some((duration, value.span()));
             }
             "ignore_thread" | "ignore_spawn" | "ignore_top" => {

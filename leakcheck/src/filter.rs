@@ -105,7 +105,7 @@ fn frame_matches(frame: &Frame, needle: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use leakcheck_rules::RuleKind;
+    use leakcheck_schema::rules::RuleKind;
 
     /// Settings as the builder makes them: rules through the one grammar.
     #[derive(Default)]

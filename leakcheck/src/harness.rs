@@ -32,12 +32,13 @@ pub struct TestSpec {
 }
 
 impl TestSpec {
-    /// The name libtest and nextest show: the module path without the crate, then the fn.
+    /// The name libtest and nextest show: the module path without the crate, then the fn,
+    /// each without a raw identifier's `r#` (`fn r#async()` is the test `async`).
     pub fn test_name(&self) -> String {
-        match self.module_path.split_once("::") {
-            Some((_crate, modules)) => format!("{modules}::{}", self.fn_name),
-            None => self.fn_name.to_owned(),
-        }
+        let unraw = |name: &str| name.strip_prefix("r#").unwrap_or(name).to_owned();
+        let mut path: Vec<String> = self.module_path.split("::").skip(1).map(unraw).collect();
+        path.push(unraw(self.fn_name));
+        path.join("::")
     }
 }
 
@@ -274,6 +275,27 @@ fn conclude<R: TestOutcome>(
 
 #[cfg(test)]
 mod tests {
+    use super::TestSpec;
+
+    fn spec(module_path: &'static str, fn_name: &'static str) -> TestSpec {
+        TestSpec {
+            module_path,
+            fn_name,
+            should_panic: false,
+            manifest_dir: None,
+        }
+    }
+
+    #[test]
+    fn test_names_are_libtest_s() {
+        assert_eq!(spec("threads", "leaks").test_name(), "leaks");
+        assert_eq!(spec("my_crate::a::b", "leaks").test_name(), "a::b::leaks");
+        assert_eq!(
+            spec("flume::r#async", "r#async_recv").test_name(),
+            "async::async_recv"
+        );
+    }
+
     #[test]
     fn frames_knows_where_test_bodies_are_called() {
         // `frames` cuts spawn backtraces at these functions, by path, as strings.

@@ -1,11 +1,11 @@
 //! [`Options`]: the public builder for what a check ignores and how long it waits. Every
-//! rule goes through the one grammar (`leakcheck_rules`) that the attribute and
+//! rule goes through the one grammar (`leakcheck_schema::rules`) that the attribute and
 //! `leakcheck.toml` use, so a rule refused there is refused here.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use leakcheck_rules::RuleKind;
+use leakcheck_schema::rules::RuleKind;
 
 use crate::config::Settings;
 use crate::threads;

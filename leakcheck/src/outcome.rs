@@ -34,13 +34,14 @@ pub(crate) enum Check<'a> {
 
 impl<'a> Check<'a> {
     /// The JSON line of this check's result.
-    fn record(self, mode: Mode, found: Result<(), &'a Report>) -> json::Record<'a> {
+    fn line(self, mode: Mode, found: Result<(), &'a Report>) -> json::Line<'a> {
+        use leakcheck_schema::record::Check as Kind;
         let (check, test, test_passed) = match self {
-            Check::Test { name, passed } => ("test", Some(name), Some(passed)),
-            Check::Call { scope } => ("verify_none", scope, None),
-            Check::Exit => ("exit", None, None),
+            Check::Test { name, passed } => (Kind::Test, Some(name), Some(passed)),
+            Check::Call { scope } => (Kind::VerifyNone, scope, None),
+            Check::Exit => (Kind::Exit, None, None),
         };
-        json::Record {
+        json::Line {
             check,
             test,
             mode,
@@ -80,7 +81,7 @@ pub(crate) fn conclude(
         mode = Mode::Warn;
         warn_only = UNTRACKED_WARN_ONLY;
     }
-    write_json(&check.record(mode, found.as_ref().map(|_| ())))?;
+    write_json(&check.line(mode, found.as_ref().map(|_| ())))?;
     let Err(report) = found else {
         return Ok(Verdict::Clean);
     };
@@ -111,14 +112,14 @@ pub(crate) fn conclude(
 }
 
 /// Appends a check to `LEAKCHECK_REPORT`, if it is set; the error says which file failed.
-fn write_json(record: &json::Record<'_>) -> Result<(), String> {
+fn write_json(line: &json::Line<'_>) -> Result<(), String> {
     let Ok(environment) = config::environment() else {
         return Ok(());
     };
     let Some(path) = &environment.report else {
         return Ok(());
     };
-    json::append(path, record).map_err(|error| {
+    json::append(path, line).map_err(|error| {
         format!(
             "leakcheck: cannot append to {}={}: {error}",
             config::REPORT_VAR,
@@ -143,7 +144,7 @@ pub(crate) fn fail(message: String) -> ! {
 /// would never be printed), then exit status 101 at once, as `go test -timeout` does. No
 /// `atexit` handler runs: the exit check would find the stuck test's threads.
 pub(crate) fn end_process(check: Check<'_>, report: Report) -> ! {
-    let record_error = write_json(&check.record(config::mode(), Err(&report))).err();
+    let record_error = write_json(&check.line(config::mode(), Err(&report))).err();
     let text = format!(
         "\n{report}\n{}leakcheck: the test cannot be returned from; the process ends here\n",
         record_error

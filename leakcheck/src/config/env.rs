@@ -34,16 +34,6 @@ pub(crate) enum Mode {
     Off,
 }
 
-impl Mode {
-    pub(crate) fn as_str(self) -> &'static str {
-        match self {
-            Mode::Fail => "fail",
-            Mode::Warn => "warn",
-            Mode::Off => "off",
-        }
-    }
-}
-
 /// What tasks leakcheck can count but not identify (a build without `tokio_unstable`, a
 /// runtime without leakcheck's hooks) do to a test: no rule can match them, so a team on
 /// stable tokio whose suite has a known long-lived task needs this switch.
@@ -127,7 +117,7 @@ fn read() -> Result<Environment, String> {
         let Some(value) = variable(name)? else {
             return Ok(None);
         };
-        humantime::parse_duration(value.trim())
+        leakcheck_schema::duration::parse(value.trim())
             .map(Some)
             .map_err(|error| {
                 format!(

@@ -16,7 +16,7 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use leakcheck_rules::RuleKind;
+use leakcheck_schema::rules::RuleKind;
 use toml::de::{DeTable, DeValue};
 
 use super::{Settings, UntrackedTasks};
@@ -95,7 +95,7 @@ pub(crate) fn parse(path: &Path, text: &str) -> Result<Settings, String> {
                 let DeValue::String(text) = value.get_ref() else {
                     return Err(bad("expected a duration in a string, such as \"300ms\""));
                 };
-                let duration = humantime::parse_duration(text).map_err(|error| {
+                let duration = leakcheck_schema::duration::parse(text).map_err(|error| {
                     bad(&format!(
                         "{text:?} is not a duration ({error}), such as \"300ms\""
                     ))

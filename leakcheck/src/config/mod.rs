@@ -17,7 +17,7 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use leakcheck_rules::Rule;
+use leakcheck_schema::rules::Rule;
 
 /// How long a check waits for threads and tasks to finish before calling them leaks.
 ///
@@ -47,7 +47,7 @@ pub(crate) struct Settings {
 }
 
 impl Settings {
-    /// Adds a rule checked by the one grammar (`leakcheck_rules`).
+    /// Adds a rule checked by the one grammar (`leakcheck_schema::rules`).
     pub(crate) fn add_rule(&mut self, rule: Rule) {
         match rule {
             Rule::Thread(pattern) => self.ignore_threads.push(pattern),
@@ -104,7 +104,7 @@ pub(crate) fn effective(settings: &Settings) -> Result<Option<Settings>, &'stati
 #[cfg(test)]
 mod tests {
     use super::*;
-    use leakcheck_rules::RuleKind;
+    use leakcheck_schema::rules::RuleKind;
 
     #[test]
     fn a_test_s_own_settings_win_over_the_shared_file_and_rules_add_up() {

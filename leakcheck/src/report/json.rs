@@ -1,28 +1,21 @@
 //! `LEAKCHECK_REPORT=path`: one JSON object per leak-checked test, one line each, appended.
 //! Tests write from parallel threads of one process and, under nextest, from parallel
 //! processes: each line goes out in a single `write` on a file opened for appending, under
-//! an exclusive `flock`, so lines are never interleaved or torn. The schema is in the README;
-//! `schema_version` changes when a field changes meaning or goes away.
+//! an exclusive `flock`, so lines are never interleaved or torn. The schema is
+//! `leakcheck_schema::record`, written by its own writer (no serde_json: see that crate).
 
 use std::io::Write;
 use std::path::Path;
 
-use serde_json::{Value, json};
+use leakcheck_schema::record::{self, Group as GroupRecord, Kind, Outcome, Record};
 
 use super::{Ending, Identity, Report, group};
 use crate::config::Mode;
 use crate::frames::Frame;
 
-/// The version of the line format.
-/// 2: leaks come as groups of identical leaks (`groups`, each with a `count` and `ids`)
-/// where version 1 had one object per leak (`leaks`); lines are bounded (`omitted`).
-pub(crate) const SCHEMA_VERSION: u32 = 2;
-
 /// What one check found, for one JSON line.
-pub(crate) struct Record<'a> {
-    /// `"test"` for a test's own check, `"verify_none"` for a call from code, `"exit"` for
-    /// `verify_test_main!`'s.
-    pub(crate) check: &'static str,
+pub(crate) struct Line<'a> {
+    pub(crate) check: record::Check,
     /// The test's full name (a call's scope name); `None` for the exit check and a
     /// process-wide call.
     pub(crate) test: Option<&'a str>,
@@ -40,54 +33,52 @@ const GROUPS_BUDGET: usize = 56 * 1024;
 const IDS_LISTED: usize = 64;
 const NAMES_LISTED: usize = 16;
 
-impl Record<'_> {
-    pub(crate) fn to_json(&self) -> Value {
-        let Err(report) = self.found else {
-            return self.line("clean", 0, Vec::new(), None, None);
+impl Line<'_> {
+    /// The record of this line.
+    pub(crate) fn record(&self) -> Record {
+        let mut record = Record {
+            schema_version: record::SCHEMA_VERSION,
+            check: self.check,
+            binary: binary().map(str::to_owned),
+            test: self.test.map(str::to_owned),
+            outcome: Outcome::Clean,
+            mode: match self.mode {
+                Mode::Warn => record::Mode::Warn,
+                Mode::Fail | Mode::Off => record::Mode::Fail,
+            },
+            test_passed: self.test_passed,
+            waited_ms: 0,
+            ended: None,
+            groups: Vec::new(),
+            omitted: None,
         };
-        let mut groups = Vec::new();
+        let Err(report) = self.found else {
+            return record;
+        };
         let mut bytes = 0;
-        let all = group::groups(&report.leaks);
-        let mut omitted = (0, 0);
-        for group in &all {
-            let value = group_json(group);
-            let size = value.to_string().len();
-            if !groups.is_empty() && bytes + size > GROUPS_BUDGET {
-                omitted = (omitted.0 + 1, omitted.1 + group.count());
+        let mut omitted = record::Omitted {
+            groups: 0,
+            leaks: 0,
+        };
+        for group in &group::groups(&report.leaks) {
+            let group_record = group_record(group);
+            let size = group_record.to_json().len();
+            if !record.groups.is_empty() && bytes + size > GROUPS_BUDGET {
+                omitted.groups += 1;
+                omitted.leaks += group.count() as u64;
                 continue;
             }
             bytes += size;
-            groups.push(value);
+            record.groups.push(group_record);
         }
-        let omitted = (omitted.0 > 0).then(|| json!({"groups": omitted.0, "leaks": omitted.1}));
-        let ended = report.ending.map(|ending| match ending {
-            Ending::Stalled => "stalled",
-            Ending::TimedOut(_) => "timed_out",
+        record.omitted = (omitted.groups > 0).then_some(omitted);
+        record.outcome = Outcome::Leaked;
+        record.waited_ms = u64::try_from(report.waited.as_millis()).unwrap_or(u64::MAX);
+        record.ended = report.ending.map(|ending| match ending {
+            Ending::Stalled => record::Ended::Stalled,
+            Ending::TimedOut(_) => record::Ended::TimedOut,
         });
-        self.line("leaked", report.waited.as_millis(), groups, omitted, ended)
-    }
-
-    fn line(
-        &self,
-        outcome: &str,
-        waited_ms: u128,
-        groups: Vec<Value>,
-        omitted: Option<Value>,
-        ended: Option<&str>,
-    ) -> Value {
-        json!({
-            "schema_version": SCHEMA_VERSION,
-            "check": self.check,
-            "binary": binary(),
-            "test": self.test,
-            "outcome": outcome,
-            "mode": self.mode.as_str(),
-            "test_passed": self.test_passed,
-            "waited_ms": waited_ms,
-            "ended": ended,
-            "groups": groups,
-            "omitted": omitted,
-        })
+        record
     }
 }
 
@@ -115,52 +106,55 @@ fn without_hash(stem: &str) -> &str {
 }
 
 /// One group of identical leaks: their count and ids, and what the first says for all.
-fn group_json(group: &group::Group<'_>) -> Value {
+fn group_record(group: &group::Group<'_>) -> GroupRecord {
     let leak = group.first();
     let kind = match leak.identity {
-        Identity::Thread { .. } => "thread",
-        Identity::Task { .. } => "task",
-        Identity::UntrackedTasks { .. } => "untracked_tasks",
+        Identity::Thread { .. } => Kind::Thread,
+        Identity::Task { .. } => Kind::Task,
+        Identity::UntrackedTasks { .. } => Kind::UntrackedTasks,
     };
     let ids = group.ids();
-    let names = group.names();
-    let mut object = json!({
-        "kind": kind,
-        "count": group.count(),
-        "ids": ids.iter().take(IDS_LISTED).collect::<Vec<_>>(),
-        "owner": leak.owner,
-        "spawn": leak.spawn_site.as_ref().map(frame),
-        "spawned_by": leak.spawned_by,
-        "state": leak.state,
-        "spawn_backtrace": leak.spawn_backtrace.iter().map(frame).collect::<Vec<_>>(),
-        "current_stack": leak.current_stack.iter().map(frame).collect::<Vec<_>>(),
-        "awaiting": leak.awaiting.iter().map(frame).collect::<Vec<_>>(),
-        "ignore_rules": group.ignore_rules(),
-        "test_thread": leak.is_test_thread,
-        "woken_during_grace": leak.woken_during_grace(),
-        "activity": leak.is_stuck().map(|stuck| if stuck { "stuck" } else { "active" }),
-    });
-    if let Value::Object(object) = &mut object {
-        if ids.len() > IDS_LISTED {
-            object.insert("ids_omitted".into(), json!(ids.len() - IDS_LISTED));
-        }
-        if kind == "thread" {
-            object.insert(
-                "names".into(),
-                json!(names.iter().take(NAMES_LISTED).collect::<Vec<_>>()),
-            );
-        }
+    GroupRecord {
+        kind,
+        count: group.count() as u64,
+        ids_omitted: (ids.len() > IDS_LISTED).then(|| (ids.len() - IDS_LISTED) as u64),
+        ids: ids.into_iter().take(IDS_LISTED).collect(),
+        names: (kind == Kind::Thread).then(|| {
+            group
+                .names()
+                .into_iter()
+                .take(NAMES_LISTED)
+                .map(str::to_owned)
+                .collect()
+        }),
+        owner: leak.owner.clone(),
+        spawn: leak.spawn_site.as_ref().map(frame),
+        spawned_by: leak.spawned_by.clone(),
+        state: leak.state.clone(),
+        spawn_backtrace: leak.spawn_backtrace.iter().map(frame).collect(),
+        current_stack: leak.current_stack.iter().map(frame).collect(),
+        awaiting: leak.awaiting.iter().map(frame).collect(),
+        ignore_rules: group.ignore_rules(),
+        test_thread: leak.is_test_thread,
+        woken_during_grace: leak.woken_during_grace(),
+        activity: leak.is_stuck().map(|stuck| {
+            if stuck {
+                record::Activity::Stuck
+            } else {
+                record::Activity::Active
+            }
+        }),
     }
-    object
 }
 
-pub(crate) fn frame(frame: &Frame) -> Value {
-    json!({
-        "function": frame.function(),
-        "file": frame.file(),
-        "line": frame.line(),
-        "column": frame.column(),
-    })
+/// A frame as the records write it.
+pub(crate) fn frame(frame: &Frame) -> record::Frame {
+    record::Frame {
+        function: frame.function().map(str::to_owned),
+        file: frame.file().map(str::to_owned),
+        line: frame.line(),
+        column: frame.column(),
+    }
 }
 
 #[cfg(test)]
@@ -172,9 +166,9 @@ fn a_binary_is_named_without_cargo_s_hash() {
     assert!(binary().is_some());
 }
 
-/// Appends `record` to `path` as one line.
-pub(crate) fn append(path: &Path, record: &Record<'_>) -> std::io::Result<()> {
-    let mut line = record.to_json().to_string();
+/// Appends `line`'s record to `path` as one line.
+pub(crate) fn append(path: &Path, line: &Line<'_>) -> std::io::Result<()> {
+    let mut line = line.record().to_json();
     line.push('\n');
     let file = std::fs::OpenOptions::new()
         .create(true)

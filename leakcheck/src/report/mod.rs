@@ -12,6 +12,8 @@ pub(crate) mod json;
 use std::fmt;
 use std::time::Duration;
 
+use leakcheck_schema::duration::{self, round_to_ms};
+
 use crate::config::TASK_BACKTRACE_VAR;
 use crate::frames::Frame;
 
@@ -262,7 +264,7 @@ impl Activity {
 
     /// The report's line about it.
     fn line(&self, kind: LeakKind) -> String {
-        let grace = humantime::format_duration(round_to_ms(self.grace));
+        let grace = duration::format(round_to_ms(self.grace));
         let what = match kind {
             LeakKind::Thread => "thread",
             LeakKind::Task => "task",
@@ -281,10 +283,7 @@ impl Activity {
         } else {
             let cpu = match self.cpu {
                 Some(cpu) if cpu >= Duration::from_millis(1) => {
-                    format!(
-                        ", using {} of CPU",
-                        humantime::format_duration(round_to_ms(cpu))
-                    )
+                    format!(", using {} of CPU", duration::format(round_to_ms(cpu)))
                 }
                 _ => String::new(),
             };
@@ -422,7 +421,7 @@ impl std::error::Error for Report {}
 impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let what = self.what_leaked();
-        let waited = humantime::format_duration(round_to_ms(self.waited));
+        let waited = duration::format(round_to_ms(self.waited));
         match (&self.subject, self.ending) {
             (Subject::Scope(name), Some(Ending::Stalled)) => writeln!(
                 f,
@@ -433,7 +432,7 @@ impl fmt::Display for Report {
             (Subject::Scope(name), Some(Ending::TimedOut(timeout))) => writeln!(
                 f,
                 "leakcheck: `{name}` has not returned within its timeout of {}; it runs {what}",
-                humantime::format_duration(timeout)
+                duration::format(timeout)
             )?,
             (Subject::Scope(name), None) => writeln!(
                 f,
@@ -559,10 +558,6 @@ impl Report {
         }
         Ok(())
     }
-}
-
-fn round_to_ms(duration: Duration) -> Duration {
-    Duration::from_millis(duration.as_millis().try_into().unwrap_or(u64::MAX))
 }
 
 #[cfg(test)]

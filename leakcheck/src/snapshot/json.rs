@@ -1,14 +1,12 @@
-//! The snapshot as one JSON object, for a service's debug endpoint; the schema is in
-//! `Snapshot`'s docs (and `schema_version` changes when a field changes meaning).
+//! The snapshot as one JSON object, for a service's debug endpoint: the schema is
+//! `leakcheck_schema::snapshot` (and in `Snapshot`'s docs).
 
-use serde_json::{Value, json};
+use leakcheck_schema::record::Kind;
+use leakcheck_schema::snapshot::{SCHEMA_VERSION, SiteRecord, SnapshotRecord};
 
 use super::{SiteGroup, Snapshot};
 use crate::report::LeakKind;
 use crate::report::json::frame;
-
-/// The version of the object's format.
-const SCHEMA_VERSION: u32 = 1;
 
 impl Snapshot {
     /// The snapshot as one line of JSON (the schema is in [`Snapshot`]'s docs).
@@ -18,35 +16,38 @@ impl Snapshot {
     /// assert!(json.contains("\"schema_version\":1"));
     /// ```
     pub fn to_json(&self) -> String {
-        let groups: Vec<Value> = self.groups.iter().map(group).collect();
-        json!({
-            "schema_version": SCHEMA_VERSION,
-            "uptime_ms": millis(self.uptime),
-            "threads": self.threads,
-            "tasks": self.tasks,
-            "tasks_not_tracked": self.tasks_not_tracked,
-            "groups": groups,
-        })
-        .to_string()
+        SnapshotRecord {
+            schema_version: SCHEMA_VERSION,
+            uptime_ms: millis(self.uptime),
+            threads: self.threads as u64,
+            tasks: self.tasks.map(|tasks| tasks as u64),
+            tasks_not_tracked: self.tasks_not_tracked.map(str::to_owned),
+            groups: self.groups.iter().map(group).collect(),
+        }
+        .to_json()
     }
 }
 
-fn group(group: &SiteGroup) -> Value {
+fn group(group: &SiteGroup) -> SiteRecord {
     let site = &group.site;
-    json!({
-        "kind": match site.kind() {
-            LeakKind::Thread => "thread",
-            LeakKind::Task => "task",
+    SiteRecord {
+        kind: match site.kind() {
+            LeakKind::Thread => Kind::Thread,
+            LeakKind::Task => Kind::Task,
         },
-        "count": group.count,
-        "site": site.spawned_at().map(frame),
-        "parent": site.parent().map(frame),
-        "oldest_ms": group.oldest.map(millis),
-        "newest_ms": group.newest.map(millis),
-        "never_woken": group.never_woken,
-        "names": site.names(),
-        "states": group.states,
-    })
+        count: group.count as u64,
+        site: site.spawned_at().map(frame),
+        parent: site.parent().map(frame),
+        oldest_ms: group.oldest.map(millis),
+        newest_ms: group.newest.map(millis),
+        never_woken: group.never_woken.map(|count| count as u64),
+        names: site.names().to_vec(),
+        states: group
+            .states
+            .iter()
+            .map(|(state, count)| (state.clone(), *count as u64))
+            .collect(),
+    }
 }
 
 fn millis(duration: std::time::Duration) -> u64 {

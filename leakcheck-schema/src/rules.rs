@@ -1,12 +1,10 @@
 //! The one grammar of leakcheck's ignore rules, shared by the three places a rule is written:
 //! the `#[leakcheck::test(..)]` attribute (checked at compile time, the error pointing at
 //! the argument), `leakcheck::Options` (checked when the rule is added) and `leakcheck.toml`
-//! (checked when the file is read, the error naming its line). A crate of its own because
-//! the attribute's crate is a proc-macro crate, which the library depends on and which can
-//! export nothing but macros.
+//! (checked when the file is read, the error naming its line).
 //!
 //! ```
-//! use leakcheck_rules::RuleKind;
+//! use leakcheck_schema::rules::RuleKind;
 //!
 //! assert!(RuleKind::Thread.parse("pool-*").is_ok());
 //! let error = RuleKind::Spawn.parse("").unwrap_err();
@@ -61,7 +59,7 @@ impl RuleKind {
     /// Checks `text` as a rule of this kind.
     ///
     /// ```
-    /// use leakcheck_rules::{Rule, RuleKind};
+    /// use leakcheck_schema::rules::{Rule, RuleKind};
     ///
     /// assert_eq!(
     ///     RuleKind::Top.parse("my_crate::pool::park"),
