@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 /// submodules; nothing of its own layer or above. `lib` is the crate root: its public
 /// items (`crate::Options`, ...) count as the top layer.
 const LAYERS: &[(&str, &[&str])] = &[
+    ("locks", &["lock"]),
     ("leaves", &["scope", "frames", "config", "clock", "unwind"]),
     ("store and data", &["registry", "report"]),
     ("thread sources", &["threads"]),

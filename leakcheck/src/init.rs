@@ -44,15 +44,27 @@ fn switch_hooks_off_under_leakcheck_off() {
     }
 }
 
-// SAFETY: before `main`, this registers a fork handler with `pthread_atfork`, which has no
-// preconditions; the handler only adds to an atomic, which a child of a threaded process
-// may do.
+// SAFETY: before `main`, this registers fork handlers with `pthread_atfork`, which has no
+// preconditions. The handlers take and release leakcheck's own locks, in one order, and in
+// the child empty what they guard without freeing it (see `registry::fork`): no
+// allocation, and no lock another thread of the parent could have held.
 #[cfg(lc_thread_hook)]
 #[ctor::ctor(unsafe)]
-fn note_forks() {
-    // SAFETY: as above; a failure (ENOMEM) leaves forks unnoticed, as before this existed.
-    unsafe {
-        libc::pthread_atfork(None, None, Some(crate::registry::note_fork_in_child));
+fn handle_forks() {
+    use crate::registry::fork;
+    // SAFETY: as above; a failure (ENOMEM) leaves forks unhandled, and says so.
+    let failed = unsafe {
+        libc::pthread_atfork(
+            Some(fork::prepare),
+            Some(fork::in_parent),
+            Some(fork::in_child),
+        )
+    };
+    if failed != 0 {
+        let message = b"leakcheck: pthread_atfork failed: a child forked while leakcheck \
+                        records a spawn may hang\n";
+        // SAFETY: writing a valid buffer to stderr, which needs no runtime.
+        unsafe { libc::write(2, message.as_ptr().cast(), message.len()) };
     }
 }
 

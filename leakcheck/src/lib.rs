@@ -61,10 +61,11 @@
 
 // The modules form layers, each importing only from layers below it (README, "Layout";
 // `tests/layers.rs` keeps it so). Bottom up, one group a layer:
-// leaves: scope, frames, config, clock, unwind (spawn stacks)
+// leaves: lock, scope, frames, config, clock, unwind (spawn stacks)
 mod clock;
 mod config;
 mod frames;
+mod lock;
 mod scope;
 mod unwind;
 // store and data: registry (spawn records), report (what a check hands back)

@@ -10,14 +10,27 @@
 //!
 //! # Locks
 //!
-//! `REGISTRY` (threads and per-scope task counts) and the task shards are `parking_lot`
-//! mutexes, and no lock is ever taken while another is held: `add_task` reads the parent's
-//! shard, releases it, takes `REGISTRY` for the scope's count only on a cache miss
-//! (`SPAWNING_SCOPE`), releases it, then takes its own shard; `tasks_of` reads the count
-//! under `REGISTRY`, releases it, then visits each shard in turn. That is what keeps the
-//! hooks, which run inside `pthread_create` and inside tokio's scheduler, free of deadlock.
-//! Nothing here allocates under a lock but the maps' own growth, and a snapshot's
-//! `visit_tasks`, which runs on the thread that asked, never inside a hook.
+//! The bounded globals, `REGISTRY` (threads and per-scope task counts), the task shards and
+//! `OWN_THREADS`, are [`Lock`]s, and outside a fork no lock is ever taken while another is
+//! held: `add_task` reads the parent's shard, releases it, takes `REGISTRY` for the scope's
+//! count only on a cache miss (`SPAWNING_SCOPE`), releases it, then takes its own shard;
+//! `tasks_of` reads the count under `REGISTRY`, releases it, then visits each shard in turn.
+//! That is what keeps the hooks, which run inside `pthread_create` and inside tokio's
+//! scheduler, free of deadlock. Nothing here allocates under a lock but the maps' own
+//! growth, and a snapshot's `visit_tasks`, which runs on the thread that asked, never inside
+//! a hook. A record's own fields (a thread's name and parent) have locks of their own,
+//! `parking_lot`'s, each held for a copy at most.
+//!
+//! # Fork
+//!
+//! A child forked while another thread held one of the bounded locks would find it held for
+//! ever (that thread does not exist in the child), and hang in its first spawn. So around
+//! `fork` (`pthread_atfork`, see [`fork`]) the forking thread takes all of them, in one
+//! order (scope names, `REGISTRY`, the shards, `OWN_THREADS`): no other thread holds one at
+//! the fork. The
+//! parent then releases them; the child empties them first, so that it starts with no
+//! record of its parent's threads and tasks, and touches no record made before the fork
+//! (the fork generation tells a record's process).
 //!
 //! Memory stays bounded over a long run: a scope's entry goes when its `Scope` has been
 //! dropped and its last thread and task have ended ([`forget_finished_scopes`]), and a
@@ -31,6 +44,7 @@ use std::sync::{Arc, LazyLock};
 use parking_lot::Mutex;
 
 use crate::clock::Tick;
+use crate::lock::Lock;
 use crate::scope::{self, ScopeId, TaskRef};
 use crate::unwind::SpawnStack;
 
@@ -54,7 +68,7 @@ pub(crate) fn switch_hooks_off() {
 /// The kernel ids of leakcheck's own threads while they run (the watchdog, the thread that
 /// loads debug info, any watchers): no check or snapshot reports them. Read by checks and
 /// snapshots, never by a hook.
-static OWN_THREADS: Mutex<Vec<i32>> = Mutex::new(Vec::new());
+static OWN_THREADS: Lock<Vec<i32>> = Lock::new(Vec::new());
 
 /// Marks the calling thread as leakcheck's own.
 pub(crate) fn mark_own_thread(tid: i32) {
@@ -75,11 +89,64 @@ pub(crate) fn is_own_thread(tid: i32) -> bool {
 /// earlier count is a thread of the parent.
 static FORKS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
 
-/// Called in the child right after `fork` (`pthread_atfork`): one atomic add, which is all
-/// a child of a threaded process may safely do there.
+/// The handlers `pthread_atfork` runs around every `fork` of the process (see the module's
+/// docs, "Fork"), registered before `main` (`init`).
 #[cfg(lc_thread_hook)]
-pub(crate) extern "C" fn note_fork_in_child() {
-    FORKS.fetch_add(1, Ordering::Relaxed);
+pub(crate) mod fork {
+    use std::cell::RefCell;
+    use std::sync::MutexGuard;
+    use std::sync::atomic::Ordering;
+
+    use super::{FORKS, OWN_THREADS, REGISTRY, Registry, TASK_SHARDS, TASKS, TaskShard};
+
+    /// The bounded locks, held by the forking thread across the fork.
+    struct Held {
+        names: crate::scope::NamesHeld,
+        registry: MutexGuard<'static, Registry>,
+        shards: [MutexGuard<'static, TaskShard>; TASK_SHARDS],
+        own_threads: MutexGuard<'static, Vec<i32>>,
+    }
+
+    thread_local! {
+        static HELD: RefCell<Option<Held>> = const { RefCell::new(None) };
+    }
+
+    /// Before the fork, in the parent: every bounded lock, in the one order.
+    pub(crate) extern "C" fn prepare() {
+        let held = Held {
+            names: crate::scope::hold_names(),
+            registry: REGISTRY.lock(),
+            shards: std::array::from_fn(|at| TASKS[at].0.lock()),
+            own_threads: OWN_THREADS.lock(),
+        };
+        let _ = HELD.try_with(|slot| *slot.borrow_mut() = Some(held));
+    }
+
+    /// After the fork, in the parent: released.
+    pub(crate) extern "C" fn in_parent() {
+        let _ = HELD.try_with(|slot| drop(slot.borrow_mut().take()));
+    }
+
+    /// After the fork, in the child, where the forking thread is the only one: the fork is
+    /// counted (records made before it are the parent's), and the globals emptied before
+    /// they are released. What they held is forgotten, not dropped: it is the parent's, and
+    /// a child often `exec`s at once. Releasing a std lock is an atomic swap and, when
+    /// another thread waited, a wake-up of the lock's own word: nothing shared.
+    pub(crate) extern "C" fn in_child() {
+        FORKS.fetch_add(1, Ordering::Relaxed);
+        let _ = HELD.try_with(|slot| {
+            if let Some(mut held) = slot.borrow_mut().take() {
+                std::mem::forget(std::mem::take(&mut *held.registry));
+                for shard in &mut held.shards {
+                    std::mem::forget(std::mem::take(&mut **shard));
+                }
+                std::mem::forget(std::mem::take(&mut *held.own_threads));
+                held.names.forget_all();
+            }
+        });
+        #[cfg(tokio_unstable)]
+        super::forget_spawning_scope();
+    }
 }
 
 /// Where an OS thread came from. Shared by the registry, the thread itself (to hand its
@@ -285,7 +352,7 @@ struct Registry {
     scopes: HashMap<ScopeId, ScopeEntries, BuildHasherDefault<IdHasher>>,
 }
 
-static REGISTRY: LazyLock<Mutex<Registry>> = LazyLock::new(Default::default);
+static REGISTRY: LazyLock<Lock<Registry>> = LazyLock::new(Default::default);
 
 #[cfg(lc_thread_hook)]
 pub(crate) fn add_thread(origin: Arc<ThreadOrigin>) {
@@ -451,12 +518,12 @@ impl Hasher for IdHasher {
 /// went from 0.78-0.99 µs to 0.70-0.77 µs a task with this, instructions unchanged).
 #[derive(Default)]
 #[repr(align(128))]
-struct Padded(Mutex<TaskShard>);
+struct Padded(Lock<TaskShard>);
 
 static TASKS: LazyLock<[Padded; TASK_SHARDS]> =
     LazyLock::new(|| std::array::from_fn(|_| Padded::default()));
 
-fn shard(id: tokio::task::Id) -> &'static Mutex<TaskShard> {
+fn shard(id: tokio::task::Id) -> &'static Lock<TaskShard> {
     let mut hasher = IdHasher::default();
     id.hash(&mut hasher);
     &TASKS[hasher.finish() as usize % TASK_SHARDS].0
@@ -468,6 +535,12 @@ thread_local! {
     /// runs from one scope, and this spares each of them the global registry lock.
     static SPAWNING_SCOPE: std::cell::RefCell<Option<(ScopeId, Arc<AtomicUsize>)>> =
         const { std::cell::RefCell::new(None) };
+}
+
+/// Forgets the cached count, which belongs to the registry before a fork.
+#[cfg(all(tokio_unstable, lc_thread_hook))]
+fn forget_spawning_scope() {
+    let _ = SPAWNING_SCOPE.try_with(|cached| cached.borrow_mut().take());
 }
 
 /// The live-task count of `scope`.

@@ -4,7 +4,7 @@
 //! the task hooks), so ownership is inherited down any chain of spawns without walking
 //! parents at check time.
 //!
-//! The lowest layer: it imports nothing of the crate. Checking a scope is the library's
+//! A leaf: it imports nothing of the crate but its lock. Checking a scope is the library's
 //! surface (`impl Scope` in `lib.rs`), not this module's.
 
 use std::cell::Cell;
@@ -13,7 +13,7 @@ use std::marker::PhantomData;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock};
 
-use parking_lot::Mutex;
+use crate::lock::Lock;
 
 /// Id of a scope. `0` is the process level: what `main`, static initialisers and anything
 /// outside every scope spawn.
@@ -26,7 +26,7 @@ static NEXT_SCOPE: AtomicU64 = AtomicU64::new(1);
 /// still runs (a thread it leaked may be reported at exit), and forgotten with the scope's
 /// last thread and task (`registry::forget_finished_scopes`), so that a service entering
 /// a scope per request keeps memory bounded.
-static NAMES: LazyLock<Mutex<Names>> = LazyLock::new(Default::default);
+static NAMES: LazyLock<Lock<Names>> = LazyLock::new(Default::default);
 
 #[derive(Default)]
 struct Names {
@@ -190,6 +190,21 @@ impl Drop for Scope {
         );
         set_current(self.previous);
         NAMES.lock().closed.push(self.id);
+    }
+}
+
+/// The scope names, held by a forking thread across `fork` (`registry::fork`).
+pub(crate) struct NamesHeld(std::sync::MutexGuard<'static, Names>);
+
+/// Takes the names' lock until the fork is done.
+pub(crate) fn hold_names() -> NamesHeld {
+    NamesHeld(NAMES.lock())
+}
+
+impl NamesHeld {
+    /// In a forked child: the parent's scopes are not the child's. Forgotten, not dropped.
+    pub(crate) fn forget_all(mut self) {
+        std::mem::forget(std::mem::take(&mut *self.0));
     }
 }
 

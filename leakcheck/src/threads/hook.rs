@@ -253,10 +253,16 @@ fn register_spawn(start: StartRoutine, arg: *mut c_void, caller: Registers) -> A
     origin
 }
 
-/// The calling thread's own origin, if the hook started it.
+/// The calling thread's own origin, if the hook started it in this process (in a forked
+/// child, the forking thread's record is its parent's: not touched).
 fn this_thread() -> Option<Arc<ThreadOrigin>> {
     THIS_THREAD
-        .try_with(|this| this.borrow().as_ref().map(|own| own.0.clone()))
+        .try_with(|this| {
+            this.borrow()
+                .as_ref()
+                .filter(|own| own.0.in_this_process())
+                .map(|own| own.0.clone())
+        })
         .ok()
         .flatten()
 }
