@@ -290,7 +290,7 @@ impl Run {
 /// file, as the report prints it: the nearest line at or above the marker that calls
 /// `spawn(`, `spawn_blocking(`, `spawn_local(`, the C helper, or a library call that starts
 /// a thread for the caller (a rayon pool's `.build()`, `tracing_appender::non_blocking(`,
-/// `rayon::join(`), so that rustfmt moving the comment changes nothing.
+/// `rayon::join(`, a pool's `unblock(`), so that rustfmt moving the comment changes nothing.
 pub fn spawn_site(file: &str, thread: &str) -> String {
     let source = std::fs::read_to_string(fixtures_dir().join("tests").join(file)).unwrap();
     let lines: Vec<&str> = source.lines().collect();
@@ -310,6 +310,7 @@ pub fn spawn_site(file: &str, thread: &str) -> String {
                 ".build()",
                 "non_blocking(",
                 "rayon::join(",
+                "unblock(",
             ]
             .iter()
             .any(|call| lines[index].contains(call))

@@ -12,7 +12,7 @@ use crate::report::{Activity, Ending, Identity, Leak, Report, Subject};
 use crate::scope::{self, PROCESS, ScopeId, TaskRef};
 use crate::tasks::Awaiting;
 use crate::threads;
-use crate::verify::{Found, Suspect, Target};
+use crate::verify::{Found, PoolJob, Suspect, Target};
 
 /// The report of what a check found: each suspect described, the check's wait kept.
 pub(crate) fn report(found: Found) -> Report {
@@ -38,9 +38,15 @@ pub(crate) fn report(found: Found) -> Report {
                 origin,
                 stack,
                 counters,
+                job,
             } => {
-                let mut leak = thread_leak(tid, origin.as_deref(), stack);
+                let claimed = job.is_some();
+                let mut leak = thread_leak(tid, origin.as_deref(), stack, job);
                 leak.activity = then.thread(tid, counters, &leak);
+                // A pool's thread runs a job of this test's, whichever test grew the pool.
+                if let (true, Target::Scope(scope)) = (claimed, target) {
+                    leak.owner = owner(scope);
+                }
                 leak
             }
             Suspect::Task(origin) => {
@@ -157,7 +163,7 @@ pub(crate) fn stuck_test(found: Found, test_tid: i32, ending: Ending) -> Report 
         .find(|origin| origin.tid() == Some(test_tid));
     let test_thread = Leak {
         is_test_thread: true,
-        ..thread_leak(Some(test_tid), origin.as_deref(), None)
+        ..thread_leak(Some(test_tid), origin.as_deref(), None, None)
     };
     report.leaks.insert(0, test_thread);
     report.ending = Some(ending);
@@ -171,11 +177,16 @@ fn owner(scope: ScopeId) -> Option<String> {
 
 /// A thread: its spawn path resolved, what `/proc` says, its current stack (the one an
 /// `ignore_top` rule already captured, else a fresh capture), its owner and spawner.
-fn thread_leak(tid: Option<i32>, origin: Option<&ThreadOrigin>, stack: Option<Vec<Frame>>) -> Leak {
+fn thread_leak(
+    tid: Option<i32>,
+    origin: Option<&ThreadOrigin>,
+    stack: Option<Vec<Frame>>,
+    job: Option<PoolJob>,
+) -> Leak {
     let all_frames = origin
-        .map(|origin| frames::resolve(origin.spawn.ips()))
+        .map(|origin| frames::resolve(origin.spawn.unwind()))
         .unwrap_or_default();
-    let spawn_backtrace = frames::user_frames(&all_frames);
+    let mut spawn_backtrace = frames::user_frames(&all_frames);
     let mut spawn_site = frames::spawn_site(&spawn_backtrace).cloned();
     let mut state = tid.and_then(threads::describe).map(|os| os.summary());
     let mut add_note = |note: &str| {
@@ -193,7 +204,18 @@ fn thread_leak(tid: Option<i32>, origin: Option<&ThreadOrigin>, stack: Option<Ve
         Some(Ok(stack)) => blocking_pool_closure(stack),
         _ => None,
     };
-    if let Some(closure) = closure {
+    if let Some(job) = job {
+        add_note(&format!(
+            "a thread of {}'s process-wide pool, running a job that has not returned",
+            job.krate
+        ));
+        if let Some(frame) = crate::filter::pools::job_site(&job.frames) {
+            add_note("spawn site: the job it runs, from its current stack");
+            spawn_site = Some(frame);
+            // The pool grew for another job: the path of this one is its own frames.
+            spawn_backtrace = job.frames;
+        }
+    } else if let Some(closure) = closure {
         add_note("a tokio blocking-pool thread: its spawn_blocking closure has not returned");
         // The pool runs a closure on whichever of its threads is idle: the thread's own
         // spawn path is then an earlier spawn's (or the runtime's start), so the closure
@@ -334,7 +356,7 @@ fn describe_parent_thread(origin: &ThreadOrigin) -> Option<String> {
         "{identity} ({})",
         if alive { "still running" } else { "exited" }
     );
-    let site = frames::user_frames(&frames::resolve(parent.spawn.ips()));
+    let site = frames::user_frames(&frames::resolve(parent.spawn.unwind()));
     if let Some(location) = site.first().and_then(|frame| frame.location()) {
         line.push_str(", itself spawned at ");
         line.push_str(&location);
@@ -352,7 +374,7 @@ fn spawning_test(origin: &ThreadOrigin) -> Option<String> {
 
 fn is_libtest_thread(thread: &ThreadOrigin) -> bool {
     thread.is_root()
-        && frames::resolve(thread.spawn.ips()).iter().any(|frame| {
+        && frames::resolve(thread.spawn.unwind()).iter().any(|frame| {
             frame
                 .function()
                 .is_some_and(|function| function.starts_with("test::run_test"))

@@ -26,8 +26,8 @@
 //! A child forked while another thread held one of the bounded locks would find it held for
 //! ever (that thread does not exist in the child), and hang in its first spawn. So around
 //! `fork` (`pthread_atfork`, see [`fork`]) the forking thread takes all of them, in one
-//! order (scope names, `REGISTRY`, the shards, `OWN_THREADS`): no other thread holds one at
-//! the fork. The
+//! order (scope names, `REGISTRY`, the shards, `OWN_THREADS`, `POOL_NAMED`): no other thread
+//! holds one at the fork. The
 //! parent then releases them; the child empties them first, so that it starts with no
 //! record of its parent's threads and tasks, and touches no record made before the fork
 //! (the fork generation tells a record's process).
@@ -85,6 +85,34 @@ pub(crate) fn is_own_thread(tid: i32) -> bool {
     tid != 0 && OWN_THREADS.lock().contains(&tid)
 }
 
+/// Threads named like a process-wide pool's (`config::allowlist::POOLS`): the few a check
+/// looks at, whoever owns them, for a job its test submitted. Entries of exited threads are
+/// dropped when read.
+static POOL_NAMED: Lock<Vec<std::sync::Weak<ThreadOrigin>>> = Lock::new(Vec::new());
+
+/// Remembers the full name a thread gave itself (the kernel keeps 15 bytes), and indexes
+/// it if a pool's threads are named so.
+pub(crate) fn name_thread(origin: &Arc<ThreadOrigin>, name: &str) {
+    *origin.name.lock() = Some(name.into());
+    if crate::config::allowlist::pool_named(name).is_some() {
+        POOL_NAMED.lock().push(Arc::downgrade(origin));
+    }
+}
+
+/// The live threads of this process named like a pool's.
+pub(crate) fn pool_named_threads() -> Vec<Arc<ThreadOrigin>> {
+    let mut index = POOL_NAMED.lock();
+    if index.is_empty() {
+        return Vec::new();
+    }
+    index.retain(|origin| origin.strong_count() > 0);
+    index
+        .iter()
+        .filter_map(std::sync::Weak::upgrade)
+        .filter(|origin| origin.in_this_process())
+        .collect()
+}
+
 /// Forks this process has gone through (in its ancestry): a thread record made under an
 /// earlier count is a thread of the parent.
 static FORKS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
@@ -97,7 +125,10 @@ pub(crate) mod fork {
     use std::sync::MutexGuard;
     use std::sync::atomic::Ordering;
 
-    use super::{FORKS, OWN_THREADS, REGISTRY, Registry, TASK_SHARDS, TASKS, TaskShard};
+    use super::{
+        FORKS, OWN_THREADS, POOL_NAMED, REGISTRY, Registry, TASK_SHARDS, TASKS, TaskShard,
+        ThreadOrigin,
+    };
 
     /// The bounded locks, held by the forking thread across the fork.
     struct Held {
@@ -105,6 +136,7 @@ pub(crate) mod fork {
         registry: MutexGuard<'static, Registry>,
         shards: [MutexGuard<'static, TaskShard>; TASK_SHARDS],
         own_threads: MutexGuard<'static, Vec<i32>>,
+        pool_named: MutexGuard<'static, Vec<std::sync::Weak<ThreadOrigin>>>,
     }
 
     thread_local! {
@@ -118,6 +150,7 @@ pub(crate) mod fork {
             registry: REGISTRY.lock(),
             shards: std::array::from_fn(|at| TASKS[at].0.lock()),
             own_threads: OWN_THREADS.lock(),
+            pool_named: POOL_NAMED.lock(),
         };
         let _ = HELD.try_with(|slot| *slot.borrow_mut() = Some(held));
     }
@@ -141,6 +174,7 @@ pub(crate) mod fork {
                     std::mem::forget(std::mem::take(&mut **shard));
                 }
                 std::mem::forget(std::mem::take(&mut *held.own_threads));
+                std::mem::forget(std::mem::take(&mut *held.pool_named));
                 held.names.forget_all();
             }
         });
@@ -176,6 +210,9 @@ pub(crate) struct ThreadOrigin {
     pub(crate) spawning_task: Option<TaskRef>,
     /// Its spawn backtrace, as kept at spawn (`unwind`).
     pub(crate) spawn: SpawnStack,
+    /// The system call it waited in when a check last found it idle in a pool's wait
+    /// (`/proc`'s fingerprint of the call, `threads::Counters::call`); 0 when never.
+    idle_call: std::sync::atomic::AtomicU64,
     /// The start routine and its argument, which the spawn hook hands to the new thread
     /// here rather than in an allocation of its own.
     #[cfg(lc_thread_hook)]
@@ -232,6 +269,7 @@ impl ThreadOrigin {
             tid: AtomicI32::new(0),
             handle: AtomicUsize::new(0),
             name: Mutex::new(None),
+            idle_call: std::sync::atomic::AtomicU64::new(0),
             root: parent
                 .as_ref()
                 .map(|parent| parent.root.clone().unwrap_or_else(|| parent.clone())),
@@ -256,8 +294,13 @@ impl ThreadOrigin {
         self.handle.store(handle, Ordering::Release);
     }
 
-    pub(crate) fn set_name(&self, name: &str) {
-        *self.name.lock() = Some(name.into());
+    /// The call a check last found it idle in, when a pool's thread: 0 when never.
+    pub(crate) fn idle_call(&self) -> u64 {
+        self.idle_call.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn set_idle_call(&self, call: u64) {
+        self.idle_call.store(call, Ordering::Relaxed);
     }
 
     /// The thread has exited: its record no longer keeps its parent alive.
@@ -274,6 +317,7 @@ impl ThreadOrigin {
             tid: AtomicI32::new(self.tid.load(Ordering::Acquire)),
             handle: AtomicUsize::new(self.handle.load(Ordering::Acquire)),
             name: Mutex::new(self.name.lock().clone()),
+            idle_call: std::sync::atomic::AtomicU64::new(self.idle_call.load(Ordering::Relaxed)),
             parent: Mutex::new(self.parent()),
             root: self.root.clone(),
             spawning_task: self.spawning_task,
@@ -329,7 +373,7 @@ impl std::ops::Deref for LiveTask {
 impl TaskOrigin {
     /// The spawn backtrace's instruction pointers, if one was recorded.
     pub(crate) fn spawn_ips(&self) -> &[usize] {
-        self.spawn.as_ref().map_or(&[], SpawnStack::ips)
+        self.spawn.as_ref().map_or(&[], SpawnStack::unwind)
     }
 }
 

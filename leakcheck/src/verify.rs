@@ -16,10 +16,10 @@ use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use crate::config::Settings;
-use crate::filter::Rules;
+use crate::filter::{Rules, pools};
 use crate::frames::{self, Frame};
 use crate::registry::{self, LiveTask, ThreadOrigin};
-use crate::scope::{PROCESS, ScopeId};
+use crate::scope::{self, PROCESS, ScopeId};
 use crate::tasks::{self, Awaiting, TestRuntime};
 use crate::threads;
 
@@ -50,10 +50,22 @@ pub(crate) enum Suspect {
         stack: Option<Vec<Frame>>,
         /// How much it had run when this look saw it.
         counters: Option<threads::Counters>,
+        /// For a thread of a process-wide pool, the job it runs (its outermost frame of the
+        /// user's code): where the work came from, not the spawn that grew the pool.
+        job: Option<PoolJob>,
     },
     Task(Arc<LiveTask>),
     /// Tasks of a test's runtime that tokio counts but leakcheck cannot tell apart.
     UntrackedTasks(usize),
+}
+
+/// A job a process-wide pool's thread runs.
+#[derive(Clone, Debug)]
+pub(crate) struct PoolJob {
+    /// The pool's crate.
+    pub(crate) krate: &'static str,
+    /// The job's frames that are not std's or the runtime's, innermost first.
+    pub(crate) frames: Vec<Frame>,
 }
 
 /// What a check that did not come out clean hands to `describe`.
@@ -107,14 +119,21 @@ impl Backoff {
     }
 }
 
-/// How much a look may cost. Rules that need symbols (`ignore_spawn`, the default
-/// allowlist) or a current stack (`ignore_top`) would make a look take as long as loading
-/// the binary's debug info the first time, and lengthen the grace period by as much: during
-/// the grace period they apply only where symbols are cached already, and in full only to
-/// what is left when it is spent.
+/// How much a look may cost. Every rule applies at the first look, so that a test whose
+/// only survivors are allowed ends at once: rules that name functions (`ignore_spawn`, the
+/// default allowlist, `ignore_top`, a pool's wait) match the names of the executable's
+/// symbol table, read without debug info (`frames::names`), and a current stack is taken
+/// where a rule needs one. Loading the debug info (a tenth of a second to a second the first
+/// time) would lengthen the grace period by as much, so the looks before the last use it
+/// only where it is cached, or where a rule of the user's needs a `file:line`; the final
+/// look uses it for what is left.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Look {
+    /// The first look of a check: every rule, with the symbol table's names.
+    First,
+    /// A look during the grace period: what the first look kept, looked at again.
     Quick,
+    /// The last look, when the grace period is spent: debug info where names did not tell.
     Final,
 }
 
@@ -141,8 +160,10 @@ async fn retry<S: Future<Output = ()>>(
     let started = clock();
     let mut backoff = Backoff::new(grace);
     let mut earlier = Vec::new();
+    let mut kind = Look::First;
     loop {
-        let found = look(Look::Quick);
+        let found = look(kind);
+        kind = Look::Quick;
         if found.is_empty() {
             return Ok(());
         }
@@ -298,11 +319,9 @@ fn alive_threads(target: Target, rules: &Rules<'_>, look: Look) -> Vec<Suspect> 
     });
     if rules.has_spawn_rules() {
         found.retain(|(_, origin)| {
-            let Some(origin) = origin else { return true };
-            match spawn_frames(origin.spawn.ips(), look) {
-                Some(frames) => !rules.ignores_spawn(&frames),
-                None => true,
-            }
+            origin
+                .as_deref()
+                .is_none_or(|origin| !spawn_ignored(rules, origin.spawn.unwind(), look))
         });
     }
     // Read before any capture below: the capture's signal wakes the thread once.
@@ -310,16 +329,66 @@ fn alive_threads(target: Target, rules: &Rules<'_>, look: Look) -> Vec<Suspect> 
         .iter()
         .filter_map(|(tid, _)| Some(((*tid)?, threads::counters((*tid)?)?)))
         .collect();
-    let mut stacks: HashMap<i32, Vec<Frame>> = HashMap::new();
-    if rules.has_top_rules() && look == Look::Final {
-        found.retain(|(tid, _)| {
-            let Some(tid) = *tid else { return true };
-            let Ok(ips) = threads::capture_stack(tid) else {
+    let mut jobs: HashMap<i32, PoolJob> = HashMap::new();
+    if rules.uses_default_allowlist() {
+        let own_scope = match target {
+            Target::Scope(scope) => Some(scope),
+            Target::Process | Target::Exit => None,
+        };
+        found.retain(|(tid, origin)| {
+            let (Some(tid), Some(origin)) = (*tid, origin.as_deref()) else {
                 return true;
             };
-            let stack = frames::resolve(&ips);
+            match pool_thread(tid, origin, counters.get(&tid), look) {
+                PoolThread::NotOne | PoolThread::Unknown | PoolThread::Waking => true,
+                PoolThread::Waiting => false,
+                PoolThread::Job(job) => {
+                    // On a thread this test grew, a job this test wrote, or whose submission
+                    // grew the pool by it; another's job is not this test's leak.
+                    let ours = own_scope.is_none_or(|scope| {
+                        pools::written_in(&job.frames, &scope::label(scope))
+                            || spawn_names(origin)
+                                .is_some_and(|path| pools::grew_the_pool(&job.frames, &path))
+                    });
+                    jobs.insert(tid, job);
+                    ours
+                }
+            }
+        });
+        if let Some(scope) = own_scope {
+            let test = scope::label(scope);
+            for origin in registry::pool_named_threads() {
+                let Some(tid) = origin.tid() else { continue };
+                if origin.scope == scope || tid == me || !threads::is_alive(tid) {
+                    continue;
+                }
+                let now = threads::counters(tid);
+                match pool_thread(tid, &origin, now.as_ref(), look) {
+                    PoolThread::Job(job) if pools::written_in(&job.frames, &test) => {
+                        counters.extend(now.map(|now| (tid, now)));
+                        jobs.insert(tid, job);
+                        found.push((Some(tid), Some(origin)));
+                    }
+                    // Woken for a job, maybe this test's, submitted just before it returned,
+                    // or between a wait and a job: looked at again until it is seen in a job,
+                    // or back in its wait (the final look takes it as it finds it).
+                    PoolThread::Waking | PoolThread::Unknown if look != Look::Final => {
+                        found.push((Some(tid), Some(origin)));
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+    let mut stacks: HashMap<i32, Vec<Frame>> = HashMap::new();
+    if rules.has_top_rules() && look != Look::Quick {
+        found.retain(|(tid, _)| {
+            let Some(tid) = *tid else { return true };
+            let Some(stack) = current_stack(tid, look) else {
+                return true;
+            };
             let ignored = rules.ignores_top(&frames::shape_current_stack(&stack).top);
-            if !ignored {
+            if !ignored && look == Look::Final {
                 stacks.insert(tid, stack);
             }
             !ignored
@@ -331,10 +400,103 @@ fn alive_threads(target: Target, rules: &Rules<'_>, look: Look) -> Vec<Suspect> 
         .map(|(tid, origin)| Suspect::Thread {
             stack: tid.and_then(|tid| stacks.remove(&tid)),
             counters: tid.and_then(|tid| counters.remove(&tid)),
+            job: tid.and_then(|tid| jobs.remove(&tid)),
             tid,
             origin,
         })
         .collect()
+}
+
+/// Whether spawn rules ignore a spawn path (its instruction pointers), as far as this look
+/// may tell: names from the symbol table match function rules; the debug info is read where
+/// it is cached, at the final look, or where the user's own rules need a `file:line`.
+fn spawn_ignored(rules: &Rules<'_>, ips: &[usize], look: Look) -> bool {
+    if look == Look::Final || (look == Look::First && rules.has_line_rules()) {
+        return rules.ignores_spawn(&frames::resolve(ips));
+    }
+    if let Some(frames) = frames::resolve_cached(ips) {
+        return rules.ignores_spawn(&frames);
+    }
+    frames::names(ips).is_some_and(|names| rules.ignores_spawn(&names))
+}
+
+/// A thread's current stack, as far as this look resolves it; `None` if it cannot be taken.
+fn current_stack(tid: i32, look: Look) -> Option<Vec<Frame>> {
+    let ips = threads::capture_stack(tid).ok()?;
+    match look {
+        Look::Final => Some(frames::resolve(&ips)),
+        Look::First | Look::Quick => frames::resolve_cached(&ips).or_else(|| frames::names(&ips)),
+    }
+}
+
+/// A thread's spawn path as names tell it: resolved frames where cached, else the symbol
+/// table's names.
+fn spawn_names(origin: &ThreadOrigin) -> Option<Vec<Frame>> {
+    let ips = origin.spawn.unwind();
+    frames::resolve_cached(ips).or_else(|| frames::names(ips))
+}
+
+/// A thread as a process-wide pool's (`filter::pools`).
+enum PoolThread {
+    /// Not a pool's thread.
+    NotOne,
+    /// Waiting for work: allowed.
+    Waiting,
+    /// Woken in its wait, not yet in a job: what it runs next is not known yet. The final
+    /// look takes it as waiting.
+    Waking,
+    /// Running a job.
+    Job(PoolJob),
+    /// A pool's, doing what this look cannot tell.
+    Unknown,
+}
+
+/// What a thread does, if it is a pool's: its spawn path says which pool; the system call
+/// it waits in says it is still idle where it was last seen idle (no signal then); else its
+/// current stack says whether it waits or runs a job.
+fn pool_thread(
+    tid: i32,
+    origin: &ThreadOrigin,
+    now: Option<&threads::Counters>,
+    look: Look,
+) -> PoolThread {
+    let spawn_path = match look {
+        Look::Final => Some(frames::resolve(origin.spawn.unwind())),
+        Look::First | Look::Quick => spawn_names(origin),
+    };
+    let Some(pool) = spawn_path.as_deref().and_then(pools::pool_of) else {
+        return PoolThread::NotOne;
+    };
+    let call = now.map(|now| now.call).filter(|&call| call != 0);
+    if call.is_some_and(|call| call == origin.idle_call()) {
+        return PoolThread::Waiting;
+    }
+    let Some(stack) = current_stack(tid, look) else {
+        return PoolThread::Unknown;
+    };
+    let doing = match pools::doing(pool, &stack) {
+        pools::Doing::Unknown if look == Look::Final => match threads::capture_stack(tid) {
+            Ok(ips) => pools::doing(pool, &frames::resolve(&ips)),
+            Err(_) => pools::Doing::Unknown,
+        },
+        doing => doing,
+    };
+    match doing {
+        pools::Doing::Waiting => match call {
+            Some(call) => {
+                origin.set_idle_call(call);
+                PoolThread::Waiting
+            }
+            // Runnable: woken (a job was just submitted), or between two waits.
+            None if look != Look::Final => PoolThread::Waking,
+            None => PoolThread::Waiting,
+        },
+        pools::Doing::Job(frames) => PoolThread::Job(PoolJob {
+            krate: pool.krate,
+            frames,
+        }),
+        pools::Doing::Unknown => PoolThread::Unknown,
+    }
 }
 
 fn alive_tasks(target: Target, rules: &Rules<'_>, look: Look) -> Vec<Suspect> {
@@ -347,26 +509,18 @@ fn alive_tasks(target: Target, rules: &Rules<'_>, look: Look) -> Vec<Suspect> {
         return Vec::new();
     }
     if rules.has_spawn_rules() {
-        found.retain(|origin| {
-            let Some(backtrace) = spawn_frames(origin.spawn_ips(), look) else {
-                return true;
-            };
-            let mut spawn = vec![frames::location_frame(origin.spawned_at, None)];
-            spawn.extend(backtrace);
-            !rules.ignores_spawn(&spawn)
+        found.retain(|task| {
+            // tokio's record of the spawn line needs no symbols: a `file:line` rule matches
+            // it at every look.
+            let line = frames::location_frame(task.spawned_at, None);
+            if rules.ignores_spawn(std::slice::from_ref(&line)) {
+                return false;
+            }
+            task.spawn.is_none() || !spawn_ignored(rules, task.spawn_ips(), look)
         });
     }
     found.sort_by_key(|origin| origin.id);
     found.into_iter().map(Suspect::Task).collect()
-}
-
-/// A spawn backtrace's frames for rules to match, or `None` when this look may not pay for
-/// resolving them.
-fn spawn_frames(ips: &[usize], look: Look) -> Option<Vec<Frame>> {
-    match look {
-        Look::Quick => frames::resolve_cached(ips),
-        Look::Final => Some(frames::resolve(ips)),
-    }
 }
 
 type FoundThread = (Option<i32>, Option<Arc<ThreadOrigin>>);

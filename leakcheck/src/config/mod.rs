@@ -5,6 +5,7 @@
 //!
 //! [`Options`]: crate::Options
 
+pub(crate) mod allowlist;
 mod env;
 mod file;
 

@@ -331,7 +331,7 @@ fn thread_groups() -> Vec<SiteGroup> {
     for origin in &origins {
         let Some(tid) = origin.tid() else { continue };
         seen.insert(tid);
-        let site = site_of(origin.spawn.ips());
+        let site = site_of(origin.spawn.unwind());
         let parent = parent_site(origin, &mut site_of);
         let name = threads::name_of(Some(tid), Some(origin));
         let mut site = Site::new(LeakKind::Thread, site, parent);
@@ -374,7 +374,7 @@ fn parent_site(
     if let Some(task) = origin.spawning_task {
         return Some(frames::location_frame(task.spawned_at, None));
     }
-    site_of(origin.parent()?.spawn.ips())
+    site_of(origin.parent()?.spawn.unwind())
 }
 
 fn add_thread(group: &mut Gathering, tid: i32, id: MemberId, name: Option<String>) {

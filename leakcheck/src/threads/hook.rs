@@ -354,7 +354,7 @@ fn remember_name(thread: libc::pthread_t, kernel_name: &CStr) {
     if thread != unsafe { libc::pthread_self() } {
         // Named by another thread (C code often names a thread right after creating it).
         if let Some(origin) = registry::thread_by_handle(thread as usize) {
-            origin.set_name(&short);
+            registry::name_thread(&origin, &short);
         }
         return;
     }
@@ -367,12 +367,12 @@ fn remember_name(thread: libc::pthread_t, kernel_name: &CStr) {
     if short.len() >= 15 {
         if let Some(full) = std::thread::current().name() {
             if full.starts_with(short.as_ref()) {
-                origin.set_name(full);
+                registry::name_thread(&origin, full);
                 return;
             }
         }
     }
-    origin.set_name(&short);
+    registry::name_thread(&origin, &short);
 }
 
 /// The C library's own functions behind the overrides.

@@ -105,7 +105,8 @@ pub(crate) struct Counters {
     pub(crate) cpu: std::time::Duration,
     /// The system call it was blocked in then, with its arguments and stack pointer, as a
     /// fingerprint: wake-ups count from when it entered the call it is found in at the end
-    /// (a thread that blocked on its way to it, starting up, was not woken in it).
+    /// (a thread that blocked on its way to it, starting up, was not woken in it). 0 when it
+    /// was not in a system call (running, say).
     pub(crate) call: u64,
 }
 

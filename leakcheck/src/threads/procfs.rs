@@ -58,11 +58,15 @@ pub(crate) fn counters(tid: i32) -> Option<Counters> {
     let dir = format!("/proc/self/task/{tid}");
     let call = {
         use std::hash::{Hash, Hasher};
+        let syscall = fs::read_to_string(format!("{dir}/syscall")).unwrap_or_default();
+        // `running`, or `-1 sp pc` outside a system call: no call to tell apart.
+        let in_a_call = syscall
+            .split_whitespace()
+            .next()
+            .is_some_and(|number| number.parse::<u32>().is_ok());
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
-        fs::read_to_string(format!("{dir}/syscall"))
-            .unwrap_or_default()
-            .hash(&mut hasher);
-        hasher.finish()
+        syscall.hash(&mut hasher);
+        if in_a_call { hasher.finish().max(1) } else { 0 }
     };
     let status = fs::read_to_string(format!("{dir}/status")).ok()?;
     let wakeups = status

@@ -69,7 +69,7 @@ fn load_forever() -> ! {
             load_c_library();
         }
         for stack in work.stacks {
-            let ips = stack.ips();
+            let ips = stack.unwind();
             if frames::resolve_cached(ips).is_none() {
                 frames::resolve(ips);
             }

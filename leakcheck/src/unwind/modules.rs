@@ -211,7 +211,7 @@ mod tests {
             live.push(frame.ip() as usize);
             true
         });
-        let unwound = kept.ips();
+        let unwound = kept.unwind();
         // Every function at an address, inlined ones first, as one string.
         let name = |ip: usize| {
             let mut names = Vec::new();

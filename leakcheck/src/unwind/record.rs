@@ -83,9 +83,10 @@ impl SpawnStack {
         }
     }
 
-    /// The spawn backtrace's instruction pointers, innermost first (return addresses, as the
-    /// system unwinder gives them), unwound the first time they are asked for.
-    pub(crate) fn ips(&self) -> &[usize] {
+    /// Unwinds the kept stack, the first time it is asked for: the spawn backtrace's
+    /// instruction pointers, innermost first (return addresses, as the system unwinder
+    /// gives them).
+    pub(crate) fn unwind(&self) -> &[usize] {
         self.header()
             .ips
             .get_or_init(|| super::unwind(self.words()))

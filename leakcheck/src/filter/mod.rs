@@ -1,42 +1,12 @@
 //! Ignore rules, applied to what a check found alive. Name and id rules are cheap and run
-//! first; spawn rules need symbols and top rules a thread's current stack, so they run only
-//! on what is left.
+//! first; spawn rules need function names and top rules a thread's current stack, so they
+//! run only on what is left. The process-wide pools of the default allowlist are `pools`.
+
+pub(crate) mod pools;
 
 use crate::config::Settings;
+use crate::config::allowlist::SINGLETONS;
 use crate::frames::Frame;
-
-/// A thread a well-known crate keeps for the whole process by design, known by a function
-/// on its spawn path. Ignored unless the default allowlist is switched off.
-pub(crate) struct Singleton {
-    /// The crate, as the README's table lists it.
-    #[cfg(test)]
-    pub(crate) krate: &'static str,
-    /// Substrings of a function path on the spawn path; any one identifies the thread.
-    pub(crate) spawned_in: &'static [&'static str],
-}
-
-/// The default allowlist, each entry found by a fixture that uses the crate for real
-/// (`fixtures/tests/ecosystem.rs`). The README gives the reason for each.
-pub(crate) const SINGLETONS: &[Singleton] = &[
-    // The global pool starts on first use and has no shutdown.
-    Singleton {
-        #[cfg(test)]
-        krate: "rayon",
-        spawned_in: &["rayon_core::registry::set_global_registry"],
-    },
-    // The "async-io" thread drives the global reactor for the rest of the process.
-    Singleton {
-        #[cfg(test)]
-        krate: "async-io",
-        spawned_in: &["async_io::driver::unparker"],
-    },
-    // The "ctrl-c" thread waits for the signal for good: a handler cannot be removed.
-    Singleton {
-        #[cfg(test)]
-        krate: "ctrlc",
-        spawned_in: &["ctrlc::set_handler_inner"],
-    },
-];
 
 pub(crate) struct Rules<'a> {
     options: &'a Settings,
@@ -62,6 +32,20 @@ impl<'a> Rules<'a> {
 
     pub(crate) fn has_spawn_rules(&self) -> bool {
         !self.options.ignore_spawns.is_empty() || self.options.uses_default_allowlist()
+    }
+
+    /// Whether a spawn rule names a `file:line` (or a file), which only the debug info
+    /// tells: function names do not.
+    pub(crate) fn has_line_rules(&self) -> bool {
+        self.options
+            .ignore_spawns
+            .iter()
+            .any(|rule| rule.contains(".rs") || rule.contains(':') && !rule.contains("::"))
+    }
+
+    /// Whether the default allowlist (singletons and pools) applies.
+    pub(crate) fn uses_default_allowlist(&self) -> bool {
+        self.options.uses_default_allowlist()
     }
 
     /// Whether a spawn backtrace (all frames, not only the user's) matches an `ignore_spawn`
@@ -180,10 +164,15 @@ mod tests {
     }
 
     #[test]
-    fn the_readme_lists_every_singleton() {
-        let readme = include_str!("../../README.md");
-        for singleton in SINGLETONS {
-            let row = format!("| `{}` |", singleton.krate);
+    fn the_readme_lists_every_singleton_and_pool() {
+        let readme = include_str!("../../../README.md");
+        let crates = SINGLETONS.iter().map(|singleton| singleton.krate).chain(
+            crate::config::allowlist::POOLS
+                .iter()
+                .map(|pool| pool.krate),
+        );
+        for krate in crates {
+            let row = format!("| `{krate}` |");
             assert!(readme.contains(&row), "README has no row {row}");
         }
     }

@@ -1,0 +1,180 @@
+//! Addresses to frames, with the debug info: every function at an address (inlined ones
+//! first), its file and line. The first lookup of a process loads the debug info (a tenth
+//! of a second to a second in a debug test binary); every address is resolved once.
+
+use std::collections::HashMap;
+use std::sync::{Arc, LazyLock};
+
+use parking_lot::Mutex;
+
+use super::Frame;
+
+static CACHE: LazyLock<Mutex<HashMap<usize, Arc<[Frame]>>>> = LazyLock::new(Default::default);
+
+/// Every frame of a captured trace, inlined frames expanded (innermost first).
+pub(crate) fn resolve(ips: &[usize]) -> Vec<Frame> {
+    let mut frames = Vec::with_capacity(ips.len());
+    for &ip in ips {
+        let cached = CACHE.lock().get(&ip).cloned();
+        let at_ip = cached.unwrap_or_else(|| {
+            let resolved: Arc<[Frame]> = resolve_ip(ip).into();
+            CACHE.lock().insert(ip, resolved.clone());
+            resolved
+        });
+        frames.extend(at_ip.iter().cloned());
+    }
+    frames
+}
+
+/// [`resolve`], if every address is resolved already; else `None`, at no cost.
+pub(crate) fn resolve_cached(ips: &[usize]) -> Option<Vec<Frame>> {
+    let cache = CACHE.lock();
+    let mut frames = Vec::with_capacity(ips.len());
+    for ip in ips {
+        frames.extend(cache.get(ip)?.iter().cloned());
+    }
+    Some(frames)
+}
+
+fn resolve_ip(ip: usize) -> Vec<Frame> {
+    let mut frames = Vec::new();
+    // `resolve` looks up `ip - 1`: a captured ip is a return address, one past the call.
+    backtrace::resolve(ip as *mut std::ffi::c_void, |symbol| {
+        frames.push(from_symbol(
+            symbol.name().map(|name| format!("{name:#}")).as_deref(),
+            symbol.filename(),
+            symbol.lineno(),
+            symbol.colno(),
+        ));
+    });
+    if frames.is_empty() {
+        frames.push(Frame::new(None, None, None, None));
+    }
+    frames
+}
+
+/// A resolved symbol as a frame: the demangled name without its hash, the path as the
+/// report shows it, and whether it is a dependency's code. Every frame leakcheck shows is
+/// made here, whether it comes from a captured trace or from a tokio task dump.
+pub(crate) fn from_symbol(
+    demangled: Option<&str>,
+    file: Option<&std::path::Path>,
+    line: Option<u32>,
+    column: Option<u32>,
+) -> Frame {
+    let frame = Frame::new(
+        demangled.map(without_hash),
+        file.map(display_path),
+        line,
+        column,
+    );
+    match file {
+        Some(path) if is_dependency_path(path) => frame.in_dependency(),
+        _ => frame,
+    }
+}
+
+/// `name::h0123456789abcdef` -> `name`.
+fn without_hash(name: &str) -> String {
+    match name.rsplit_once("::h") {
+        Some((path, hash)) if hash.len() == 16 && hash.chars().all(|c| c.is_ascii_hexdigit()) => {
+            path.to_owned()
+        }
+        _ => name.to_owned(),
+    }
+}
+
+/// Paths under the working directory (where cargo runs tests: the package root) are shown
+/// relative to it, the way they appear in the user's editor; a dependency's sources from
+/// cargo's registry as `crate-version/src/...`.
+fn display_path(path: &std::path::Path) -> String {
+    static CWD: LazyLock<Option<std::path::PathBuf>> =
+        LazyLock::new(|| std::env::current_dir().ok());
+    if let Some(relative) = CWD.as_deref().and_then(|cwd| path.strip_prefix(cwd).ok()) {
+        return relative.display().to_string();
+    }
+    let shown = path.display().to_string();
+    // `/rustc/<commit>/library/std/src/...`: the standard library's sources.
+    if let Some((_, below)) = shown
+        .split_once("/library/")
+        .filter(|_| shown.starts_with("/rustc/"))
+    {
+        return below.to_owned();
+    }
+    // `~/.cargo/registry/src/<index>-<hash>/tokio-1.54.1/src/...`
+    match shown.split_once("/registry/src/") {
+        Some((_, below)) => below
+            .split_once('/')
+            .map_or(below, |(_index, rest)| rest)
+            .to_owned(),
+        None => shown,
+    }
+}
+
+/// Code the workspace did not write: a crate cargo fetched (registry or git), or a system
+/// library built with relative source paths (glibc's `./nptl/pthread_create.c`).
+fn is_dependency_path(path: &std::path::Path) -> bool {
+    let shown = path.to_string_lossy();
+    path.is_relative() || shown.contains("/registry/src/") || shown.contains("/git/checkouts/")
+}
+
+/// A task's spawn site as a frame: tokio's record of the caller's `file:line:column`,
+/// with the function from the spawn backtrace when that frame is the same call.
+pub(crate) fn location_frame(
+    location: &'static std::panic::Location<'static>,
+    innermost_user_frame: Option<&Frame>,
+) -> Frame {
+    let function = innermost_user_frame
+        .filter(|frame| {
+            frame.line() == Some(location.line())
+                && frame.file().is_some_and(|file| {
+                    file.ends_with(location.file()) || location.file().ends_with(file)
+                })
+        })
+        .and_then(|frame| frame.function().map(str::to_owned));
+    Frame::new(
+        function,
+        Some(display_path(std::path::Path::new(location.file()))),
+        Some(location.line()),
+        Some(location.column()),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn symbols_lose_their_hash_and_dependencies_are_marked() {
+        let frame = from_symbol(
+            Some("tokio::sync::oneshot::Receiver<T>::poll::h0123456789abcdef"),
+            Some(std::path::Path::new(
+                "/home/u/.cargo/registry/src/index-1/tokio-1.54.1/src/sync/oneshot.rs",
+            )),
+            Some(7),
+            None,
+        );
+        assert_eq!(
+            frame.function(),
+            Some("tokio::sync::oneshot::Receiver<T>::poll")
+        );
+        assert_eq!(frame.file(), Some("tokio-1.54.1/src/sync/oneshot.rs"));
+        assert!(frame.is_dependency());
+    }
+
+    #[test]
+    fn resolves_its_own_caller() {
+        let mut ips = Vec::new();
+        backtrace::trace(|frame| {
+            ips.push(frame.ip() as usize);
+            ips.len() < 16
+        });
+        let frames = resolve(&ips);
+        assert!(
+            frames.iter().any(|frame| frame
+                .function()
+                .is_some_and(|f| f.contains("resolves_its_own_caller"))),
+            "{frames:?}"
+        );
+    }
+}
