@@ -1,4 +1,5 @@
-//! `#[leakcheck::test]` stacked with rstest, test-case, test-log and serial_test, in every
+//! `#[leakcheck::test]` stacked with rstest, test-case, test-log, serial_test and async-std's
+//! test attribute, in every
 //! order the README lists, and on tests returning `ExitCode`, as users see it: the fixture
 //! binary `attributes` registers each test (each case) once, and exactly the leaky ones
 //! fail, each with its own report.
@@ -43,6 +44,7 @@ const LEAKS: &[(&str, &str)] = &[
     ("leaks_above_serial", "above-serial"),
     ("leaks_returning_exit_code", "exit-code"),
     ("leaks_async_returning_exit_code", "async-exit-code"),
+    ("leaks_above_async_std_test", "above-async-std"),
 ];
 
 /// The tests that must pass, or fail without leaking (`fails_*`).
@@ -66,6 +68,7 @@ const OTHERS: &[&str] = &[
     "clean_returning_exit_code",
     "clean_async_returning_exit_code",
     "fails_returning_exit_code_failure",
+    "clean_above_async_std_test",
 ];
 
 fn all_tests() -> Vec<&'static str> {
@@ -172,4 +175,29 @@ fn only_leaky_tests_fail_under_nextest() {
     let mut seen: Vec<&str> = verdicts.iter().map(|(test, _)| test.as_str()).collect();
     seen.sort_unstable();
     assert_eq!(seen, all_tests(), "{log}");
+}
+
+/// `#[async_std::test]` above `#[leakcheck::test]` registered the test already: a compile
+/// error that names leakcheck and the order that works, rather than a test run twice.
+#[test]
+fn below_another_runtime_s_test_attribute_is_a_compile_error_naming_the_order() {
+    let output = std::process::Command::new(env!("CARGO"))
+        .args(["test", "--no-run", "-p", "misplaced-attributes"])
+        .arg("--manifest-path")
+        .arg(leakcheck_suite::fixtures_dir().join("Cargo.toml"))
+        .arg("--target-dir")
+        .arg(leakcheck_suite::root().join("target").join("fixtures"))
+        .output()
+        .expect("cargo runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("error: put #[leakcheck::test] above #[async_std::test]"),
+        "{stderr}"
+    );
+    assert_eq!(
+        stderr.matches("error:").count(),
+        2,
+        "one error, then cargo's: {stderr}"
+    );
 }

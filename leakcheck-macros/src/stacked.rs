@@ -9,6 +9,10 @@
 //!   case, so leakcheck moves itself below them and goes on every case they generate.
 //! - test-case above leakcheck: on a sync fn it has registered the case as a test already
 //!   (its `#[test]` comes first and is expanded before leakcheck runs): leakcheck adds none.
+//! - another runtime's test attribute below leakcheck on an `async fn` (`#[async_std::test]`):
+//!   leakcheck goes below it, and checks the sync test it makes; above leakcheck, its
+//!   expansion is recognised where it can be (async-std's), and refused with the order that
+//!   works.
 //! - test-log above leakcheck adds a plain `#[test]` below it, which leakcheck replaces;
 //!   test-log below leakcheck adds its own, so leakcheck adds none. Below leakcheck,
 //!   `#[test_log::test(tokio::test(..))]` becomes `#[test_log::test]` and leakcheck takes
@@ -219,6 +223,64 @@ fn wrapped_tokio_test(attr: &Attribute) -> Option<Meta> {
     };
     let inner: Meta = syn::parse2::<Meta>(list.tokens.clone()).ok()?;
     is_tokio_test_meta(&inner).then_some(inner)
+}
+
+/// Below leakcheck on an `async fn`, another runtime's test attribute (`#[async_std::test]`,
+/// `#[sqlx::test]`: a path ending in `test` that is neither libtest's, tokio's, nor
+/// test-log's, which leakcheck takes over or goes above): it turns the async fn into a sync
+/// test that runs the body on its runtime. leakcheck goes right below it, as
+/// `#[leakcheck::__checked(args)]`, and checks that sync test's threads. The name does not
+/// end in `test`, so an attribute that adds `#[test]` only when no test attribute follows
+/// still adds it. Returns whether there was one.
+pub(crate) fn move_below_foreign_test(function: &mut ItemFn, args: &TokenStream2) -> bool {
+    if function.sig.asyncness.is_none() {
+        return false;
+    }
+    let Some(index) = function
+        .attrs
+        .iter()
+        .position(|attr| is_test_attribute_macro(attr) && !is_test_log(attr))
+    else {
+        return false;
+    };
+    let checked: Attribute = if args.is_empty() {
+        syn::parse_quote!(#[::leakcheck::__checked])
+    } else {
+        syn::parse_quote!(#[::leakcheck::__checked(#args)])
+    };
+    function.attrs.insert(index + 1, checked);
+    true
+}
+
+fn is_test_log(attr: &Attribute) -> bool {
+    names(attr.path())
+        .first()
+        .is_some_and(|krate| krate == "test_log")
+}
+
+/// Runtimes whose test attribute, above leakcheck, leaves a body leakcheck can tell:
+/// `KRATE::...::block_on(async { .. })` alone (async-std's, through async-attributes).
+const RUNTIMES_THAT_BLOCK_ON: &[&str] = &["async_std"];
+
+/// Whether this is another runtime's expanded test (the runtime's crate): a sync fn whose
+/// body is one call of `KRATE::...::block_on` with an async block, as `#[async_std::test]`
+/// writes it, after registering it with a `#[test]` of its own above leakcheck.
+pub(crate) fn expanded_foreign_test(function: &ItemFn) -> Option<String> {
+    if function.sig.asyncness.is_some() || function.attrs.iter().any(is_builtin_test) {
+        return None;
+    }
+    let [Stmt::Expr(Expr::Call(call), None)] = function.block.stmts.as_slice() else {
+        return None;
+    };
+    let Expr::Path(callee) = &*call.func else {
+        return None;
+    };
+    let path = names(&callee.path);
+    let runtime = path.first()?;
+    let blocks_on = path.last().is_some_and(|last| last == "block_on");
+    let on_async = matches!(call.args.first(), Some(Expr::Async(_))) && call.args.len() == 1;
+    (blocks_on && on_async && RUNTIMES_THAT_BLOCK_ON.contains(&runtime.as_str()))
+        .then(|| runtime.clone())
 }
 
 /// `#[leakcheck::test(args)]` as leakcheck re-emits itself.

@@ -3,7 +3,11 @@
 use proc_macro2::TokenStream as TokenStream2;
 use quote::quote;
 
-use crate::expand;
+use crate::expand::{Placement, expand as expand_with};
+
+fn expand(args: TokenStream2, item: TokenStream2) -> syn::Result<TokenStream2> {
+    expand_with(args, item, Placement::AsWritten)
+}
 
 /// `#[leakcheck::test(args)] item`, expanded and formatted as Rust source.
 fn expanded(args: TokenStream2, item: TokenStream2) -> String {
@@ -222,4 +226,89 @@ fn start_paused_needs_current_thread() {
         "The `start_paused` option requires the `current_thread` runtime flavor. Use \
          `#[tokio::test(flavor = \"current_thread\")]`"
     );
+}
+
+/// Above another runtime's test attribute on an `async fn`, leakcheck moves itself below it,
+/// as `__checked`, with its arguments.
+#[test]
+fn above_async_std_test() {
+    insta::assert_snapshot!(expanded(
+        quote!(grace = "1s"),
+        quote! {
+            #[async_std::test]
+            async fn serves() {
+                let server = Server::start().await;
+                server.stop().await;
+            }
+        },
+    ));
+}
+
+/// What `__checked` makes of async-std's expansion: a sync test, whose `#[test]` async-std
+/// put above (so none is added).
+#[test]
+fn checked_below_async_std_test() {
+    let tokens = expand_with(
+        quote!(grace = "1s"),
+        quote! {
+            fn serves() {
+                async_std::task::block_on(async {
+                    let server = Server::start().await;
+                    server.stop().await;
+                })
+            }
+        },
+        Placement::BelowForeignTest,
+    )
+    .expect("the macro accepts this test");
+    let file = syn::parse2::<syn::File>(tokens).expect("the expansion is a Rust file");
+    insta::assert_snapshot!(prettyplease::unparse(&file));
+}
+
+/// Below `#[async_std::test]`, leakcheck sees its expansion, already registered: an error
+/// that says where leakcheck goes.
+#[test]
+fn below_async_std_test_is_refused() {
+    let error = expand(
+        quote!(),
+        quote! {
+            fn serves() {
+                async_std::task::block_on(async { serve().await })
+            }
+        },
+    )
+    .expect_err("an error");
+    assert!(
+        error
+            .to_string()
+            .starts_with("put #[leakcheck::test] above #[async_std::test]"),
+        "{error}"
+    );
+}
+
+/// Every wrong argument is reported at once, each at its place.
+#[test]
+fn every_error_is_reported_at_once() {
+    let error = expand(
+        quote!(grace = "soon", ignore_spawn = "", colour = "red"),
+        quote! {
+            #[tokio::test(flavor = "sideways", worker_threads = 0)]
+            async fn wrong() {}
+        },
+    )
+    .expect_err("errors");
+    let messages: Vec<String> = error.into_iter().map(|error| error.to_string()).collect();
+    assert_eq!(messages.len(), 5, "{messages:#?}");
+    for expected in [
+        "`grace` must be a duration",
+        "`ignore_spawn`: an empty rule",
+        "unknown argument `colour`",
+        "no such runtime flavor `sideways`",
+        "`worker_threads` may not be 0",
+    ] {
+        assert!(
+            messages.iter().any(|message| message.contains(expected)),
+            "{expected}: {messages:#?}"
+        );
+    }
 }

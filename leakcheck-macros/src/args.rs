@@ -1,0 +1,143 @@
+//! `#[leakcheck::test(args)]`'s own arguments, checked by the library's grammar (durations,
+//! rules), every wrong one reported at once, each pointing at itself.
+
+use leakcheck_schema::rules::RuleKind;
+use proc_macro2::{Span, TokenStream as TokenStream2};
+use quote::{quote, quote_spanned};
+use syn::parse::Parser;
+use syn::punctuated::Punctuated;
+use syn::spanned::Spanned;
+use syn::{Expr, ExprLit, Lit, LitStr, Meta, Token};
+
+use crate::Errors;
+
+/// The arguments, checked.
+#[derive(Default)]
+pub(crate) struct Args {
+    grace: Option<(std::time::Duration, Span)>,
+    timeout: Option<(std::time::Duration, Span)>,
+    ignore_threads: Vec<LitStr>,
+    ignore_spawns: Vec<LitStr>,
+    ignore_tops: Vec<LitStr>,
+}
+
+const EXPECTED: &str = "grace, timeout, ignore_thread, ignore_spawn or ignore_top";
+
+/// Parses the arguments; every wrong one is an error of `errors`, and the others are kept.
+pub(crate) fn parse(args: TokenStream2, errors: &mut Errors) -> Args {
+    let mut parsed = Args::default();
+    let metas = match Punctuated::<Meta, Token![,]>::parse_terminated.parse2(args) {
+        Ok(metas) => metas,
+        Err(error) => {
+            errors.add(error);
+            return parsed;
+        }
+    };
+    for meta in metas {
+        let Meta::NameValue(pair) = &meta else {
+            errors.add(syn::Error::new(
+                meta.span(),
+                format!("expected `name = \"value\"`: {EXPECTED}"),
+            ));
+            continue;
+        };
+        let key = pair
+            .path
+            .get_ident()
+            .map(ToString::to_string)
+            .unwrap_or_default();
+        if !matches!(
+            key.as_str(),
+            "grace" | "timeout" | "ignore_thread" | "ignore_spawn" | "ignore_top"
+        ) {
+            errors.add(syn::Error::new(
+                pair.path.span(),
+                format!("unknown argument `{key}`: expected {EXPECTED}"),
+            ));
+            continue;
+        }
+        let value = match string_value(&pair.value, &key) {
+            Ok(value) => value,
+            Err(error) => {
+                errors.add(error);
+                continue;
+            }
+        };
+        match key.as_str() {
+            "grace" | "timeout" => {
+                let slot = match key.as_str() {
+                    "grace" => &mut parsed.grace,
+                    _ => &mut parsed.timeout,
+                };
+                if slot.is_some() {
+                    errors.add(syn::Error::new(
+                        pair.span(),
+                        format!("`{key}` is given twice"),
+                    ));
+                    continue;
+                }
+                match leakcheck_schema::duration::parse(&value.value()) {
+                    Ok(duration) => *slot = Some((duration, value.span())),
+                    Err(error) => errors.add(syn::Error::new(
+                        value.span(),
+                        format!("`{key}` must be a duration such as \"300ms\" or \"2s\": {error}"),
+                    )),
+                }
+            }
+            _ => {
+                let (kind, rules) = match key.as_str() {
+                    "ignore_thread" => (RuleKind::Thread, &mut parsed.ignore_threads),
+                    "ignore_spawn" => (RuleKind::Spawn, &mut parsed.ignore_spawns),
+                    _ => (RuleKind::Top, &mut parsed.ignore_tops),
+                };
+                // The library's own grammar: what compiles here is accepted at run time.
+                match kind.parse(&value.value()) {
+                    Ok(_) => rules.push(value),
+                    Err(error) => errors.add(syn::Error::new(value.span(), error)),
+                }
+            }
+        }
+    }
+    parsed
+}
+
+fn string_value(value: &Expr, key: &str) -> syn::Result<LitStr> {
+    match value {
+        Expr::Lit(ExprLit {
+            lit: Lit::Str(string),
+            ..
+        }) => Ok(string.clone()),
+        other => Err(syn::Error::new(
+            other.span(),
+            format!("`{key}` takes a string literal, such as {key} = \"...\""),
+        )),
+    }
+}
+
+impl Args {
+    /// The `leakcheck::Options` expression these arguments build, each call spanned at its
+    /// argument.
+    pub(crate) fn options(&self) -> TokenStream2 {
+        let mut options = quote!(::leakcheck::Options::new());
+        if let Some((grace, span)) = self.grace {
+            let nanos = grace.as_nanos() as u64;
+            options =
+                quote_spanned!(span=> #options.grace(::core::time::Duration::from_nanos(#nanos)));
+        }
+        if let Some((timeout, span)) = self.timeout {
+            let nanos = timeout.as_nanos() as u64;
+            options =
+                quote_spanned!(span=> #options.timeout(::core::time::Duration::from_nanos(#nanos)));
+        }
+        for pattern in &self.ignore_threads {
+            options = quote!(#options.ignore_thread(#pattern));
+        }
+        for substring in &self.ignore_spawns {
+            options = quote!(#options.ignore_spawn(#substring));
+        }
+        for substring in &self.ignore_tops {
+            options = quote!(#options.ignore_top(#substring));
+        }
+        options
+    }
+}
