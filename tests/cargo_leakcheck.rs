@@ -176,7 +176,7 @@ fn a_leaky_suite_fails_with_its_leaks_by_spawn_site() {
         ran.describe()
     );
     assert!(
-        summary.contains("1 thread \"cli-worker\" spawned at tests/suite.rs:"),
+        summary.contains("1 thread \"cli-worker\" spawned at app/tests/suite.rs:"),
         "{summary}"
     );
     insta::assert_snapshot!("leaky_suite", summary);
@@ -569,6 +569,17 @@ fn bad_input_is_named() {
             vec!["--json"],
             "error: --json needs a file path: --json PATH".into(),
         ),
+        (
+            vec![
+                "report",
+                "--json",
+                "a.jsonl",
+                "--json",
+                "b.jsonl",
+                path_str(&old),
+            ],
+            "error: --json is given twice (a.jsonl and b.jsonl): it takes one file".into(),
+        ),
     ];
     for (args, expected) in cases {
         let ran = cargo_leakcheck(&dir, &args, &[]);
@@ -580,4 +591,43 @@ fn bad_input_is_named() {
         );
         assert_eq!(ran.stdout, "", "{args:?}");
     }
+}
+
+/// Causes other than bad input have statuses of their own: a cargo that cannot be run is 3,
+/// a file that cannot be written is 4.
+#[test]
+fn cargo_missing_and_files_unwritable_have_their_own_statuses() {
+    let dir = temp_dir("cli-statuses");
+    let clean = dir.join("clean.jsonl");
+    std::fs::write(
+        &clean,
+        r#"{"schema_version":2,"check":"test","test":"a","outcome":"clean","mode":"fail","test_passed":true,"waited_ms":0,"ended":null,"groups":[],"omitted":null}"#,
+    )
+    .unwrap();
+    let unwritable = dir.join("no-such-dir").join("summary.md");
+    let ran = cargo_leakcheck(
+        &dir,
+        &[
+            "report",
+            path_str(&clean),
+            "--summary-md",
+            path_str(&unwritable),
+        ],
+        &[],
+    );
+    assert_eq!(ran.code(), Some(4), "{}", ran.describe());
+    assert!(
+        ran.stderr
+            .starts_with(&format!("error: cannot write {}: ", unwritable.display())),
+        "{}",
+        ran.describe()
+    );
+    let ran = cargo_leakcheck(&dir, &[], &[("CARGO", "/nonexistent/cargo")]);
+    assert_eq!(ran.code(), Some(3), "{}", ran.describe());
+    assert!(
+        ran.stderr
+            .starts_with("error: cannot run /nonexistent/cargo: "),
+        "{}",
+        ran.describe()
+    );
 }

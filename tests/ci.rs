@@ -308,3 +308,55 @@ fn json_lines_from_parallel_nextest_processes_parse_back() {
         .collect();
     assert_eq!(leaked, leaky, "{log}");
 }
+
+/// Every rule a report suggests, pasted as a line of `leakcheck.toml`, silences that leak
+/// and none at another site: names with a quote and a backslash (TOML escapes), glob
+/// characters, characters beyond ASCII, and a group of threads named apart.
+#[test]
+fn every_suggested_rule_pasted_into_leakcheck_toml_silences_that_leak_and_no_other() {
+    let other = "leaks_thread_blocked_on_lock";
+    for test in [
+        "leaks_thread_with_a_quote_and_a_backslash",
+        "leaks_thread_with_glob_characters",
+        "leaks_thread_with_a_name_beyond_ascii",
+        "leaks_threads_named_apart",
+        LEAKY,
+    ] {
+        let (run, records) = run_reporting("threads", &["--exact", test], &[]);
+        assert_eq!(run.verdict(test), Some("FAILED"), "{}", run.stdout);
+        let rules: Vec<String> = records[0]["groups"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|group| group["ignore_rules"].as_array().unwrap().clone())
+            .map(|rule| rule.as_str().unwrap().to_owned())
+            .collect();
+        assert!(rules.len() >= 2, "`{test}`: {rules:?}");
+        // The report prints the same lines.
+        for rule in &rules {
+            assert!(run.failure(test).contains(rule.as_str()), "{rule}");
+        }
+        for rule in rules {
+            let dir = temp_dir("pasted-rule");
+            let file = dir.join("leakcheck.toml");
+            std::fs::write(&file, format!("{rule}\n")).unwrap();
+            let run = run_with_env(
+                "threads",
+                &["--exact", test, other],
+                &[("LEAKCHECK_CONFIG", file.to_str().unwrap())],
+            );
+            assert_eq!(
+                run.verdict(test),
+                Some("ok"),
+                "`{rule}` did not silence `{test}`:\n{}\n{}",
+                run.stdout,
+                run.stderr
+            );
+            assert_eq!(
+                run.verdict(other),
+                Some("FAILED"),
+                "`{rule}` silenced `{other}` too"
+            );
+        }
+    }
+}

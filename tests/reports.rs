@@ -3,7 +3,8 @@
 //! leak says whether it was stuck or active during the grace period.
 
 use leakcheck_suite::{
-    TOKIO_UNSTABLE, assert_verdicts, json_lines, run, run_with_env, spawn_site, temp_dir,
+    TOKIO_UNSTABLE, assert_verdicts, json_lines, run, run_reporting, run_with_env, spawn_site,
+    temp_dir,
 };
 
 /// A report's text is kept under this, a JSON line under `JSON_LIMIT`.
@@ -93,10 +94,12 @@ fn each_leak_says_whether_it_is_stuck_or_active() {
     let stuck = "stuck: not woken during the 300ms grace period";
     let woken = "active: woken ";
     let timer = "active: waiting on a timer, not woken during the 300ms grace period";
+    let busy = "busy: ";
     let mut cases = vec![
         ("leaks_stuck_thread", stuck),
         ("leaks_active_thread", woken),
         ("leaks_thread_waiting_on_a_long_timer", timer),
+        ("leaks_thread_spinning_at_end_of_input", busy),
     ];
     if TOKIO_UNSTABLE {
         cases.extend([
@@ -106,8 +109,18 @@ fn each_leak_says_whether_it_is_stuck_or_active() {
         ]);
     }
     for round in 0..3 {
-        let run = run("activity", &["--test-threads=8"]);
-        assert_verdicts(&run, round, 6);
+        let (run, records) = run_reporting("activity", &["--test-threads=8"], &[]);
+        assert_verdicts(&run, round, 7);
+        // Busy in the JSON too, with the CPU time it used.
+        let spinner = records
+            .iter()
+            .find(|record| record["test"] == "leaks_thread_spinning_at_end_of_input")
+            .expect("the spinner's record");
+        assert_eq!(spinner["groups"][0]["activity"], "busy", "{spinner}");
+        assert!(
+            spinner["groups"][0]["cpu_ms"].as_u64().unwrap() >= 20,
+            "{spinner}"
+        );
         for (test, words) in &cases {
             let report = run.failure(test);
             assert!(
@@ -116,6 +129,38 @@ fn each_leak_says_whether_it_is_stuck_or_active() {
             );
         }
     }
+}
+
+/// A thread a static started on first use, waiting for work: the report says it looks like a
+/// singleton kept for the whole process, and leads with the rule that silences it, not with
+/// "look for a missing close".
+#[test]
+fn a_singleton_s_worker_is_called_one_with_the_rule_that_silences_it() {
+    let test = "alone_leaks_a_singleton_s_worker";
+    let run = run("activity", &["--ignored", "--exact", test]);
+    let report = run.failure(test);
+    assert!(
+        report.contains(
+            "  waiting for work: not woken during the 300ms grace period: the shape of a \
+             singleton kept for the whole process, which nothing closes (if it is one, the rule \
+             below is the fix)"
+        ),
+        "{report}"
+    );
+    assert!(
+        report.contains("started by a one-time initialiser (a static, `OnceLock`, `lazy_static`)"),
+        "{report}"
+    );
+    assert!(!report.contains("look for a missing close"), "{report}");
+    let site = spawn_site("activity.rs", "singleton-worker");
+    assert!(report.contains(&format!("  spawned at {site}")), "{report}");
+    assert!(
+        report.contains(
+            "  to ignore it: ignore_spawn = \"activity::singleton_jobs\"  or  \
+             ignore_thread = \"singleton-worker\""
+        ),
+        "{report}"
+    );
 }
 
 /// bb8's reaper ticks every second and ends once its pool is gone: under a 500 ms grace

@@ -7,7 +7,7 @@ use std::sync::{Arc, Barrier, Mutex, mpsc};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use leakcheck::{LeakKind, SiteGroup, Snapshot};
+use leakcheck::{SiteGroup, SiteKind, Snapshot, ThreadState};
 
 /// The tests that spawn at `parked_threads`' line take turns: a site's count is theirs.
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
@@ -71,10 +71,10 @@ fn threads_are_grouped_at_their_spawn_line_with_names_ages_and_where_they_wait()
     let (release, handles) = parked_threads(3, "parked");
     let snapshot = Snapshot::take();
     let group = group_named(&snapshot, "parked").expect("the parked threads");
-    assert_eq!(group.site().kind(), LeakKind::Thread);
+    assert_eq!(group.site().kind(), SiteKind::Threads);
     assert_eq!(group.count(), 3);
     let site = group.site().spawned_at().expect("a spawn site");
-    assert_eq!(site.file(), Some("snapshot.rs"), "{site:?}");
+    assert_eq!(site.file(), Some("tests/snapshot.rs"), "{site:?}");
     assert_eq!(site.line(), Some(SPAWN_LINE), "{site:?}");
     assert!(
         site.function()
@@ -84,18 +84,26 @@ fn threads_are_grouped_at_their_spawn_line_with_names_ages_and_where_they_wait()
     );
     assert!(group.oldest().unwrap() >= group.newest().unwrap());
     assert_eq!(group.never_woken(), None);
-    assert_eq!(group.states().iter().map(|(_, n)| n).sum::<usize>(), 3);
+    assert_eq!(
+        group
+            .states()
+            .iter()
+            .map(|waiting| waiting.count())
+            .sum::<usize>(),
+        3
+    );
     assert!(
         group
             .states()
             .iter()
-            .all(|(state, _)| state.starts_with("sleeping")),
+            .all(|waiting| waiting.state() == Some(ThreadState::Sleeping)
+                && waiting.to_string().starts_with("sleeping")),
         "{:?}",
         group.states()
     );
     let text = snapshot.to_string();
     assert!(
-        text.contains("      3 threads  spawned at snapshot.rs:26:"),
+        text.contains("      3 threads  spawned at tests/snapshot.rs:26:"),
         "{text}"
     );
     drop(release);
@@ -122,7 +130,7 @@ fn growth_counts_a_site_then_and_now_and_its_idle_survivors() {
     assert!(
         growth
             .to_string()
-            .contains(&format!("threads spawned at snapshot.rs:{SPAWN_LINE}:")),
+            .contains(&format!("threads spawned at tests/snapshot.rs:{SPAWN_LINE}:")),
         "{growth}"
     );
     drop((release_first, release_more));
@@ -180,7 +188,7 @@ fn tasks_of_a_hooked_runtime_are_grouped_by_spawn_line_and_parent() {
         .iter()
         .find(|group| group.site().parent().and_then(|site| site.line()) == Some(parent_line))
         .expect("the children");
-    assert_eq!(group.site().kind(), LeakKind::Task);
+    assert_eq!(group.site().kind(), SiteKind::Tasks);
     assert_eq!(group.count(), 50);
     assert_eq!(
         group.site().spawned_at().unwrap().line(),
@@ -250,7 +258,7 @@ fn the_watcher_raises_an_alarm_for_a_site_that_grows_every_interval() {
         std::thread::sleep(Duration::from_millis(2));
         raised
             .try_iter()
-            .find(|alarm| alarm.contains(&format!("snapshot.rs:{SPAWN_LINE}:")))
+            .find(|alarm| alarm.contains(&format!("tests/snapshot.rs:{SPAWN_LINE}:")))
     });
     watcher.stop();
     let alarm = alarm.expect("an alarm for the parked threads");

@@ -42,6 +42,13 @@ const LEAKS: &[(&str, &str, &[&str])] = &[
     ),
     ("leaks_unnamed_thread", "<unnamed>", &[]),
     (
+        "leaks_thread_with_a_quote_and_a_backslash",
+        "we\"ird\\name-7501",
+        &[],
+    ),
+    ("leaks_thread_with_glob_characters", "pool[1]*?-7502", &[]),
+    ("leaks_thread_with_a_name_beyond_ascii", "naïve-🧵", &[]),
+    (
         "leaks_thread_outliving_a_short_grace",
         "too-slow",
         &["sleep"],
@@ -97,12 +104,12 @@ const LEAKS: &[(&str, &str, &[&str])] = &[
 /// The explicit-scope leak is reported under the scope's name, not the test's.
 const SCOPE_LEAK: (&str, &str) = ("leaks_found_by_explicit_scope", "scoped-leak");
 
-/// How a report names a thread: ` "name"`, or ` <unnamed>`.
+/// How a report names a thread: ` "name"` (a quote or a backslash escaped), or ` <unnamed>`.
 fn identity(thread: &str) -> String {
     if thread.starts_with('<') {
         format!(" {thread}")
     } else {
-        format!(" \"{thread}\"")
+        format!(" {thread:?}")
     }
 }
 

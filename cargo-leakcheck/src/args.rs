@@ -7,6 +7,8 @@
 use std::ffi::OsString;
 use std::path::PathBuf;
 
+use crate::error::Error;
+
 /// How to run the suite.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Tool {
@@ -68,13 +70,16 @@ Options:
     -h, --help          print this help
     -V, --version       print the version
 
-Exit status: 0 when no test leaked or failed, 1 when one leaked (without --warn) or a
-report's test failed, cargo's own status when cargo failed, 2 on bad input.
+Exit status: 0 when no test leaked or failed; 1 when one leaked (without --warn) or a
+report's test failed; cargo's own status when cargo failed; 2 on bad input (the command
+line, a report file, a cargo config file); 3 when cargo could not be run (or could not tell
+the target directory); 4 when a file could not be written (the target directory, --json,
+--summary-md, LEAKCHECK_REPORT).
 To filter tests named `nextest` or `report`, put the filter after `--`.";
 
 /// Parses the arguments after the program's name. cargo runs `cargo-leakcheck leakcheck
 /// ARGS...` for `cargo leakcheck ARGS...`; the `leakcheck` is skipped.
-pub fn parse(args: Vec<OsString>) -> Result<Invocation, String> {
+pub fn parse(args: Vec<OsString>) -> Result<Invocation, Error> {
     let mut args = args.into_iter().peekable();
     if args.peek().is_some_and(|first| first == "leakcheck") {
         args.next();
@@ -99,9 +104,9 @@ pub fn parse(args: Vec<OsString>) -> Result<Invocation, String> {
             "-V" | "--version" => version = true,
             _ => {
                 if let Some(path) = path_option(text, "--json", &mut args)? {
-                    options.json = Some(path);
+                    once(&mut options.json, path, "--json")?;
                 } else if let Some(path) = path_option(text, "--summary-md", &mut args)? {
-                    options.summary_md = Some(path);
+                    once(&mut options.summary_md, path, "--summary-md")?;
                 } else {
                     rest.push(arg);
                 }
@@ -118,7 +123,7 @@ pub fn parse(args: Vec<OsString>) -> Result<Invocation, String> {
     Ok(Invocation { command, options })
 }
 
-fn command(mut rest: Vec<OsString>, test_args: Option<Vec<OsString>>) -> Result<Command, String> {
+fn command(mut rest: Vec<OsString>, test_args: Option<Vec<OsString>>) -> Result<Command, Error> {
     let first = rest.first().and_then(|first| first.to_str());
     let tool = match first {
         Some("report") => {
@@ -139,16 +144,16 @@ fn command(mut rest: Vec<OsString>, test_args: Option<Vec<OsString>>) -> Result<
 }
 
 /// `report FILE...`: every argument is a file; after `--`, even one that starts with `-`.
-fn report(files: Vec<OsString>, after_dashes: Vec<OsString>) -> Result<Command, String> {
+fn report(files: Vec<OsString>, after_dashes: Vec<OsString>) -> Result<Command, Error> {
     if let Some(option) = files
         .iter()
         .find(|file| file.to_str().is_some_and(|file| file.starts_with('-')))
     {
-        return Err(format!(
+        return Err(Error::Usage(format!(
             "unknown option `{}` for `cargo leakcheck report`: expected --warn, --json PATH, \
              --summary-md PATH, and report files (a file whose name starts with `-` goes after `--`)",
             option.to_string_lossy()
-        ));
+        )));
     }
     let files: Vec<PathBuf> = files
         .into_iter()
@@ -156,11 +161,29 @@ fn report(files: Vec<OsString>, after_dashes: Vec<OsString>) -> Result<Command, 
         .map(PathBuf::from)
         .collect();
     if files.is_empty() {
-        return Err("`cargo leakcheck report` needs the report files to merge: \
-                    cargo leakcheck report FILE..."
-            .into());
+        return Err(Error::Usage(
+            "`cargo leakcheck report` needs the report files to merge: \
+             cargo leakcheck report FILE..."
+                .into(),
+        ));
     }
     Ok(Command::Report { files })
+}
+
+/// Sets an option that is given once: a second one is refused, rather than the last one
+/// silently winning.
+fn once(slot: &mut Option<PathBuf>, path: PathBuf, name: &str) -> Result<(), Error> {
+    match slot {
+        Some(first) => Err(Error::Usage(format!(
+            "{name} is given twice ({} and {}): it takes one file",
+            first.display(),
+            path.display()
+        ))),
+        None => {
+            *slot = Some(path);
+            Ok(())
+        }
+    }
 }
 
 /// The value of `--name PATH` or `--name=PATH` if `arg` is that option.
@@ -168,8 +191,8 @@ fn path_option(
     arg: &str,
     name: &str,
     args: &mut impl Iterator<Item = OsString>,
-) -> Result<Option<PathBuf>, String> {
-    let missing = || format!("{name} needs a file path: {name} PATH");
+) -> Result<Option<PathBuf>, Error> {
+    let missing = || Error::Usage(format!("{name} needs a file path: {name} PATH"));
     if arg == name {
         let value = args.next().ok_or_else(missing)?;
         if value.is_empty() || value == "--" {
@@ -192,7 +215,10 @@ mod tests {
     use super::*;
 
     fn parse_words(words: &str) -> Result<Invocation, String> {
-        parse(words.split_whitespace().map(OsString::from).collect())
+        parse(words.split_whitespace().map(OsString::from).collect()).map_err(|error| {
+            assert_eq!(error.exit_code(), 2, "{error}");
+            error.to_string()
+        })
     }
 
     fn os(words: &str) -> Vec<OsString> {
@@ -291,11 +317,24 @@ mod tests {
             ("leakcheck --json", "--json needs a file path: --json PATH"),
             ("leakcheck --json -- x", "--json needs a file path"),
             ("leakcheck --summary-md=", "--summary-md needs a file path"),
+            (
+                "leakcheck --json a.jsonl --json=b.jsonl",
+                "--json is given twice (a.jsonl and b.jsonl): it takes one file",
+            ),
+            (
+                "leakcheck --summary-md a.md report x.jsonl --summary-md b.md",
+                "--summary-md is given twice",
+            ),
         ];
         for (words, expected) in cases {
             let error = parse_words(words).unwrap_err();
             assert!(error.contains(expected), "{words}: {error}");
         }
+    }
+
+    #[test]
+    fn the_help_text_is_pinned() {
+        insta::assert_snapshot!(USAGE);
     }
 
     #[test]

@@ -9,6 +9,7 @@ use std::process::{Command, ExitStatus};
 
 use crate::args::Tool;
 use crate::cargo_config;
+use crate::error::Error;
 use crate::rustflags;
 
 /// The name of the directory under the workspace's target directory.
@@ -37,15 +38,16 @@ pub fn cargo() -> OsString {
 
 impl Run<'_> {
     /// Runs the suite to the end; its output goes to ours.
-    pub fn run(&self) -> Result<Ran, String> {
-        let cwd = std::env::current_dir()
-            .map_err(|error| format!("cannot read the working directory: {error}"))?;
+    pub fn run(&self) -> Result<Ran, Error> {
+        let cwd = std::env::current_dir().map_err(|source| Error::Io {
+            doing: "read the working directory".into(),
+            source,
+        })?;
         let target_dir = self.target_dir(&cwd)?.join(TARGET_SUBDIR);
         std::fs::create_dir_all(&target_dir)
-            .map_err(|error| format!("cannot create {}: {error}", target_dir.display()))?;
+            .map_err(|error| Error::io("create", &target_dir, error))?;
         let report = target_dir.join(format!("report-{}.jsonl", std::process::id()));
-        std::fs::write(&report, "")
-            .map_err(|error| format!("cannot create {}: {error}", report.display()))?;
+        std::fs::write(&report, "").map_err(|error| Error::io("create", &report, error))?;
         let plan = rustflags::plan(&cargo_config::sources(&cwd, self.cargo_args)?);
 
         let mut command = Command::new(cargo());
@@ -73,15 +75,13 @@ impl Run<'_> {
         if self.warn {
             command.env("LEAKCHECK", "warn");
         }
-        let status = command
-            .status()
-            .map_err(|error| format!("cannot run {}: {error}", cargo().to_string_lossy()))?;
+        let status = command.status().map_err(cannot_run)?;
         Ok(Ran { status, report })
     }
 
     /// The workspace's target directory: `--target-dir` if the user gave it, else cargo's
     /// answer (which follows `CARGO_TARGET_DIR` and `build.target-dir`).
-    fn target_dir(&self, cwd: &Path) -> Result<PathBuf, String> {
+    fn target_dir(&self, cwd: &Path) -> Result<PathBuf, Error> {
         if let Some(dir) = cargo_config::option_values(self.cargo_args, "--target-dir").pop() {
             return Ok(cwd.join(dir));
         }
@@ -92,21 +92,32 @@ impl Run<'_> {
                 command.arg(option).arg(value);
             }
         }
-        let output = command
-            .output()
-            .map_err(|error| format!("cannot run {}: {error}", cargo().to_string_lossy()))?;
+        let output = command.output().map_err(cannot_run)?;
+        let metadata_failed = |why: String| Error::Cargo {
+            doing: "`cargo metadata` could not find the workspace's target directory".into(),
+            why,
+        };
         if !output.status.success() {
-            return Err(format!(
-                "`cargo metadata` could not find the workspace's target directory:\n{}",
-                String::from_utf8_lossy(&output.stderr).trim_end()
+            return Err(metadata_failed(
+                String::from_utf8_lossy(&output.stderr)
+                    .trim_end()
+                    .to_owned(),
             ));
         }
         let metadata: serde_json::Value = serde_json::from_slice(&output.stdout)
-            .map_err(|error| format!("`cargo metadata` printed no JSON: {error}"))?;
+            .map_err(|error| metadata_failed(format!("it printed no JSON ({error})")))?;
         metadata["target_directory"]
             .as_str()
             .map(PathBuf::from)
-            .ok_or_else(|| "`cargo metadata` gave no target_directory".into())
+            .ok_or_else(|| metadata_failed("it gave no target_directory".into()))
+    }
+}
+
+/// cargo could not be started.
+fn cannot_run(error: std::io::Error) -> Error {
+    Error::Cargo {
+        doing: format!("cannot run {}", cargo().to_string_lossy()),
+        why: error.to_string(),
     }
 }
 

@@ -6,12 +6,13 @@
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
+use crate::error::Error;
 use toml::de::{DeTable, DeValue};
 
 use crate::rustflags::{Key, Origin, Sources, Value};
 
 /// The sources of the user's rustflags, for cargo run from `cwd` with `cargo_args`.
-pub fn sources(cwd: &Path, cargo_args: &[OsString]) -> Result<Sources, String> {
+pub fn sources(cwd: &Path, cargo_args: &[OsString]) -> Result<Sources, Error> {
     let var = |name: &str| std::env::var(name).ok();
     let config_env = std::env::vars()
         .filter(|(name, _)| {
@@ -90,15 +91,19 @@ pub fn config_files(cwd: &Path, cargo_home: Option<&Path>) -> Vec<PathBuf> {
     files
 }
 
-fn file_keys(file: &Path, origin: Origin) -> Result<Vec<(Key, Value, Origin)>, String> {
-    let text = std::fs::read_to_string(file)
-        .map_err(|error| format!("cannot read cargo's config {}: {error}", file.display()))?;
+fn file_keys(file: &Path, origin: Origin) -> Result<Vec<(Key, Value, Origin)>, Error> {
+    let text = std::fs::read_to_string(file).map_err(|error| {
+        Error::BadConfig(format!(
+            "cannot read cargo's config {}: {error}",
+            file.display()
+        ))
+    })?;
     let table = DeTable::parse(&text).map_err(|error| {
-        format!(
+        Error::BadConfig(format!(
             "cannot read cargo's config {}: {}",
             file.display(),
             error.message()
-        )
+        ))
     })?;
     Ok(keys(table.get_ref(), origin))
 }

@@ -5,11 +5,13 @@
 //!
 //! Modules, one concern each: [`args`] the command line; [`cargo_config`] and [`rustflags`]
 //! the user's rustflags plus `--cfg tokio_unstable`; [`cargo`] the run; [`records`] the JSON
-//! lines; [`summary`] their grouping by spawn site; [`render`] the text and Markdown.
+//! lines; [`summary`] their grouping by spawn site; [`render`] the text and Markdown;
+//! [`error`] why a run could not be done, with its exit status.
 
 mod args;
 mod cargo;
 mod cargo_config;
+mod error;
 mod records;
 mod render;
 mod rustflags;
@@ -19,11 +21,10 @@ use std::ffi::OsString;
 use std::process::ExitCode;
 
 use args::{Command, Options};
+use error::Error;
 use records::Line;
 use summary::Summary;
 
-/// Exit status for bad input: an unknown option, an unreadable or malformed report.
-const BAD_INPUT: u8 = 2;
 /// Exit status when leaks or failures are found (and cargo itself did not fail).
 const FOUND: u8 = 1;
 
@@ -32,12 +33,12 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(error) => {
             eprintln!("error: {error}");
-            ExitCode::from(BAD_INPUT)
+            ExitCode::from(error.exit_code())
         }
     }
 }
 
-fn run(args: Vec<OsString>) -> Result<ExitCode, String> {
+fn run(args: Vec<OsString>) -> Result<ExitCode, Error> {
     let args::Invocation { command, options } = args::parse(args)?;
     match command {
         Command::Help => {
@@ -50,7 +51,7 @@ fn run(args: Vec<OsString>) -> Result<ExitCode, String> {
         }
         Command::Report { files } => {
             let lines = records::read_all(&files)?;
-            let summary = conclude(&lines, &options, "")?;
+            let summary = summarize(&lines, &options, "")?;
             Ok(verdict(&summary, &options))
         }
         Command::Run {
@@ -76,10 +77,10 @@ fn run(args: Vec<OsString>) -> Result<ExitCode, String> {
             let built_only = cargo_args.iter().any(|arg| arg == "--no-run");
             if lines.is_empty() && (built_only || !ran.status.success()) {
                 // Nothing was meant to run, or the build failed: cargo has said why.
-                conclude_quietly(&lines, &options)?;
+                write_files(&lines, &options)?;
                 return Ok(exit_code(ran.status));
             }
-            let summary = conclude(&lines, &options, "\n")?;
+            let summary = summarize(&lines, &options, "\n")?;
             Ok(if ran.status.success() {
                 verdict(&summary, &options)
             } else {
@@ -90,21 +91,21 @@ fn run(args: Vec<OsString>) -> Result<ExitCode, String> {
 }
 
 /// Prints the summary after `lead`, and writes the files the options ask for.
-fn conclude(lines: &[Line], options: &Options, lead: &str) -> Result<Summary, String> {
-    let summary = conclude_quietly(lines, options)?;
+fn summarize(lines: &[Line], options: &Options, lead: &str) -> Result<Summary, Error> {
+    let summary = write_files(lines, options)?;
     print!("{lead}{}", render::text(&summary, options.warn));
     Ok(summary)
 }
 
-/// Writes the files the options ask for.
-fn conclude_quietly(lines: &[Line], options: &Options) -> Result<Summary, String> {
+/// Writes the files the options ask for; the summary they are made from.
+fn write_files(lines: &[Line], options: &Options) -> Result<Summary, Error> {
     let summary = summary::summarize(lines.iter().map(|line| &line.record));
     if let Some(path) = &options.json {
         records::write(path, lines)?;
     }
     if let Some(path) = &options.summary_md {
         std::fs::write(path, render::markdown(&summary, options.warn))
-            .map_err(|error| format!("cannot write {}: {error}", path.display()))?;
+            .map_err(|error| Error::io("write", path, error))?;
     }
     Ok(summary)
 }

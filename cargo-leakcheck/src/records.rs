@@ -5,6 +5,8 @@
 
 use std::path::Path;
 
+use crate::error::Error;
+
 pub use leakcheck_schema::record::{Record, SCHEMA_VERSION};
 
 /// A line as it was written, and what it says.
@@ -15,13 +17,17 @@ pub struct Line {
 }
 
 /// Reads the records of every file, in order.
-pub fn read_all(files: &[impl AsRef<Path>]) -> Result<Vec<Line>, String> {
+pub fn read_all(files: &[impl AsRef<Path>]) -> Result<Vec<Line>, Error> {
     let mut lines = Vec::new();
     for file in files {
         let file = file.as_ref();
-        let text = std::fs::read_to_string(file)
-            .map_err(|error| format!("cannot read the report file {}: {error}", file.display()))?;
-        lines.extend(parse(&file.display().to_string(), &text)?);
+        let text = std::fs::read_to_string(file).map_err(|error| {
+            Error::BadReport(format!(
+                "cannot read the report file {}: {error}",
+                file.display()
+            ))
+        })?;
+        lines.extend(parse(&file.display().to_string(), &text).map_err(Error::BadReport)?);
     }
     Ok(lines)
 }
@@ -79,16 +85,16 @@ fn excerpt(line: &str) -> String {
 }
 
 /// Writes the lines to `path`, one record a line.
-pub fn write(path: &Path, lines: &[Line]) -> Result<(), String> {
+pub fn write(path: &Path, lines: &[Line]) -> Result<(), Error> {
     let text: String = lines
         .iter()
         .map(|line| format!("{}\n", line.text))
         .collect();
-    std::fs::write(path, text).map_err(|error| format!("cannot write {}: {error}", path.display()))
+    std::fs::write(path, text).map_err(|error| Error::io("write", path, error))
 }
 
 /// Appends the lines to `path` (a `LEAKCHECK_REPORT` the user set, which is appended to).
-pub fn append(path: &Path, lines: &[Line]) -> Result<(), String> {
+pub fn append(path: &Path, lines: &[Line]) -> Result<(), Error> {
     use std::io::Write;
     let text: String = lines
         .iter()
@@ -99,7 +105,7 @@ pub fn append(path: &Path, lines: &[Line]) -> Result<(), String> {
         .append(true)
         .open(path)
         .and_then(|mut file| file.write_all(text.as_bytes()))
-        .map_err(|error| format!("cannot append to {}: {error}", path.display()))
+        .map_err(|error| Error::io("append to", path, error))
 }
 
 #[cfg(test)]
@@ -150,8 +156,11 @@ mod tests {
     #[test]
     fn a_missing_file_is_named() {
         let error = read_all(&["/nonexistent/shard.jsonl"]).unwrap_err();
+        assert_eq!(error.exit_code(), 2);
         assert!(
-            error.starts_with("cannot read the report file /nonexistent/shard.jsonl: "),
+            error
+                .to_string()
+                .starts_with("cannot read the report file /nonexistent/shard.jsonl: "),
             "{error}"
         );
     }

@@ -27,8 +27,9 @@ pub fn text(summary: &Summary, warn: bool) -> String {
         if site.tests.len() > TESTS_LISTED {
             let _ = writeln!(out, "    … and {} more", site.tests.len() - TESTS_LISTED);
         }
-        if !site.rules.is_empty() {
-            let _ = writeln!(out, "  in leakcheck.toml: {}", site.rules.join("  or  "));
+        let rules = rules(site);
+        if !rules.is_empty() {
+            let _ = writeln!(out, "  in leakcheck.toml: {}", rules.join("  or  "));
         }
         out.push('\n');
     }
@@ -60,7 +61,7 @@ pub fn markdown(summary: &Summary, warn: bool) -> String {
         if !site.names.is_empty() {
             leaked = format!("{leaked} {}", code(&names(site)));
         }
-        let rules: Vec<String> = site.rules.iter().map(|rule| code(rule)).collect();
+        let rules: Vec<String> = rules(site).iter().map(|rule| code(rule)).collect();
         let _ = writeln!(
             out,
             "| {} | {} | {} | {} | {} |",
@@ -96,6 +97,22 @@ fn headline(site: &Site) -> String {
     line
 }
 
+/// The site's rules as `leakcheck.toml` lines, with the attribute form beside one whose
+/// pattern has a control character.
+fn rules(site: &Site) -> Vec<String> {
+    site.rules
+        .iter()
+        .map(|rule| {
+            if rule.needs_attribute_form() {
+                format!("{rule} (as an attribute: {})", rule.attribute())
+            } else {
+                rule.to_string()
+            }
+        })
+        .chain(site.rules_as_written.iter().cloned())
+        .collect()
+}
+
 /// `"a" "b" "c" and 2 more`
 fn names(site: &Site) -> String {
     let mut shown: Vec<String> = site
@@ -110,13 +127,24 @@ fn names(site: &Site) -> String {
     shown.join(" ")
 }
 
-/// `stuck`, `active`, `2 stuck, 1 active`; `None` where nothing was watched.
+/// `stuck`, `active`, `busy`, `2 stuck, 1 active`; `None` where nothing was watched.
 fn activity(site: &Site) -> Option<String> {
-    match (site.stuck, site.active) {
-        (0, 0) => None,
-        (_, 0) => Some("stuck".into()),
-        (0, _) => Some("active".into()),
-        (stuck, active) => Some(format!("{stuck} stuck, {active} active")),
+    let counts = [
+        (site.stuck, "stuck"),
+        (site.active, "active"),
+        (site.busy, "busy"),
+    ];
+    let seen: Vec<_> = counts.iter().filter(|(count, _)| *count > 0).collect();
+    match seen.as_slice() {
+        [] => None,
+        [(_, word)] => Some((*word).to_owned()),
+        several => Some(
+            several
+                .iter()
+                .map(|(count, word)| format!("{count} {word}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+        ),
     }
 }
 

@@ -4,7 +4,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use leakcheck_schema::record::{Activity, Check, Kind, Mode, Outcome, Record};
+use leakcheck_schema::record::{Activity, Check, Group, Kind, Mode, Outcome, Record};
+use leakcheck_schema::rules::{Rule, RuleKind};
 
 /// The suite at a glance.
 #[derive(Debug, Default)]
@@ -40,8 +41,13 @@ pub struct Site {
     pub leaks: u64,
     pub stuck: u64,
     pub active: u64,
-    /// The rules that silence it, as the first report of it gave them.
-    pub rules: Vec<String>,
+    pub busy: u64,
+    /// The rules that silence every leak of the site: the first report's, with its thread
+    /// name rule made to cover every name the site's threads had (`blocking-*` for
+    /// `blocking-1` and `blocking-2`).
+    pub rules: Vec<Rule>,
+    /// Rules as text, from records of a writer that wrote no `rules` (shown as they are).
+    pub rules_as_written: Vec<String>,
 }
 
 /// The summary of `records`.
@@ -86,7 +92,7 @@ pub fn summarize<'a>(records: impl IntoIterator<Item = &'a Record>) -> Summary {
             let site = sites
                 .entry((group.kind, location))
                 .or_insert_with(|| SiteBuilder {
-                    rules: group.ignore_rules.clone(),
+                    first: Some(group.clone()),
                     ..SiteBuilder::default()
                 });
             site.tests.insert(test);
@@ -95,6 +101,7 @@ pub fn summarize<'a>(records: impl IntoIterator<Item = &'a Record>) -> Summary {
             match group.activity {
                 Some(Activity::Stuck) => site.stuck += group.count,
                 Some(Activity::Active) => site.active += group.count,
+                Some(Activity::Busy) => site.busy += group.count,
                 _ => {}
             }
         }
@@ -103,24 +110,29 @@ pub fn summarize<'a>(records: impl IntoIterator<Item = &'a Record>) -> Summary {
     summary.failed_tests = failed_tests.len();
     summary.sites = sites
         .into_iter()
-        .map(|((kind, location), site)| Site {
-            kind,
-            location,
-            names: site.names.into_iter().collect(),
-            tests: site
-                .tests
-                .into_iter()
-                .map(|(binary, test)| match binary {
-                    Some(binary) if binaries_of.get(&test).is_some_and(|b| b.len() > 1) => {
-                        format!("{test} (in {binary})")
-                    }
-                    _ => test,
-                })
-                .collect(),
-            leaks: site.leaks,
-            stuck: site.stuck,
-            active: site.active,
-            rules: site.rules,
+        .map(|((kind, location), site)| {
+            let (rules, rules_as_written) = site.rules();
+            Site {
+                kind,
+                location,
+                names: site.names.into_iter().collect(),
+                tests: site
+                    .tests
+                    .into_iter()
+                    .map(|(binary, test)| match binary {
+                        Some(binary) if binaries_of.get(&test).is_some_and(|b| b.len() > 1) => {
+                            format!("{test} (in {binary})")
+                        }
+                        _ => test,
+                    })
+                    .collect(),
+                leaks: site.leaks,
+                stuck: site.stuck,
+                active: site.active,
+                busy: site.busy,
+                rules,
+                rules_as_written,
+            }
         })
         .collect();
     // Stable: ties stay in kind and location order.
@@ -138,7 +150,32 @@ struct SiteBuilder {
     leaks: u64,
     stuck: u64,
     active: u64,
-    rules: Vec<String>,
+    busy: u64,
+    /// The first group of the site, whose rules the site's are made from.
+    first: Option<Group>,
+}
+
+impl SiteBuilder {
+    /// The site's rules: the first group's, its name rule over every name the site had.
+    fn rules(&self) -> (Vec<Rule>, Vec<String>) {
+        let Some(first) = &self.first else {
+            return (Vec::new(), Vec::new());
+        };
+        if first.rules.is_empty() {
+            return (Vec::new(), first.ignore_rules.clone());
+        }
+        let every_name = Rule::threads_named(self.names.iter().map(String::as_str));
+        let rules = first
+            .rules
+            .iter()
+            .filter_map(|record| record.rule())
+            .filter_map(|rule| match rule.kind() {
+                RuleKind::Thread => every_name.clone(),
+                _ => Some(rule),
+            })
+            .collect();
+        (rules, Vec::new())
+    }
 }
 
 /// Who a leak is blamed on: the test; at exit, the plain `#[test]` that spawned it.
@@ -171,11 +208,11 @@ pub(crate) mod tests {
         )
     }
 
-    pub(crate) const THREAD: &str = r#"{"kind":"thread","count":1,"ids":[20311],"names":["cli-worker"],"owner":null,"activity":"stuck","woken_during_grace":0,"test_thread":false,"spawn":{"function":"suite::leaks_a_thread","file":"tests/suite.rs","line":13,"column":10},"spawned_by":null,"state":"sleeping","spawn_backtrace":[],"current_stack":[],"awaiting":[],"ignore_rules":["ignore_thread = \"cli-worker\"","ignore_spawn = \"suite::leaks_a_thread\""]}"#;
+    pub(crate) const THREAD: &str = r#"{"kind":"thread","count":1,"ids":[20311],"names":["cli-worker"],"owner":null,"activity":"stuck","woken_during_grace":0,"test_thread":false,"spawn":{"function":"suite::leaks_a_thread","file":"tests/suite.rs","line":13,"column":10},"spawned_by":null,"state":"sleeping","spawn_backtrace":[],"current_stack":[],"awaiting":[],"ignore_rules":["ignore_thread = \"cli-worker\"","ignore_spawn = \"suite::leaks_a_thread\""],"rules":[{"key":"ignore_thread","pattern":"cli-worker"},{"key":"ignore_spawn","pattern":"suite::leaks_a_thread"}]}"#;
 
     pub(crate) fn task(line: u32, count: u64, activity: &str) -> String {
         format!(
-            r#"{{"kind":"task","count":{count},"ids":[4],"owner":null,"activity":"{activity}","woken_during_grace":9,"test_thread":false,"spawn":{{"function":null,"file":"pool/src/lib.rs","line":{line},"column":22}},"spawned_by":null,"state":null,"spawn_backtrace":[],"current_stack":[],"awaiting":[],"ignore_rules":["ignore_spawn = \"pool/src/lib.rs:{line}\""]}}"#
+            r#"{{"kind":"task","count":{count},"ids":[4],"owner":null,"activity":"{activity}","woken_during_grace":9,"test_thread":false,"spawn":{{"function":null,"file":"pool/src/lib.rs","line":{line},"column":22}},"spawned_by":null,"state":null,"spawn_backtrace":[],"current_stack":[],"awaiting":[],"ignore_rules":["ignore_spawn = \"pool/src/lib.rs:{line}\""],"rules":[{{"key":"ignore_spawn","pattern":"pool/src/lib.rs:{line}"}}]}}"#
         )
     }
 
@@ -226,8 +263,47 @@ pub(crate) mod tests {
         assert_eq!(summary.sites[0].tests, ["a", "b"]);
         assert_eq!(summary.sites[1].names, ["cli-worker"]);
         assert_eq!(
-            summary.sites[0].rules,
-            ["ignore_spawn = \"pool/src/lib.rs:19\""]
+            summary.sites[0].rules[0].to_string(),
+            "ignore_spawn = \"pool/src/lib.rs:19\""
+        );
+    }
+
+    #[test]
+    fn a_site_s_name_rule_covers_every_name_its_threads_had() {
+        let named = |name: &str| {
+            THREAD
+                .replace(
+                    "\"names\":[\"cli-worker\"]",
+                    &format!("\"names\":[\"{name}\"]"),
+                )
+                .replace(
+                    "\"pattern\":\"cli-worker\"",
+                    &format!("\"pattern\":\"{name}\""),
+                )
+        };
+        let summary = summarize(&records(&[
+            line("a", &[&named("blocking-1")]),
+            line("b", &[&named("blocking-2")]),
+        ]));
+        let rules: Vec<String> = summary.sites[0]
+            .rules
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(
+            rules,
+            [
+                "ignore_thread = \"blocking-*\"",
+                "ignore_spawn = \"suite::leaks_a_thread\""
+            ]
+        );
+        // Names with nothing in common: the spawn rule alone covers them.
+        let unrelated = records(&[line("a", &[&named("left")]), line("b", &[&named("right")])]);
+        let rules = &summarize(&unrelated).sites[0].rules;
+        assert_eq!(rules.len(), 1);
+        assert_eq!(
+            rules[0].to_string(),
+            "ignore_spawn = \"suite::leaks_a_thread\""
         );
     }
 

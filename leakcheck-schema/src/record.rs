@@ -186,9 +186,13 @@ pub struct Group {
     /// A task's await trace, innermost first.
     #[cfg_attr(feature = "serde", serde(default))]
     pub awaiting: Vec<Frame>,
-    /// The rules that would silence the group, as `leakcheck.toml` lines.
+    /// The rules that would silence the group, as `leakcheck.toml` lines (and
+    /// `#[leakcheck::test(..)]` arguments, the same text but for a control character).
     #[cfg_attr(feature = "serde", serde(default))]
     pub ignore_rules: Vec<String>,
+    /// The same rules as data: which key, which pattern.
+    #[cfg_attr(feature = "serde", serde(default))]
+    pub rules: Vec<RuleRecord>,
     /// Whether it is the test's own thread (a stuck test), not a leak.
     #[cfg_attr(feature = "serde", serde(default))]
     pub test_thread: bool,
@@ -198,6 +202,43 @@ pub struct Group {
     /// What it did during the grace period; `None` where not watched.
     #[cfg_attr(feature = "serde", serde(default))]
     pub activity: Option<Activity>,
+    /// A thread's CPU time during the grace period, in milliseconds; `None` where not
+    /// watched or not a thread.
+    #[cfg_attr(feature = "serde", serde(default))]
+    pub cpu_ms: Option<u64>,
+    /// How long it was watched, in milliseconds (less than the grace period where a test's
+    /// runtime shutdown spent some of it); `None` where not watched.
+    #[cfg_attr(feature = "serde", serde(default))]
+    pub watched_ms: Option<u64>,
+}
+
+/// A rule, as data: the key of `leakcheck.toml` (and of the attribute) and its pattern.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct RuleRecord {
+    /// `ignore_thread`, `ignore_spawn` or `ignore_top`.
+    pub key: String,
+    /// The glob or substring, unescaped.
+    pub pattern: String,
+}
+
+impl RuleRecord {
+    /// The rule this record holds, checked by the grammar; `None` for a key this reader
+    /// does not know, or a pattern the grammar refuses.
+    pub fn rule(&self) -> Option<crate::rules::Rule> {
+        crate::rules::RuleKind::from_key(&self.key)?
+            .parse(&self.pattern)
+            .ok()
+    }
+}
+
+impl From<&crate::rules::Rule> for RuleRecord {
+    fn from(rule: &crate::rules::Rule) -> RuleRecord {
+        RuleRecord {
+            key: rule.kind().key().to_owned(),
+            pattern: rule.pattern().to_owned(),
+        }
+    }
 }
 
 /// What leaked.
@@ -227,6 +268,8 @@ pub enum Activity {
     Stuck,
     /// Woken, or waiting on a timer: a loop or a timer keeps it going.
     Active,
+    /// Never woken, yet on a CPU: a loop that never waits.
+    Busy,
     /// A value this reader does not know.
     #[cfg_attr(feature = "serde", serde(other))]
     Unknown,
@@ -280,7 +323,7 @@ words! {
         UntrackedTasks => "untracked_tasks",
         Unknown => "unknown",
     }
-    Activity { Stuck => "stuck", Active => "active", Unknown => "unknown" }
+    Activity { Stuck => "stuck", Active => "active", Busy => "busy", Unknown => "unknown" }
 }
 
 impl ToJson for Frame {
@@ -290,6 +333,15 @@ impl ToJson for Frame {
             .field("file", &self.file)
             .field("line", &self.line)
             .field("column", &self.column)
+            .end();
+    }
+}
+
+impl ToJson for RuleRecord {
+    fn write_json(&self, out: &mut String) {
+        Object::start(out)
+            .field("key", &self.key)
+            .field("pattern", &self.pattern)
             .end();
     }
 }
@@ -319,9 +371,12 @@ impl ToJson for Group {
             .field("current_stack", &self.current_stack)
             .field("awaiting", &self.awaiting)
             .field("ignore_rules", &self.ignore_rules)
+            .field("rules", &self.rules)
             .field("test_thread", &self.test_thread)
             .field("woken_during_grace", &self.woken_during_grace)
             .field("activity", &self.activity)
+            .field("cpu_ms", &self.cpu_ms)
+            .field("watched_ms", &self.watched_ms)
             .end();
     }
 }
@@ -395,9 +450,15 @@ mod tests {
                     current_stack: vec![frame(23)],
                     awaiting: Vec::new(),
                     ignore_rules: vec!["ignore_thread = \"pool-*\"".into()],
+                    rules: vec![RuleRecord {
+                        key: "ignore_thread".into(),
+                        pattern: "pool-*".into(),
+                    }],
                     test_thread: false,
                     woken_during_grace: Some(0),
                     activity: Some(Activity::Stuck),
+                    cpu_ms: Some(0),
+                    watched_ms: Some(500),
                 },
                 Group {
                     kind: Kind::UntrackedTasks,
@@ -413,9 +474,12 @@ mod tests {
                     current_stack: Vec::new(),
                     awaiting: Vec::new(),
                     ignore_rules: Vec::new(),
+                    rules: Vec::new(),
                     test_thread: false,
                     woken_during_grace: None,
                     activity: None,
+                    cpu_ms: None,
+                    watched_ms: None,
                 },
             ],
             omitted: Some(Omitted {
@@ -449,6 +513,18 @@ mod tests {
         let by_serde = serde_json::to_value(&record).unwrap();
         let by_writer: serde_json::Value = serde_json::from_str(&line).unwrap();
         assert_eq!(by_writer, by_serde);
+    }
+
+    #[test]
+    fn a_rule_record_reads_back_as_its_rule() {
+        let rule = crate::rules::Rule::thread_named("we\"ird[1]");
+        let record = RuleRecord::from(&rule);
+        assert_eq!(record.rule(), Some(rule));
+        let unknown = RuleRecord {
+            key: "ignore_planet".into(),
+            pattern: "mars".into(),
+        };
+        assert_eq!(unknown.rule(), None);
     }
 
     #[test]

@@ -14,7 +14,8 @@
 use std::fmt;
 
 /// Which kind of ignore rule a string is written for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[non_exhaustive]
 pub enum RuleKind {
     /// `ignore_thread`: a glob over a thread's full name.
     Thread,
@@ -24,8 +25,20 @@ pub enum RuleKind {
     Top,
 }
 
-/// A rule, checked.
-#[derive(Clone, Debug, PartialEq)]
+/// A rule, checked. Its `Display` is a line of `leakcheck.toml` (`ignore_thread =
+/// "pool-*"`, a TOML basic string, escaped), which reads back as this very rule;
+/// [`Rule::attribute`] is the same as a `#[leakcheck::test(..)]` argument.
+///
+/// ```
+/// use leakcheck_schema::rules::Rule;
+///
+/// let rule = Rule::thread_named("we\"ird\\name-7");
+/// assert_eq!(rule.to_string(), r#"ignore_thread = "we\"ird\\name-7""#);
+/// assert!(rule.matches_thread("we\"ird\\name-7"));
+/// assert!(!rule.matches_thread("we\"ird\\name-8"));
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[non_exhaustive]
 pub enum Rule {
     /// A thread-name glob.
     Thread(glob::Pattern),
@@ -35,7 +48,140 @@ pub enum Rule {
     Top(String),
 }
 
+impl Rule {
+    /// The rule that silences a thread of this exact name: its glob characters escaped.
+    pub fn thread_named(name: &str) -> Rule {
+        Rule::Thread(
+            glob::Pattern::new(&glob::Pattern::escape(name)).expect("an escaped name is a glob"),
+        )
+    }
+
+    /// The rule that silences threads of these names: the name where they are all one, else
+    /// a glob over their common start (`worker-*`); `None` when they have none, or a name is
+    /// missing.
+    pub fn threads_named<'a>(names: impl IntoIterator<Item = &'a str>) -> Option<Rule> {
+        let names: Vec<&str> = names.into_iter().collect();
+        let first = *names.first()?;
+        if names.iter().all(|name| *name == first) {
+            return Some(Rule::thread_named(first));
+        }
+        let start = common_start(&names);
+        if start.is_empty() {
+            return None;
+        }
+        let pattern = format!("{}*", glob::Pattern::escape(start));
+        Some(Rule::Thread(
+            glob::Pattern::new(&pattern).expect("an escaped start and a star are a glob"),
+        ))
+    }
+
+    /// `ignore_spawn` for a function path (closures stand for their function) or a
+    /// `file:line`.
+    pub fn spawned_in(place: &str) -> Rule {
+        Rule::Spawn(
+            place
+                .split("::{{closure}}")
+                .next()
+                .unwrap_or(place)
+                .to_owned(),
+        )
+    }
+
+    /// `ignore_top` for a function path (closures stand for their function).
+    pub fn running(function: &str) -> Rule {
+        Rule::Top(
+            function
+                .split("::{{closure}}")
+                .next()
+                .unwrap_or(function)
+                .to_owned(),
+        )
+    }
+
+    /// Which kind of rule it is.
+    pub fn kind(&self) -> RuleKind {
+        match self {
+            Rule::Thread(_) => RuleKind::Thread,
+            Rule::Spawn(_) => RuleKind::Spawn,
+            Rule::Top(_) => RuleKind::Top,
+        }
+    }
+
+    /// The pattern or substring, as written.
+    pub fn pattern(&self) -> &str {
+        match self {
+            Rule::Thread(pattern) => pattern.as_str(),
+            Rule::Spawn(text) | Rule::Top(text) => text,
+        }
+    }
+
+    /// Whether a thread rule matches this name (`false` for other kinds).
+    pub fn matches_thread(&self, name: &str) -> bool {
+        match self {
+            Rule::Thread(pattern) => pattern.matches(name),
+            Rule::Spawn(_) | Rule::Top(_) => false,
+        }
+    }
+
+    /// The rule as a `#[leakcheck::test(..)]` argument: the pattern as a Rust string literal.
+    /// The same text as [`Display`](fmt::Display)'s where the pattern has no control
+    /// character.
+    pub fn attribute(&self) -> String {
+        format!("{} = {:?}", self.kind().key(), self.pattern())
+    }
+
+    /// Whether the TOML line and the attribute argument differ (a control character in the
+    /// pattern): then a report prints both.
+    pub fn needs_attribute_form(&self) -> bool {
+        self.pattern().chars().any(char::is_control)
+    }
+}
+
+/// `ignore_thread = "pool-*"`: a line of `leakcheck.toml`, the pattern a TOML basic string.
+impl fmt::Display for Rule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} = \"", self.kind().key())?;
+        for c in self.pattern().chars() {
+            match c {
+                '"' => f.write_str("\\\"")?,
+                '\\' => f.write_str("\\\\")?,
+                '\n' => f.write_str("\\n")?,
+                '\t' => f.write_str("\\t")?,
+                '\r' => f.write_str("\\r")?,
+                c if c.is_control() => write!(f, "\\u{:04X}", c as u32)?,
+                c => write!(f, "{c}")?,
+            }
+        }
+        f.write_str("\"")
+    }
+}
+
+/// The longest start all `names` share, whole characters.
+fn common_start<'a>(names: &[&'a str]) -> &'a str {
+    let Some((first, rest)) = names.split_first() else {
+        return "";
+    };
+    let mut end = first.len();
+    for name in rest {
+        end = first
+            .char_indices()
+            .zip(name.chars())
+            .take_while(|((_, a), b)| a == b)
+            .last()
+            .map_or(0, |((at, a), _)| at + a.len_utf8())
+            .min(end);
+    }
+    &first[..end]
+}
+
 impl RuleKind {
+    /// The kind of rule a key names (`ignore_thread`, ...), if it names one.
+    pub fn from_key(key: &str) -> Option<RuleKind> {
+        [RuleKind::Thread, RuleKind::Spawn, RuleKind::Top]
+            .into_iter()
+            .find(|kind| kind.key() == key)
+    }
+
     /// The argument, method and `leakcheck.toml` key that take this kind of rule.
     pub fn key(self) -> &'static str {
         match self {
@@ -119,6 +265,68 @@ impl std::error::Error for RuleError {}
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The string value of a one-line TOML document, as the TOML parser leakcheck reads
+    /// `leakcheck.toml` with reads it.
+    fn toml_string(line: &str) -> String {
+        let table =
+            toml::de::DeTable::parse(line).unwrap_or_else(|error| panic!("{line}: {error}"));
+        let (_, value) = table.get_ref().iter().next().expect("one key");
+        match value.get_ref() {
+            toml::de::DeValue::String(text) => text.to_string(),
+            other => panic!("{line}: not a string: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_thread_rule_is_valid_toml_and_matches_the_name_it_was_made_from() {
+        for name in [
+            "we\"ird\\name-7501",
+            "pool[[]1[]][*][?]-7502",
+            "pool[1]*?",
+            "naïve-🧵",
+            "tab\there\u{1}",
+        ] {
+            let rule = Rule::thread_named(name);
+            assert!(rule.matches_thread(name), "{name}");
+            assert!(!rule.matches_thread(&format!("{name}x")), "{name}");
+            let line = rule.to_string();
+            assert_eq!(toml_string(&line), rule.pattern(), "{line}");
+            // And the grammar reads the pattern back as the same rule.
+            assert_eq!(RuleKind::Thread.parse(rule.pattern()), Ok(rule.clone()));
+            assert_eq!(rule.needs_attribute_form(), name.contains(['\t', '\u{1}']));
+        }
+    }
+
+    #[test]
+    fn names_that_differ_share_a_glob_over_their_start() {
+        let rule = Rule::threads_named(["blocking-1", "blocking-2", "blocking-12"]).unwrap();
+        assert_eq!(rule.to_string(), "ignore_thread = \"blocking-*\"");
+        for name in ["blocking-1", "blocking-2", "blocking-12"] {
+            assert!(rule.matches_thread(name));
+        }
+        assert_eq!(
+            Rule::threads_named(["a[1]-x", "a[1]-y"]).unwrap().pattern(),
+            "a[[]1[]]-*"
+        );
+        assert!(Rule::threads_named(["alpha", "beta"]).is_none());
+        assert_eq!(
+            Rule::threads_named(["same", "same"]),
+            Some(Rule::thread_named("same"))
+        );
+    }
+
+    #[test]
+    fn spawn_and_top_rules_stand_for_the_function_of_a_closure() {
+        assert_eq!(
+            Rule::spawned_in("demo::Pool::start::{{closure}}").to_string(),
+            "ignore_spawn = \"demo::Pool::start\""
+        );
+        assert_eq!(
+            Rule::running("pools::leaks::{{closure}}::{{closure}}").attribute(),
+            "ignore_top = \"pools::leaks\""
+        );
+    }
 
     #[test]
     fn globs_and_substrings_are_rules() {

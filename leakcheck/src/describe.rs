@@ -1,30 +1,59 @@
 //! What a check found, described: each suspect becomes a [`Leak`] with its owner, its
 //! spawn site and backtrace (symbols resolved now, only for leaks), what the OS says it is
 //! doing, its current stack (a signal to the thread) or await trace (the runtime's dump),
-//! who spawned it, and every note the report prints. After this the report is pure data.
+//! who spawned it, what it did while watched, and its notes, as facts. After this the
+//! report is pure data.
+//!
+//! The checks end here: [`check`], [`check_threads`] and [`check_tasks`] run `verify`'s and
+//! turn what it found into a [`Report`].
 
-use crate::frames::{self, Frame};
-use crate::registry::{self, LiveTask, ThreadOrigin};
 use std::collections::HashMap;
 use std::time::Duration;
 
-use crate::report::{Activity, Ending, Identity, Leak, Report, Subject};
+use crate::config::Settings;
+use crate::filter::pools;
+use crate::frames::{self, Frame};
+use crate::registry::{self, LiveTask, ThreadOrigin};
+use crate::report::{Activity, Did, Ending, Identity, Leak, Note, Report, SpawnedBy, Subject};
 use crate::scope::{self, PROCESS, ScopeId, TaskRef};
-use crate::tasks::Awaiting;
+use crate::tasks::{Awaiting, TestRuntime};
 use crate::threads;
-use crate::verify::{Found, PoolJob, Suspect, Target};
+use crate::verify::{self, Found, PoolJob, Suspect, Target};
+
+/// Checks the threads and hooked tasks of `target`: its report if anything outlived the
+/// grace period.
+pub(crate) fn check(target: Target, settings: &Settings) -> Result<(), Report> {
+    verify::check(target, settings).map_err(|found| into_report(*found))
+}
+
+/// Checks the threads of `target` only (an async test's tasks were checked in its runtime).
+pub(crate) fn check_threads(target: Target, settings: &Settings) -> Result<(), Report> {
+    verify::check_threads(target, settings).map_err(|found| into_report(*found))
+}
+
+/// Checks the tasks of a test's scope from inside its runtime.
+pub(crate) async fn check_tasks(
+    scope: ScopeId,
+    settings: &Settings,
+    runtime: &TestRuntime,
+) -> Result<(), Report> {
+    verify::check_tasks(scope, settings, runtime)
+        .await
+        .map_err(|found| into_report(*found))
+}
 
 /// The report of what a check found: each suspect described, the check's wait kept.
-pub(crate) fn report(found: Found) -> Report {
+pub(crate) fn into_report(found: Found) -> Report {
     let Found {
         target,
         suspects,
         waited,
+        watched,
         awaiting,
-        baseline,
+        earlier,
         grace,
     } = found;
-    let then = Baseline::of(&baseline, grace);
+    let then = FirstSeen::of(&earlier, watched, grace);
     let subject = match target {
         Target::Scope(scope) => Subject::Scope(scope::label(scope)),
         Target::Process => Subject::Process,
@@ -63,45 +92,58 @@ pub(crate) fn report(found: Found) -> Report {
             },
         })
         .collect();
-    Report {
+    let mut report = Report {
         subject,
         leaks,
         waited,
         ending: None,
-    }
+    };
+    mark_what_is_kept_for_the_process(&mut report.leaks);
+    report
 }
 
-/// Each leak as the grace period's looks first saw it: its wake-ups are counted from there.
-struct Baseline {
+/// Each leak as the check's earlier looks first saw it: its wake-ups are counted from there.
+struct FirstSeen {
     /// Every look's counters of each thread, in order.
     threads: HashMap<i32, Vec<threads::Counters>>,
     tasks: HashMap<tokio::task::Id, u32>,
+    /// How long the looks watched.
+    watched: Duration,
     grace: Duration,
 }
 
-impl Baseline {
-    fn of(first_look: &[Suspect], grace: Duration) -> Baseline {
-        let mut baseline = Baseline {
+impl FirstSeen {
+    fn of(earlier: &[Suspect], watched: Duration, grace: Duration) -> FirstSeen {
+        let mut first_seen = FirstSeen {
             threads: HashMap::new(),
             tasks: HashMap::new(),
+            watched,
             grace,
         };
-        for suspect in first_look {
+        for suspect in earlier {
             match suspect {
                 Suspect::Thread {
                     tid: Some(tid),
                     counters: Some(counters),
                     ..
                 } => {
-                    baseline.threads.entry(*tid).or_default().push(*counters);
+                    first_seen.threads.entry(*tid).or_default().push(*counters);
                 }
                 Suspect::Task(origin) => {
-                    baseline.tasks.entry(origin.id).or_insert(origin.polls);
+                    first_seen.tasks.entry(origin.id).or_insert(origin.polls);
                 }
                 _ => {}
             }
         }
-        baseline
+        first_seen
+    }
+
+    fn activity(&self, did: Did) -> Activity {
+        Activity {
+            did,
+            watched: self.watched,
+            grace: self.grace,
+        }
     }
 
     /// A thread's wake-ups and CPU time since then; a timer is a sleep or a timed wait.
@@ -119,20 +161,22 @@ impl Baseline {
             Some(then) => (then, 0),
             None => (looks.first()?, 1),
         };
-        let timer = threads::describe(tid).is_some_and(|os| os.timed)
-            || leak
-                .state
-                .as_deref()
-                .is_some_and(|state| state.contains("nanosleep"));
-        Some(Activity {
-            woken: now
-                .wakeups
-                .saturating_sub(then.wakeups)
-                .saturating_sub(entered),
-            cpu: Some(now.cpu.saturating_sub(then.cpu)),
-            timer,
-            grace: self.grace,
-        })
+        let woken = now
+            .wakeups
+            .saturating_sub(then.wakeups)
+            .saturating_sub(entered);
+        let cpu = now.cpu.saturating_sub(then.cpu);
+        let timer = leak.os.as_ref().is_some_and(|os| os.is_timed());
+        let did = match (woken, timer) {
+            (0, true) => Did::WaitingOnATimer,
+            (0, false) if cpu >= BUSY => Did::Busy { cpu },
+            (0, false) => Did::Stuck,
+            (times, _) => Did::Woken {
+                times,
+                cpu: Some(cpu),
+            },
+        };
+        Some(self.activity(did))
     }
 
     /// A task's polls since then; a timer is a tokio timer in its await trace.
@@ -145,19 +189,26 @@ impl Baseline {
         });
         // A task not yet polled then is started, not woken, by its first poll.
         let woken = origin.polls.saturating_sub((*then).max(1));
-        Some(Activity {
-            woken: u64::from(woken),
-            cpu: None,
-            timer,
-            grace: self.grace,
-        })
+        let did = match (woken, timer) {
+            (0, true) => Did::WaitingOnATimer,
+            (0, false) => Did::Stuck,
+            (times, _) => Did::Woken {
+                times: u64::from(times),
+                cpu: None,
+            },
+        };
+        Some(self.activity(did))
     }
 }
+
+/// CPU time that makes a thread never woken busy rather than stuck: more than the ticks a
+/// thread that only started up uses.
+const BUSY: Duration = Duration::from_millis(20);
 
 /// The report of a test that cannot be returned from: what its scope runs, with the test's
 /// own thread first, where it is stuck now.
 pub(crate) fn stuck_test(found: Found, test_tid: i32, ending: Ending) -> Report {
-    let mut report = report(found);
+    let mut report = into_report(found);
     let origin = registry::all_threads()
         .into_iter()
         .find(|origin| origin.tid() == Some(test_tid));
@@ -176,7 +227,8 @@ fn owner(scope: ScopeId) -> Option<String> {
 }
 
 /// A thread: its spawn path resolved, what `/proc` says, its current stack (the one an
-/// `ignore_top` rule already captured, else a fresh capture), its owner and spawner.
+/// `ignore_top` rule already captured, else a fresh capture), its owner and spawner; for a
+/// pool's thread, the closure or job it runs.
 fn thread_leak(
     tid: Option<i32>,
     origin: Option<&ThreadOrigin>,
@@ -188,55 +240,48 @@ fn thread_leak(
         .unwrap_or_default();
     let mut spawn_backtrace = frames::user_frames(&all_frames);
     let mut spawn_site = frames::spawn_site(&spawn_backtrace).cloned();
-    let mut state = tid.and_then(threads::describe).map(|os| os.summary());
-    let mut add_note = |note: &str| {
-        state = Some(match state.take() {
-            Some(state) => format!("{state}; {note}"),
-            None => note.to_owned(),
-        });
-    };
+    let mut notes = Vec::new();
+    // Read before the stack is captured: the capture's signal wakes the thread.
+    let os = tid.and_then(threads::os_state).map(|thread| thread.os);
     let stack = match (stack, tid) {
         (Some(stack), _) => Some(Ok(stack)),
         (None, Some(tid)) => Some(threads::capture_stack(tid).map(|ips| frames::resolve(&ips))),
         (None, None) => None,
     };
-    let closure = match &stack {
-        Some(Ok(stack)) => blocking_pool_closure(stack),
-        _ => None,
-    };
     if let Some(job) = job {
-        add_note(&format!(
-            "a thread of {}'s process-wide pool, running a job that has not returned",
-            job.krate
-        ));
-        if let Some(frame) = crate::filter::pools::job_site(&job.frames) {
-            add_note("spawn site: the job it runs, from its current stack");
+        notes.push(Note::PoolJob { krate: job.krate });
+        if let Some(frame) = pools::job_site(&job.frames) {
+            notes.push(Note::SiteFromCurrentStack);
             spawn_site = Some(frame);
             // The pool grew for another job: the path of this one is its own frames.
             spawn_backtrace = job.frames;
         }
-    } else if let Some(closure) = closure {
-        add_note("a tokio blocking-pool thread: its spawn_blocking closure has not returned");
+    } else if let Some(closure) = stack.as_ref().and_then(|stack| match stack {
+        Ok(stack) => blocking_pool_closure(stack),
+        Err(_) => None,
+    }) {
+        notes.push(Note::BlockingPoolClosure);
         // The pool runs a closure on whichever of its threads is idle: the thread's own
         // spawn path is then an earlier spawn's (or the runtime's start), so the closure
         // running now says where the work came from.
         if !spawned_for(&spawn_backtrace, &closure) {
-            add_note(
-                "spawn site: the closure it runs, from its current stack (the pool reused the thread)",
-            );
+            notes.push(Note::SiteFromCurrentStack);
             spawn_site = Some(closure);
         }
     } else if spawned_by_spawn_blocking(&all_frames) {
-        add_note("a tokio blocking-pool thread: its spawn_blocking closure has not returned");
+        notes.push(Note::BlockingPoolClosure);
     }
     let current_stack = match stack {
         Some(Ok(stack)) => frames::shape_current_stack(&stack).shown,
         Some(Err(why)) => {
-            add_note(&format!("current stack {why}"));
+            notes.push(Note::CurrentStackNotCaptured(why));
             Vec::new()
         }
         None => Vec::new(),
     };
+    if started_by_an_initialiser(&all_frames) {
+        notes.push(Note::KeptForTheProcess);
+    }
     Leak {
         identity: Identity::Thread {
             tid,
@@ -245,13 +290,14 @@ fn thread_leak(
         owner: origin.and_then(|origin| owner(origin.scope).or_else(|| spawning_test(origin))),
         spawn_site,
         spawn_backtrace,
-        backtrace_recorded: true,
-        spawned_by: origin.and_then(describe_parent_thread),
-        state,
-        awaiting: Vec::new(),
+        spawned_by: origin.and_then(parent_thread),
+        os,
+        notes,
         current_stack,
-        activity: None,
-        is_test_thread: false,
+        ..Leak::known_only_by(Identity::Thread {
+            tid: None,
+            name: None,
+        })
     }
 }
 
@@ -259,19 +305,13 @@ fn thread_leak(
 /// parent, and where it awaits from the runtime's dump when there is one.
 fn task_leak(origin: &LiveTask, awaiting: Option<&Awaiting>) -> Leak {
     let spawn_backtrace = frames::user_frames(&frames::resolve(origin.spawn_ips()));
-    let (state, awaiting) = match awaiting {
+    let (note, awaiting) = match awaiting {
         Some(Ok(dump)) => match dump.get(&origin.id) {
             Some(frames) if !frames.is_empty() => (None, frames.clone()),
-            Some(_) => (
-                Some("awaiting a future tokio's task dump cannot trace (not a tokio one)"),
-                Vec::new(),
-            ),
-            None => (
-                Some("awaiting: not in the task dump (not on the test's runtime)"),
-                Vec::new(),
-            ),
+            Some(_) => (Some(Note::AwaitingUntraceable), Vec::new()),
+            None => (Some(Note::NotInTheDump), Vec::new()),
         },
-        Some(Err(why)) => (Some(*why), Vec::new()),
+        Some(Err(why)) => (Some(Note::AwaitingUnknown(why)), Vec::new()),
         None => (None, Vec::new()),
     };
     Leak {
@@ -285,12 +325,45 @@ fn task_leak(origin: &LiveTask, awaiting: Option<&Awaiting>) -> Leak {
         )),
         spawn_backtrace,
         backtrace_recorded: origin.spawn.is_some(),
-        spawned_by: describe_parent_task(origin),
-        state: state.map(str::to_owned),
+        spawned_by: origin.parent.map(parent_task),
+        notes: note.into_iter().collect(),
         awaiting,
-        current_stack: Vec::new(),
-        activity: None,
-        is_test_thread: false,
+        ..Leak::known_only_by(Identity::Task { id: 0 })
+    }
+}
+
+/// Functions of one-time initialisers: a thread started inside one is started once for
+/// the whole process (a static's, a `OnceLock`'s, a `lazy_static`'s).
+const INITIALISERS: &[&str] = &[
+    "std::sync::once::Once::call_once",
+    "std::sync::poison::once::Once::call_once",
+    "std::sync::once_lock::OnceLock<T>::",
+    "std::sync::lazy_lock::LazyLock<T,F>::force",
+    "once_cell::",
+    "lazy_static::",
+];
+
+/// Whether a thread was started inside a one-time initialiser.
+fn started_by_an_initialiser(spawn_path: &[Frame]) -> bool {
+    spawn_path.iter().any(|frame| {
+        frame.function().is_some_and(|function| {
+            INITIALISERS
+                .iter()
+                .any(|initialiser| function.contains(initialiser))
+        })
+    })
+}
+
+/// A thread started by a one-time initialiser is kept for the process only if it waits
+/// (stuck, or on a timer): one that runs or is woken is doing work, and the usual words fit.
+fn mark_what_is_kept_for_the_process(leaks: &mut [Leak]) {
+    for leak in leaks {
+        let waits = leak
+            .activity
+            .is_some_and(|activity| matches!(activity.did(), Did::Stuck | Did::WaitingOnATimer));
+        if !waits {
+            leak.notes.retain(|note| *note != Note::KeptForTheProcess);
+        }
     }
 }
 
@@ -337,31 +410,23 @@ fn task_number(id: tokio::task::Id) -> u64 {
 }
 
 /// The spawning task, if a task spawned the thread; else the spawning thread, when it
-/// belongs to the same scope (the test thread itself is not worth a line):
-/// `thread 812 "spawner" (exited), itself spawned at src/lib.rs:40:9`.
-fn describe_parent_thread(origin: &ThreadOrigin) -> Option<String> {
+/// belongs to the same scope (the test thread itself is not worth a line).
+fn parent_thread(origin: &ThreadOrigin) -> Option<SpawnedBy> {
     if let Some(task) = origin.spawning_task {
-        return Some(describe_task(task));
+        return Some(parent_task(task));
     }
-    // A parent outside the scope, or the test's own thread, is not worth a line.
     let parent = origin
         .parent()
         .filter(|parent| parent.scope == origin.scope && !is_libtest_thread(parent))?;
-    let identity = Identity::Thread {
+    let site = frames::user_frames(&frames::resolve(parent.spawn.unwind()))
+        .into_iter()
+        .next();
+    Some(SpawnedBy::Thread {
         tid: parent.tid(),
         name: parent.name(),
-    };
-    let alive = parent.tid().is_some_and(threads::is_alive);
-    let mut line = format!(
-        "{identity} ({})",
-        if alive { "still running" } else { "exited" }
-    );
-    let site = frames::user_frames(&frames::resolve(parent.spawn.unwind()));
-    if let Some(location) = site.first().and_then(|frame| frame.location()) {
-        line.push_str(", itself spawned at ");
-        line.push_str(&location);
-    }
-    Some(line)
+        site,
+        alive: parent.tid().is_some_and(threads::is_alive),
+    })
 }
 
 /// For a thread outside every scope, the plain `#[test]` that spawned it, directly or
@@ -382,25 +447,12 @@ fn is_libtest_thread(thread: &ThreadOrigin) -> bool {
 }
 
 /// The spawning task: `task 7 (finished), itself spawned at tests/tasks.rs:40:5`.
-fn describe_parent_task(origin: &LiveTask) -> Option<String> {
-    origin.parent.map(describe_task)
-}
-
-fn describe_task(
-    TaskRef {
-        id: task,
-        spawned_at,
-    }: TaskRef,
-) -> String {
-    let alive = registry::task_alive(task);
-    format!(
-        "task {} ({}), itself spawned at {}:{}:{}",
-        task_number(task),
-        if alive { "still running" } else { "finished" },
-        spawned_at.file(),
-        spawned_at.line(),
-        spawned_at.column()
-    )
+fn parent_task(TaskRef { id, spawned_at }: TaskRef) -> SpawnedBy {
+    SpawnedBy::Task {
+        id: task_number(id),
+        site: frames::location_frame(spawned_at, None),
+        alive: registry::task_alive(id),
+    }
 }
 
 #[cfg(test)]

@@ -12,7 +12,7 @@ use crate::config;
 use crate::describe;
 use crate::options::Options;
 use crate::outcome::{self, Check, Verdict};
-use crate::verify::{self, Target};
+use crate::verify::Target;
 
 /// libtest's exit status for a failed run.
 const FAILED: i32 = 101;
@@ -76,7 +76,7 @@ fn check() -> Option<i32> {
             return Some(FAILED);
         }
     };
-    let found = verify::check(Target::Exit, &settings).map_err(|found| describe::report(*found));
+    let found = describe::check(Target::Exit, &settings);
     let untracked = settings
         .untracked_tasks
         .unwrap_or(config::UntrackedTasks::Fail);

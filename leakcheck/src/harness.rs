@@ -88,10 +88,9 @@ pub fn run_test<R: TestOutcome>(spec: &TestSpec, options: &Options, body: impl F
     let timeout = arm_timeout(spec, &scope, &settings, None);
     let outcome = catch_unwind(AssertUnwindSafe(|| __rust_begin_short_backtrace(body)));
     drop(timeout);
-    let check = verify::check(verify::Target::Scope(scope.id()), &settings)
-        .map_err(|found| describe::report(*found));
+    let check = describe::check(verify::Target::Scope(scope.id()), &settings);
     drop(scope);
-    conclude(spec, outcome, check, UntrackedTasks::Fail)
+    finish(spec, outcome, check, UntrackedTasks::Fail)
 }
 
 /// The options the test's check runs with, or `None` under `LEAKCHECK=off` (the test runs
@@ -145,40 +144,39 @@ pub fn run_async_test<R: TestOutcome>(
         },
     );
     let tasks = catch_unwind(AssertUnwindSafe(|| {
-        runtime.block_on(verify::check_tasks(scope.id(), &settings, &runtime))
+        runtime.block_on(describe::check_tasks(scope.id(), &settings, &runtime))
     }))
     // The runtime itself panicked (say `unhandled_panic = "shutdown_runtime"`): its tasks
     // are gone with it.
     .unwrap_or(Ok(()));
     drop(stall);
-    let tasks = tasks.map_err(|found| describe::report(*found));
     let shutdown = Instant::now();
     let untracked = settings.untracked_tasks.unwrap_or(UntrackedTasks::Fail);
     runtime.shutdown_timeout(settings.grace_period());
     let threads_settings = Settings {
-        grace: Some(settings.grace_period().saturating_sub(shutdown.elapsed())),
+        grace_spent: shutdown.elapsed(),
         ..settings
     };
     // The threads' report says how long they outlived the body, shutdown included.
-    let threads = verify::check_threads(verify::Target::Scope(scope.id()), &threads_settings)
-        .map_err(|found| describe::report(*found).waited_since(returned));
+    let threads = describe::check_threads(verify::Target::Scope(scope.id()), &threads_settings)
+        .map_err(|report| report.waited_since(returned));
     drop(scope);
     let check = match (tasks, threads) {
         (Ok(()), Ok(())) => Ok(()),
         (Err(report), Ok(())) | (Ok(()), Err(report)) => Err(report),
         (Err(tasks), Err(threads)) => Err(tasks.merge(threads)),
     };
-    conclude(spec, outcome, check, untracked)
+    finish(spec, outcome, check, untracked)
 }
 
-/// With a `timeout`, an alarm that ends the process with a report if the body has not
+/// With a `timeout`, a deadline that ends the process with a report if the body has not
 /// returned by then.
 fn arm_timeout(
     spec: &TestSpec,
     scope: &Scope,
     settings: &Settings,
     runtime: Option<&TestRuntime>,
-) -> Option<watchdog::Alarm> {
+) -> Option<watchdog::Deadline> {
     let timeout = settings.timeout?;
     let watch = watch(spec, scope, settings, runtime, Ending::TimedOut(timeout));
     Some(watchdog::arm(timeout, watch))
@@ -224,11 +222,11 @@ fn __rust_begin_short_backtrace<R>(body: impl FnOnce() -> R) -> R {
     result
 }
 
-/// The test's verdict: its own failure stays the headline, with the report added; a test
-/// that passed but leaked fails with the report (under `LEAKCHECK=warn` it only prints it).
-/// With `LEAKCHECK_REPORT` set, the check is appended there as a JSON line first.
+/// Ends the test with its verdict (`outcome::conclude` decides what the check's result does):
+/// its own failure stays the headline, with the report added; a test that passed but
+/// leaked fails with the report (under `LEAKCHECK=warn` it only prints it).
 #[track_caller]
-fn conclude<R: TestOutcome>(
+fn finish<R: TestOutcome>(
     spec: &TestSpec,
     outcome: std::thread::Result<R>,
     check: Result<(), Report>,

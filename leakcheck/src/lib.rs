@@ -59,41 +59,42 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![warn(missing_docs)]
 
-// The modules form layers, each importing only from layers below it (README, "Layout";
-// `tests/layers.rs` keeps it so). Bottom up, one group a layer:
-// leaves: lock, scope, frames, config, clock, unwind (spawn stacks)
+// The modules form layers, each importing only from the layers it may use
+// (`tests/layers.rs` keeps it so). The check pipeline is one stack; the service view a side
+// branch beside it, on the same sources. Bottom up:
+// foundation: lock (the bounded globals' mutex), paths (how reports show them), unwind
+// (spawn stacks, kept at spawn, unwound for a report)
+mod lock;
+mod paths;
+mod unwind;
+// leaves: scope ids and the per-thread context, frames (symbols, the user's frames),
+// config (environment, leakcheck.toml, the default allowlist), clock (spawn times)
 mod clock;
 mod config;
 mod frames;
-mod lock;
 mod scope;
-mod unwind;
-// store and data: registry (spawn records), report (what a check hands back)
+// store and data: registry (spawn records), report (what a check hands back, as facts)
 mod registry;
 mod report;
-// thread sources
-mod threads;
-// task sources
+// sources: threads (the spawn hook, /proc, current stacks), then tasks (tokio)
 mod tasks;
-// rules and start-up: options, filter, init
+mod threads;
+// rules and start-up: options, filter (rules, the process-wide pools), init (before main)
 mod filter;
 mod init;
 mod options;
-// check: the retry loop
-mod verify;
-// describe: suspects -> leaks
+// the check pipeline: verify (the one retry loop) -> describe (suspects -> leaks) ->
+// outcome (fail / warn, the JSON record) -> watchdog (a test that cannot return) ->
+// harness, exit_gate (what the attribute and verify_test_main! call)
 mod describe;
-// service view: what a running process has alive, by spawn site
-mod snapshot;
-// face: outcome (fail / warn and the JSON record)
-mod outcome;
-// watch: the watchdog that ends a test that cannot be returned from; the watcher that
-// flags a spawn site that keeps growing in a service
-mod watchdog;
-mod watcher;
-// entry: what the attribute and `verify_test_main!` call, then this file
 mod exit_gate;
 mod harness;
+mod outcome;
+mod verify;
+mod watchdog;
+// the service view, beside the pipeline: snapshot (live work by spawn site), watcher
+mod snapshot;
+mod watcher;
 
 /// Leak-checks a test: runs it in a [`Scope`] named after it, and fails it if a thread or
 /// task it started is still running after the grace period, with the [`Report`].
@@ -151,10 +152,14 @@ pub use leakcheck_macros::checked as __checked;
 
 pub use config::DEFAULT_GRACE;
 pub use frames::Frame;
+pub use leakcheck_schema::rules::{Rule, RuleKind};
 pub use options::Options;
-pub use report::{Identity, Leak, LeakKind, Report};
+pub use report::{
+    Activity, Did, Identity, Leak, LeakKind, Note, OpenFile, OsState, Report, SpawnedBy,
+    SystemCall, ThreadState,
+};
 pub use scope::Scope;
-pub use snapshot::{Growth, Site, SiteGroup, SiteGrowth, Snapshot};
+pub use snapshot::{Growth, Site, SiteGroup, SiteGrowth, SiteKind, Snapshot, Waiting};
 pub use tasks::TokioBuilderExt;
 pub use watcher::{Alarm, Watcher, WatcherHandle};
 
@@ -249,9 +254,7 @@ impl Scope {
 /// If an environment variable or the shared file is not understood, with the message.
 fn check_configured(target: verify::Target, options: &Options) -> Result<(), Report> {
     match config::effective(options.settings()) {
-        Ok(Some(settings)) => {
-            verify::check(target, &settings).map_err(|found| describe::report(*found))
-        }
+        Ok(Some(settings)) => describe::check(target, &settings),
         Ok(None) => Ok(()),
         Err(message) => outcome::fail(message.to_owned()),
     }

@@ -123,6 +123,7 @@ pub(crate) fn label(scope: ScopeId) -> String {
 /// assert_eq!(worker.join().unwrap(), 4);
 /// scope.verify_none(); // the worker was joined: nothing leaked
 /// ```
+#[must_use = "a scope ends when it is dropped: bind it, `let scope = Scope::enter();`"]
 pub struct Scope {
     id: ScopeId,
     previous: ScopeId,
@@ -194,13 +195,16 @@ impl Drop for Scope {
 }
 
 /// The scope names, held by a forking thread across `fork` (`registry::fork`).
+#[cfg(lc_thread_hook)]
 pub(crate) struct NamesHeld(std::sync::MutexGuard<'static, Names>);
 
 /// Takes the names' lock until the fork is done.
+#[cfg(lc_thread_hook)]
 pub(crate) fn hold_names() -> NamesHeld {
     NamesHeld(NAMES.lock())
 }
 
+#[cfg(lc_thread_hook)]
 impl NamesHeld {
     /// In a forked child: the parent's scopes are not the child's. Forgotten, not dropped.
     pub(crate) fn forget_all(mut self) {

@@ -75,12 +75,15 @@ pub(crate) struct Found {
     /// How long the check waited, on the wall clock, measured before the final look (which
     /// may load debug info).
     pub(crate) waited: Duration,
+    /// How long what it found was watched: from the first look to the end of the last.
+    pub(crate) watched: Duration,
     /// For a test's tasks: where each is awaiting, from a dump of its runtime.
     pub(crate) awaiting: Option<Awaiting>,
-    /// What the quick looks saw during the grace period: with the final look, how often
+    /// What the earlier looks saw during the grace period: with the final look, how often
     /// each leak was woken during it.
-    pub(crate) baseline: Vec<Suspect>,
-    /// The grace period the check waited.
+    pub(crate) earlier: Vec<Suspect>,
+    /// The grace period the check had (some of it may have been spent before the check, by
+    /// a test's runtime shutdown).
     pub(crate) grace: Duration,
 }
 
@@ -146,6 +149,9 @@ struct Outlived {
     last: Vec<Suspect>,
     /// Wall time waited before the final look.
     waited: Duration,
+    /// Wall time from the first look to the end of the final one: how long what it found
+    /// was watched (the final look reads the counters last).
+    watched: Duration,
 }
 
 /// The one retry loop: quick looks with `sleep` between them as [`Backoff`] says, the grace
@@ -189,6 +195,7 @@ async fn retry<S: Future<Output = ()>>(
         earlier,
         last,
         waited,
+        watched: wall.elapsed(),
     })
 }
 
@@ -206,7 +213,7 @@ fn warm_symbols_for(suspects: &[Suspect]) {
             Suspect::UntrackedTasks(_) => {}
         }
     }
-    threads::warm_symbols(stacks, any_thread);
+    frames::warm_symbols(stacks, any_thread, threads::spawn_own_detached);
 }
 
 /// Runs a future whose every await is ready when first polled ([`retry`] with a sleep that
@@ -247,14 +254,15 @@ fn check_sleeping(target: Target, settings: &Settings, with_tasks: bool) -> Resu
         std::thread::sleep(delay);
         std::future::ready(())
     };
-    let outlived = run_ready(retry(settings.grace_period(), Instant::now, look, sleep));
+    let outlived = run_ready(retry(settings.remaining_grace(), Instant::now, look, sleep));
     outlived.map_err(|outlived| {
         Box::new(Found {
             target,
             suspects: outlived.last,
             waited: outlived.waited,
+            watched: outlived.watched,
             awaiting: None,
-            baseline: outlived.earlier,
+            earlier: outlived.earlier,
             grace: settings.grace_period(),
         })
     })
@@ -290,8 +298,9 @@ pub(crate) async fn check_tasks(
             target,
             suspects: outlived.last,
             waited: outlived.waited,
+            watched: outlived.watched,
             awaiting: Some(tasks::awaiting(runtime.handle()).await),
-            baseline: outlived.earlier,
+            earlier: outlived.earlier,
             grace: settings.grace_period(),
         })),
     }
@@ -557,14 +566,36 @@ fn process_threads(me: i32, unscoped_only: bool) -> Vec<FoundThread> {
     found
 }
 
-/// One final look at `target` now, without waiting: for the watchdog, when a test cannot
-/// come back to be checked. Tasks are those leakcheck's hooks know; on a plain build the
-/// caller counts them.
-pub(crate) fn look_now(target: Target, settings: &Settings) -> Vec<Suspect> {
+/// What `target` runs now, from one final look without waiting: for the watchdog, when a
+/// test cannot come back to be checked (`since`: when it got stuck). Tasks are those
+/// leakcheck's hooks know, else the runtime's count of them; where they await is not
+/// known (a dump runs inside the runtime, whose thread may be the stuck one).
+pub(crate) fn found_now(
+    target: Target,
+    settings: &Settings,
+    runtime: Option<&tokio::runtime::Handle>,
+    since: Instant,
+) -> Found {
     let rules = Rules::new(settings);
     let mut suspects = alive_threads(target, &rules, Look::Final);
     suspects.extend(alive_tasks(target, &rules, Look::Final));
-    suspects
+    if !tasks::HOOKED {
+        let count = runtime.map_or(0, |runtime| runtime.metrics().num_alive_tasks());
+        if count > 0 {
+            suspects.push(Suspect::UntrackedTasks(count));
+        }
+    }
+    Found {
+        target,
+        suspects,
+        waited: since.elapsed(),
+        watched: Duration::ZERO,
+        awaiting: Some(Err(
+            "where it awaits is not known: the test's thread is stuck, so no task dump",
+        )),
+        earlier: Vec::new(),
+        grace: settings.grace_period(),
+    }
 }
 
 /// Says once per process what this build cannot check, the first time a check runs.

@@ -1,5 +1,5 @@
 //! leakcheck's one thread of its own: it ends a test that cannot be returned from, so that
-//! leakcheck is never the reason a suite hangs. Two alarms use it:
+//! leakcheck is never the reason a suite hangs. Two deadlines use it:
 //!
 //! - a test's task check, which runs inside the test's runtime: on a current_thread runtime
 //!   a task that blocks in a call that never returns blocks the test's own thread, and the
@@ -7,10 +7,10 @@
 //!   must end in bounded time: grace plus [`STALL_MARGIN`];
 //! - a test's opt-in `timeout`: a body that has not returned by then.
 //!
-//! When an alarm goes off, the watchdog reports everything the test's scope runs, the
+//! When a deadline passes, the watchdog reports everything the test's scope runs, the
 //! test's own thread first with its current stack, writes the JSON record and ends the
-//! process (`outcome::end_process`), as `go test -timeout` does. A disarmed alarm costs a
-//! lock and a condvar notification; the thread starts with the first alarm and waits.
+//! process (`outcome::end_process`), as `go test -timeout` does. A disarmed deadline costs a
+//! lock and a condvar notification; the thread starts with the first deadline and waits.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -24,9 +24,8 @@ use crate::describe;
 use crate::outcome::{self, Check};
 use crate::report::Ending;
 use crate::scope::ScopeId;
-use crate::tasks;
 use crate::threads;
-use crate::verify::{self, Found, Suspect, Target};
+use crate::verify::{self, Target};
 
 /// Beyond the grace period, what a task check may take before it counts as stuck: the task
 /// dump's own 2 s limit and more, so that a slow but working check is never cut short.
@@ -41,59 +40,59 @@ pub(crate) struct Watch {
     pub(crate) settings: Settings,
     /// The test's runtime, whose live tasks are counted on a build without task hooks.
     pub(crate) runtime: Option<tokio::runtime::Handle>,
-    /// Whether the test passed on its own, as far as is known when the alarm is armed.
+    /// Whether the test passed on its own, as far as is known when the deadline is armed.
     pub(crate) test_passed: bool,
-    /// What the alarm stands for.
+    /// What the deadline stands for.
     pub(crate) ending: Ending,
     /// Since when the test has been stuck: the body's end for a stalled check, its start
     /// for a timeout.
     pub(crate) since: Instant,
 }
 
-/// An armed alarm; dropping it disarms it.
-#[must_use = "dropping the alarm disarms it"]
-pub(crate) struct Alarm(u64);
+/// An armed deadline; dropping it disarms it.
+#[must_use = "dropping the deadline disarms it"]
+pub(crate) struct Deadline(u64);
 
-impl Drop for Alarm {
+impl Drop for Deadline {
     fn drop(&mut self) {
-        // No wake-up: the watchdog finds the alarm gone when it next looks.
-        ALARMS.lock().pending.remove(&self.0);
+        // No wake-up: the watchdog finds the deadline gone when it next looks.
+        DEADLINES.lock().pending.remove(&self.0);
     }
 }
 
 #[derive(Default)]
-struct Alarms {
+struct Deadlines {
     pending: BTreeMap<u64, (Instant, Watch)>,
-    /// When the watchdog looks next; `None` while it waits for an alarm. An alarm due
+    /// When the watchdog looks next; `None` while it waits for a deadline. A deadline due
     /// later needs no wake-up, so a test that arms and disarms one costs no context switch.
     next_look: Option<Instant>,
 }
 
-static ALARMS: LazyLock<Mutex<Alarms>> = LazyLock::new(Default::default);
+static DEADLINES: LazyLock<Mutex<Deadlines>> = LazyLock::new(Default::default);
 static RUNG: Condvar = Condvar::new();
 
-/// Arms an alarm that ends the process with `watch`'s report unless dropped within `after`.
-pub(crate) fn arm(after: Duration, watch: Watch) -> Alarm {
+/// Arms a deadline that ends the process with `watch`'s report unless dropped within `after`.
+pub(crate) fn arm(after: Duration, watch: Watch) -> Deadline {
     static NEXT: AtomicU64 = AtomicU64::new(0);
     start_the_thread();
     let id = NEXT.fetch_add(1, Ordering::Relaxed);
     let deadline = Instant::now() + after;
-    let mut alarms = ALARMS.lock();
-    alarms.pending.insert(id, (deadline, watch));
-    if alarms
+    let mut deadlines = DEADLINES.lock();
+    deadlines.pending.insert(id, (deadline, watch));
+    if deadlines
         .next_look
         .is_none_or(|next_look| deadline < next_look)
     {
         RUNG.notify_one();
     }
-    Alarm(id)
+    Deadline(id)
 }
 
 /// Starts the watchdog once, outside every scope: it belongs to no test.
 fn start_the_thread() {
     static STARTED: OnceLock<()> = OnceLock::new();
     STARTED.get_or_init(|| {
-        let started = threads::spawn_own("leakcheck-watchdog", watch_over_alarms);
+        let started = threads::spawn_own("leakcheck-watchdog", watch_over_deadlines);
         match started {
             Ok(_) => {}
             Err(error) => {
@@ -105,24 +104,27 @@ fn start_the_thread() {
     });
 }
 
-fn watch_over_alarms() {
-    let mut alarms = ALARMS.lock();
+fn watch_over_deadlines() {
+    let mut deadlines = DEADLINES.lock();
     loop {
-        let next = alarms
+        let next = deadlines
             .pending
             .iter()
             .map(|(&id, (deadline, _))| (*deadline, id))
             .min();
-        alarms.next_look = next.map(|(deadline, _)| deadline);
+        deadlines.next_look = next.map(|(deadline, _)| deadline);
         match next {
-            None => RUNG.wait(&mut alarms),
+            None => RUNG.wait(&mut deadlines),
             Some((deadline, id)) if deadline <= Instant::now() => {
-                let (_, watch) = alarms.pending.remove(&id).expect("the alarm was just seen");
-                drop(alarms);
+                let (_, watch) = deadlines
+                    .pending
+                    .remove(&id)
+                    .expect("the deadline was just seen");
+                drop(deadlines);
                 end_the_stuck_test(watch);
             }
             Some((deadline, _)) => {
-                RUNG.wait_until(&mut alarms, deadline);
+                RUNG.wait_until(&mut deadlines, deadline);
             }
         }
     }
@@ -130,28 +132,12 @@ fn watch_over_alarms() {
 
 /// Reports what the stuck test's scope runs and ends the process.
 fn end_the_stuck_test(watch: Watch) -> ! {
-    let target = Target::Scope(watch.scope);
-    let mut suspects = verify::look_now(target, &watch.settings);
-    if !tasks::HOOKED {
-        let count = watch
-            .runtime
-            .as_ref()
-            .map_or(0, |runtime| runtime.metrics().num_alive_tasks());
-        if count > 0 {
-            suspects.push(Suspect::UntrackedTasks(count));
-        }
-    }
-    let found = Found {
-        target,
-        suspects,
-        waited: watch.since.elapsed(),
-        // A dump is taken inside the runtime, whose thread may be the stuck one.
-        awaiting: Some(Err(
-            "where it awaits is not known: the test's thread is stuck, so no task dump",
-        )),
-        baseline: Vec::new(),
-        grace: watch.settings.grace_period(),
-    };
+    let found = verify::found_now(
+        Target::Scope(watch.scope),
+        &watch.settings,
+        watch.runtime.as_ref(),
+        watch.since,
+    );
     let report = describe::stuck_test(found, watch.tid, watch.ending);
     outcome::end_process(
         Check::Test {

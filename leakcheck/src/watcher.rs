@@ -61,6 +61,7 @@ impl Watcher {
     /// # Panics
     ///
     /// If `interval` is zero.
+    #[must_use]
     pub fn every(interval: Duration) -> Watcher {
         assert!(
             !interval.is_zero(),
@@ -79,6 +80,7 @@ impl Watcher {
     /// # Panics
     ///
     /// If `intervals` is zero.
+    #[must_use]
     pub fn alarm_after(mut self, intervals: usize) -> Watcher {
         assert!(
             intervals > 0,
@@ -89,6 +91,7 @@ impl Watcher {
     }
 
     /// What to do with an alarm, on the watcher's thread. The default writes it to stderr.
+    #[must_use]
     pub fn on_alarm(mut self, on_alarm: impl FnMut(&Alarm) + Send + 'static) -> Watcher {
         self.on_alarm = Box::new(on_alarm);
         self
@@ -126,6 +129,24 @@ impl Watcher {
             }
             last = now;
         }
+    }
+}
+
+impl std::fmt::Debug for Watcher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Watcher")
+            .field("interval", &self.interval)
+            .field("alarm_after", &self.alarm_after)
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for WatcherHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WatcherHandle")
+            .field("thread", &self.thread.thread().name())
+            .field("stopped", &*self.stop.0.lock())
+            .finish()
     }
 }
 

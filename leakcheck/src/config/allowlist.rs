@@ -126,6 +126,7 @@ pub(crate) const RUNS_A_JOB: &[&str] =
 
 /// The pool whose threads are named like this, if any (the name alone: the spawn path says
 /// whether it is one).
+#[cfg(lc_thread_hook)]
 pub(crate) fn pool_named(name: &str) -> Option<&'static Pool> {
     POOLS
         .iter()

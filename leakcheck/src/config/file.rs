@@ -68,9 +68,7 @@ pub(crate) fn find(start: &Path) -> Option<PathBuf> {
         if candidate.is_file() {
             return Some(candidate);
         }
-        let is_workspace_root = std::fs::read_to_string(dir.join("Cargo.toml"))
-            .is_ok_and(|manifest| manifest.lines().any(|line| line.trim() == "[workspace]"));
-        if is_workspace_root {
+        if crate::paths::is_workspace_root(dir) {
             return None;
         }
     }

@@ -45,6 +45,9 @@ pub(crate) struct Settings {
     /// How long a test body may run before the process ends with a report of what it runs
     /// (off when `None`).
     pub(crate) timeout: Option<Duration>,
+    /// The part of the grace period spent before the check began (by a test's runtime
+    /// shutdown, which waits for `spawn_blocking` work): the check waits for the rest.
+    pub(crate) grace_spent: Duration,
 }
 
 impl Settings {
@@ -54,12 +57,19 @@ impl Settings {
             Rule::Thread(pattern) => self.ignore_threads.push(pattern),
             Rule::Spawn(substring) => self.ignore_spawns.push(substring),
             Rule::Top(substring) => self.ignore_tops.push(substring),
+            // The grammar makes no other kind this version applies.
+            _ => {}
         }
     }
 
     /// The grace period: the one set, else [`DEFAULT_GRACE`].
     pub(crate) fn grace_period(&self) -> Duration {
         self.grace.unwrap_or(DEFAULT_GRACE)
+    }
+
+    /// What a check waits: the grace period, less what was spent before it began.
+    pub(crate) fn remaining_grace(&self) -> Duration {
+        self.grace_period().saturating_sub(self.grace_spent)
     }
 
     /// Whether rules of the ecosystem allowlist apply.

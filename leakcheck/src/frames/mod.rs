@@ -1,18 +1,20 @@
 //! [`Frame`], and raw instruction pointers -> frames, and which frames are the user's. Runs
-//! only when a check has found something, never on the spawn path. A leaf: it imports
-//! nothing of the crate.
+//! only when a check has found something, never on the spawn path. A leaf: it imports only
+//! the foundation (paths, spawn stacks).
 //!
 //! - `resolve`: addresses to frames with the debug info (functions, inlined ones, files,
 //!   lines), cached per address; the frames of a task dump;
 //! - `symtab`: addresses to function names from the executable's symbol table alone: no
 //!   debug info to load, so rules can match at a check's first look;
 //! - `classify`: which frames are the user's, and the spawn site among them;
-//! - `current_stack`: a thread's current stack as a report shows it.
+//! - `current_stack`: a thread's current stack as a report shows it;
+//! - `warm`: the debug info loaded on a thread of leakcheck's own while a check waits.
 
 mod classify;
 mod current_stack;
 mod resolve;
 mod symtab;
+mod warm;
 
 use std::fmt;
 
@@ -26,6 +28,7 @@ pub(crate) use current_stack::shape_current_stack;
 pub(crate) use resolve::from_symbol;
 pub(crate) use resolve::{location_frame, resolve, resolve_cached};
 pub(crate) use symtab::names;
+pub(crate) use warm::warm_symbols;
 
 /// One frame of a backtrace, resolved.
 ///
@@ -108,12 +111,6 @@ impl Frame {
             (Some(line), None) => format!("{file}:{line}"),
             _ => file.to_owned(),
         })
-    }
-
-    /// The function path as an `ignore_spawn` rule: closures stand for their function.
-    pub(crate) fn rule_path(&self) -> Option<&str> {
-        let function = self.function.as_deref()?;
-        Some(function.split("::{{closure}}").next().unwrap_or(function))
     }
 }
 

@@ -64,7 +64,7 @@ pub(crate) fn from_symbol(
 ) -> Frame {
     let frame = Frame::new(
         demangled.map(without_hash),
-        file.map(display_path),
+        file.map(crate::paths::display),
         line,
         column,
     );
@@ -81,33 +81,6 @@ fn without_hash(name: &str) -> String {
             path.to_owned()
         }
         _ => name.to_owned(),
-    }
-}
-
-/// Paths under the working directory (where cargo runs tests: the package root) are shown
-/// relative to it, the way they appear in the user's editor; a dependency's sources from
-/// cargo's registry as `crate-version/src/...`.
-fn display_path(path: &std::path::Path) -> String {
-    static CWD: LazyLock<Option<std::path::PathBuf>> =
-        LazyLock::new(|| std::env::current_dir().ok());
-    if let Some(relative) = CWD.as_deref().and_then(|cwd| path.strip_prefix(cwd).ok()) {
-        return relative.display().to_string();
-    }
-    let shown = path.display().to_string();
-    // `/rustc/<commit>/library/std/src/...`: the standard library's sources.
-    if let Some((_, below)) = shown
-        .split_once("/library/")
-        .filter(|_| shown.starts_with("/rustc/"))
-    {
-        return below.to_owned();
-    }
-    // `~/.cargo/registry/src/<index>-<hash>/tokio-1.54.1/src/...`
-    match shown.split_once("/registry/src/") {
-        Some((_, below)) => below
-            .split_once('/')
-            .map_or(below, |(_index, rest)| rest)
-            .to_owned(),
-        None => shown,
     }
 }
 
@@ -134,7 +107,7 @@ pub(crate) fn location_frame(
         .and_then(|frame| frame.function().map(str::to_owned));
     Frame::new(
         function,
-        Some(display_path(std::path::Path::new(location.file()))),
+        Some(crate::paths::display(std::path::Path::new(location.file()))),
         Some(location.line()),
         Some(location.column()),
     )

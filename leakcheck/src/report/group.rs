@@ -4,6 +4,8 @@
 //! stacks: 500 copies of the same leaked task are one thing to fix, not 500. Groups come
 //! biggest first; a report never groups leaks of different tests (a report is one test's).
 
+use leakcheck_schema::rules::Rule;
+
 use super::{Identity, Leak, LeakKind};
 
 /// Ids shown of a group before the rest are counted.
@@ -14,20 +16,17 @@ pub(crate) struct Group<'a> {
     pub(crate) leaks: Vec<&'a Leak>,
 }
 
-/// What makes two leaks the same to a reader.
+/// What makes two leaks the same to a reader: their facts, compared as data.
 fn key(leak: &Leak) -> impl PartialEq + '_ {
-    let shown = |frames: &[crate::frames::Frame]| -> Vec<String> {
-        frames.iter().map(ToString::to_string).collect()
-    };
     (
         (leak.kind(), leak.is_test_thread, leak.backtrace_recorded),
         leak.activity
-            .map(|activity| (activity.is_stuck(), activity.woken == 0)),
+            .map(|activity| std::mem::discriminant(&activity.did)),
         matches!(leak.identity, Identity::UntrackedTasks { .. }),
-        (&leak.owner, &leak.spawned_by, &leak.state),
-        leak.spawn_site.as_ref().map(|site| site.to_string()),
-        (shown(&leak.current_stack), shown(&leak.awaiting)),
-        shown(&leak.spawn_backtrace),
+        (&leak.owner, &leak.spawned_by, &leak.os, &leak.notes),
+        &leak.spawn_site,
+        (&leak.current_stack, &leak.awaiting),
+        &leak.spawn_backtrace,
     )
 }
 
@@ -104,8 +103,14 @@ impl<'a> Group<'a> {
                 let names = self.names();
                 let named = match (names.first(), names.last()) {
                     _ if names.len() < count => String::new(),
-                    (Some(first), Some(last)) if first == last => format!(" \"{first}\""),
-                    (Some(first), Some(last)) => format!(" \"{first}\" … \"{last}\""),
+                    (Some(first), Some(last)) if first == last => {
+                        format!(" {}", super::text::quoted(first))
+                    }
+                    (Some(first), Some(last)) => format!(
+                        " {} … {}",
+                        super::text::quoted(first),
+                        super::text::quoted(last)
+                    ),
                     _ => String::new(),
                 };
                 format!("{count} threads (tids {ids}){named}")
@@ -113,45 +118,10 @@ impl<'a> Group<'a> {
         }
     }
 
-    /// The arguments that would silence every leak of the group: the first's, with one glob
-    /// over the threads' names when they differ (their common start).
-    pub(crate) fn ignore_rules(&self) -> Vec<String> {
-        let mut rules = self.first().ignore_rules();
-        let names = self.names();
-        let differ = names.windows(2).any(|pair| pair[0] != pair[1]);
-        if differ
-            && rules
-                .first()
-                .is_some_and(|rule| rule.starts_with("ignore_thread"))
-        {
-            rules.remove(0);
-            let prefix = common_prefix(&names);
-            if names.len() == self.leaks.len() && !prefix.is_empty() {
-                rules.insert(
-                    0,
-                    format!("ignore_thread = \"{}*\"", glob::Pattern::escape(prefix)),
-                );
-            }
-        }
-        rules
+    /// The rules that would silence every leak of the group (`rules`).
+    pub(crate) fn ignore_rules(&self) -> Vec<Rule> {
+        super::rules::of_group(self)
     }
-}
-
-fn common_prefix<'a>(names: &[&'a str]) -> &'a str {
-    let Some(first) = names.first() else {
-        return "";
-    };
-    let mut end = first.len();
-    for name in &names[1..] {
-        end = first
-            .char_indices()
-            .zip(name.chars())
-            .take_while(|((_, a), b)| a == b)
-            .last()
-            .map_or(0, |((at, a), _)| at + a.len_utf8())
-            .min(end);
-    }
-    &first[..end]
 }
 
 /// `4-503`, or `1, 3, 5-9 and 12 more`: sorted ids as runs, the first few shown.
@@ -192,14 +162,5 @@ mod tests {
         assert_eq!(id_list(&[1, 3, 5, 6, 7]), "1, 3, 5-7");
         let scattered: Vec<u64> = (0..20).map(|n| n * 2).collect();
         assert_eq!(id_list(&scattered), "0, 2, 4, 6, 8, 10, 12, 14 and 12 more");
-    }
-
-    #[test]
-    fn names_share_their_start() {
-        assert_eq!(
-            common_prefix(&["worker-1", "worker-12", "worker-2"]),
-            "worker-"
-        );
-        assert_eq!(common_prefix(&["a", "b"]), "");
     }
 }

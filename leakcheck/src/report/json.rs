@@ -9,7 +9,7 @@ use std::path::Path;
 
 use leakcheck_schema::record::{self, Group as GroupRecord, Kind, Outcome, Record};
 
-use super::{Ending, Identity, Report, group};
+use super::{Did, Ending, Identity, Report, group};
 use crate::config::Mode;
 use crate::frames::Frame;
 
@@ -114,6 +114,7 @@ fn group_record(group: &group::Group<'_>) -> GroupRecord {
         Identity::UntrackedTasks { .. } => Kind::UntrackedTasks,
     };
     let ids = group.ids();
+    let rules = group.ignore_rules();
     GroupRecord {
         kind,
         count: group.count() as u64,
@@ -129,22 +130,31 @@ fn group_record(group: &group::Group<'_>) -> GroupRecord {
         }),
         owner: leak.owner.clone(),
         spawn: leak.spawn_site.as_ref().map(frame),
-        spawned_by: leak.spawned_by.clone(),
-        state: leak.state.clone(),
+        spawned_by: leak.spawned_by.as_ref().map(ToString::to_string),
+        state: leak.state(),
         spawn_backtrace: leak.spawn_backtrace.iter().map(frame).collect(),
         current_stack: leak.current_stack.iter().map(frame).collect(),
         awaiting: leak.awaiting.iter().map(frame).collect(),
-        ignore_rules: group.ignore_rules(),
+        ignore_rules: rules.iter().map(ToString::to_string).collect(),
+        rules: rules.iter().map(record::RuleRecord::from).collect(),
         test_thread: leak.is_test_thread,
         woken_during_grace: leak.woken_during_grace(),
-        activity: leak.is_stuck().map(|stuck| {
-            if stuck {
-                record::Activity::Stuck
-            } else {
-                record::Activity::Active
-            }
+        activity: leak.activity.map(|activity| match activity.did() {
+            Did::Stuck => record::Activity::Stuck,
+            Did::Busy { .. } => record::Activity::Busy,
+            Did::WaitingOnATimer | Did::Woken { .. } => record::Activity::Active,
         }),
+        cpu_ms: leak.activity.and_then(|activity| match activity.did() {
+            Did::Busy { cpu } | Did::Woken { cpu: Some(cpu), .. } => Some(millis(cpu)),
+            Did::Stuck if leak.kind() == super::LeakKind::Thread => Some(0),
+            _ => None,
+        }),
+        watched_ms: leak.activity.map(|activity| millis(activity.watched())),
     }
+}
+
+fn millis(duration: std::time::Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }
 
 /// A frame as the records write it.

@@ -1,38 +1,25 @@
 //! What a failed check hands back: the leaks, each with who owns it, where it was spawned,
-//! what it is doing now and how to silence it; the text a person reads in a CI log, and
-//! the JSON lines a pipeline reads (`json`).
+//! what it is doing now and how to silence it, as facts (`facts`); the text a person reads
+//! in a CI log (`text`), and the JSON lines a pipeline reads (`json`).
 //!
 //! Pure data: everything a report says was decided when its leaks were described
 //! (`describe`), so `Display` is a function of the fields alone, whatever the process's
 //! environment is when it is printed.
 
+mod facts;
 mod group;
 pub(crate) mod json;
+mod rules;
+mod text;
 
 use std::fmt;
 use std::time::Duration;
 
-use leakcheck_schema::duration::{self, round_to_ms};
+use leakcheck_schema::rules::Rule;
 
-use crate::config::TASK_BACKTRACE_VAR;
 use crate::frames::Frame;
 
-/// The most text a report prints after its first paragraph, whatever leaks: the paragraphs
-/// beyond it are counted, not printed.
-const TEXT_BUDGET: usize = 16 * 1024 - 512;
-
-/// What the report says when tasks cannot be told apart, how to see them, and what the
-/// choice to live with them costs.
-const HOW_TO_HOOK: &str = "\
-tokio tells leakcheck which tasks and where they were spawned only with `--cfg tokio_unstable`;
-  add to .cargo/config.toml:
-      [build]
-      rustflags = [\"--cfg\", \"tokio_unstable\"]
-  (or run RUSTFLAGS=\"--cfg tokio_unstable\" cargo test): then each task has its id and spawn
-  line, and a rule in leakcheck.toml can silence a task that is meant to live.
-  To live with such counts on this build, untracked_tasks = \"warn\" in leakcheck.toml (or
-  LEAKCHECK_UNTRACKED_TASKS=warn) reports them without failing; it lets a new task leak of
-  any test pass too (threads and identified tasks still fail).";
+pub use facts::{Activity, Did, Note, OpenFile, OsState, SpawnedBy, SystemCall, ThreadState};
 
 /// What leaked.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -44,11 +31,22 @@ pub enum LeakKind {
     Task,
 }
 
+impl LeakKind {
+    /// `thread`, `task`: the word reports use.
+    pub(crate) fn noun(self) -> &'static str {
+        match self {
+            LeakKind::Thread => "thread",
+            LeakKind::Task => "task",
+        }
+    }
+}
+
 /// Which thread (or task) leaked.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Identity {
     /// An OS thread.
+    #[non_exhaustive]
     Thread {
         /// The kernel thread id; `None` while the thread was still being created.
         tid: Option<i32>,
@@ -57,12 +55,14 @@ pub enum Identity {
         name: Option<String>,
     },
     /// A tokio task, known by the hooks leakcheck installs under `--cfg tokio_unstable`.
+    #[non_exhaustive]
     Task {
         /// tokio's task id, as `tokio::task::Id` displays it.
         id: u64,
     },
     /// Tasks a test's runtime still runs, counted but not told apart: without
     /// `--cfg tokio_unstable` tokio gives leakcheck the number, not the tasks.
+    #[non_exhaustive]
     UntrackedTasks {
         /// How many.
         count: usize,
@@ -88,7 +88,7 @@ impl fmt::Display for Identity {
                     None => f.write_str("thread (still starting)")?,
                 }
                 match name {
-                    Some(name) => write!(f, " \"{name}\""),
+                    Some(name) => write!(f, " {}", text::quoted(name)),
                     None => f.write_str(" <unnamed>"),
                 }
             }
@@ -113,8 +113,9 @@ pub struct Leak {
     /// Whether a spawn backtrace was recorded at all: a task's is only with
     /// `LEAKCHECK_TASK_BACKTRACE=1`, and the report says so when it was not.
     pub(crate) backtrace_recorded: bool,
-    pub(crate) spawned_by: Option<String>,
-    pub(crate) state: Option<String>,
+    pub(crate) spawned_by: Option<SpawnedBy>,
+    pub(crate) os: Option<OsState>,
+    pub(crate) notes: Vec<Note>,
     pub(crate) awaiting: Vec<Frame>,
     pub(crate) current_stack: Vec<Frame>,
     /// What it did during the grace period, where that was watched.
@@ -134,7 +135,8 @@ impl Leak {
             spawn_backtrace: Vec::new(),
             backtrace_recorded: true,
             spawned_by: None,
-            state: None,
+            os: None,
+            notes: Vec::new(),
             awaiting: Vec::new(),
             current_stack: Vec::new(),
             activity: None,
@@ -163,8 +165,9 @@ impl Leak {
 
     /// The user's line that spawned it: for a thread the innermost frame of the spawn
     /// backtrace in the workspace's own code (a dependency's frame only when there is no
-    /// other: a thread a library starts for you points at your call); for a task the call to `tokio::spawn`
-    /// (or `JoinSet::spawn`, `Builder::spawn`, ...) as tokio recorded it.
+    /// other: a thread a library starts for you points at your call); for a thread of a
+    /// pool that runs a closure or job of the user's, that closure; for a task the call to
+    /// `tokio::spawn` (or `JoinSet::spawn`, `Builder::spawn`, ...) as tokio recorded it.
     pub fn spawn_site(&self) -> Option<&Frame> {
         self.spawn_site.as_ref()
     }
@@ -174,22 +177,33 @@ impl Leak {
         &self.spawn_backtrace
     }
 
-    /// For a thread spawned by another thread of the same scope, or a task spawned by a
-    /// task, the spawner and where it was spawned itself.
-    pub fn spawned_by(&self) -> Option<&str> {
-        self.spawned_by.as_deref()
+    /// For a thread spawned by another thread of the same scope, or by a task, the spawner
+    /// and where it was spawned itself.
+    pub fn spawned_by(&self) -> Option<&SpawnedBy> {
+        self.spawned_by.as_ref()
     }
 
-    /// What it is doing now, as far as the platform tells: for a Linux thread its state,
-    /// the system call it is blocked in and the kernel function it waits in; for a task,
-    /// why [`Leak::awaiting`] is empty when it is.
-    pub fn state(&self) -> Option<&str> {
-        self.state.as_deref()
+    /// What the OS says a thread is doing (Linux): its state, the system call it is blocked
+    /// in, the kernel function it waits in.
+    pub fn os_state(&self) -> Option<&OsState> {
+        self.os.as_ref()
+    }
+
+    /// What more the report says of it: why [`Leak::awaiting`] is empty, that a pool's
+    /// thread runs a closure that has not returned, and so on.
+    pub fn notes(&self) -> &[Note] {
+        &self.notes
+    }
+
+    /// Its state as the report prints it after its identity: [`Leak::os_state`] and
+    /// [`Leak::notes`], `; `-separated.
+    pub fn state(&self) -> Option<String> {
+        text::state_line(self)
     }
 
     /// For a task, where it is awaiting now (from a tokio task dump, with leakcheck's
     /// `taskdump` feature): the tokio future it waits on, then the user's frames that
-    /// await it, innermost first. Empty when unknown.
+    /// await it, innermost first. Empty when unknown; then [`Leak::notes`] say why.
     pub fn awaiting(&self) -> &[Frame] {
         &self.awaiting
     }
@@ -197,110 +211,34 @@ impl Leak {
     /// For a thread on Linux, where it is now: the function it is stopped in, the library
     /// call your code made (`Condvar::wait`, `thread::sleep`, ...), then your frames,
     /// innermost first. Captured when the report is made. Empty when unknown; then
-    /// [`Leak::state`] says why.
+    /// [`Leak::notes`] say why.
     pub fn current_stack(&self) -> &[Frame] {
         &self.current_stack
+    }
+
+    /// What it did during the grace period, where that was watched.
+    pub fn activity(&self) -> Option<&Activity> {
+        self.activity.as_ref()
     }
 
     /// How many times it was woken during the grace period (a thread's wake-ups, a task's
     /// polls), where that was watched: `Some(0)` and not waiting on a timer is a leak that
     /// can never end by itself.
     pub fn woken_during_grace(&self) -> Option<u64> {
-        self.activity.map(|activity| activity.woken)
+        self.activity.map(|activity| activity.woken())
     }
 
-    /// Whether it was stuck during the grace period (not woken, no timer pending), where
-    /// that was watched.
+    /// Whether it was stuck during the grace period (not woken, no timer pending, no CPU
+    /// used), where that was watched.
     pub fn is_stuck(&self) -> Option<bool> {
         self.activity.map(|activity| activity.is_stuck())
     }
 
-    /// The `#[leakcheck::test(..)]` arguments that would silence this leak, most precise
-    /// first. The same strings work with [`Options`](crate::Options).
-    pub fn ignore_rules(&self) -> Vec<String> {
-        let mut rules = Vec::new();
-        if let Identity::Thread {
-            name: Some(name), ..
-        } = &self.identity
-        {
-            rules.push(format!(
-                "ignore_thread = \"{}\"",
-                glob::Pattern::escape(name)
-            ));
-        }
-        if let Some(site) = self.spawn_site() {
-            match (site.rule_path(), site.file(), site.line()) {
-                (Some(path), _, _) => rules.push(format!("ignore_spawn = \"{path}\"")),
-                (None, Some(file), Some(line)) => {
-                    rules.push(format!("ignore_spawn = \"{file}:{line}\""));
-                }
-                _ => {}
-            }
-        }
-        rules
-    }
-}
-
-/// What a leak did during the grace period: whether it can ever end is the first thing a
-/// reader asks. Stuck: nothing it waits for happened, look for a missing close or cancel.
-/// Active: woken, or waiting on a timer, so a loop or a timer keeps it going; it may end
-/// later, or never.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct Activity {
-    /// Times it was woken during the grace period (a thread's wake-ups, a task's polls).
-    pub(crate) woken: u64,
-    /// CPU time a thread used during the grace period.
-    pub(crate) cpu: Option<Duration>,
-    /// Whether it waits on a timer, which wakes it by itself.
-    pub(crate) timer: bool,
-    /// The grace period watched.
-    pub(crate) grace: Duration,
-}
-
-impl Activity {
-    pub(crate) fn is_stuck(&self) -> bool {
-        self.woken == 0 && !self.timer
-    }
-
-    /// The report's line about it.
-    fn line(&self, kind: LeakKind) -> String {
-        let grace = duration::format(round_to_ms(self.grace));
-        let what = match kind {
-            LeakKind::Thread => "thread",
-            LeakKind::Task => "task",
-        };
-        if self.is_stuck() {
-            return format!(
-                "stuck: not woken during the {grace} grace period: nothing it waits for \
-                 happened (look for a missing close, drop or cancel)"
-            );
-        }
-        let why = if self.woken == 0 {
-            format!(
-                "waiting on a timer, not woken during the {grace} grace period: it wakes when \
-                 the timer fires"
-            )
-        } else {
-            let cpu = match self.cpu {
-                Some(cpu) if cpu >= Duration::from_millis(1) => {
-                    format!(", using {} of CPU", duration::format(round_to_ms(cpu)))
-                }
-                _ => String::new(),
-            };
-            let times = if self.woken == 1 {
-                "once".to_owned()
-            } else {
-                format!("{} times", self.woken)
-            };
-            format!(
-                "woken {times} during the {grace} grace period{cpu}: a timer, I/O or a loop \
-                 keeps it running"
-            )
-        };
-        format!(
-            "active: {why}; it may end later, or never (if it ends by itself, a longer grace \
-             lets it; if it is meant to live, a rule silences this {what})"
-        )
+    /// The rules that would silence this leak, most precise first. Each prints as a line
+    /// of `leakcheck.toml` (its `Display`) and as a `#[leakcheck::test(..)]` argument
+    /// ([`Rule::attribute`]); [`Options`](crate::Options) takes the same pattern.
+    pub fn ignore_rules(&self) -> Vec<Rule> {
+        rules::of_leak(self)
     }
 }
 
@@ -367,33 +305,6 @@ impl Report {
     pub fn waited(&self) -> Duration {
         self.waited
     }
-}
-
-impl Report {
-    /// `1 thread`, `2 tasks`, `2 tasks and 1 thread`.
-    fn what_leaked(&self) -> String {
-        let count = |kind| {
-            self.leaks
-                .iter()
-                .filter(|leak| leak.kind() == kind && !leak.is_test_thread)
-                .map(|leak| leak.identity.count())
-                .sum::<usize>()
-        };
-        let plural = |count: usize, one: &str| match count {
-            1 => format!("1 {one}"),
-            count => format!("{count} {one}s"),
-        };
-        match (count(LeakKind::Task), count(LeakKind::Thread)) {
-            (0, 0) => "nothing else".to_owned(),
-            (0, threads) => plural(threads, "thread"),
-            (tasks, 0) => plural(tasks, "task"),
-            (tasks, threads) => format!(
-                "{} and {}",
-                plural(tasks, "task"),
-                plural(threads, "thread")
-            ),
-        }
-    }
 
     /// One report of two checks of the same subject (a test's tasks, then its threads).
     pub(crate) fn merge(mut self, later: Report) -> Report {
@@ -418,148 +329,6 @@ impl Report {
 
 impl std::error::Error for Report {}
 
-impl fmt::Display for Report {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let what = self.what_leaked();
-        let waited = duration::format(round_to_ms(self.waited));
-        match (&self.subject, self.ending) {
-            (Subject::Scope(name), Some(Ending::Stalled)) => writeln!(
-                f,
-                "leakcheck: `{name}` cannot be checked: its runtime's only thread, the test's, \
-                 is blocked inside one of its tasks ({waited} after the test returned); it runs \
-                 {what}"
-            )?,
-            (Subject::Scope(name), Some(Ending::TimedOut(timeout))) => writeln!(
-                f,
-                "leakcheck: `{name}` has not returned within its timeout of {}; it runs {what}",
-                duration::format(timeout)
-            )?,
-            (Subject::Scope(name), None) => writeln!(
-                f,
-                "leakcheck: `{name}` leaked {what} (still running {waited} after it returned)"
-            )?,
-            (Subject::Process, _) => writeln!(
-                f,
-                "leakcheck: {what} still running at the process-wide check (waited {waited})"
-            )?,
-            (Subject::Exit, _) => writeln!(
-                f,
-                "leakcheck: {what} still running when the test binary exited (waited {waited})"
-            )?,
-        }
-        let groups = group::groups(&self.leaks);
-        let mut written = 0;
-        for (shown, group) in groups.iter().enumerate() {
-            let paragraph = self.paragraph(group);
-            if shown > 0 && written + paragraph.len() > TEXT_BUDGET {
-                let rest = &groups[shown..];
-                let leaks: usize = rest.iter().map(group::Group::count).sum();
-                return writeln!(
-                    f,
-                    "\n… and {} more groups ({leaks} more threads and tasks) not shown: the \
-                     report is kept under 16 KiB (`Report::leaks()` has every leak, the JSON \
-                     line every group that fits in 64 KiB)",
-                    rest.len(),
-                );
-            }
-            written += paragraph.len();
-            f.write_str(&paragraph)?;
-        }
-        Ok(())
-    }
-}
-
-impl Report {
-    /// One group's paragraph, a blank line first.
-    fn paragraph(&self, group: &group::Group<'_>) -> String {
-        let mut text = String::new();
-        // Writing to a String cannot fail.
-        let _ = self.write_paragraph(&mut text, group);
-        text
-    }
-
-    fn write_paragraph(&self, f: &mut String, group: &group::Group<'_>) -> fmt::Result {
-        use std::fmt::Write;
-        let leak = group.first();
-        writeln!(f)?;
-        write!(f, "{}", group.heading())?;
-        if let Some(state) = &leak.state {
-            write!(f, ": {state}")?;
-        }
-        writeln!(f)?;
-        if let Identity::UntrackedTasks { .. } = leak.identity {
-            return writeln!(f, "  {HOW_TO_HOOK}");
-        }
-        if leak.is_test_thread {
-            writeln!(f, "  the test's own thread, stuck here:")?;
-            for frame in &leak.current_stack {
-                writeln!(f, "    {frame}")?;
-            }
-            return Ok(());
-        }
-        if let Some(activity) = &leak.activity {
-            writeln!(f, "  {}", activity.line(leak.kind()))?;
-        }
-        match (&self.subject, &leak.owner) {
-            (Subject::Scope(_), _) => {}
-            (_, Some(owner)) => writeln!(f, "  owner: `{owner}`")?,
-            (Subject::Process, None) => {
-                writeln!(f, "  owner: none (spawned outside any leakcheck scope)")?;
-            }
-            (Subject::Exit, None) => writeln!(
-                f,
-                "  owner: none (spawned outside every test: from main, a static \
-                 initialiser or a C library helper)"
-            )?,
-        }
-        match leak.spawn_site() {
-            Some(site) => writeln!(
-                f,
-                "  spawned at {}",
-                site.location().unwrap_or_else(|| site.to_string())
-            )?,
-            None if leak.spawn_backtrace.is_empty() && leak.owner.is_none() => writeln!(
-                f,
-                "  spawned: not seen (a C library helper, or a thread from before start-up)"
-            )?,
-            None => writeln!(f, "  spawned at: no frame of yours on the spawn path")?,
-        }
-        if let Some(parent) = &leak.spawned_by {
-            writeln!(f, "  spawned by {parent}")?;
-        }
-        if !leak.current_stack.is_empty() {
-            writeln!(f, "  current stack:")?;
-            for frame in &leak.current_stack {
-                writeln!(f, "    {frame}")?;
-            }
-        }
-        if !leak.awaiting.is_empty() {
-            writeln!(f, "  awaiting now:")?;
-            for frame in &leak.awaiting {
-                writeln!(f, "    {frame}")?;
-            }
-        }
-        if !leak.backtrace_recorded {
-            writeln!(
-                f,
-                "  spawn backtrace: not recorded ({TASK_BACKTRACE_VAR}=1 records it)"
-            )?;
-        }
-        if !leak.spawn_backtrace.is_empty() {
-            writeln!(f, "  spawn backtrace:")?;
-            for frame in &leak.spawn_backtrace {
-                writeln!(f, "    {frame}")?;
-            }
-        }
-        let rules = group.ignore_rules();
-        if !rules.is_empty() {
-            let them = if group.leaks.len() == 1 { "it" } else { "them" };
-            writeln!(f, "  to ignore {them}: {}", rules.join("  or  "))?;
-        }
-        Ok(())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     //! Reports built by hand, printed whole: `Display` reads nothing but the data.
@@ -576,6 +345,18 @@ mod tests {
 
     fn leak(identity: Identity) -> Leak {
         Leak::known_only_by(identity)
+    }
+
+    fn sleeping_in_futex() -> Option<OsState> {
+        Some(OsState {
+            state: ThreadState::Sleeping,
+            blocked_in: Some(SystemCall {
+                name: "futex",
+                file: None,
+            }),
+            wchan: None,
+            timed: false,
+        })
     }
 
     fn report(subject: Subject, leaks: Vec<Leak>) -> String {
@@ -595,7 +376,7 @@ mod tests {
             leaks: vec![
                 Leak {
                     is_test_thread: true,
-                    state: Some("sleeping, blocked in futex".into()),
+                    os: sleeping_in_futex(),
                     current_stack: vec![frame("demo::stuck::{{closure}}", "tests/demo.rs", 9)],
                     ..leak(Identity::Thread {
                         tid: Some(11),
@@ -635,7 +416,7 @@ thread 11 \"pool_shuts_down\": sleeping, blocked in futex
                 owner: Some("pool_shuts_down".into()),
                 spawn_site: Some(site.clone()),
                 spawn_backtrace: vec![site, frame("demo::pool_shuts_down", "tests/demo.rs", 43)],
-                state: Some("sleeping, blocked in futex".into()),
+                os: sleeping_in_futex(),
                 current_stack: vec![
                     Frame::new(Some("syscall".into()), None, None, None),
                     frame("demo::Pool::start::{{closure}}", "tests/demo.rs", 22),
@@ -676,7 +457,11 @@ thread 4242 \"pool-worker-0\": sleeping, blocked in futex
                     Some(25),
                 )),
                 backtrace_recorded: false,
-                spawned_by: Some("task 3 (finished), itself spawned at tests/demo.rs:62:27".into()),
+                spawned_by: Some(SpawnedBy::Task {
+                    id: 3,
+                    site: Frame::new(None, Some("tests/demo.rs".into()), Some(62), Some(27)),
+                    alive: false,
+                }),
                 awaiting: vec![
                     frame(
                         "tokio::sync::mpsc::chan::Rx<T,S>::recv",

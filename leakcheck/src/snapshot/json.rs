@@ -4,8 +4,8 @@
 use leakcheck_schema::record::Kind;
 use leakcheck_schema::snapshot::{SCHEMA_VERSION, SiteRecord, SnapshotRecord};
 
+use super::SiteKind;
 use super::{SiteGroup, Snapshot};
-use crate::report::LeakKind;
 use crate::report::json::frame;
 
 impl Snapshot {
@@ -32,8 +32,8 @@ fn group(group: &SiteGroup) -> SiteRecord {
     let site = &group.site;
     SiteRecord {
         kind: match site.kind() {
-            LeakKind::Thread => Kind::Thread,
-            LeakKind::Task => Kind::Task,
+            SiteKind::Threads => Kind::Thread,
+            SiteKind::Tasks => Kind::Task,
         },
         count: group.count as u64,
         site: site.spawned_at().map(frame),
@@ -45,7 +45,7 @@ fn group(group: &SiteGroup) -> SiteRecord {
         states: group
             .states
             .iter()
-            .map(|(state, count)| (state.clone(), *count as u64))
+            .map(|waiting| (waiting.to_string(), waiting.count() as u64))
             .collect(),
     }
 }

@@ -20,13 +20,13 @@ use std::time::Duration;
 use crate::clock::{self, Tick};
 use crate::frames::{self, Frame};
 use crate::registry::{self, ThreadOrigin};
-use crate::report::LeakKind;
+use crate::report::ThreadState;
 use crate::scope::TaskRef;
 use crate::threads;
 
 pub use growth::{Growth, SiteGrowth};
-pub use site::Site;
 pub(crate) use site::place;
+pub use site::{Site, SiteKind};
 pub(crate) use text::human;
 
 /// Every live thread and task of the process, grouped by spawn site.
@@ -86,7 +86,7 @@ pub struct SiteGroup {
     oldest: Option<Duration>,
     newest: Option<Duration>,
     never_woken: Option<usize>,
-    states: Vec<(String, usize)>,
+    states: Vec<Waiting>,
     /// Who is in it and how far each has run: what [`Snapshot::growth_since`] compares.
     members: Vec<Member>,
 }
@@ -138,7 +138,7 @@ impl Snapshot {
         };
         let threads = groups
             .iter()
-            .filter(|group| group.site.kind() == LeakKind::Thread)
+            .filter(|group| group.site.kind() == SiteKind::Threads)
             .map(|group| group.count)
             .sum();
         groups.sort_by(|a, b| {
@@ -221,10 +221,50 @@ impl SiteGroup {
         self.never_woken
     }
 
-    /// Threads: where they wait now and how many wait there (`sleeping in
+    /// Threads: where they wait now and how many wait there (`12 sleeping in
     /// futex_wait_queue`), most first.
-    pub fn states(&self) -> &[(String, usize)] {
+    pub fn states(&self) -> &[Waiting] {
         &self.states
+    }
+}
+
+/// Where some threads of a group wait now, and how many: their state and the kernel
+/// function they sleep in (not a call's arguments, which differ between threads waiting on
+/// different locks of the same kind). `Display`: `sleeping in futex_wait_queue`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Waiting {
+    /// `None`: exited while the snapshot was taken.
+    state: Option<ThreadState>,
+    wchan: Option<String>,
+    count: usize,
+}
+
+impl Waiting {
+    /// Their state; `None` for threads that exited while the snapshot was taken.
+    pub fn state(&self) -> Option<ThreadState> {
+        self.state
+    }
+
+    /// The kernel function they sleep in, when the kernel tells.
+    pub fn wchan(&self) -> Option<&str> {
+        self.wchan.as_deref()
+    }
+
+    /// How many wait there.
+    pub fn count(&self) -> usize {
+        self.count
+    }
+}
+
+/// `running`, `sleeping in futex_wait_queue`, `exited`.
+impl std::fmt::Display for Waiting {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (self.state, &self.wchan) {
+            (None, _) => f.write_str("exited"),
+            (Some(ThreadState::Running), _) => f.write_str("running"),
+            (Some(state), Some(wchan)) => write!(f, "{state} in {wchan}"),
+            (Some(state), None) => write!(f, "{state}"),
+        }
     }
 }
 
@@ -244,7 +284,7 @@ struct Gathering {
     site: Site,
     spawned: Vec<Tick>,
     never_woken: usize,
-    states: HashMap<String, usize>,
+    states: HashMap<(Option<ThreadState>, Option<String>), usize>,
     members: Vec<Member>,
 }
 
@@ -261,13 +301,25 @@ impl Gathering {
 
     fn finish(self, uptime: Duration) -> SiteGroup {
         let age = |tick: Option<&Tick>| tick.map(|&tick| clock::age(tick, uptime));
-        let mut states: Vec<_> = self.states.into_iter().collect();
-        states.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        let mut states: Vec<Waiting> = self
+            .states
+            .into_iter()
+            .map(|((state, wchan), count)| Waiting {
+                state,
+                wchan,
+                count,
+            })
+            .collect();
+        states.sort_by(|a, b| {
+            b.count
+                .cmp(&a.count)
+                .then_with(|| a.to_string().cmp(&b.to_string()))
+        });
         SiteGroup {
             count: self.members.len(),
             oldest: age(self.spawned.iter().min()),
             newest: age(self.spawned.iter().max()),
-            never_woken: (self.site.kind() == LeakKind::Task).then_some(self.never_woken),
+            never_woken: (self.site.kind() == SiteKind::Tasks).then_some(self.never_woken),
             states,
             members: self.members,
             site: self.site,
@@ -286,7 +338,7 @@ fn task_groups() -> Vec<SiteGroup> {
             .entry((origin.spawned_at, parent))
             .or_insert_with(|| {
                 Gathering::new(Site::new(
-                    LeakKind::Task,
+                    SiteKind::Tasks,
                     Some(frames::location_frame(origin.spawned_at, None)),
                     parent.map(|parent| frames::location_frame(parent, None)),
                 ))
@@ -334,7 +386,7 @@ fn thread_groups() -> Vec<SiteGroup> {
         let site = site_of(origin.spawn.unwind());
         let parent = parent_site(origin, &mut site_of);
         let name = threads::name_of(Some(tid), Some(origin));
-        let mut site = Site::new(LeakKind::Thread, site, parent);
+        let mut site = Site::new(SiteKind::Threads, site, parent);
         // Spawned by machinery alone (a runtime's blocking pool, say): told apart by name.
         if site.spawned_at().is_none() {
             site.add_name(name.clone());
@@ -379,29 +431,19 @@ fn parent_site(
 
 fn add_thread(group: &mut Gathering, tid: i32, id: MemberId, name: Option<String>) {
     group.site.add_name(name);
-    let state = threads::describe(tid).map_or_else(|| "exited".to_owned(), |os| waiting_in(&os));
-    *group.states.entry(state).or_default() += 1;
+    let waits = threads::os_state(tid).map_or((None, None), |thread| {
+        let state = thread.os.state();
+        // Running has no wait channel worth grouping by.
+        let wchan = (state != ThreadState::Running)
+            .then(|| thread.os.wchan().map(str::to_owned))
+            .flatten();
+        (Some(state), wchan)
+    });
+    *group.states.entry(waits).or_default() += 1;
     let ran = threads::counters(tid).map_or(0, |counters| {
         counters.wakeups + u64::try_from(counters.cpu.as_millis()).unwrap_or(u64::MAX)
     });
     group.members.push(Member { id, ran });
-}
-
-/// Where a thread waits, short enough to group by: `running`, or `sleeping in
-/// futex_wait_queue` (the kernel function, not the call's arguments, which differ between
-/// threads waiting on different locks of the same kind).
-fn waiting_in(os: &threads::OsThread) -> String {
-    let state = match os.state {
-        'R' => return "running".to_owned(),
-        'S' => "sleeping",
-        'D' => "in uninterruptible wait",
-        'T' | 't' => "stopped",
-        _ => "in an unknown state",
-    };
-    match &os.wchan {
-        Some(wchan) => format!("{state} in {wchan}"),
-        None => state.to_owned(),
-    }
 }
 
 #[cfg(test)]

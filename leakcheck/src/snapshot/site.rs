@@ -4,7 +4,16 @@
 use std::fmt::{self, Display, Formatter};
 
 use crate::frames::Frame;
-use crate::report::LeakKind;
+
+/// What a site's group is: threads, or tasks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[non_exhaustive]
+pub enum SiteKind {
+    /// OS threads.
+    Threads,
+    /// tokio tasks.
+    Tasks,
+}
 
 /// Names kept per site; the rest are left out.
 const NAMES_LISTED: usize = 8;
@@ -13,7 +22,7 @@ const NAMES_LISTED: usize = 8;
 /// or thread that ran that line. `Display` reads `tasks spawned at src/main.rs:48:9`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Site {
-    kind: LeakKind,
+    kind: SiteKind,
     spawned_at: Option<Frame>,
     parent: Option<Frame>,
     /// Whether a spawn hook saw them start: a thread with no `spawned_at` was spawned by
@@ -23,7 +32,7 @@ pub struct Site {
 }
 
 impl Site {
-    pub(super) fn new(kind: LeakKind, spawned_at: Option<Frame>, parent: Option<Frame>) -> Site {
+    pub(super) fn new(kind: SiteKind, spawned_at: Option<Frame>, parent: Option<Frame>) -> Site {
         Site {
             kind,
             spawned_at,
@@ -38,7 +47,7 @@ impl Site {
     pub(super) fn unseen() -> Site {
         Site {
             seen: false,
-            ..Site::new(LeakKind::Thread, None, None)
+            ..Site::new(SiteKind::Threads, None, None)
         }
     }
 
@@ -56,7 +65,7 @@ impl Site {
     }
 
     /// Threads or tasks.
-    pub fn kind(&self) -> LeakKind {
+    pub fn kind(&self) -> SiteKind {
         self.kind
     }
 
@@ -109,8 +118,8 @@ impl Display for Site {
     /// `tasks spawned at src/main.rs:48:9`, `threads named main`.
     fn fmt(&self, f: &mut Formatter<'_>) -> fmt::Result {
         let what = match self.kind {
-            LeakKind::Thread => "threads",
-            LeakKind::Task => "tasks",
+            SiteKind::Threads => "threads",
+            SiteKind::Tasks => "tasks",
         };
         match &self.spawned_at {
             Some(frame) => write!(f, "{what} spawned at {}", place(frame)),

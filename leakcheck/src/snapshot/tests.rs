@@ -6,7 +6,7 @@ use super::*;
 fn the_text_is_bounded_whatever_the_number_of_groups() {
     let group = |n: usize| SiteGroup {
         site: Site::new(
-            LeakKind::Task,
+            SiteKind::Tasks,
             Some(Frame::new(
                 None,
                 Some("src/main.rs".into()),

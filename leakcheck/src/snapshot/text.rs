@@ -4,9 +4,9 @@
 use std::fmt::{self, Display, Formatter};
 use std::time::Duration;
 
+use super::SiteKind;
 use super::site::place;
 use super::{Growth, SiteGroup, SiteGrowth, Snapshot};
-use crate::report::LeakKind;
 
 /// Groups printed before the rest are summed up in one line.
 const GROUPS_SHOWN: usize = 20;
@@ -66,8 +66,8 @@ impl Display for SiteGroup {
         let mut details = Vec::new();
         if let Some(parent) = site.parent() {
             let by = match site.kind() {
-                LeakKind::Task => "by a task",
-                LeakKind::Thread => "by a thread or task",
+                SiteKind::Tasks => "by a task",
+                SiteKind::Threads => "by a thread or task",
             };
             details.push(format!("{by} spawned at {}", place(parent)));
         }
@@ -91,7 +91,7 @@ impl Display for SiteGroup {
                 .states
                 .iter()
                 .take(3)
-                .map(|(state, n)| format!("{n} {state}"))
+                .map(|waiting| format!("{} {waiting}", waiting.count()))
                 .collect();
             details.push(states.join(", "));
         }
@@ -130,11 +130,11 @@ impl Display for Growth {
     }
 }
 
-fn noun(kind: LeakKind, n: usize) -> &'static str {
+fn noun(kind: SiteKind, n: usize) -> &'static str {
     match (kind, n) {
-        (LeakKind::Thread, 1) => "thread",
-        (LeakKind::Thread, _) => "threads",
-        (LeakKind::Task, 1) => "task",
+        (SiteKind::Threads, 1) => "thread",
+        (SiteKind::Threads, _) => "threads",
+        (SiteKind::Tasks, 1) => "task",
         (_, _) => "tasks",
     }
 }

@@ -128,9 +128,15 @@ impl TestRuntime {
 /// runtime.block_on(async { tokio::spawn(async { 1 + 1 }).await.unwrap() });
 /// scope.verify_none(); // the task was awaited: nothing leaked
 /// ```
-pub trait TokioBuilderExt {
+pub trait TokioBuilderExt: sealed::Sealed {
     /// Installs leakcheck's task hooks; see the trait.
     fn with_leakcheck(&mut self) -> &mut Self;
+}
+
+/// `TokioBuilderExt` is for tokio's `Builder` alone, so that a method can be added to it.
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for tokio::runtime::Builder {}
 }
 
 impl TokioBuilderExt for Builder {

@@ -18,7 +18,7 @@ pub(crate) fn list() -> Option<Vec<i32>> {
     None
 }
 
-pub(crate) fn describe(_tid: i32) -> Option<OsThread> {
+pub(crate) fn os_state(_tid: i32) -> Option<OsThread> {
     None
 }
 

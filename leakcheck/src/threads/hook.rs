@@ -20,9 +20,7 @@ use crate::registry::{self, ThreadOrigin};
 use crate::scope;
 use crate::unwind::{self, Registers};
 
-/// `C-unwind`: a C thread that calls `pthread_exit` force-unwinds through the trampoline,
-/// which is defined only for an unwind-capable ABI (and a frame with nothing to drop).
-type StartRoutine = unsafe extern "C-unwind" fn(*mut c_void) -> *mut c_void;
+use crate::registry::{Launch, StartRoutine};
 type CreateFn = unsafe extern "C" fn(
     *mut libc::pthread_t,
     *const libc::pthread_attr_t,
@@ -247,7 +245,7 @@ fn register_spawn(start: StartRoutine, arg: *mut c_void, caller: Registers) -> A
         this_thread(),
         scope::polled_task(),
         spawn,
-        [start as usize, arg.expose_provenance()],
+        Launch { start, arg },
     ));
     registry::add_thread(origin.clone());
     origin
@@ -289,10 +287,7 @@ unsafe extern "C-unwind" fn trampoline(launch: *mut c_void) -> *mut c_void {
 unsafe fn adopt(launch: *mut c_void) -> (StartRoutine, *mut c_void) {
     // SAFETY: the caller hands over the reference.
     let origin = unsafe { Arc::from_raw(launch.cast_const().cast::<ThreadOrigin>()) };
-    let [start, arg] = origin.launch();
-    // SAFETY: `register_spawn` stored a start routine of this type, as a number.
-    let start = unsafe { std::mem::transmute::<usize, StartRoutine>(start) };
-    let arg = std::ptr::with_exposed_provenance_mut::<c_void>(arg);
+    let Launch { start, arg } = origin.launch();
     origin.set_tid(current_tid());
     scope::set_current(origin.scope);
     let registration = Registration(origin);

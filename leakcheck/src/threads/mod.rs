@@ -16,20 +16,22 @@ mod stack;
 #[cfg(lc_thread_hook)]
 pub(crate) use {
     hook::release_current_thread,
-    procfs::{counters, current_tid, describe, is_alive, list},
+    procfs::{counters, current_tid, is_alive, list, os_state},
     stack::capture as capture_stack,
 };
-
-// Platform-independent: leakcheck's thread that loads debug info during a grace period.
-mod warm;
-pub(crate) use warm::warm_symbols;
 
 #[cfg(not(lc_thread_hook))]
 mod fallback;
 #[cfg(not(lc_thread_hook))]
 pub(crate) use fallback::{
-    capture_stack, counters, current_tid, describe, is_alive, list, release_current_thread,
+    capture_stack, counters, current_tid, is_alive, list, os_state, release_current_thread,
 };
+
+/// [`spawn_own`] for a thread whose body returns nothing and whose handle nobody keeps: `true`
+/// when it started.
+pub(crate) fn spawn_own_detached(name: &'static str, body: fn()) -> bool {
+    spawn_own(name, body).is_ok()
+}
 
 /// Starts one of leakcheck's own threads (the watchdog, the symbol loader, a watcher):
 /// outside every scope, so it is no test's, and marked as leakcheck's own before this
@@ -84,15 +86,8 @@ pub(crate) fn tracking() -> Result<(), &'static str> {
 pub(crate) struct OsThread {
     /// The kernel's name for the thread, cut to 15 bytes.
     pub(crate) comm: String,
-    /// `R`, `S`, `D`, `T`, ... as in `/proc/<pid>/stat`.
-    pub(crate) state: char,
-    /// The kernel function the thread sleeps in, if the kernel tells.
-    pub(crate) wchan: Option<String>,
-    /// The system call it is blocked in, described (`futex`, `pipe read from fd 5`, ...).
-    pub(crate) blocked_in: Option<String>,
-    /// Whether that call has a timeout (a sleep, a timed wait or poll): the thread wakes by
-    /// itself when it runs out.
-    pub(crate) timed: bool,
+    /// Its state, the call it is blocked in, the kernel function it waits in.
+    pub(crate) os: crate::report::OsState,
 }
 
 /// How much a thread has run: what a check compares over its grace period to tell a stuck
@@ -110,31 +105,6 @@ pub(crate) struct Counters {
     pub(crate) call: u64,
 }
 
-impl OsThread {
-    /// One line for the report: `sleeping, blocked in futex (kernel: futex_wait_queue)`.
-    pub(crate) fn summary(&self) -> String {
-        let state = match self.state {
-            'R' => "running",
-            'S' => "sleeping",
-            'D' => "in uninterruptible wait",
-            'T' | 't' => "stopped",
-            'Z' => "exited (zombie)",
-            _ => "in an unknown state",
-        };
-        let mut line = state.to_owned();
-        if let Some(call) = &self.blocked_in {
-            line.push_str(", blocked in ");
-            line.push_str(call);
-        }
-        if let Some(wchan) = &self.wchan {
-            line.push_str(" (kernel: ");
-            line.push_str(wchan);
-            line.push(')');
-        }
-        line
-    }
-}
-
 /// The name rules match and reports show: the full name the thread set, else the
 /// kernel's for a thread the hook did not see start or name. A hooked thread that never
 /// named itself has no name (the kernel's would be its parent's, inherited).
@@ -142,7 +112,7 @@ pub(crate) fn name_of(
     tid: Option<i32>,
     origin: Option<&crate::registry::ThreadOrigin>,
 ) -> Option<String> {
-    let kernel_name = || tid.and_then(describe).map(|os| os.comm);
+    let kernel_name = || tid.and_then(os_state).map(|os| os.comm);
     match origin {
         Some(origin) if NAMES_HOOKED => origin.name(),
         Some(origin) => origin.name().or_else(kernel_name),

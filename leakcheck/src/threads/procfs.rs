@@ -6,6 +6,7 @@ use std::fs;
 use std::time::Duration;
 
 use super::{Counters, OsThread};
+use crate::report::{OpenFile, OsState, SystemCall, ThreadState};
 
 pub(crate) fn current_tid() -> i32 {
     // SAFETY: gettid has no preconditions.
@@ -34,7 +35,7 @@ fn read_state(tid: i32) -> Option<char> {
     rest.split_whitespace().next()?.chars().next()
 }
 
-pub(crate) fn describe(tid: i32) -> Option<OsThread> {
+pub(crate) fn os_state(tid: i32) -> Option<OsThread> {
     let dir = format!("/proc/self/task/{tid}");
     let state = read_state(tid)?;
     let comm = fs::read_to_string(format!("{dir}/comm"))
@@ -46,10 +47,12 @@ pub(crate) fn describe(tid: i32) -> Option<OsThread> {
     let syscall = fs::read_to_string(format!("{dir}/syscall")).unwrap_or_default();
     Some(OsThread {
         comm,
-        state,
-        wchan,
-        blocked_in: describe_syscall(&syscall),
-        timed: has_timeout(&syscall),
+        os: OsState {
+            state: ThreadState::from_letter(state),
+            wchan,
+            blocked_in: system_call(&syscall),
+            timed: has_timeout(&syscall),
+        },
     })
 }
 
@@ -127,28 +130,20 @@ fn has_timeout(line: &str) -> bool {
 
 /// `/proc/<tid>/syscall` is `NR arg1 .. arg6 sp pc` while blocked in a system call,
 /// `-1 sp pc` outside one and `running` while on a CPU.
-fn describe_syscall(line: &str) -> Option<String> {
+fn system_call(line: &str) -> Option<SystemCall> {
     let mut fields = line.split_whitespace();
     let number: libc::c_long = fields.next()?.parse().ok()?;
     let first_arg = fields
         .next()
         .and_then(|arg| i64::from_str_radix(arg.trim_start_matches("0x"), 16).ok());
     let (name, uses_fd) = syscall_name(number)?;
-    match first_arg.filter(|_| uses_fd) {
-        Some(fd) => {
-            let target = fs::read_link(format!("/proc/self/fd/{fd}"))
-                .map(|path| path.display().to_string())
-                .unwrap_or_else(|_| "?".into());
-            let kind = target.split(':').next().filter(|kind| {
-                matches!(*kind, "pipe" | "socket" | "anon_inode") && target.contains(':')
-            });
-            Some(match kind {
-                Some("anon_inode") | None => format!("{name} on fd {fd} ({target})"),
-                Some(kind) => format!("{kind} {name} on fd {fd} ({target})"),
-            })
-        }
-        None => Some(name.to_owned()),
-    }
+    let file = first_arg.filter(|_| uses_fd).map(|fd| OpenFile {
+        fd,
+        target: fs::read_link(format!("/proc/self/fd/{fd}"))
+            .map(|path| path.display().to_string())
+            .unwrap_or_else(|_| "?".into()),
+    });
+    Some(SystemCall { name, file })
 }
 
 /// A readable name for the system calls threads block in, and whether the first argument
@@ -184,6 +179,10 @@ fn syscall_name(number: libc::c_long) -> Option<(&'static str, bool)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn describe_syscall(line: &str) -> Option<String> {
+        system_call(line).map(|call| call.to_string())
+    }
 
     #[test]
     fn outside_a_syscall_says_nothing() {
@@ -266,8 +265,8 @@ mod tests {
 
     #[test]
     fn reads_its_own_state() {
-        let me = describe(current_tid()).unwrap();
-        assert_eq!(me.state, 'R');
+        let me = os_state(current_tid()).unwrap();
+        assert_eq!(me.os.state, ThreadState::Running);
         assert!(is_alive(current_tid()));
         assert!(list().unwrap().contains(&current_tid()));
         assert!(!is_alive(i32::MAX));

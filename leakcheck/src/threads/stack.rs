@@ -1,5 +1,6 @@
 //! Where another thread is now: its stack, captured by the thread itself in a signal
-//! handler. Used only at report time and only on leaked threads.
+//! handler. Used on threads a check suspects: for a report, for an `ignore_top` rule, and to
+//! tell a process-wide pool's thread waiting for work from one running a job.
 //!
 //! A real-time signal is sent with `tgkill`; the handler, on the target thread, unwinds its
 //! own stack into a static buffer and says it is done. One capture runs at a time.
@@ -18,9 +19,9 @@
 //!
 //! The handler is installed with `SA_RESTART`, so most blocking calls resume unnoticed, but
 //! a raw `poll`/`epoll_wait`/`nanosleep` in the target can return `EINTR`. That is why this
-//! only runs on threads that outlived the grace period (to report them, or to match an
-//! `ignore_top` rule), and threads that block the signal are skipped rather than left with
-//! a pending signal.
+//! only runs on threads a check suspects (a pool's thread found idle where it was idle
+//! before is not signalled again: its system call says so), and threads that block the
+//! signal are skipped rather than left with a pending signal.
 
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};

@@ -220,19 +220,23 @@ pub(crate) fn capture(registers: Registers, limit: Limit) -> SpawnStack {
     } else {
         0
     };
-    SpawnStack::new(REGISTERS + words, |record| {
+    let fill = |record: *mut u64| {
         let Registers { pc, sp, fp, lr } = registers;
         // SAFETY: `new` hands over room for `REGISTERS + words` words. The source is this
         // thread's own stack from `sp` up, inside its bounds (checked above): mapped, and
         // holding the frames of the caller and of everything that called it, which are
-        // only read (as the system unwinder reads them).
+        // only read (as the system unwinder reads them). Its bytes are what those frames
+        // wrote, padding and unwritten slots included: the copy keeps them as words, and
+        // the unwinder reads only the slots that frames' unwind rules name.
         unsafe {
             for (at, register) in [pc, sp, fp, lr].into_iter().enumerate() {
                 record.add(at).write(register as u64);
             }
             std::ptr::copy_nonoverlapping(sp as *const u64, record.add(REGISTERS), words);
         }
-    })
+    };
+    // SAFETY: `fill` writes all `REGISTERS + words` words: the registers, then the stack's.
+    unsafe { SpawnStack::new(REGISTERS + words, fill) }
 }
 
 #[cfg(test)]

@@ -56,10 +56,12 @@ pub(crate) fn capture(_here: Registers, limit: Limit) -> SpawnStack {
             len < most
         });
     }
-    SpawnStack::new(len, |record| {
-        // SAFETY: `new` hands over room for `len` words.
+    let fill = |record: *mut u64| {
+        // SAFETY: `new` hands over room for `len` words; `ips` holds `len`.
         unsafe { std::ptr::copy_nonoverlapping(ips.as_ptr(), record, len) }
-    })
+    };
+    // SAFETY: `fill` writes all `len` words, from `ips`.
+    unsafe { SpawnStack::new(len, fill) }
 }
 
 /// The thread's stack bounds are not needed here.

@@ -16,7 +16,13 @@ use framehop::{
 use super::MAX_FRAMES;
 use super::copy::REGISTERS;
 
-type Tables = UnwinderNative<&'static [u8], MayAllocateDuringUnwind>;
+/// The loader's lock, held: the callback of `dl_iterate_phdr` (which holds it) makes one,
+/// and what it maps lives only as long as it (`mapped`), so that no module's tables can be
+/// read after the lock is released and the module unloaded.
+struct LoaderLocked(());
+
+/// The modules' unwind tables, read while the loader's lock is held (`'locked`).
+type Tables<'locked> = UnwinderNative<&'locked [u8], MayAllocateDuringUnwind>;
 
 /// The instruction pointers of a record's backtrace (`copy`'s words), innermost first:
 /// where the spawn was, then return addresses. Empty if the modules cannot be listed.
@@ -35,6 +41,12 @@ struct Job<'a> {
     ips: Vec<usize>,
 }
 
+/// What the inner listing fills: the tables, for as long as the lock is held.
+struct Adding<'locked> {
+    locked: &'locked LoaderLocked,
+    tables: Tables<'locked>,
+}
+
 /// The first module's callback does all the work, with the loader's lock held (glibc's is
 /// recursive: the inner listing takes it again), then stops the outer listing.
 unsafe extern "C" fn unwind_in_callback(
@@ -44,11 +56,16 @@ unsafe extern "C" fn unwind_in_callback(
 ) -> c_int {
     // SAFETY: `unwind` passes its `Job`, which outlives the listing.
     let job = unsafe { &mut *data.cast::<Job<'_>>() };
+    // This callback runs with the loader's lock held, until it returns.
+    let locked = LoaderLocked(());
     let _ = catch_unwind(AssertUnwindSafe(|| {
-        let mut tables = Tables::new();
-        // SAFETY: the callback gets `tables` back as `data`, during this call only.
-        unsafe { libc::dl_iterate_phdr(Some(add_module), (&raw mut tables).cast()) };
-        job.ips = walk(&tables, job.words);
+        let mut adding = Adding {
+            locked: &locked,
+            tables: Tables::new(),
+        };
+        // SAFETY: the callback gets `adding` back as `data`, during this call only.
+        unsafe { libc::dl_iterate_phdr(Some(add_module), (&raw mut adding).cast()) };
+        job.ips = walk(&adding.tables, job.words);
     }));
     1
 }
@@ -59,23 +76,28 @@ unsafe extern "C" fn add_module(
     _size: libc::size_t,
     data: *mut c_void,
 ) -> c_int {
-    // SAFETY: `unwind_in_callback` passes its `Tables`; the loader passes a valid `info`
+    // SAFETY: `unwind_in_callback` passes its `Adding`; the loader passes a valid `info`
     // whose program headers and mapped memory stay valid while its lock is held, which it is
-    // for as long as the tables are used (`unwind_in_callback`).
+    // for as long as `adding.locked` lives.
     let _ = catch_unwind(AssertUnwindSafe(|| unsafe {
-        if let Some(module) = module(&*info) {
-            (*data.cast::<Tables>()).add_module(module);
+        let adding = &mut *data.cast::<Adding<'_>>();
+        if let Some(module) = module(&*info, adding.locked) {
+            adding.tables.add_module(module);
         }
     }));
     0
 }
 
-/// The module's code range and unwind tables, as addresses in this process.
+/// The module's code range and unwind tables, as addresses in this process, for as long as
+/// the loader's lock is held.
 ///
 /// # Safety
 ///
-/// `info` is the loader's, and the memory it describes stays mapped while the module is used.
-unsafe fn module(info: &libc::dl_phdr_info) -> Option<Module<&'static [u8]>> {
+/// `info` is the loader's, given while `locked` is: the memory it describes stays mapped.
+unsafe fn module<'locked>(
+    info: &libc::dl_phdr_info,
+    locked: &'locked LoaderLocked,
+) -> Option<Module<&'locked [u8]>> {
     let bias = info.dlpi_addr;
     // SAFETY: the loader's program headers for this module.
     let headers = unsafe { std::slice::from_raw_parts(info.dlpi_phdr, info.dlpi_phnum.into()) };
@@ -93,7 +115,7 @@ unsafe fn module(info: &libc::dl_phdr_info) -> Option<Module<&'static [u8]>> {
         .find(|header| header.p_type == libc::PT_GNU_EH_FRAME)
         .map(range)?;
     // SAFETY: `.eh_frame_hdr` is mapped where its program header says.
-    let hdr_bytes = unsafe { mapped(bias, &hdr) };
+    let hdr_bytes = unsafe { mapped(locked, bias, &hdr) };
     let eh_frame_start = eh_frame_address(hdr.start, hdr_bytes)?;
     // `.eh_frame`'s length is in no program header: to the end of the segment holding it
     // (the unwinder reads only the entries the header's table points at).
@@ -104,7 +126,7 @@ unsafe fn module(info: &libc::dl_phdr_info) -> Option<Module<&'static [u8]>> {
         .find(|segment| segment.contains(&eh_frame_start))
         .map(|segment| eh_frame_start..segment.end)?;
     // SAFETY: inside a loaded segment.
-    let eh_frame_bytes = unsafe { mapped(bias, &eh_frame) };
+    let eh_frame_bytes = unsafe { mapped(locked, bias, &eh_frame) };
     // SAFETY: the loader's name for the module, a C string (empty for the executable).
     let name = unsafe { CStr::from_ptr(info.dlpi_name) }
         .to_string_lossy()
@@ -126,12 +148,17 @@ unsafe fn module(info: &libc::dl_phdr_info) -> Option<Module<&'static [u8]>> {
     ))
 }
 
-/// The bytes of `range` (addresses as the module states them) in this process.
+/// The bytes of `range` (addresses as the module states them) in this process, while the
+/// loader's lock is held: no module is unloaded then.
 ///
 /// # Safety
 ///
-/// The range is mapped and stays so while the slice is used.
-unsafe fn mapped(bias: u64, range: &Range<u64>) -> &'static [u8] {
+/// The range is in a loaded module's mapped segments.
+unsafe fn mapped<'locked>(
+    _locked: &'locked LoaderLocked,
+    bias: u64,
+    range: &Range<u64>,
+) -> &'locked [u8] {
     // SAFETY: the caller's promise.
     unsafe {
         std::slice::from_raw_parts(
@@ -153,7 +180,7 @@ fn eh_frame_address(hdr_start: u64, hdr: &[u8]) -> Option<u64> {
 }
 
 /// Unwinds the kept stack: reads come from the copy only, and stop the unwind outside it.
-fn walk(tables: &Tables, words: &[u64]) -> Vec<usize> {
+fn walk(tables: &Tables<'_>, words: &[u64]) -> Vec<usize> {
     let [pc, sp, fp, lr] = match words.get(..REGISTERS) {
         Some(&[pc, sp, fp, lr]) => [pc, sp, fp, lr],
         _ => return Vec::new(),

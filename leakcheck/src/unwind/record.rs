@@ -40,9 +40,14 @@ fn layout(len: usize) -> (Layout, usize) {
 }
 
 impl SpawnStack {
-    /// A record of `len` words; `fill` writes every one of them before it is shared.
+    /// A record of `len` words, written by `fill` before the record is shared.
+    ///
+    /// # Safety
+    ///
+    /// `fill` writes every one of the `len` words it is handed room for (and nothing
+    /// beyond): the record's words are read as initialised from then on.
     #[cfg(any(lc_thread_hook, tokio_unstable))]
-    pub(super) fn new(len: usize, fill: impl FnOnce(*mut u64)) -> SpawnStack {
+    pub(super) unsafe fn new(len: usize, fill: impl FnOnce(*mut u64)) -> SpawnStack {
         let (layout, offset) = layout(len);
         // SAFETY: the layout has a non-zero size (the header's).
         let Some(header) = NonNull::new(unsafe { std::alloc::alloc(layout) }.cast::<Header>())
@@ -50,7 +55,7 @@ impl SpawnStack {
             std::alloc::handle_alloc_error(layout);
         };
         // SAFETY: a fresh allocation of this layout: the header fits at its start, the
-        // words at `offset`, and `fill` is told how many to write.
+        // words at `offset`; `fill` writes all `len` of them, as the caller promises.
         unsafe {
             header.as_ptr().write(Header {
                 clones: AtomicUsize::new(1),
@@ -140,12 +145,14 @@ mod tests {
     #[test]
     #[cfg(any(lc_thread_hook, tokio_unstable))]
     fn clones_share_the_words_and_the_last_one_frees_them() {
-        let record = SpawnStack::new(3, |words| {
+        let fill = |words: *mut u64| {
             for i in 0..3 {
                 // SAFETY: `new` hands over room for 3 words.
                 unsafe { words.add(i).write(i as u64 + 7) };
             }
-        });
+        };
+        // SAFETY: `fill` writes all 3 words.
+        let record = unsafe { SpawnStack::new(3, fill) };
         let clone = record.clone();
         assert_eq!(clone.words(), [7, 8, 9]);
         assert_eq!(clone.words().as_ptr(), record.words().as_ptr());

@@ -19,7 +19,9 @@ fn park_one(
         })
         .unwrap();
     let tid = tid.recv().unwrap();
-    while threads::describe(tid).is_some_and(|os| os.state != 'S') {
+    while threads::os_state(tid)
+        .is_some_and(|thread| thread.os.state() != crate::report::ThreadState::Sleeping)
+    {
         std::thread::yield_now();
     }
     handle
@@ -55,7 +57,7 @@ fn a_site_that_grows_every_interval_raises_an_alarm_after_three_and_again_after_
     );
     let alarm = &raised[2][0];
     assert_eq!(alarm.counts(), [0, 2, 4, 6]);
-    assert_eq!(alarm.site().kind(), crate::report::LeakKind::Thread);
+    assert_eq!(alarm.site().kind(), crate::snapshot::SiteKind::Threads);
     assert_eq!(alarm.survivors(), 4);
     assert_eq!(alarm.idle(), 4, "the parked threads did not run");
     let text = alarm.to_string();

@@ -7,13 +7,13 @@
 //!
 //! The thread starts with the first check that finds something still running, belongs to
 //! no scope, and is never reported; it only resolves addresses, which fills the caches the
-//! report then reads (`frames`' and the symboliser's own).
+//! report then reads (`frames`' and the symboliser's own). It is started by the caller's
+//! spawner, so that `frames` stays a leaf.
 
 use std::sync::{LazyLock, OnceLock};
 
 use parking_lot::{Condvar, Mutex};
 
-use crate::frames;
 use crate::unwind::SpawnStack;
 
 /// What to load: the spawn stacks of what a check found, and whether threads were among
@@ -33,9 +33,13 @@ impl Work {
 static WORK: LazyLock<Mutex<Work>> = LazyLock::new(Default::default);
 static READY: Condvar = Condvar::new();
 
+/// How leakcheck starts a thread of its own (`threads::spawn_own`: outside every scope,
+/// never reported), handed in by the caller: `frames` imports nothing above it.
+pub(crate) type SpawnOwn = fn(&'static str, fn()) -> bool;
+
 /// Starts loading what a report of these would read, and returns at once.
-pub(crate) fn warm_symbols(stacks: Vec<SpawnStack>, threads: bool) {
-    if !started() {
+pub(crate) fn warm_symbols(stacks: Vec<SpawnStack>, threads: bool, spawn_own: SpawnOwn) {
+    if !started(spawn_own) {
         return;
     }
     let mut work = WORK.lock();
@@ -46,16 +50,16 @@ pub(crate) fn warm_symbols(stacks: Vec<SpawnStack>, threads: bool) {
 
 /// Whether the thread runs, starting it the first time: outside every scope, and marked as
 /// leakcheck's own before any check can see it.
-fn started() -> bool {
+fn started(spawn_own: SpawnOwn) -> bool {
     static STARTED: OnceLock<bool> = OnceLock::new();
-    *STARTED.get_or_init(|| super::spawn_own("leakcheck-symbols", load_forever).is_ok())
+    *STARTED.get_or_init(|| spawn_own("leakcheck-symbols", load_forever))
 }
 
-fn load_forever() -> ! {
+fn load_forever() {
     let mut c_library_loaded = false;
     // The binary's own debug info, which every report reads (spawn sites, task dumps).
     // (`resolve` reads an address as a return address: one past the instruction.)
-    frames::resolve(&[load_forever as fn() -> ! as usize + 1]);
+    super::resolve(&[load_forever as fn() as usize + 1]);
     loop {
         let work = {
             let mut work = WORK.lock();
@@ -70,8 +74,8 @@ fn load_forever() -> ! {
         }
         for stack in work.stacks {
             let ips = stack.unwind();
-            if frames::resolve_cached(ips).is_none() {
-                frames::resolve(ips);
+            if super::resolve_cached(ips).is_none() {
+                super::resolve(ips);
             }
         }
     }
@@ -81,5 +85,5 @@ fn load_forever() -> ! {
 /// `futex` waits, `nanosleep`, `read`): resolving one of its functions loads it.
 fn load_c_library() {
     #[cfg(unix)]
-    frames::resolve(&[libc::syscall as *const () as usize + 1]);
+    super::resolve(&[libc::syscall as *const () as usize + 1]);
 }

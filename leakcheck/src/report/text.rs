@@ -1,0 +1,235 @@
+//! The report as a person reads it in a CI log: a headline, then one paragraph per group of
+//! identical leaks, biggest first, bounded in size however much leaks.
+
+use std::fmt::{self, Write};
+
+use leakcheck_schema::duration::{self, round_to_ms};
+
+use super::group::{self, Group};
+use super::{Ending, Identity, Leak, LeakKind, Note, Report, Subject};
+use crate::config::TASK_BACKTRACE_VAR;
+
+/// The most text a report prints after its first paragraph, whatever leaks: the paragraphs
+/// beyond it are counted, not printed.
+const TEXT_BUDGET: usize = 16 * 1024 - 512;
+
+/// What the report says when tasks cannot be told apart, how to see them, and what the
+/// choice to live with them costs.
+const HOW_TO_HOOK: &str = "\
+tokio tells leakcheck which tasks and where they were spawned only with `--cfg tokio_unstable`;
+  add to .cargo/config.toml:
+      [build]
+      rustflags = [\"--cfg\", \"tokio_unstable\"]
+  (or run RUSTFLAGS=\"--cfg tokio_unstable\" cargo test): then each task has its id and spawn
+  line, and a rule in leakcheck.toml can silence a task that is meant to live.
+  To live with such counts on this build, untracked_tasks = \"warn\" in leakcheck.toml (or
+  LEAKCHECK_UNTRACKED_TASKS=warn) reports them without failing; it lets a new task leak of
+  any test pass too (threads and identified tasks still fail).";
+
+/// A name as a report quotes it: in double quotes, with a quote, a backslash or a control
+/// character escaped as Rust writes them.
+pub(super) fn quoted(name: &str) -> String {
+    format!("{name:?}")
+}
+
+/// `1 thread`, `2 tasks`.
+pub(crate) fn count(count: usize, noun: &str) -> String {
+    match count {
+        1 => format!("1 {noun}"),
+        count => format!("{count} {noun}s"),
+    }
+}
+
+/// A leak's state line: what the OS says, then the notes, `; `-separated.
+pub(super) fn state_line(leak: &Leak) -> Option<String> {
+    let parts: Vec<String> = leak
+        .os
+        .iter()
+        .map(ToString::to_string)
+        .chain(leak.notes.iter().map(ToString::to_string))
+        .collect();
+    (!parts.is_empty()).then(|| parts.join("; "))
+}
+
+impl Report {
+    /// `1 thread`, `2 tasks`, `2 tasks and 1 thread`.
+    fn what_leaked(&self) -> String {
+        let of = |kind| {
+            self.leaks
+                .iter()
+                .filter(|leak| leak.kind() == kind && !leak.is_test_thread)
+                .map(|leak| leak.identity.count())
+                .sum::<usize>()
+        };
+        match (of(LeakKind::Task), of(LeakKind::Thread)) {
+            (0, 0) => "nothing else".to_owned(),
+            (0, threads) => count(threads, "thread"),
+            (tasks, 0) => count(tasks, "task"),
+            (tasks, threads) => {
+                format!("{} and {}", count(tasks, "task"), count(threads, "thread"))
+            }
+        }
+    }
+}
+
+impl fmt::Display for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let what = self.what_leaked();
+        let waited = duration::format(round_to_ms(self.waited));
+        match (&self.subject, self.ending) {
+            (Subject::Scope(name), Some(Ending::Stalled)) => writeln!(
+                f,
+                "leakcheck: `{name}` cannot be checked: its runtime's only thread, the test's, \
+                 is blocked inside one of its tasks ({waited} after the test returned); it runs \
+                 {what}"
+            )?,
+            (Subject::Scope(name), Some(Ending::TimedOut(timeout))) => writeln!(
+                f,
+                "leakcheck: `{name}` has not returned within its timeout of {}; it runs {what}",
+                duration::format(timeout)
+            )?,
+            (Subject::Scope(name), None) => writeln!(
+                f,
+                "leakcheck: `{name}` leaked {what} (still running {waited} after it returned)"
+            )?,
+            (Subject::Process, _) => writeln!(
+                f,
+                "leakcheck: {what} still running at the process-wide check (waited {waited})"
+            )?,
+            (Subject::Exit, _) => writeln!(
+                f,
+                "leakcheck: {what} still running when the test binary exited (waited {waited})"
+            )?,
+        }
+        let groups = group::groups(&self.leaks);
+        let mut written = 0;
+        for (shown, group) in groups.iter().enumerate() {
+            let mut paragraph = String::new();
+            // Writing to a String cannot fail.
+            let _ = self.write_paragraph(&mut paragraph, group);
+            if shown > 0 && written + paragraph.len() > TEXT_BUDGET {
+                let rest = &groups[shown..];
+                let leaks: usize = rest.iter().map(Group::count).sum();
+                return writeln!(
+                    f,
+                    "\n… and {} more groups ({leaks} more threads and tasks) not shown: the \
+                     report is kept under 16 KiB (`Report::leaks()` has every leak, the JSON \
+                     line every group that fits in 64 KiB)",
+                    rest.len(),
+                );
+            }
+            written += paragraph.len();
+            f.write_str(&paragraph)?;
+        }
+        Ok(())
+    }
+}
+
+impl Report {
+    /// One group's paragraph, a blank line first.
+    fn write_paragraph(&self, f: &mut String, group: &Group<'_>) -> fmt::Result {
+        let leak = group.first();
+        writeln!(f)?;
+        write!(f, "{}", group.heading())?;
+        if let Some(state) = state_line(leak) {
+            write!(f, ": {state}")?;
+        }
+        writeln!(f)?;
+        if let Identity::UntrackedTasks { .. } = leak.identity {
+            return writeln!(f, "  {HOW_TO_HOOK}");
+        }
+        if leak.is_test_thread {
+            writeln!(f, "  the test's own thread, stuck here:")?;
+            for frame in &leak.current_stack {
+                writeln!(f, "    {frame}")?;
+            }
+            return Ok(());
+        }
+        let kept = leak.notes.contains(&Note::KeptForTheProcess);
+        if let Some(activity) = &leak.activity {
+            let line = activity.line(leak.kind().noun());
+            if kept && activity.is_stuck() {
+                let several = if group.leaks.len() > 1 {
+                    "a pool"
+                } else {
+                    "a singleton"
+                };
+                writeln!(
+                    f,
+                    "  waiting for work: not woken {}: the shape of {several} kept for the whole \
+                     process, which nothing closes (if it is one, the rule below is the fix)",
+                    activity.during()
+                )?;
+            } else {
+                writeln!(f, "  {line}")?;
+            }
+        }
+        match (&self.subject, &leak.owner) {
+            (Subject::Scope(_), _) => {}
+            (_, Some(owner)) => writeln!(f, "  owner: `{owner}`")?,
+            (Subject::Process, None) => {
+                writeln!(f, "  owner: none (spawned outside any leakcheck scope)")?;
+            }
+            (Subject::Exit, None) => writeln!(
+                f,
+                "  owner: none (spawned outside every test: from main, a static \
+                 initialiser or a C library helper)"
+            )?,
+        }
+        match leak.spawn_site() {
+            Some(site) => writeln!(
+                f,
+                "  spawned at {}",
+                site.location().unwrap_or_else(|| site.to_string())
+            )?,
+            None if leak.spawn_backtrace.is_empty() && leak.owner.is_none() => writeln!(
+                f,
+                "  spawned: not seen (a C library helper, or a thread from before start-up)"
+            )?,
+            None => writeln!(f, "  spawned at: no frame of yours on the spawn path")?,
+        }
+        if let Some(parent) = &leak.spawned_by {
+            writeln!(f, "  spawned by {parent}")?;
+        }
+        if !leak.current_stack.is_empty() {
+            writeln!(f, "  current stack:")?;
+            for frame in &leak.current_stack {
+                writeln!(f, "    {frame}")?;
+            }
+        }
+        if !leak.awaiting.is_empty() {
+            writeln!(f, "  awaiting now:")?;
+            for frame in &leak.awaiting {
+                writeln!(f, "    {frame}")?;
+            }
+        }
+        if !leak.backtrace_recorded {
+            writeln!(
+                f,
+                "  spawn backtrace: not recorded ({TASK_BACKTRACE_VAR}=1 records it)"
+            )?;
+        }
+        if !leak.spawn_backtrace.is_empty() {
+            writeln!(f, "  spawn backtrace:")?;
+            for frame in &leak.spawn_backtrace {
+                writeln!(f, "    {frame}")?;
+            }
+        }
+        let rules = group.ignore_rules();
+        if !rules.is_empty() {
+            let them = if group.leaks.len() == 1 { "it" } else { "them" };
+            let shown: Vec<String> = rules
+                .iter()
+                .map(|rule| {
+                    if rule.needs_attribute_form() {
+                        format!("{rule} (as an attribute: {})", rule.attribute())
+                    } else {
+                        rule.to_string()
+                    }
+                })
+                .collect();
+            writeln!(f, "  to ignore {them}: {}", shown.join("  or  "))?;
+        }
+        Ok(())
+    }
+}
