@@ -34,6 +34,8 @@ row() { # label, measure in the plain build, build with leakcheck, measure there
 echo "machine: $(nproc) cores, $(uname -sr), $(date -u +%F), $rounds rounds"
 printf '%-46s %10s %10s %8s\n' measure plain leakcheck ratio
 row "thread spawn + join (us)" thread_spawn_join_us hooked thread_spawn_join_us
+row "process spawn + wait of true (us)" process_spawn_wait_us hooked process_spawn_wait_us
+row "  and the test's check after it (us)" process_spawn_wait_us hooked process_spawn_wait_check_us
 row "task spawn + await, current_thread (us)" task_spawn_await_current_thread_us tasks task_spawn_await_current_thread_us
 row "  hooks alone, vs the same tokio build (us)" task_spawn_await_current_thread_us tasks task_spawn_await_current_thread_us unstable-plain
 row "  --cfg leakcheck_no_taskdump (us)" task_spawn_await_current_thread_us lean task_spawn_await_current_thread_us

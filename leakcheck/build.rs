@@ -5,6 +5,9 @@
 //!   not Miri, which cannot run the hook's FFI).
 //! - `lc_name_hook`: `pthread_setname_np` is interposed too (the C library is linked
 //!   dynamically: not musl, not `crt-static`).
+//! - `lc_process_hook`: `posix_spawn`, `fork`, `kill` and the `exec` calls are interposed,
+//!   so child processes are owned by scopes (Linux with a dynamically linked C library, not
+//!   Miri: the real functions are found with `dlsym(RTLD_NEXT)`).
 //! - `lc_coarse_clock`: the kernel's coarse monotonic clock, for spawn times (Linux, not
 //!   Miri).
 //! - `lc_stack_copy`: a spawn keeps a copy of the top of the spawner's stack and its registers,
@@ -20,6 +23,7 @@ fn main() {
     for name in [
         "lc_thread_hook",
         "lc_name_hook",
+        "lc_process_hook",
         "lc_coarse_clock",
         "lc_stack_copy",
         "lc_taskdump",
@@ -51,6 +55,7 @@ fn main() {
     }
     if thread_hook && !static_libc {
         println!("cargo::rustc-cfg=lc_name_hook");
+        println!("cargo::rustc-cfg=lc_process_hook");
     }
     if thread_hook && copy_arch {
         println!("cargo::rustc-cfg=lc_stack_copy");

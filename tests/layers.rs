@@ -23,10 +23,11 @@ const LAYERS: &[(&str, &[&str], &[&str])] = &[
     ("store and data", &["registry", "report"], &["leaves"]),
     ("thread sources", &["threads"], &["store and data"]),
     ("task sources", &["tasks"], &["thread sources"]),
+    ("process sources", &["processes"], &["task sources"]),
     (
         "rules and start-up",
         &["options", "filter", "init"],
-        &["task sources"],
+        &["process sources"],
     ),
     ("check", &["verify"], &["rules and start-up"]),
     ("describe", &["describe"], &["check"]),
@@ -34,7 +35,7 @@ const LAYERS: &[(&str, &[&str], &[&str])] = &[
     ("watchdog", &["watchdog"], &["face"]),
     ("entry", &["harness", "exit_gate"], &["watchdog"]),
     // The side branch: on the sources, beside the check pipeline.
-    ("service view", &["snapshot"], &["task sources"]),
+    ("service view", &["snapshot"], &["process sources"]),
     ("service watch", &["watcher"], &["service view"]),
     (
         "public surface",

@@ -128,9 +128,9 @@ fn growth_counts_a_site_then_and_now_and_its_idle_survivors() {
     assert_eq!(site.survivors(), 2);
     assert_eq!(site.idle(), 2, "parked threads did not run in between");
     assert!(
-        growth
-            .to_string()
-            .contains(&format!("threads spawned at tests/snapshot.rs:{SPAWN_LINE}:")),
+        growth.to_string().contains(&format!(
+            "threads spawned at tests/snapshot.rs:{SPAWN_LINE}:"
+        )),
         "{growth}"
     );
     drop((release_first, release_more));
@@ -282,4 +282,57 @@ fn a_watcher_started_inside_a_test_is_not_that_test_s_leak() {
     let _watcher = leakcheck::Watcher::every(Duration::from_secs(3600))
         .start()
         .unwrap();
+}
+
+/// A service's children, by the line that started them: counted, with their command line
+/// and where they wait; gone from the next snapshot once waited for.
+#[test]
+#[cfg(target_os = "linux")]
+fn child_processes_are_grouped_at_the_line_that_started_them() {
+    let mut children: Vec<std::process::Child> = (0..2)
+        .map(|_| {
+            std::process::Command::new("sleep")
+                .arg("31")
+                .spawn() // the children's line
+                .unwrap()
+        })
+        .collect();
+    let line = line_of("// the children's line");
+    let snapshot = Snapshot::take();
+    let group = snapshot
+        .groups()
+        .iter()
+        .find(|group| group.site().kind() == SiteKind::Processes)
+        .unwrap_or_else(|| panic!("no group of processes in:\n{snapshot}"));
+    assert_eq!(group.count(), 2, "{snapshot}");
+    assert_eq!(group.site().names(), ["sleep 31"]);
+    let site = group.site().spawned_at().expect("a spawn line");
+    assert_eq!(
+        site.location().unwrap(),
+        format!("tests/snapshot.rs:{line}:18")
+    );
+    let text = snapshot.to_string();
+    assert!(
+        text.contains("      2 processes spawned at tests/snapshot.rs:"),
+        "{text}"
+    );
+    assert!(
+        snapshot.to_json().contains("\"processes\":2"),
+        "{}",
+        snapshot.to_json()
+    );
+    for child in &mut children {
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+    assert_eq!(Snapshot::take().processes(), 0);
+}
+
+/// The line of this file that ends with `marker`.
+fn line_of(marker: &str) -> usize {
+    include_str!("snapshot.rs")
+        .lines()
+        .position(|line| line.trim_end().ends_with(marker) && !line.contains("line_of("))
+        .expect("the marker")
+        + 1
 }

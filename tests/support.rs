@@ -286,6 +286,18 @@ impl Run {
     }
 }
 
+/// Where the report must place a child process's spawn: the line of `file` (a fixture)
+/// marked `// child: KEY`, as `tests/FILE:LINE:`.
+pub fn child_site(file: &str, key: &str) -> String {
+    let source = std::fs::read_to_string(fixtures_dir().join("tests").join(file)).unwrap();
+    let marker = format!("// child: {key}");
+    let line = source
+        .lines()
+        .position(|line| line.trim_end().ends_with(&marker))
+        .unwrap_or_else(|| panic!("no `{marker}` in {file}"));
+    format!("tests/{file}:{}:", line + 1)
+}
+
 /// `tests/FILE.rs:LINE:` of the spawn call marked `// spawn: NAME` in a fixture source
 /// file, as the report prints it: the nearest line at or above the marker that calls
 /// `spawn(`, `spawn_blocking(`, `spawn_local(`, the C helper, or a library call that starts
@@ -333,7 +345,8 @@ pub fn assert_blames_no_other(test: &str, report: &str, others: &[String]) {
 
 /// A report as it reads in any run on any machine, for whole-report snapshots and the
 /// README's pasted run. Redacted: kernel thread ids (`thread [tid] "name"`, also libtest's
-/// `thread 'test' ([tid]) panicked`), task ids (`task [id]`), durations (`[duration]`),
+/// `thread 'test' ([tid]) panicked`), task ids (`task [id]`), process ids (`process [pid]`),
+/// durations (`[duration]`),
 /// column numbers (`file.rs:LINE`), the kernel's wait channel (`(kernel: [wchan])`, a kernel
 /// function whose name changes between kernel versions), glibc's source path
 /// (`syscall at [glibc]`) and std's line numbers (`std/src/sync/mpsc.rs:[line]`), which
@@ -376,8 +389,8 @@ fn normalize_line(line: &str) -> String {
     } else {
         line
     };
-    // A group's ids: `(tids 20-22)`, `(ids 4-503)`.
-    for ids in ["(tids ", "(ids "] {
+    // A group's ids: `(tids 20-22)`, `(ids 4-503)`, `(pids 7, 9)`.
+    for ids in ["(tids ", "(ids ", "(pids "] {
         let group = line
             .find(ids)
             .and_then(|start| Some((start, start + line[start..].find(')')?)));
@@ -387,6 +400,7 @@ fn normalize_line(line: &str) -> String {
     }
     let line = number_after(&line, "thread ", "[tid]");
     let line = number_after(&line, "task ", "[id]");
+    let line = number_after(&line, "process ", "[pid]");
     without_durations(&line)
 }
 

@@ -36,6 +36,12 @@ fn spawn_and_join(count: u32) {
     .unwrap();
 }
 
+/// Starts `true` and waits for it.
+fn spawn_and_wait() {
+    let status = std::process::Command::new("true").status().unwrap();
+    assert!(status.success());
+}
+
 /// Spawns `count` trivial tasks and awaits each: per task, the spawn hook, one poll with its
 /// two poll hooks, and the terminate hook.
 async fn spawn_and_await(count: u32) {
@@ -66,10 +72,37 @@ fn main() {
         return;
     }
 
+    // `BENCH_PROCESSES=N`: only start and wait for N children, for wall-time ratios of whole
+    // runs (run.sh, with farm-bench where it is installed).
+    if let Ok(count) = std::env::var("BENCH_PROCESSES") {
+        let count: u32 = count
+            .parse()
+            .expect("BENCH_PROCESSES: expected a whole number");
+        for _ in 0..count {
+            spawn_and_wait();
+        }
+        return;
+    }
+
     let started = Instant::now();
     spawn_and_join(4000);
     let spawn_join = started.elapsed().as_secs_f64() * 1e6 / 4000.0;
     println!("thread_spawn_join_us {spawn_join:.3}");
+
+    // A child process started and waited for, as a test runs a program: through the
+    // process hooks in the leakcheck build (posix_spawn, the marker in its environment,
+    // its record, and the record forgotten by a check).
+    let spawn_wait = per_op_micros(1000, spawn_and_wait);
+    println!("process_spawn_wait_us {spawn_wait:.3}");
+    #[cfg(feature = "leakcheck")]
+    {
+        let options = leakcheck::Options::new();
+        let check = per_op_micros(1000, || {
+            spawn_and_wait();
+            scope.find(&options).unwrap();
+        });
+        println!("process_spawn_wait_check_us {check:.3}");
+    }
 
     let current = runtime(tokio::runtime::Builder::new_current_thread());
     let tasks = 200_000;

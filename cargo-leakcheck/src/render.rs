@@ -151,6 +151,7 @@ fn activity(site: &Site) -> Option<String> {
 fn kind_noun(kind: Kind) -> &'static str {
     match kind {
         Kind::UntrackedTasks => "task",
+        Kind::LostPanic => "lost panic",
         other => other.as_str(),
     }
 }
@@ -205,10 +206,10 @@ fn totals(summary: &Summary, warn: bool) -> String {
 
 /// `1 test`, `2 tests`
 fn count(n: u64, noun: &str) -> String {
-    if n == 1 {
-        format!("1 {noun}")
-    } else {
-        format!("{n} {noun}s")
+    match n {
+        1 => format!("1 {noun}"),
+        n if noun.ends_with('s') => format!("{n} {noun}es"),
+        n => format!("{n} {noun}s"),
     }
 }
 

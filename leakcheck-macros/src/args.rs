@@ -1,6 +1,7 @@
 //! `#[leakcheck::test(args)]`'s own arguments, checked by the library's grammar (durations,
 //! rules), every wrong one reported at once, each pointing at itself.
 
+use leakcheck_schema::policy::{self, Policy};
 use leakcheck_schema::rules::RuleKind;
 use proc_macro2::{Span, TokenStream as TokenStream2};
 use quote::{quote, quote_spanned};
@@ -19,9 +20,14 @@ pub(crate) struct Args {
     ignore_threads: Vec<LitStr>,
     ignore_spawns: Vec<LitStr>,
     ignore_tops: Vec<LitStr>,
+    ignore_processes: Vec<LitStr>,
+    zombies: Option<(Policy, Span)>,
+    lost_panics: Option<(Policy, Span)>,
+    kill_leaked_processes: Option<(bool, Span)>,
 }
 
-const EXPECTED: &str = "grace, timeout, ignore_thread, ignore_spawn or ignore_top";
+const EXPECTED: &str = "grace, timeout, ignore_thread, ignore_spawn, ignore_top, \
+    ignore_process, zombies, lost_panics or kill_leaked_processes";
 
 /// Parses the arguments; every wrong one is an error of `errors`, and the others are kept.
 pub(crate) fn parse(args: TokenStream2, errors: &mut Errors) -> Args {
@@ -48,12 +54,40 @@ pub(crate) fn parse(args: TokenStream2, errors: &mut Errors) -> Args {
             .unwrap_or_default();
         if !matches!(
             key.as_str(),
-            "grace" | "timeout" | "ignore_thread" | "ignore_spawn" | "ignore_top"
+            "grace"
+                | "timeout"
+                | "ignore_thread"
+                | "ignore_spawn"
+                | "ignore_top"
+                | "ignore_process"
+                | "zombies"
+                | "lost_panics"
+                | "kill_leaked_processes"
         ) {
             errors.add(syn::Error::new(
                 pair.path.span(),
                 format!("unknown argument `{key}`: expected {EXPECTED}"),
             ));
+            continue;
+        }
+        if key == "kill_leaked_processes" {
+            match &pair.value {
+                Expr::Lit(ExprLit {
+                    lit: Lit::Bool(on), ..
+                }) if parsed.kill_leaked_processes.is_none() => {
+                    parsed.kill_leaked_processes = Some((on.value, on.span()));
+                }
+                Expr::Lit(ExprLit {
+                    lit: Lit::Bool(_), ..
+                }) => errors.add(syn::Error::new(
+                    pair.span(),
+                    format!("`{key}` is given twice"),
+                )),
+                other => errors.add(syn::Error::new(
+                    other.span(),
+                    format!("`{key}` takes true or false"),
+                )),
+            }
             continue;
         }
         let value = match string_value(&pair.value, &key) {
@@ -84,10 +118,34 @@ pub(crate) fn parse(args: TokenStream2, errors: &mut Errors) -> Args {
                     )),
                 }
             }
+            "zombies" | "lost_panics" => {
+                let (accepted, slot) = match key.as_str() {
+                    "zombies" => (policy::ZOMBIES, &mut parsed.zombies),
+                    _ => (policy::LOST_PANICS, &mut parsed.lost_panics),
+                };
+                if slot.is_some() {
+                    errors.add(syn::Error::new(
+                        pair.span(),
+                        format!("`{key}` is given twice"),
+                    ));
+                    continue;
+                }
+                match Policy::parse(&value.value(), accepted) {
+                    Some(policy) => *slot = Some((policy, value.span())),
+                    None => errors.add(syn::Error::new(
+                        value.span(),
+                        format!(
+                            "`{key}` must be {} (the first is the default)",
+                            Policy::expected(accepted)
+                        ),
+                    )),
+                }
+            }
             _ => {
                 let (kind, rules) = match key.as_str() {
                     "ignore_thread" => (RuleKind::Thread, &mut parsed.ignore_threads),
                     "ignore_spawn" => (RuleKind::Spawn, &mut parsed.ignore_spawns),
+                    "ignore_process" => (RuleKind::Process, &mut parsed.ignore_processes),
                     _ => (RuleKind::Top, &mut parsed.ignore_tops),
                 };
                 // The library's own grammar: what compiles here is accepted at run time.
@@ -137,6 +195,26 @@ impl Args {
         }
         for substring in &self.ignore_tops {
             options = quote!(#options.ignore_top(#substring));
+        }
+        for pattern in &self.ignore_processes {
+            options = quote!(#options.ignore_process(#pattern));
+        }
+        for (method, setting) in [("zombies", self.zombies), ("lost_panics", self.lost_panics)] {
+            if let Some((policy, span)) = setting {
+                let method = syn::Ident::new(method, span);
+                let policy = syn::Ident::new(
+                    match policy {
+                        Policy::Fail => "Fail",
+                        Policy::Warn => "Warn",
+                        Policy::Off => "Off",
+                    },
+                    span,
+                );
+                options = quote_spanned!(span=> #options.#method(::leakcheck::Policy::#policy));
+            }
+        }
+        if let Some((on, span)) = self.kill_leaked_processes {
+            options = quote_spanned!(span=> #options.kill_leaked_processes(#on));
         }
         options
     }

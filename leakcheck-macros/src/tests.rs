@@ -105,7 +105,11 @@ fn leakcheck_args() {
         quote!(
             grace = "300ms",
             ignore_thread = "metrics-*",
-            ignore_spawn = "my_crate::telemetry::start"
+            ignore_spawn = "my_crate::telemetry::start",
+            ignore_process = "sleep",
+            zombies = "fail",
+            lost_panics = "warn",
+            kill_leaked_processes = true
         ),
         quote! {
             fn exporter_stops() {

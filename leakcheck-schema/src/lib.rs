@@ -1,8 +1,10 @@
 //! What leakcheck, its `#[leakcheck::test]` attribute and `cargo leakcheck` share, in one
 //! place so that the three never disagree:
 //!
-//! - [`rules`]: the grammar of ignore rules (`ignore_thread`, `ignore_spawn`, `ignore_top`),
-//!   checked the same in the attribute (at compile time), `Options` and `leakcheck.toml`;
+//! - [`rules`]: the grammar of ignore rules (`ignore_thread`, `ignore_spawn`, `ignore_top`,
+//!   `ignore_process`), checked the same in the attribute (at compile time), `Options` and
+//!   `leakcheck.toml`;
+//! - [`policy`]: what a kind of finding does (`zombies = "warn"`, `lost_panics = "fail"`);
 //! - [`duration`]: the grammar of durations (`grace = "300ms"`, `LEAKCHECK_GRACE=2s`) and
 //!   how reports print them;
 //! - [`record`]: the JSON record leakcheck appends to `LEAKCHECK_REPORT` for every checked
@@ -25,6 +27,7 @@
 
 pub mod duration;
 mod json;
+pub mod policy;
 pub mod record;
 pub mod rules;
 pub mod snapshot;

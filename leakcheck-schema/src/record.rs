@@ -142,7 +142,7 @@ pub struct Omitted {
 
 /// Leaks a reader cannot tell apart but by their ids: same kind, spawn site, spawner and
 /// place they are stuck.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Group {
     /// What leaked.
@@ -210,6 +210,81 @@ pub struct Group {
     /// runtime shutdown spent some of it); `None` where not watched.
     #[cfg_attr(feature = "serde", serde(default))]
     pub watched_ms: Option<u64>,
+    /// A process: its pid (the lowest of the group's, which `ids` lists); absent for other
+    /// kinds.
+    #[cfg_attr(
+        feature = "serde",
+        serde(default, skip_serializing_if = "Option::is_none")
+    )]
+    pub pid: Option<u64>,
+    /// A process: its command line, one string (arguments joined by spaces, one holding
+    /// whitespace in single quotes, at most 200 bytes with `…`); absent for other kinds.
+    #[cfg_attr(
+        feature = "serde",
+        serde(default, skip_serializing_if = "Option::is_none")
+    )]
+    pub command: Option<String>,
+    /// A process: its own live descendants, listed with it, not counted as leaks.
+    #[cfg_attr(
+        feature = "serde",
+        serde(default, skip_serializing_if = "Option::is_none")
+    )]
+    pub descendants: Option<Vec<ProcessRecord>>,
+    /// A process: which of the test's output streams it still holds open (`stdout`,
+    /// `stderr`), which keeps whoever reads them waiting for their end.
+    #[cfg_attr(
+        feature = "serde",
+        serde(default, skip_serializing_if = "Option::is_none")
+    )]
+    pub holds: Option<Vec<String>>,
+    /// An orphan: the process the test started that it descends from, which has exited.
+    #[cfg_attr(
+        feature = "serde",
+        serde(default, skip_serializing_if = "Option::is_none")
+    )]
+    pub orphan_of: Option<ProcessRecord>,
+    /// A process that exited and was never waited for (a zombie): reported, and by default
+    /// not failed.
+    #[cfg_attr(
+        feature = "serde",
+        serde(default, skip_serializing_if = "Option::is_none")
+    )]
+    pub zombie: Option<bool>,
+    /// A process leakcheck ended after the report (`kill_leaked_processes`).
+    #[cfg_attr(
+        feature = "serde",
+        serde(default, skip_serializing_if = "Option::is_none")
+    )]
+    pub killed: Option<bool>,
+    /// A lost panic: its message and where it panicked.
+    #[cfg_attr(
+        feature = "serde",
+        serde(default, skip_serializing_if = "Option::is_none")
+    )]
+    pub panic: Option<PanicRecord>,
+}
+
+/// A process, as a record names it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct ProcessRecord {
+    /// Its process id.
+    pub pid: u64,
+    /// Its command line, as [`Group::command`] writes one.
+    #[cfg_attr(feature = "serde", serde(default))]
+    pub command: Option<String>,
+}
+
+/// A panic that ended a thread and that nobody observed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct PanicRecord {
+    /// The panic's message (its payload, when a string).
+    #[cfg_attr(feature = "serde", serde(default))]
+    pub message: Option<String>,
+    /// Where it panicked, `file:line:column`.
+    #[cfg_attr(feature = "serde", serde(default))]
+    pub location: Option<String>,
 }
 
 /// A rule, as data: the key of `leakcheck.toml` (and of the attribute) and its pattern.
@@ -242,7 +317,7 @@ impl From<&crate::rules::Rule> for RuleRecord {
 }
 
 /// What leaked.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[cfg_attr(feature = "serde", serde(rename_all = "snake_case"))]
 #[non_exhaustive]
@@ -253,7 +328,12 @@ pub enum Kind {
     Task,
     /// Tasks counted without tokio's task hooks (no `--cfg tokio_unstable`).
     UntrackedTasks,
+    /// A child process.
+    Process,
+    /// A panic that ended a thread of the test and that nobody observed.
+    LostPanic,
     /// A kind this reader does not know.
+    #[default]
     #[cfg_attr(feature = "serde", serde(other))]
     Unknown,
 }
@@ -321,6 +401,8 @@ words! {
         Thread => "thread",
         Task => "task",
         UntrackedTasks => "untracked_tasks",
+        Process => "process",
+        LostPanic => "lost_panic",
         Unknown => "unknown",
     }
     Activity { Stuck => "stuck", Active => "active", Busy => "busy", Unknown => "unknown" }
@@ -342,6 +424,24 @@ impl ToJson for RuleRecord {
         Object::start(out)
             .field("key", &self.key)
             .field("pattern", &self.pattern)
+            .end();
+    }
+}
+
+impl ToJson for ProcessRecord {
+    fn write_json(&self, out: &mut String) {
+        Object::start(out)
+            .field("pid", &self.pid)
+            .field("command", &self.command)
+            .end();
+    }
+}
+
+impl ToJson for PanicRecord {
+    fn write_json(&self, out: &mut String) {
+        Object::start(out)
+            .field("message", &self.message)
+            .field("location", &self.location)
             .end();
     }
 }
@@ -377,6 +477,14 @@ impl ToJson for Group {
             .field("activity", &self.activity)
             .field("cpu_ms", &self.cpu_ms)
             .field("watched_ms", &self.watched_ms)
+            .field_if_some("pid", &self.pid)
+            .field_if_some("command", &self.command)
+            .field_if_some("descendants", &self.descendants)
+            .field_if_some("holds", &self.holds)
+            .field_if_some("orphan_of", &self.orphan_of)
+            .field_if_some("zombie", &self.zombie)
+            .field_if_some("killed", &self.killed)
+            .field_if_some("panic", &self.panic)
             .end();
     }
 }
@@ -459,6 +567,30 @@ mod tests {
                     activity: Some(Activity::Stuck),
                     cpu_ms: Some(0),
                     watched_ms: Some(500),
+                    ..Group::default()
+                },
+                Group {
+                    kind: Kind::Process,
+                    count: 1,
+                    ids: vec![4242],
+                    pid: Some(4242),
+                    command: Some("sh -c 'sleep 600 & exit 0'".into()),
+                    descendants: Some(vec![ProcessRecord {
+                        pid: 4243,
+                        command: Some("sleep 600".into()),
+                    }]),
+                    holds: Some(vec!["stdout".into()]),
+                    zombie: Some(false),
+                    ..Group::default()
+                },
+                Group {
+                    kind: Kind::LostPanic,
+                    count: 1,
+                    panic: Some(PanicRecord {
+                        message: Some("boom".into()),
+                        location: Some("tests/panics.rs:9:5".into()),
+                    }),
+                    ..Group::default()
                 },
                 Group {
                     kind: Kind::UntrackedTasks,
@@ -480,6 +612,7 @@ mod tests {
                     activity: None,
                     cpu_ms: None,
                     watched_ms: None,
+                    ..Group::default()
                 },
             ],
             omitted: Some(Omitted {
@@ -497,9 +630,13 @@ mod tests {
         assert_eq!(value["schema_version"], 2);
         assert_eq!(value["groups"][0]["names"][0], "we\"ird\\name");
         assert_eq!(value["groups"][0]["ids_omitted"], 3);
-        assert!(value["groups"][1].get("names").is_none());
-        assert!(value["groups"][1].get("ids_omitted").is_none());
+        assert!(value["groups"][3].get("names").is_none());
+        assert!(value["groups"][3].get("ids_omitted").is_none());
         assert_eq!(value["ended"], "timed_out");
+        assert_eq!(value["groups"][1]["kind"], "process");
+        assert_eq!(value["groups"][1]["descendants"][0]["pid"], 4243);
+        assert!(value["groups"][0].get("pid").is_none());
+        assert_eq!(value["groups"][2]["panic"]["message"], "boom");
     }
 
     /// What the writer writes is what serde's derives read and write: one schema.

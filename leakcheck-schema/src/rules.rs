@@ -23,6 +23,9 @@ pub enum RuleKind {
     Spawn,
     /// `ignore_top`: part of a function path at the top of a thread's current stack.
     Top,
+    /// `ignore_process`: a glob over a child process's program file name or its whole
+    /// command line.
+    Process,
 }
 
 /// A rule, checked. Its `Display` is a line of `leakcheck.toml` (`ignore_thread =
@@ -46,6 +49,9 @@ pub enum Rule {
     Spawn(String),
     /// A current-stack substring, never empty.
     Top(String),
+    /// A glob over a child process's program file name (`sleep`) or whole command line
+    /// (`sleep 600`).
+    Process(glob::Pattern),
 }
 
 impl Rule {
@@ -73,6 +79,23 @@ impl Rule {
         Some(Rule::Thread(
             glob::Pattern::new(&pattern).expect("an escaped start and a star are a glob"),
         ))
+    }
+
+    /// The rule that silences child processes running this program: its file name (the
+    /// last part of its path), glob characters escaped.
+    ///
+    /// ```
+    /// use leakcheck_schema::rules::Rule;
+    ///
+    /// let rule = Rule::program_named("/usr/bin/sleep");
+    /// assert_eq!(rule.to_string(), r#"ignore_process = "sleep""#);
+    /// assert!(rule.matches_process("/bin/sleep", "sleep 600"));
+    /// ```
+    pub fn program_named(program: &str) -> Rule {
+        let name = program.rsplit('/').next().unwrap_or(program);
+        Rule::Process(
+            glob::Pattern::new(&glob::Pattern::escape(name)).expect("an escaped name is a glob"),
+        )
     }
 
     /// `ignore_spawn` for a function path (closures stand for their function) or a
@@ -104,13 +127,14 @@ impl Rule {
             Rule::Thread(_) => RuleKind::Thread,
             Rule::Spawn(_) => RuleKind::Spawn,
             Rule::Top(_) => RuleKind::Top,
+            Rule::Process(_) => RuleKind::Process,
         }
     }
 
     /// The pattern or substring, as written.
     pub fn pattern(&self) -> &str {
         match self {
-            Rule::Thread(pattern) => pattern.as_str(),
+            Rule::Thread(pattern) | Rule::Process(pattern) => pattern.as_str(),
             Rule::Spawn(text) | Rule::Top(text) => text,
         }
     }
@@ -119,7 +143,19 @@ impl Rule {
     pub fn matches_thread(&self, name: &str) -> bool {
         match self {
             Rule::Thread(pattern) => pattern.matches(name),
-            Rule::Spawn(_) | Rule::Top(_) => false,
+            Rule::Spawn(_) | Rule::Top(_) | Rule::Process(_) => false,
+        }
+    }
+
+    /// Whether a process rule matches a child: its program's file name (the last part of
+    /// `program`, a path or a bare name) or its whole command line (`false` for other kinds).
+    pub fn matches_process(&self, program: &str, command: &str) -> bool {
+        match self {
+            Rule::Process(pattern) => {
+                let name = program.rsplit('/').next().unwrap_or(program);
+                pattern.matches(name) || pattern.matches(command)
+            }
+            Rule::Thread(_) | Rule::Spawn(_) | Rule::Top(_) => false,
         }
     }
 
@@ -177,9 +213,14 @@ fn common_start<'a>(names: &[&'a str]) -> &'a str {
 impl RuleKind {
     /// The kind of rule a key names (`ignore_thread`, ...), if it names one.
     pub fn from_key(key: &str) -> Option<RuleKind> {
-        [RuleKind::Thread, RuleKind::Spawn, RuleKind::Top]
-            .into_iter()
-            .find(|kind| kind.key() == key)
+        [
+            RuleKind::Thread,
+            RuleKind::Spawn,
+            RuleKind::Top,
+            RuleKind::Process,
+        ]
+        .into_iter()
+        .find(|kind| kind.key() == key)
     }
 
     /// The argument, method and `leakcheck.toml` key that take this kind of rule.
@@ -188,6 +229,7 @@ impl RuleKind {
             RuleKind::Thread => "ignore_thread",
             RuleKind::Spawn => "ignore_spawn",
             RuleKind::Top => "ignore_top",
+            RuleKind::Process => "ignore_process",
         }
     }
 
@@ -199,6 +241,9 @@ impl RuleKind {
                 "part of a function path or file:line, such as \"my_crate::telemetry::start\""
             }
             RuleKind::Top => "part of a function path, such as \"my_crate::pool::park\"",
+            RuleKind::Process => {
+                "a glob over the program's file name or the whole command line, such as \"sleep\""
+            }
         }
     }
 
@@ -221,6 +266,12 @@ impl RuleKind {
         match self {
             RuleKind::Thread => glob::Pattern::new(text)
                 .map(Rule::Thread)
+                .map_err(|glob| error(format!("{text:?} is not a glob ({glob})"))),
+            RuleKind::Process if text.trim().is_empty() => {
+                Err(error("an empty rule would match nothing".to_owned()))
+            }
+            RuleKind::Process => glob::Pattern::new(text)
+                .map(Rule::Process)
                 .map_err(|glob| error(format!("{text:?} is not a glob ({glob})"))),
             // A substring rule that is empty, or only blanks, is contained in every path.
             RuleKind::Spawn | RuleKind::Top if text.trim().is_empty() => {
@@ -326,6 +377,25 @@ mod tests {
             Rule::running("pools::leaks::{{closure}}::{{closure}}").attribute(),
             "ignore_top = \"pools::leaks\""
         );
+    }
+
+    #[test]
+    fn a_process_rule_matches_the_program_s_name_or_the_whole_command_line() {
+        let by_name = RuleKind::Process.parse("sleep").unwrap();
+        assert!(by_name.matches_process("/usr/bin/sleep", "/usr/bin/sleep 600"));
+        assert!(by_name.matches_process("sleep", "sleep 600"));
+        assert!(!by_name.matches_process("/usr/bin/sleepy", "sleepy"));
+        let by_line = RuleKind::Process.parse("sh -c *").unwrap();
+        assert!(by_line.matches_process("/bin/sh", "sh -c 'sleep 600 & exit 0'"));
+        assert!(!by_line.matches_thread("sh -c x"));
+        let odd = Rule::program_named("./bin/we\"ird[1]");
+        assert_eq!(odd.to_string(), r#"ignore_process = "we\"ird[[]1[]]""#);
+        assert!(odd.matches_process("./bin/we\"ird[1]", "x"));
+        assert_eq!(
+            RuleKind::from_key("ignore_process"),
+            Some(RuleKind::Process)
+        );
+        assert!(RuleKind::Process.parse("").is_err());
     }
 
     #[test]

@@ -7,14 +7,15 @@
 //!   "threads": 7,                   // live threads, leakcheck's own left out
 //!   "tasks": 1200,                  // live tasks on hooked runtimes; null if not tracked
 //!   "tasks_not_tracked": null,      // why tasks are not tracked on this build, if so
+//!   "processes": 1,                 // live child processes (and orphans of them)
 //!   "groups": [                     // biggest first
-//!     { "kind": "task",             // or "thread"
+//!     { "kind": "task",             // or "thread", "process"
 //!       "count": 1150,
 //!       "site":   { "function": null, "file": "src/main.rs", "line": 61, "column": 9 },
 //!       "parent": { ... } | null,   // where the spawning task (or thread) was spawned
 //!       "oldest_ms": 130000, "newest_ms": 200,   // ages; null where unknown
 //!       "never_woken": 1150,        // tasks: polled once at most since spawned
-//!       "names": ["worker"],        // threads: distinct names, at most 8
+//!       "names": ["worker"],        // threads: distinct names; processes: command lines; at most 8
 //!       "states": [["sleeping in futex_wait_queue", 12]]   // threads: where they wait
 //!     } ] }
 //! ```
@@ -42,6 +43,9 @@ pub struct SnapshotRecord {
     pub tasks: Option<u64>,
     /// Why tasks are not tracked on this build, if they are not.
     pub tasks_not_tracked: Option<String>,
+    /// Live child processes the hooks recorded, and orphans of them.
+    #[cfg_attr(feature = "serde", serde(default))]
+    pub processes: u64,
     /// The groups, biggest first.
     pub groups: Vec<SiteRecord>,
 }
@@ -64,7 +68,7 @@ pub struct SiteRecord {
     pub newest_ms: Option<u64>,
     /// Tasks: how many were polled once at most since spawned.
     pub never_woken: Option<u64>,
-    /// Threads: their distinct names, at most 8.
+    /// Threads: their distinct names; processes: their command lines; at most 8.
     pub names: Vec<String>,
     /// Threads: where they wait, and how many wait there, most first.
     pub states: Vec<(String, u64)>,
@@ -104,6 +108,7 @@ impl ToJson for SnapshotRecord {
             .field("threads", &self.threads)
             .field("tasks", &self.tasks)
             .field("tasks_not_tracked", &self.tasks_not_tracked)
+            .field("processes", &self.processes)
             .field("groups", &self.groups)
             .end();
     }
@@ -127,6 +132,7 @@ mod tests {
             uptime_ms: 133_000,
             threads: 7,
             tasks: None,
+            processes: 2,
             tasks_not_tracked: Some("needs --cfg tokio_unstable".into()),
             groups: vec![SiteRecord {
                 kind: Kind::Thread,

@@ -13,22 +13,49 @@ use std::time::Duration;
 use crate::config::Settings;
 use crate::filter::pools;
 use crate::frames::{self, Frame};
-use crate::registry::{self, LiveTask, ThreadOrigin};
-use crate::report::{Activity, Did, Ending, Identity, Leak, Note, Report, SpawnedBy, Subject};
+use crate::processes::{self, Status};
+use crate::registry::{self, LiveTask, ProcessOrigin, ThreadOrigin};
+use crate::report::{
+    Activity, Did, Ending, Identity, Leak, Note, ProcessFacts, ProcessRef, Report, SpawnedBy,
+    Subject,
+};
 use crate::scope::{self, PROCESS, ScopeId, TaskRef};
 use crate::tasks::{Awaiting, TestRuntime};
 use crate::threads;
-use crate::verify::{self, Found, PoolJob, Suspect, Target};
+use crate::verify::{self, Found, FoundProcess, PoolJob, Suspect, Target};
 
-/// Checks the threads and hooked tasks of `target`: its report if anything outlived the
-/// grace period.
+/// Checks the threads, hooked tasks and child processes of `target`: its report if
+/// anything outlived the grace period.
 pub(crate) fn check(target: Target, settings: &Settings) -> Result<(), Report> {
-    verify::check(target, settings).map_err(|found| into_report(*found))
+    verify::check(target, settings).map_err(|found| finish(*found, settings))
 }
 
-/// Checks the threads of `target` only (an async test's tasks were checked in its runtime).
+/// Checks the threads and child processes of `target` only (an async test's tasks were
+/// checked in its runtime).
 pub(crate) fn check_threads(target: Target, settings: &Settings) -> Result<(), Report> {
-    verify::check_threads(target, settings).map_err(|found| into_report(*found))
+    verify::check_threads(target, settings).map_err(|found| finish(*found, settings))
+}
+
+/// The report of what a check found, then, with `kill_leaked_processes`, each leaked
+/// process ended (after it was described) and the report saying so.
+fn finish(found: Found, settings: &Settings) -> Report {
+    let mut report = into_report(found);
+    if settings.kills_processes() {
+        for leak in &mut report.leaks {
+            let Identity::Process { pid, .. } = leak.identity else {
+                continue;
+            };
+            let Some(process) = leak.process.as_mut().filter(|process| !process.zombie) else {
+                continue;
+            };
+            process.ended = Some(processes::end(
+                pid,
+                process.start_time,
+                &process.descendants,
+            ));
+        }
+    }
+    report
 }
 
 /// Checks the tasks of a test's scope from inside its runtime.
@@ -90,6 +117,7 @@ pub(crate) fn into_report(found: Found) -> Report {
                 },
                 ..Leak::known_only_by(Identity::UntrackedTasks { count })
             },
+            Suspect::Process(found) => process_leak(found, target),
         })
         .collect();
     let mut report = Report {
@@ -332,6 +360,79 @@ fn task_leak(origin: &LiveTask, awaiting: Option<&Awaiting>) -> Leak {
     }
 }
 
+/// A child process: what it runs, its state, its descendants and what of the test's output
+/// it holds, whom it descends from if it is an orphan, and its spawn path and spawner.
+fn process_leak(found: FoundProcess, target: Target) -> Leak {
+    let FoundProcess {
+        child,
+        program,
+        command,
+    } = found;
+    let origin = child.origin.as_deref();
+    let zombie = child.status == Status::Zombie;
+    let descendants = if zombie {
+        Vec::new()
+    } else {
+        processes::descendants(child.pid)
+    };
+    let holds = processes::holds(child.pid, &descendants);
+    let orphan_of = origin
+        .filter(|_| child.status == Status::Orphan)
+        .map(|origin| ProcessRef {
+            pid: origin.pid,
+            command: origin.command.as_deref().map(str::to_owned),
+        });
+    let spawn_backtrace = origin
+        .map(|origin| frames::user_frames(&frames::resolve(origin.spawn.unwind())))
+        .unwrap_or_default();
+    Leak {
+        identity: Identity::Process {
+            pid: child.pid,
+            command,
+        },
+        owner: match (origin, target) {
+            (Some(origin), _) => owner(origin.scope).or_else(|| process_spawning_test(origin)),
+            (None, Target::Scope(scope)) => owner(scope),
+            (None, Target::Process | Target::Exit) => None,
+        },
+        spawn_site: frames::spawn_site(&spawn_backtrace).cloned(),
+        spawn_backtrace,
+        spawned_by: origin.and_then(process_spawner),
+        os: (!zombie).then(|| processes::os_state(child.pid)).flatten(),
+        process: Some(ProcessFacts {
+            program,
+            start_time: child.start_time,
+            descendants,
+            holds,
+            orphan_of,
+            zombie,
+            ended: None,
+        }),
+        ..Leak::known_only_by(Identity::Process {
+            pid: 0,
+            command: None,
+        })
+    }
+}
+
+/// The task or thread of the same scope that started a child, when worth a line.
+fn process_spawner(origin: &ProcessOrigin) -> Option<SpawnedBy> {
+    if let Some(task) = origin.spawning_task {
+        return Some(parent_task(task));
+    }
+    spawner_thread(origin.spawner.as_deref()?, origin.scope)
+}
+
+/// For a child started outside every scope, the plain `#[test]` whose thread (or a thread
+/// it spawned) started it.
+fn process_spawning_test(origin: &ProcessOrigin) -> Option<String> {
+    let spawner = origin.spawner.as_deref()?;
+    if is_libtest_thread(spawner) {
+        return spawner.name();
+    }
+    spawning_test(spawner)
+}
+
 /// Functions of one-time initialisers: a thread started inside one is started once for
 /// the whole process (a static's, a `OnceLock`'s, a `lazy_static`'s).
 const INITIALISERS: &[&str] = &[
@@ -415,17 +516,23 @@ fn parent_thread(origin: &ThreadOrigin) -> Option<SpawnedBy> {
     if let Some(task) = origin.spawning_task {
         return Some(parent_task(task));
     }
-    let parent = origin
-        .parent()
-        .filter(|parent| parent.scope == origin.scope && !is_libtest_thread(parent))?;
-    let site = frames::user_frames(&frames::resolve(parent.spawn.unwind()))
+    spawner_thread(&*origin.parent()?, origin.scope)
+}
+
+/// A thread that spawned something of `scope`, when it is of the same scope and not the
+/// test's own thread: `thread 812 "spawner" (exited), itself spawned at ...`.
+fn spawner_thread(spawner: &ThreadOrigin, scope: ScopeId) -> Option<SpawnedBy> {
+    if spawner.scope != scope || is_libtest_thread(spawner) {
+        return None;
+    }
+    let site = frames::user_frames(&frames::resolve(spawner.spawn.unwind()))
         .into_iter()
         .next();
     Some(SpawnedBy::Thread {
-        tid: parent.tid(),
-        name: parent.name(),
+        tid: spawner.tid(),
+        name: spawner.name(),
         site,
-        alive: parent.tid().is_some_and(threads::is_alive),
+        alive: spawner.tid().is_some_and(threads::is_alive),
     })
 }
 

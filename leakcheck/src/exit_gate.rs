@@ -11,7 +11,7 @@ use std::sync::OnceLock;
 use crate::config;
 use crate::describe;
 use crate::options::Options;
-use crate::outcome::{self, Check, Verdict};
+use crate::outcome::{self, Check, Policies, Verdict};
 use crate::verify::Target;
 
 /// libtest's exit status for a failed run.
@@ -33,6 +33,9 @@ pub fn install(manifest_dir: Option<&'static str>, options: Options) {
         return;
     }
     let _ = INSTALLED_BY.set(std::process::id());
+    // What the plain tests start is checked at exit: their children carry the marker that
+    // finds them when they are orphaned.
+    crate::processes::mark_the_process_level();
     register();
 }
 
@@ -77,10 +80,7 @@ fn check() -> Option<i32> {
         }
     };
     let found = describe::check(Target::Exit, &settings);
-    let untracked = settings
-        .untracked_tasks
-        .unwrap_or(config::UntrackedTasks::Fail);
-    match outcome::conclude(Check::Exit, found, untracked) {
+    match outcome::conclude(Check::Exit, found, Policies::of(&settings)) {
         Err(message) => {
             eprintln!("{message}");
             Some(FAILED)

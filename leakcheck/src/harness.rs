@@ -7,9 +7,9 @@ use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::pin::Pin;
 use std::time::Instant;
 
-use crate::config::{self, Settings, UntrackedTasks};
+use crate::config::{self, Settings};
 use crate::options::Options;
-use crate::outcome::{self, Check, Verdict};
+use crate::outcome::{self, Check, Policies, Verdict};
 use crate::report::Ending;
 use crate::report::Report;
 use crate::scope::Scope;
@@ -90,7 +90,7 @@ pub fn run_test<R: TestOutcome>(spec: &TestSpec, options: &Options, body: impl F
     drop(timeout);
     let check = describe::check(verify::Target::Scope(scope.id()), &settings);
     drop(scope);
-    finish(spec, outcome, check, UntrackedTasks::Fail)
+    finish(spec, outcome, check, Policies::of(&settings))
 }
 
 /// The options the test's check runs with, or `None` under `LEAKCHECK=off` (the test runs
@@ -151,7 +151,7 @@ pub fn run_async_test<R: TestOutcome>(
     .unwrap_or(Ok(()));
     drop(stall);
     let shutdown = Instant::now();
-    let untracked = settings.untracked_tasks.unwrap_or(UntrackedTasks::Fail);
+    let policies = Policies::of(&settings);
     runtime.shutdown_timeout(settings.grace_period());
     let threads_settings = Settings {
         grace_spent: shutdown.elapsed(),
@@ -166,7 +166,7 @@ pub fn run_async_test<R: TestOutcome>(
         (Err(report), Ok(())) | (Ok(()), Err(report)) => Err(report),
         (Err(tasks), Err(threads)) => Err(tasks.merge(threads)),
     };
-    finish(spec, outcome, check, untracked)
+    finish(spec, outcome, check, policies)
 }
 
 /// With a `timeout`, a deadline that ends the process with a report if the body has not
@@ -230,7 +230,7 @@ fn finish<R: TestOutcome>(
     spec: &TestSpec,
     outcome: std::thread::Result<R>,
     check: Result<(), Report>,
-    untracked: UntrackedTasks,
+    policies: Policies,
 ) -> R {
     let passed = passed_on_its_own(spec, &outcome);
     let name = spec.test_name();
@@ -240,7 +240,7 @@ fn finish<R: TestOutcome>(
             passed,
         },
         check,
-        untracked,
+        policies,
     ) {
         Err(message) => outcome::fail(message),
         Ok(Verdict::Clean | Verdict::Warned) => {

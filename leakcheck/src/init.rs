@@ -82,3 +82,16 @@ fn learn_main_thread_stack() {
         crate::unwind::learn_main_thread_bounds();
     }
 }
+
+// SAFETY: before `main`, this only reads one environment variable with std's `env` and
+// stores an atomic; it spawns nothing and prints nothing (a bad value is reported by the
+// first check).
+#[cfg(lc_process_hook)]
+#[ctor::ctor(unsafe)]
+fn read_whether_children_are_marked() {
+    // Decided before the first spawn: `posix_spawn` runs under std's environment lock and
+    // must not read the environment.
+    if !crate::config::mark_children_before_main() {
+        crate::processes::stop_marking();
+    }
+}

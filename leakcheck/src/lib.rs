@@ -76,7 +76,9 @@ mod scope;
 // store and data: registry (spawn records), report (what a check hands back, as facts)
 mod registry;
 mod report;
-// sources: threads (the spawn hook, /proc, current stacks), then tasks (tokio)
+// sources: threads (the spawn hook, /proc, current stacks), then tasks (tokio), then
+// processes (the spawn hooks, /proc, orphans)
+mod processes;
 mod tasks;
 mod threads;
 // rules and start-up: options, filter (rules, the process-wide pools), init (before main)
@@ -150,13 +152,13 @@ pub use leakcheck_macros::test;
 #[doc(hidden)]
 pub use leakcheck_macros::checked as __checked;
 
-pub use config::DEFAULT_GRACE;
+pub use config::{DEFAULT_GRACE, Policy};
 pub use frames::Frame;
 pub use leakcheck_schema::rules::{Rule, RuleKind};
 pub use options::Options;
 pub use report::{
-    Activity, Did, Identity, Leak, LeakKind, Note, OpenFile, OsState, Report, SpawnedBy,
-    SystemCall, ThreadState,
+    Activity, Did, EndedBy, Identity, Leak, LeakKind, Note, OpenFile, OsState, ProcessFacts,
+    ProcessRef, Report, SpawnedBy, Stream, SystemCall, ThreadState,
 };
 pub use scope::Scope;
 pub use snapshot::{Growth, Site, SiteGroup, SiteGrowth, SiteKind, Snapshot, Waiting};
@@ -262,15 +264,19 @@ fn check_configured(target: verify::Target, options: &Options) -> Result<(), Rep
 
 /// `verify_none*`: the check, then the one outcome policy (JSON record, warn or fail).
 fn verify_and_conclude(target: verify::Target, scope: Option<scope::ScopeId>, options: &Options) {
-    let found = check_configured(target, options);
+    let settings = match config::effective(options.settings()) {
+        Ok(Some(settings)) => settings,
+        Ok(None) => return,
+        Err(message) => outcome::fail(message.to_owned()),
+    };
+    let found = describe::check(target, &settings);
     let name = scope.map(scope::label);
     match outcome::conclude(
         outcome::Check::Call {
             scope: name.as_deref(),
         },
         found,
-        // Untracked task counts come from a test's own runtime: never a call's.
-        config::UntrackedTasks::Fail,
+        outcome::Policies::of(&settings),
     ) {
         Err(message) => panic!("{message}"),
         Ok(outcome::Verdict::Clean | outcome::Verdict::Warned) => {}

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use leakcheck_schema::rules::RuleKind;
 
-use crate::config::Settings;
+use crate::config::{Policy, Settings};
 use crate::threads;
 
 /// What a check ignores and how long it waits.
@@ -118,6 +118,65 @@ impl Options {
     #[track_caller]
     pub fn ignore_top(self, substring: &str) -> Options {
         self.rule(RuleKind::Top, substring)
+    }
+
+    /// Ignores child processes whose program's file name (`sleep`, the last part of its
+    /// path) or whole command line (`sleep 600`, as reports show it) matches a glob. May be
+    /// given several times.
+    ///
+    /// # Panics
+    ///
+    /// If `pattern` is empty or not a valid glob (`#[leakcheck::test(ignore_process = ..)]`
+    /// reports that at compile time instead).
+    ///
+    /// ```
+    /// let options = leakcheck::Options::new().ignore_process("my-daemon");
+    /// ```
+    #[must_use]
+    #[track_caller]
+    pub fn ignore_process(self, pattern: &str) -> Options {
+        self.rule(RuleKind::Process, pattern)
+    }
+
+    /// What a child that exited and was never waited for (a zombie) does: reported on
+    /// stderr without failing ([`Policy::Warn`], the default), failing the test
+    /// ([`Policy::Fail`]), or nothing ([`Policy::Off`]). `LEAKCHECK_ZOMBIES` is over it.
+    ///
+    /// ```
+    /// let options = leakcheck::Options::new().zombies(leakcheck::Policy::Fail);
+    /// ```
+    #[must_use]
+    pub fn zombies(mut self, policy: Policy) -> Options {
+        self.settings.zombies = Some(policy);
+        self
+    }
+
+    /// What a panic that ended a thread of the test, and that nobody observed (the thread
+    /// was never joined), does: fail the test ([`Policy::Fail`], the default), be reported
+    /// without failing ([`Policy::Warn`]), or nothing ([`Policy::Off`]).
+    /// `LEAKCHECK_LOST_PANICS` is over it.
+    ///
+    /// ```
+    /// let options = leakcheck::Options::new().lost_panics(leakcheck::Policy::Warn);
+    /// ```
+    #[must_use]
+    pub fn lost_panics(mut self, policy: Policy) -> Options {
+        self.settings.lost_panics = Some(policy);
+        self
+    }
+
+    /// After the report, ends each leaked child process and its descendants (`SIGTERM`,
+    /// then `SIGKILL` after half a second) and says so in the report: so a leaked daemon
+    /// does not outlive the test run. Off by default; `LEAKCHECK_KILL_PROCESSES=1` is over
+    /// it.
+    ///
+    /// ```
+    /// let options = leakcheck::Options::new().kill_leaked_processes(true);
+    /// ```
+    #[must_use]
+    pub fn kill_leaked_processes(mut self, on: bool) -> Options {
+        self.settings.kill_processes = Some(on);
+        self
     }
 
     /// Whether the threads that well-known crates keep for the whole process by design

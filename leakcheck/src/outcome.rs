@@ -9,9 +9,9 @@
 
 use std::io::Write;
 
-use crate::config::{self, Mode, UntrackedTasks};
-use crate::report::Report;
+use crate::config::{self, Mode, Policy, Settings};
 use crate::report::json;
+use crate::report::{Identity, Leak, Report};
 
 /// What a report under `LEAKCHECK=warn` ends with.
 const WARN_ONLY: &str =
@@ -20,6 +20,54 @@ const WARN_ONLY: &str =
 /// What a report of tasks leakcheck cannot identify ends with, under `untracked_tasks = "warn"`.
 const UNTRACKED_WARN_ONLY: &str = "leakcheck: untracked_tasks = \"warn\": task counts \
     leakcheck cannot identify are reported, not failed (threads and identified tasks still fail)";
+
+/// What a report of zombies alone ends with, under `zombies = "warn"`.
+const ZOMBIES_WARN_ONLY: &str = "leakcheck: zombies = \"warn\" (the default): a child that \
+    exited and was never waited for is reported, not failed (wait for it: `Child::wait`; \
+    zombies = \"fail\" or LEAKCHECK_ZOMBIES=fail fails the test)";
+
+/// The policies that make a kind of leak only warn, from a check's settings.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Policies {
+    untracked_tasks: Policy,
+    zombies: Policy,
+}
+
+impl Policies {
+    pub(crate) fn of(settings: &Settings) -> Policies {
+        Policies {
+            untracked_tasks: settings.untracked_tasks(),
+            zombies: settings.zombies(),
+        }
+    }
+
+    /// What `leak` does by its kind's policy.
+    fn of_leak(&self, leak: &Leak) -> Policy {
+        if matches!(leak.identity(), Identity::UntrackedTasks { .. }) {
+            self.untracked_tasks
+        } else if leak.is_zombie() {
+            self.zombies
+        } else {
+            Policy::Fail
+        }
+    }
+
+    /// Why a report whose every leak only warns passes: a line per policy it relies on.
+    fn why_it_passes(&self, report: &Report) -> String {
+        let mut lines = Vec::new();
+        if report
+            .leaks()
+            .iter()
+            .any(|leak| matches!(leak.identity(), Identity::UntrackedTasks { .. }))
+        {
+            lines.push(UNTRACKED_WARN_ONLY);
+        }
+        if report.leaks().iter().any(Leak::is_zombie) {
+            lines.push(ZOMBIES_WARN_ONLY);
+        }
+        lines.join("\n")
+    }
+}
 
 /// Which check a result is of, for its JSON record.
 #[derive(Clone, Copy, Debug)]
@@ -62,24 +110,23 @@ pub(crate) enum Verdict {
     Fail(Report),
 }
 
-/// Records `found` and decides what it does: under `LEAKCHECK=warn`, or with
-/// `untracked_tasks = "warn"` when all that leaked is tasks leakcheck cannot identify, it is
-/// a warning. An error is a JSON record that could not be written, said with the file: the
-/// caller fails with it.
+/// Records `found` and decides what it does: under `LEAKCHECK=warn`, or when every leak is
+/// of a kind whose policy is warn (task counts leakcheck cannot identify under
+/// `untracked_tasks = "warn"`, zombies under `zombies = "warn"`), it is a warning. An error
+/// is a JSON record that could not be written, said with the file: the caller fails with
+/// it.
 pub(crate) fn conclude(
     check: Check<'_>,
     found: Result<(), Report>,
-    untracked: UntrackedTasks,
+    policies: Policies,
 ) -> Result<Verdict, String> {
     let mut mode = config::mode();
-    let mut warn_only = WARN_ONLY;
-    let only_untracked = found
-        .as_ref()
-        .err()
-        .is_some_and(Report::is_untracked_tasks_only);
-    if mode == Mode::Fail && untracked == UntrackedTasks::Warn && only_untracked {
-        mode = Mode::Warn;
-        warn_only = UNTRACKED_WARN_ONLY;
+    let mut warn_only = WARN_ONLY.to_owned();
+    if let (Mode::Fail, Err(report)) = (mode, &found) {
+        if report.only(|leak| policies.of_leak(leak) == Policy::Warn) {
+            mode = Mode::Warn;
+            warn_only = policies.why_it_passes(report);
+        }
     }
     write_json(&check.line(mode, found.as_ref().map(|_| ())))?;
     let Err(report) = found else {

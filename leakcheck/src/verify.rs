@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 use crate::config::Settings;
 use crate::filter::{Rules, pools};
 use crate::frames::{self, Frame};
+use crate::processes::{self, Child, Status, Unrecorded};
 use crate::registry::{self, LiveTask, ThreadOrigin};
 use crate::scope::{self, PROCESS, ScopeId};
 use crate::tasks::{self, Awaiting, TestRuntime};
@@ -57,6 +58,18 @@ pub(crate) enum Suspect {
     Task(Arc<LiveTask>),
     /// Tasks of a test's runtime that tokio counts but leakcheck cannot tell apart.
     UntrackedTasks(usize),
+    /// A child process still running, an orphan of one, or a zombie.
+    Process(FoundProcess),
+}
+
+/// A child process a look found, with what it runs as the look read it.
+#[derive(Clone)]
+pub(crate) struct FoundProcess {
+    pub(crate) child: Child,
+    /// Its program, as its first argument names it.
+    pub(crate) program: Option<String>,
+    /// Its command line, as reports show it.
+    pub(crate) command: Option<String>,
 }
 
 /// A job a process-wide pool's thread runs.
@@ -210,6 +223,15 @@ fn warm_symbols_for(suspects: &[Suspect]) {
                 stacks.extend(origin.as_ref().map(|origin| origin.spawn.clone()));
             }
             Suspect::Task(task) => stacks.extend(task.spawn.clone()),
+            Suspect::Process(found) => {
+                stacks.extend(
+                    found
+                        .child
+                        .origin
+                        .as_ref()
+                        .map(|origin| origin.spawn.clone()),
+                );
+            }
             Suspect::UntrackedTasks(_) => {}
         }
     }
@@ -228,19 +250,20 @@ fn run_ready<F: Future>(future: F) -> F::Output {
     }
 }
 
-/// Checks threads and hooked tasks of `target`, sleeping between looks.
+/// Checks threads, hooked tasks and child processes of `target`, sleeping between looks.
 pub(crate) fn check(target: Target, settings: &Settings) -> Result<(), Box<Found>> {
     check_sleeping(target, settings, true)
 }
 
-/// Checks the threads of `target` only: an async test's tasks were checked inside its
-/// runtime already.
+/// Checks the threads and child processes of `target` only: an async test's tasks were
+/// checked inside its runtime already.
 pub(crate) fn check_threads(target: Target, settings: &Settings) -> Result<(), Box<Found>> {
     check_sleeping(target, settings, false)
 }
 
 fn check_sleeping(target: Target, settings: &Settings, with_tasks: bool) -> Result<(), Box<Found>> {
     say_what_is_not_checked();
+    processes::look_at_ended_scopes();
     registry::forget_finished_scopes();
     let rules = Rules::new(settings);
     let look = |look| {
@@ -248,6 +271,7 @@ fn check_sleeping(target: Target, settings: &Settings, with_tasks: bool) -> Resu
         if with_tasks {
             suspects.extend(alive_tasks(target, &rules, look));
         }
+        suspects.extend(alive_processes(target, &rules, look, Status::is_running));
         suspects
     };
     let sleep = |delay| {
@@ -255,17 +279,43 @@ fn check_sleeping(target: Target, settings: &Settings, with_tasks: bool) -> Resu
         std::future::ready(())
     };
     let outlived = run_ready(retry(settings.remaining_grace(), Instant::now, look, sleep));
-    outlived.map_err(|outlived| {
+    // A zombie stays one until the program waits for it: looked at once, at the end.
+    let zombies = match settings.zombies() {
+        crate::config::Policy::Off => Vec::new(),
+        _ => alive_processes(target, &rules, Look::Final, |status| {
+            status == Status::Zombie
+        }),
+    };
+    // The check has looked for their orphans: what the program waited for is forgotten.
+    let owner = match target {
+        Target::Scope(scope) => scope,
+        Target::Process | Target::Exit => PROCESS,
+    };
+    processes::forget_waited_for(owner, true);
+    let found = |suspects, waited, watched, earlier| {
         Box::new(Found {
             target,
-            suspects: outlived.last,
-            waited: outlived.waited,
-            watched: outlived.watched,
+            suspects,
+            waited,
+            watched,
             awaiting: None,
-            earlier: outlived.earlier,
+            earlier,
             grace: settings.grace_period(),
         })
-    })
+    };
+    match outlived {
+        Ok(()) if zombies.is_empty() => Ok(()),
+        Ok(()) => Err(found(zombies, Duration::ZERO, Duration::ZERO, Vec::new())),
+        Err(mut outlived) => {
+            outlived.last.extend(zombies);
+            Err(found(
+                outlived.last,
+                outlived.waited,
+                outlived.watched,
+                outlived.earlier,
+            ))
+        }
+    }
 }
 
 /// Checks the tasks of a test's scope from inside its runtime, which keeps running them
@@ -532,6 +582,72 @@ fn alive_tasks(target: Target, rules: &Rules<'_>, look: Look) -> Vec<Suspect> {
     found.into_iter().map(Suspect::Task).collect()
 }
 
+/// The child processes of `target` whose status `wanted` takes, less those the rules
+/// ignore and the zombies of children this process signalled (being reaped, not leaked).
+/// A target that started no process costs one look at the registry.
+fn alive_processes(
+    target: Target,
+    rules: &Rules<'_>,
+    look: Look,
+    wanted: impl Fn(Status) -> bool,
+) -> Vec<Suspect> {
+    let (records, unrecorded) = match target {
+        Target::Scope(scope) => {
+            let unrecorded = if processes::lists_thread_children() {
+                let mut tids: Vec<i32> = registry::threads_of(scope)
+                    .iter()
+                    .filter_map(|origin| origin.tid())
+                    .collect();
+                tids.push(threads::current_tid());
+                Unrecorded::OfThreads(tids)
+            } else {
+                Unrecorded::No
+            };
+            (registry::processes_of(scope), unrecorded)
+        }
+        Target::Process => (registry::all_processes(), Unrecorded::OfTheProcess),
+        Target::Exit => (registry::processes_of(PROCESS), Unrecorded::OfTheProcess),
+    };
+    if records.is_empty() && matches!(unrecorded, Unrecorded::No) {
+        return Vec::new();
+    }
+    let mut found: Vec<FoundProcess> = processes::survey(&records, unrecorded)
+        .into_iter()
+        .filter(|child| wanted(child.status))
+        .filter(|child| child.status != Status::Zombie || !processes::was_signalled(child.pid))
+        .map(|child| {
+            // An orphan's record is the child it came from, not its own.
+            let origin = child
+                .origin
+                .as_deref()
+                .filter(|_| child.status != Status::Orphan);
+            let recorded = || origin?.command.as_deref().map(str::to_owned);
+            // A zombie has no command line left: the one it was started with, else the
+            // kernel's short name.
+            FoundProcess {
+                program: processes::program_now(child.pid)
+                    .or_else(|| origin?.program.as_deref().map(str::to_owned)),
+                command: processes::command_now(child.pid)
+                    .or_else(recorded)
+                    .or_else(|| processes::name_now(child.pid)),
+                child,
+            }
+        })
+        .collect();
+    found.retain(|process| {
+        let program = process.program.as_deref().unwrap_or_default();
+        let command = process.command.as_deref().unwrap_or_default();
+        if rules.ignores_process(program, command) {
+            return false;
+        }
+        let origin = process.child.origin.as_deref();
+        !(rules.has_spawn_rules()
+            && origin.is_some_and(|origin| spawn_ignored(rules, origin.spawn.unwind(), look)))
+    });
+    found.sort_by_key(|process| process.child.pid);
+    found.into_iter().map(Suspect::Process).collect()
+}
+
 type FoundThread = (Option<i32>, Option<Arc<ThreadOrigin>>);
 
 /// Every live thread of the process, with its origin where the hook saw it start;
@@ -579,6 +695,12 @@ pub(crate) fn found_now(
     let rules = Rules::new(settings);
     let mut suspects = alive_threads(target, &rules, Look::Final);
     suspects.extend(alive_tasks(target, &rules, Look::Final));
+    suspects.extend(alive_processes(
+        target,
+        &rules,
+        Look::Final,
+        Status::is_running,
+    ));
     if !tasks::HOOKED {
         let count = runtime.map_or(0, |runtime| runtime.metrics().num_alive_tasks());
         if count > 0 {
@@ -600,6 +722,10 @@ pub(crate) fn found_now(
 
 /// Says once per process what this build cannot check, the first time a check runs.
 fn say_what_is_not_checked() {
+    static SAID_PROCESSES: OnceLock<()> = OnceLock::new();
+    if let Err(reason) = processes::tracking() {
+        SAID_PROCESSES.get_or_init(|| eprintln!("leakcheck: {reason}"));
+    }
     static SAID: OnceLock<()> = OnceLock::new();
     if let Err(reason) = threads::tracking() {
         SAID.get_or_init(|| eprintln!("leakcheck: {reason}"));

@@ -1,5 +1,7 @@
 //! The environment a CI pipeline sets: `LEAKCHECK`, `LEAKCHECK_GRACE`, `LEAKCHECK_TIMEOUT`,
-//! `LEAKCHECK_REPORT`, `LEAKCHECK_CONFIG`, `LEAKCHECK_TASK_BACKTRACE`. All are read once, together, by one
+//! `LEAKCHECK_UNTRACKED_TASKS`, `LEAKCHECK_ZOMBIES`, `LEAKCHECK_LOST_PANICS`,
+//! `LEAKCHECK_KILL_PROCESSES`, `LEAKCHECK_MARK_CHILDREN`, `LEAKCHECK_REPORT`,
+//! `LEAKCHECK_CONFIG`, `LEAKCHECK_TASK_BACKTRACE`. All are read once, together, by one
 //! reader; a value that is not understood is an error naming the variable, the value and
 //! what is accepted, reported by the first check of any kind (a hook cannot fail, so it
 //! keeps working as in the default mode).
@@ -16,6 +18,14 @@ pub(crate) const GRACE_VAR: &str = "LEAKCHECK_GRACE";
 pub(crate) const TIMEOUT_VAR: &str = "LEAKCHECK_TIMEOUT";
 /// `LEAKCHECK_UNTRACKED_TASKS`: what task counts leakcheck cannot identify do.
 pub(crate) const UNTRACKED_TASKS_VAR: &str = "LEAKCHECK_UNTRACKED_TASKS";
+/// `LEAKCHECK_ZOMBIES`: what a child that exited and was never waited for does.
+pub(crate) const ZOMBIES_VAR: &str = "LEAKCHECK_ZOMBIES";
+/// `LEAKCHECK_LOST_PANICS`: what a panic nobody observed in a thread of the test does.
+pub(crate) const LOST_PANICS_VAR: &str = "LEAKCHECK_LOST_PANICS";
+/// `LEAKCHECK_KILL_PROCESSES`: end leaked child processes after the report.
+pub(crate) const KILL_PROCESSES_VAR: &str = "LEAKCHECK_KILL_PROCESSES";
+/// `LEAKCHECK_MARK_CHILDREN`: whether children inherit the marker that finds their orphans.
+pub(crate) const MARK_CHILDREN_VAR: &str = "LEAKCHECK_MARK_CHILDREN";
 /// `LEAKCHECK_REPORT`: the file JSON lines are appended to.
 pub(crate) const REPORT_VAR: &str = "LEAKCHECK_REPORT";
 /// `LEAKCHECK_CONFIG`: the shared allowlist file to use instead of looking for one.
@@ -34,27 +44,8 @@ pub(crate) enum Mode {
     Off,
 }
 
-/// What tasks leakcheck can count but not identify (a build without `tokio_unstable`, a
-/// runtime without leakcheck's hooks) do to a test: no rule can match them, so a team on
-/// stable tokio whose suite has a known long-lived task needs this switch.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum UntrackedTasks {
-    /// The default: they fail the test like any leak.
-    Fail,
-    /// They are reported, and the test passes (threads and identified tasks still fail).
-    Warn,
-}
-
-impl UntrackedTasks {
-    /// `"fail"` or `"warn"`, from a variable or `leakcheck.toml`.
-    pub(crate) fn parse(value: &str) -> Option<UntrackedTasks> {
-        match value.trim() {
-            "fail" => Some(UntrackedTasks::Fail),
-            "warn" => Some(UntrackedTasks::Warn),
-            _ => None,
-        }
-    }
-}
+pub use leakcheck_schema::policy::Policy;
+use leakcheck_schema::policy::{LOST_PANICS, UNTRACKED_TASKS, ZOMBIES};
 
 /// The variables, parsed.
 #[derive(Debug)]
@@ -62,7 +53,10 @@ pub(crate) struct Environment {
     pub(crate) mode: Mode,
     pub(crate) grace: Option<Duration>,
     pub(crate) timeout: Option<Duration>,
-    pub(crate) untracked_tasks: Option<UntrackedTasks>,
+    pub(crate) untracked_tasks: Option<Policy>,
+    pub(crate) zombies: Option<Policy>,
+    pub(crate) lost_panics: Option<Policy>,
+    pub(crate) kill_processes: Option<bool>,
     pub(crate) report: Option<PathBuf>,
     pub(crate) config_file: Option<PathBuf>,
     /// Whether task spawn hooks capture a backtrace (`LEAKCHECK_TASK_BACKTRACE=1`). Without
@@ -83,6 +77,16 @@ pub(crate) fn environment() -> Result<&'static Environment, &'static str> {
 /// The mode, `Fail` when `LEAKCHECK` is not understood (the check that reads it fails).
 pub(crate) fn mode() -> Mode {
     environment().map_or(Mode::Fail, |environment| environment.mode)
+}
+
+/// `LEAKCHECK_MARK_CHILDREN` as the process hooks need it before `main`: `false` only when
+/// it says so; a bad value counts as the default, and the first check reports it.
+#[cfg(lc_process_hook)]
+pub(crate) fn mark_children_before_main() -> bool {
+    match variable(MARK_CHILDREN_VAR) {
+        Ok(Some(value)) => parse_switch(&value).unwrap_or(true),
+        _ => true,
+    }
 }
 
 /// `LEAKCHECK` as the spawn hooks need it before `main`: read without caching (std's
@@ -128,16 +132,54 @@ fn read() -> Result<Environment, String> {
     };
     let grace = duration(GRACE_VAR)?;
     let timeout = duration(TIMEOUT_VAR)?;
-    let untracked_tasks = match variable(UNTRACKED_TASKS_VAR)? {
-        None => None,
-        Some(value) => Some(UntrackedTasks::parse(&value).ok_or_else(|| {
+    let policy = |name: &str, accepted: &[Policy], meaning: &str| match variable(name)? {
+        None => Ok(None),
+        Some(value) => Policy::parse(&value, accepted).map(Some).ok_or_else(|| {
             format!(
-                "leakcheck: {UNTRACKED_TASKS_VAR}={value:?} is not understood: expected fail \
-                 (task counts leakcheck cannot identify fail the test, the default) or warn \
-                 (they are reported, and the test passes)"
+                "leakcheck: {name}={value:?} is not understood: expected {} ({meaning})",
+                Policy::expected(accepted).replace('"', "")
             )
-        })?),
+        }),
     };
+    let untracked_tasks = policy(
+        UNTRACKED_TASKS_VAR,
+        UNTRACKED_TASKS,
+        "fail: task counts leakcheck cannot identify fail the test, the default; warn: they \
+         are reported, and the test passes",
+    )?;
+    let zombies = policy(
+        ZOMBIES_VAR,
+        ZOMBIES,
+        "warn: a child that exited and was never waited for is reported, the default; fail: \
+         it fails the test; off: not reported",
+    )?;
+    let lost_panics = policy(
+        LOST_PANICS_VAR,
+        LOST_PANICS,
+        "fail: a panic nobody observed in a thread of the test fails it, the default; warn: \
+         it is reported; off: not looked for",
+    )?;
+    let switch = |name: &str, meaning: &str| -> Result<Option<bool>, String> {
+        match variable(name)? {
+            None => Ok(None),
+            Some(value) => parse_switch(&value).map(Some).ok_or_else(|| {
+                format!(
+                    "leakcheck: {name}={value:?} is not understood: expected 1 or true \
+                     ({meaning}), or 0 or false"
+                )
+            }),
+        }
+    };
+    let kill_processes = switch(
+        KILL_PROCESSES_VAR,
+        "end leaked child processes and their descendants after the report",
+    )?;
+    // Read by the process hooks before `main`; checked here, where a bad value can be said.
+    switch(
+        MARK_CHILDREN_VAR,
+        "children inherit LEAKCHECK_SPAWNED_BY, which finds them when they are orphaned, the \
+         default",
+    )?;
     let path = |name: &str| -> Result<Option<PathBuf>, String> {
         match variable(name)? {
             Some(value) if value.trim().is_empty() => Err(format!(
@@ -162,6 +204,9 @@ fn read() -> Result<Environment, String> {
         grace,
         timeout,
         untracked_tasks,
+        zombies,
+        lost_panics,
+        kill_processes,
         report: path(REPORT_VAR)?,
         config_file: path(CONFIG_VAR)?,
         #[cfg(tokio_unstable)]

@@ -9,7 +9,12 @@
 //! ignore_thread = ["metrics-*"]
 //! ignore_spawn = ["my_crate::telemetry::start"]
 //! ignore_top = ["my_crate::pool::park"]
+//! ignore_process = ["sleep", "my-daemon --serve *"]
 //! default_allowlist = true
+//! untracked_tasks = "fail"
+//! zombies = "warn"
+//! lost_panics = "fail"
+//! kill_leaked_processes = false
 //! ```
 
 use std::ops::Range;
@@ -19,10 +24,25 @@ use std::sync::OnceLock;
 use leakcheck_schema::rules::RuleKind;
 use toml::de::{DeTable, DeValue};
 
-use super::{Settings, UntrackedTasks};
+use super::{LOST_PANICS, Policy, Settings, UNTRACKED_TASKS, ZOMBIES};
 
 /// The file's name.
 pub(crate) const FILE_NAME: &str = "leakcheck.toml";
+
+/// Every key the file takes.
+pub(crate) const KEYS: &[&str] = &[
+    "grace",
+    "timeout",
+    "ignore_thread",
+    "ignore_spawn",
+    "ignore_top",
+    "ignore_process",
+    "default_allowlist",
+    "untracked_tasks",
+    "zombies",
+    "lost_panics",
+    "kill_leaked_processes",
+];
 
 static MANIFEST_DIR: OnceLock<&'static str> = OnceLock::new();
 
@@ -103,26 +123,34 @@ pub(crate) fn parse(path: &Path, text: &str) -> Result<Settings, String> {
                     _ => file.timeout = Some(duration),
                 }
             }
-            "untracked_tasks" => {
+            "untracked_tasks" | "zombies" | "lost_panics" => {
+                let (accepted, slot) = match key.get_ref().as_ref() {
+                    "untracked_tasks" => (UNTRACKED_TASKS, &mut file.untracked_tasks),
+                    "zombies" => (ZOMBIES, &mut file.zombies),
+                    _ => (LOST_PANICS, &mut file.lost_panics),
+                };
                 let policy = match value.get_ref() {
-                    DeValue::String(text) => UntrackedTasks::parse(text),
+                    DeValue::String(text) => Policy::parse(text, accepted),
                     _ => None,
                 };
-                file.untracked_tasks =
-                    Some(policy.ok_or_else(|| bad("expected \"fail\" (the default) or \"warn\""))?);
+                *slot = Some(policy.ok_or_else(|| {
+                    bad(&format!(
+                        "expected {} (the first is the default)",
+                        Policy::expected(accepted)
+                    ))
+                })?);
             }
-            "default_allowlist" => {
+            "default_allowlist" | "kill_leaked_processes" => {
                 let DeValue::Boolean(on) = value.get_ref() else {
                     return Err(bad("expected true or false"));
                 };
-                file.default_allowlist = Some(*on);
+                match key.get_ref().as_ref() {
+                    "default_allowlist" => file.default_allowlist = Some(*on),
+                    _ => file.kill_processes = Some(*on),
+                }
             }
-            "ignore_thread" | "ignore_spawn" | "ignore_top" => {
-                let kind = match key.get_ref().as_ref() {
-                    "ignore_thread" => RuleKind::Thread,
-                    "ignore_spawn" => RuleKind::Spawn,
-                    _ => RuleKind::Top,
-                };
+            "ignore_thread" | "ignore_spawn" | "ignore_top" | "ignore_process" => {
+                let kind = RuleKind::from_key(key.get_ref()).expect("a rule key");
                 for (text, span) in strings(value, &error_at, kind.key())? {
                     let rule = kind
                         .parse(&text)
@@ -133,10 +161,7 @@ pub(crate) fn parse(path: &Path, text: &str) -> Result<Settings, String> {
             other => {
                 return Err(error_at(
                     Some(key.span()),
-                    &format!(
-                        "unknown key `{other}`: expected grace, timeout, ignore_thread, \
-                         ignore_spawn, ignore_top, default_allowlist or untracked_tasks"
-                    ),
+                    &format!("unknown key `{other}`: expected {}", KEYS.join(", ")),
                 ));
             }
         }
@@ -190,7 +215,11 @@ mod tests {
              ignore_spawn = \"my_crate::telemetry::start\"\n\
              ignore_top = [\"my_crate::pool::park\"]\n\
              default_allowlist = false\n\
-             untracked_tasks = \"warn\"\n",
+             untracked_tasks = \"warn\"\n\
+             ignore_process = [\"sleep\", \"my-daemon *\"]\n\
+             zombies = \"fail\"\n\
+             lost_panics = \"off\"\n\
+             kill_leaked_processes = true\n",
         )
         .unwrap();
         assert_eq!(file.grace, Some(Duration::from_millis(250)));
@@ -199,7 +228,11 @@ mod tests {
         assert_eq!(file.ignore_spawns, ["my_crate::telemetry::start"]);
         assert_eq!(file.ignore_tops, ["my_crate::pool::park"]);
         assert_eq!(file.default_allowlist, Some(false));
-        assert_eq!(file.untracked_tasks, Some(UntrackedTasks::Warn));
+        assert_eq!(file.untracked_tasks, Some(Policy::Warn));
+        assert_eq!(file.ignore_processes.len(), 2);
+        assert_eq!(file.zombies, Some(Policy::Fail));
+        assert_eq!(file.lost_panics, Some(Policy::Off));
+        assert_eq!(file.kill_processes, Some(true));
     }
 
     #[test]
@@ -225,6 +258,22 @@ mod tests {
             (
                 "default_allowlist = \"no\"\n",
                 ":1:21: `default_allowlist`: expected true or false",
+            ),
+            (
+                "zombies = \"loud\"\n",
+                ":1:11: `zombies`: expected \"warn\", \"fail\" or \"off\"",
+            ),
+            (
+                "untracked_tasks = \"off\"\n",
+                "`untracked_tasks`: expected \"fail\" or \"warn\"",
+            ),
+            (
+                "kill_leaked_processes = 1\n",
+                ":1:25: `kill_leaked_processes`: expected true or false",
+            ),
+            (
+                "ignore_process = \"\"\n",
+                ":1:18: `ignore_process`: an empty rule",
             ),
             ("grace = \n", "/repo/leakcheck.toml:1:"),
         ];

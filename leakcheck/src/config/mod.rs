@@ -9,10 +9,14 @@ pub(crate) mod allowlist;
 mod env;
 mod file;
 
+pub use env::Policy;
+#[cfg(lc_process_hook)]
+pub(crate) use env::mark_children_before_main;
 #[cfg(any(lc_thread_hook, tokio_unstable))]
 pub(crate) use env::mode_before_main;
-pub(crate) use env::{Mode, REPORT_VAR, TASK_BACKTRACE_VAR, UntrackedTasks, environment, mode};
+pub(crate) use env::{Mode, REPORT_VAR, TASK_BACKTRACE_VAR, environment, mode};
 pub(crate) use file::remember_manifest_dir;
+pub(crate) use leakcheck_schema::policy::{LOST_PANICS, UNTRACKED_TASKS, ZOMBIES};
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -37,11 +41,21 @@ pub(crate) struct Settings {
     pub(crate) ignore_threads: Vec<glob::Pattern>,
     pub(crate) ignore_spawns: Vec<String>,
     pub(crate) ignore_tops: Vec<String>,
+    /// `ignore_process` rules (kept as rules: the rule knows what of a process it matches).
+    pub(crate) ignore_processes: Vec<Rule>,
     /// Threads alive when `Options::ignore_current` was called.
     pub(crate) ignore_current: Option<Arc<BTreeSet<i32>>>,
     pub(crate) default_allowlist: Option<bool>,
     /// What task counts that cannot be told apart do: fail (the default) or warn.
-    pub(crate) untracked_tasks: Option<UntrackedTasks>,
+    pub(crate) untracked_tasks: Option<Policy>,
+    /// What a child that exited and was never waited for does: warn (the default), fail
+    /// or off.
+    pub(crate) zombies: Option<Policy>,
+    /// What a panic nobody observed in a thread of the test does: fail (the default), warn
+    /// or off.
+    pub(crate) lost_panics: Option<Policy>,
+    /// Whether leaked child processes are ended after the report (off by default).
+    pub(crate) kill_processes: Option<bool>,
     /// How long a test body may run before the process ends with a report of what it runs
     /// (off when `None`).
     pub(crate) timeout: Option<Duration>,
@@ -57,6 +71,7 @@ impl Settings {
             Rule::Thread(pattern) => self.ignore_threads.push(pattern),
             Rule::Spawn(substring) => self.ignore_spawns.push(substring),
             Rule::Top(substring) => self.ignore_tops.push(substring),
+            rule @ Rule::Process(_) => self.ignore_processes.push(rule),
             // The grammar makes no other kind this version applies.
             _ => {}
         }
@@ -72,6 +87,21 @@ impl Settings {
         self.grace_period().saturating_sub(self.grace_spent)
     }
 
+    /// What task counts leakcheck cannot tell apart do.
+    pub(crate) fn untracked_tasks(&self) -> Policy {
+        self.untracked_tasks.unwrap_or(Policy::Fail)
+    }
+
+    /// What zombies do.
+    pub(crate) fn zombies(&self) -> Policy {
+        self.zombies.unwrap_or(Policy::Warn)
+    }
+
+    /// Whether leaked processes are ended after the report.
+    pub(crate) fn kills_processes(&self) -> bool {
+        self.kill_processes.unwrap_or(false)
+    }
+
     /// Whether rules of the ecosystem allowlist apply.
     pub(crate) fn uses_default_allowlist(&self) -> bool {
         self.default_allowlist.unwrap_or(true)
@@ -85,17 +115,24 @@ impl Settings {
         self.ignore_spawns
             .extend(shared.ignore_spawns.iter().cloned());
         self.ignore_tops.extend(shared.ignore_tops.iter().cloned());
+        self.ignore_processes
+            .extend(shared.ignore_processes.iter().cloned());
         self.grace = self.grace.or(shared.grace);
         self.default_allowlist = self.default_allowlist.or(shared.default_allowlist);
         self.timeout = self.timeout.or(shared.timeout);
         self.untracked_tasks = self.untracked_tasks.or(shared.untracked_tasks);
+        self.zombies = self.zombies.or(shared.zombies);
+        self.lost_panics = self.lost_panics.or(shared.lost_panics);
+        self.kill_processes = self.kill_processes.or(shared.kill_processes);
         self
     }
 }
 
 /// What a check runs with: `settings` (the test's own) merged with the shared file, with
 /// `LEAKCHECK_GRACE` over every grace; `None` under `LEAKCHECK=off`, when nothing is
-/// checked. `LEAKCHECK_TIMEOUT` is over every timeout, like the grace. An error is a bad
+/// checked. `LEAKCHECK_TIMEOUT`, `LEAKCHECK_UNTRACKED_TASKS`, `LEAKCHECK_ZOMBIES`,
+/// `LEAKCHECK_LOST_PANICS` and `LEAKCHECK_KILL_PROCESSES` are over their settings, like the
+/// grace. An error is a bad
 /// variable or file, said in full.
 pub(crate) fn effective(settings: &Settings) -> Result<Option<Settings>, &'static str> {
     let environment = environment()?;
@@ -109,6 +146,9 @@ pub(crate) fn effective(settings: &Settings) -> Result<Option<Settings>, &'stati
     merged.grace = environment.grace.or(merged.grace);
     merged.timeout = environment.timeout.or(merged.timeout);
     merged.untracked_tasks = environment.untracked_tasks.or(merged.untracked_tasks);
+    merged.zombies = environment.zombies.or(merged.zombies);
+    merged.lost_panics = environment.lost_panics.or(merged.lost_panics);
+    merged.kill_processes = environment.kill_processes.or(merged.kill_processes);
     Ok(Some(merged))
 }
 

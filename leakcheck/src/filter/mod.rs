@@ -60,6 +60,15 @@ impl<'a> Rules<'a> {
             .any(|needle| frames.iter().any(|frame| frame_matches(frame, needle)))
     }
 
+    /// Whether an `ignore_process` glob matches a child's program file name or its whole
+    /// command line.
+    pub(crate) fn ignores_process(&self, program: &str, command: &str) -> bool {
+        self.options
+            .ignore_processes
+            .iter()
+            .any(|rule| rule.matches_process(program, command))
+    }
+
     pub(crate) fn has_top_rules(&self) -> bool {
         !self.options.ignore_tops.is_empty()
     }
@@ -175,6 +184,18 @@ mod tests {
             let row = format!("| `{krate}` |");
             assert!(readme.contains(&row), "README has no row {row}");
         }
+    }
+
+    #[test]
+    fn process_rules_match_the_program_s_name_or_the_command_line() {
+        let options = Options::new()
+            .rule(RuleKind::Process, "sleep")
+            .rule(RuleKind::Process, "sh -c *");
+        let rules = rules(&options);
+        assert!(rules.ignores_process("/usr/bin/sleep", "/usr/bin/sleep 600"));
+        assert!(rules.ignores_process("/bin/sh", "sh -c 'sleep 1'"));
+        assert!(!rules.ignores_process("/bin/sh", "sh script.sh"));
+        assert!(!rules.ignores_process("sleepy", "sleepy"));
     }
 
     #[test]

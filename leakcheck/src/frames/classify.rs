@@ -16,7 +16,8 @@ const MACHINERY: &[&str] = &[
     "parking_lot",
 ];
 
-/// C runtime symbols on the path of every thread (besides the `__`-prefixed ones).
+/// C runtime symbols on the path of every thread (besides the `__`-prefixed ones), and the
+/// C library's process functions, which leakcheck's hooks override under their names.
 const C_RUNTIME: &[&str] = &[
     "pthread_create",
     "start_thread",
@@ -24,6 +25,10 @@ const C_RUNTIME: &[&str] = &[
     "clone3",
     "_start",
     "main",
+    "posix_spawn",
+    "posix_spawnp",
+    "fork",
+    "popen",
 ];
 
 /// The spawn site in the user's frames: the innermost frame of the workspace's own code, so
@@ -139,6 +144,8 @@ mod tests {
             "leakcheck::harness::run_async_test",
             "tokio::runtime::task::spawn",
             "start_thread",
+            "posix_spawnp",
+            "fork",
         ] {
             assert!(!is_user_frame(&frame(function)), "{function}");
         }

@@ -1,4 +1,4 @@
-//! Live threads and tokio tasks and where they came from. Threads are indexed by owning
+//! Live threads, tokio tasks and child processes, and where they came from. Threads are indexed by owning
 //! scope, so checking a scope costs O(what that scope spawned), not O(everything alive in
 //! the process). Tasks are many and their hooks run on every poll of every worker, so they
 //! are sharded by id, with a live count per scope: a clean scope's check reads the count.
@@ -45,10 +45,14 @@ use crate::lock::Lock;
 use crate::scope::{self, ScopeId};
 
 mod id_hasher;
+mod processes;
 mod tasks;
 mod threads;
 
 use id_hasher::IdHasher;
+#[cfg(lc_process_hook)]
+pub(crate) use processes::{NewProcess, StartWindow, add_process, is_recorded, remove_processes};
+pub(crate) use processes::{ProcessOrigin, all_processes, processes_of};
 #[cfg(all(tokio_unstable, lc_thread_hook))]
 use tasks::forget_spawning_scope;
 pub(crate) use tasks::{LiveTask, all_tasks, give_back_room, task_alive, tasks_of, visit_tasks};
@@ -178,6 +182,9 @@ struct ScopeEntries {
     threads: HashMap<u64, Arc<ThreadOrigin>, BuildHasherDefault<IdHasher>>,
     /// How many of the scope's tasks are alive: a clean scope's task check reads only this.
     live_tasks: Arc<AtomicUsize>,
+    /// The child processes it started that the program has not been seen to wait for
+    /// (few: a check or the next spawn drops those that were waited for).
+    processes: Vec<Arc<ProcessOrigin>>,
 }
 
 #[derive(Default)]
@@ -188,8 +195,10 @@ struct Registry {
 static REGISTRY: LazyLock<Lock<Registry>> = LazyLock::new(Default::default);
 
 /// Forgets the scopes whose `Scope` has been dropped and whose threads and tasks have all
-/// ended: their entries here and their names. Called by every check and snapshot; a scope
-/// with something still running stays, to be reported under its name.
+/// ended and whose children were all waited for (as last seen: `processes` looks again
+/// first): their entries here and their names. Called by every check and snapshot; a
+/// scope with something still running stays, to be reported under its name, and so that
+/// its children are never taken for another's.
 pub(crate) fn forget_finished_scopes() {
     let closed = scope::closed();
     if closed.is_empty() {
@@ -203,7 +212,11 @@ pub(crate) fn forget_finished_scopes() {
                 None => true,
                 Some(entries)
                     if entries.threads.is_empty()
-                        && entries.live_tasks.load(Ordering::Relaxed) == 0 =>
+                        && entries.live_tasks.load(Ordering::Relaxed) == 0
+                        && entries
+                            .processes
+                            .iter()
+                            .all(|origin| origin.known_waited_for()) =>
                 {
                     registry.scopes.remove(id);
                     true

@@ -27,7 +27,26 @@ fn key(leak: &Leak) -> impl PartialEq + '_ {
         &leak.spawn_site,
         (&leak.current_stack, &leak.awaiting),
         &leak.spawn_backtrace,
+        process_key(leak),
     )
+}
+
+/// What makes two processes the same to a reader: their command line and their facts, but
+/// not their pids (nor their descendants', or the start time).
+fn process_key(leak: &Leak) -> impl PartialEq + '_ {
+    let command = match &leak.identity {
+        Identity::Process { command, .. } => command.as_ref(),
+        _ => None,
+    };
+    let facts = leak.process.as_ref().map(|process| {
+        (
+            (&process.program, &process.holds, process.zombie),
+            process.orphan_of.as_ref().map(|parent| parent.pid),
+            process.descendants.len(),
+            &process.ended,
+        )
+    });
+    (command, facts)
 }
 
 /// `leaks` grouped, biggest groups first, ties in the order the leaks came.
@@ -63,7 +82,7 @@ impl<'a> Group<'a> {
         self.leaks.iter().map(|leak| leak.identity.count()).sum()
     }
 
-    /// The thread or task ids, in order; a thread still starting has none.
+    /// The thread, task or process ids, in order; a thread still starting has none.
     pub(crate) fn ids(&self) -> Vec<u64> {
         let mut ids: Vec<u64> = self
             .leaks
@@ -71,6 +90,7 @@ impl<'a> Group<'a> {
             .filter_map(|leak| match leak.identity {
                 Identity::Thread { tid, .. } => tid.and_then(|tid| u64::try_from(tid).ok()),
                 Identity::Task { id } => Some(id),
+                Identity::Process { pid, .. } => u64::try_from(pid).ok(),
                 Identity::UntrackedTasks { .. } => None,
             })
             .collect();
@@ -99,6 +119,13 @@ impl<'a> Group<'a> {
         let ids = id_list(&self.ids());
         match self.first().kind() {
             LeakKind::Task => format!("{count} tasks (ids {ids})"),
+            LeakKind::Process => match &self.first().identity {
+                Identity::Process {
+                    command: Some(command),
+                    ..
+                } => format!("{count} processes (pids {ids}) `{command}`"),
+                _ => format!("{count} processes (pids {ids})"),
+            },
             LeakKind::Thread => {
                 let names = self.names();
                 let named = match (names.first(), names.last()) {

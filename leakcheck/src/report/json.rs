@@ -112,6 +112,7 @@ fn group_record(group: &group::Group<'_>) -> GroupRecord {
         Identity::Thread { .. } => Kind::Thread,
         Identity::Task { .. } => Kind::Task,
         Identity::UntrackedTasks { .. } => Kind::UntrackedTasks,
+        Identity::Process { .. } => Kind::Process,
     };
     let ids = group.ids();
     let rules = group.ignore_rules();
@@ -150,6 +151,33 @@ fn group_record(group: &group::Group<'_>) -> GroupRecord {
             _ => None,
         }),
         watched_ms: leak.activity.map(|activity| millis(activity.watched())),
+        ..process_fields(leak)
+    }
+}
+
+/// A process group's own fields: its first process's pid, command line, descendants, the
+/// output it holds, the child it came from, and whether it is a zombie or was ended.
+fn process_fields(leak: &super::Leak) -> GroupRecord {
+    let (Identity::Process { pid, command }, Some(process)) = (&leak.identity, &leak.process)
+    else {
+        return GroupRecord::default();
+    };
+    let named = |process: &super::ProcessRef| record::ProcessRecord {
+        pid: u64::try_from(process.pid).unwrap_or_default(),
+        command: process.command.clone(),
+    };
+    GroupRecord {
+        pid: u64::try_from(*pid).ok(),
+        command: command.clone(),
+        descendants: Some(process.descendants.iter().map(named).collect()),
+        holds: Some(process.holds.iter().map(ToString::to_string).collect()),
+        orphan_of: process.orphan_of.as_ref().map(named),
+        zombie: Some(process.zombie),
+        killed: process
+            .ended
+            .as_ref()
+            .map(|ended| matches!(ended, super::EndedBy::Terminate | super::EndedBy::Kill)),
+        ..GroupRecord::default()
     }
 }
 

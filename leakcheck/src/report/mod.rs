@@ -9,6 +9,7 @@
 mod facts;
 mod group;
 pub(crate) mod json;
+mod process;
 mod rules;
 mod text;
 
@@ -20,6 +21,7 @@ use leakcheck_schema::rules::Rule;
 use crate::frames::Frame;
 
 pub use facts::{Activity, Did, Note, OpenFile, OsState, SpawnedBy, SystemCall, ThreadState};
+pub use process::{EndedBy, ProcessFacts, ProcessRef, Stream};
 
 /// What leaked.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -29,14 +31,17 @@ pub enum LeakKind {
     Thread,
     /// A tokio task.
     Task,
+    /// A child process (or a descendant of one).
+    Process,
 }
 
 impl LeakKind {
-    /// `thread`, `task`: the word reports use.
+    /// `thread`, `task`, `process`: the word reports use.
     pub(crate) fn noun(self) -> &'static str {
         match self {
             LeakKind::Thread => "thread",
             LeakKind::Task => "task",
+            LeakKind::Process => "process",
         }
     }
 }
@@ -67,6 +72,17 @@ pub enum Identity {
         /// How many.
         count: usize,
     },
+    /// A child process the test started, or a descendant of one.
+    #[non_exhaustive]
+    Process {
+        /// Its process id.
+        pid: i32,
+        /// Its command line as one string: the arguments joined by single spaces, one that
+        /// holds whitespace in single quotes, at most 200 bytes (cut with `…`); the JSON
+        /// record's `command` is the same string. `None` when the kernel keeps none and no
+        /// hook saw it start.
+        command: Option<String>,
+    },
 }
 
 impl Identity {
@@ -74,7 +90,7 @@ impl Identity {
     fn count(&self) -> usize {
         match self {
             Identity::UntrackedTasks { count } => *count,
-            Identity::Thread { .. } | Identity::Task { .. } => 1,
+            Identity::Thread { .. } | Identity::Task { .. } | Identity::Process { .. } => 1,
         }
     }
 }
@@ -99,6 +115,11 @@ impl fmt::Display for Identity {
             Identity::UntrackedTasks { count } => {
                 write!(f, "{count} tasks still alive on the test's runtime")
             }
+            Identity::Process { pid, command } => ProcessRef {
+                pid: *pid,
+                command: command.clone(),
+            }
+            .fmt(f),
         }
     }
 }
@@ -123,6 +144,8 @@ pub struct Leak {
     /// The test's own thread, shown where it is stuck when the test cannot return: not a
     /// leak, so no spawn site and no rule.
     pub(crate) is_test_thread: bool,
+    /// For a process, what only processes have.
+    pub(crate) process: Option<ProcessFacts>,
 }
 
 impl Leak {
@@ -141,15 +164,29 @@ impl Leak {
             current_stack: Vec::new(),
             activity: None,
             is_test_thread: false,
+            process: None,
         }
     }
 
-    /// Thread or task.
+    /// Thread, task or process.
     pub fn kind(&self) -> LeakKind {
         match self.identity {
             Identity::Thread { .. } => LeakKind::Thread,
             Identity::Task { .. } | Identity::UntrackedTasks { .. } => LeakKind::Task,
+            Identity::Process { .. } => LeakKind::Process,
         }
+    }
+
+    /// For a child process: its descendants, the test's output it holds, the child it came
+    /// from if it is an orphan, whether it is a zombie, and whether leakcheck ended it.
+    pub fn process(&self) -> Option<&ProcessFacts> {
+        self.process.as_ref()
+    }
+
+    /// Whether it is a child that exited and was never waited for: reported, and by
+    /// default not failed (`zombies = "fail"` fails it).
+    pub(crate) fn is_zombie(&self) -> bool {
+        self.process.as_ref().is_some_and(|process| process.zombie)
     }
 
     /// Which one, by id and name.
@@ -313,11 +350,9 @@ impl Report {
         self
     }
 
-    /// Whether all it holds is tasks counted but not told apart.
-    pub(crate) fn is_untracked_tasks_only(&self) -> bool {
-        self.leaks
-            .iter()
-            .all(|leak| matches!(leak.identity, Identity::UntrackedTasks { .. }))
+    /// Whether every leak it holds is one that `warns` says only warns.
+    pub(crate) fn only(&self, warns: impl Fn(&Leak) -> bool) -> bool {
+        self.leaks.iter().all(warns)
     }
 
     /// The wait the headline reports: everything since the test body returned.

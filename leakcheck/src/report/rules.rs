@@ -5,6 +5,7 @@
 //!   name is a runtime's or a pool's generic one (`tokio-rt-worker`, `blocking-3`), which
 //!   would silence every thread of it; threads of one group named differently: a glob over
 //!   their common start;
+//! - a process: its program's file name (`ignore_process`, the glob characters escaped);
 //! - its spawn site: the function that spawned it (`ignore_spawn`), or for a task tokio's
 //!   `file:line`; for a pool's thread running a closure or job of the user's, that closure's
 //!   function at the top of its stack (`ignore_top`), since the spawn path is an earlier
@@ -36,9 +37,16 @@ pub(super) fn of_leak(leak: &Leak) -> Vec<Rule> {
         Identity::Thread {
             name: Some(name), ..
         } if !is_generic(name) => Some(Rule::thread_named(name)),
+        Identity::Process { .. } => program_rule(leak),
         _ => None,
     };
     ordered(leak, name)
+}
+
+/// A process's program, by its file name (`ignore_process = "sleep"`).
+fn program_rule(leak: &Leak) -> Option<Rule> {
+    let program = leak.process.as_ref()?.program.as_deref()?;
+    Some(Rule::program_named(program))
 }
 
 pub(super) fn of_group(group: &Group<'_>) -> Vec<Rule> {
@@ -49,6 +57,8 @@ pub(super) fn of_group(group: &Group<'_>) -> Vec<Rule> {
         Identity::Thread { .. } if all_named && !names.iter().any(|name| is_generic(name)) => {
             Rule::threads_named(names.iter().copied())
         }
+        // A group's processes run the same command line.
+        Identity::Process { .. } => program_rule(leak),
         _ => None,
     };
     ordered(leak, name)
@@ -158,6 +168,31 @@ mod tests {
         assert_eq!(
             texts(&of_group(&group)),
             [r#"ignore_spawn = "demo::Pool::start""#]
+        );
+    }
+
+    #[test]
+    fn a_process_gets_its_program_then_its_spawn_function() {
+        let process = Leak {
+            process: Some(crate::report::ProcessFacts {
+                program: Some("/usr/bin/sl[e]ep".into()),
+                ..Default::default()
+            }),
+            ..thread("unused")
+        };
+        let process = Leak {
+            identity: Identity::Process {
+                pid: 42,
+                command: Some("/usr/bin/sl[e]ep 600".into()),
+            },
+            ..process
+        };
+        assert_eq!(
+            texts(&of_leak(&process)),
+            [
+                r#"ignore_process = "sl[[]e[]]ep""#,
+                r#"ignore_spawn = "demo::Pool::start""#
+            ]
         );
     }
 

@@ -6,7 +6,7 @@ use std::fmt::{self, Write};
 use leakcheck_schema::duration::{self, round_to_ms};
 
 use super::group::{self, Group};
-use super::{Ending, Identity, Leak, LeakKind, Note, Report, Subject};
+use super::{Ending, Identity, Leak, LeakKind, Note, ProcessFacts, Report, Subject};
 use crate::config::TASK_BACKTRACE_VAR;
 
 /// The most text a report prints after its first paragraph, whatever leaks: the paragraphs
@@ -32,42 +32,53 @@ pub(super) fn quoted(name: &str) -> String {
     format!("{name:?}")
 }
 
-/// `1 thread`, `2 tasks`.
+/// `1 thread`, `2 tasks`, `3 processes`.
 pub(crate) fn count(count: usize, noun: &str) -> String {
     match count {
         1 => format!("1 {noun}"),
+        count if noun.ends_with('s') => format!("{count} {noun}es"),
         count => format!("{count} {noun}s"),
     }
 }
 
 /// A leak's state line: what the OS says, then the notes, `; `-separated.
 pub(super) fn state_line(leak: &Leak) -> Option<String> {
-    let parts: Vec<String> = leak
-        .os
-        .iter()
-        .map(ToString::to_string)
+    let zombie = leak
+        .is_zombie()
+        .then(|| "exited, never waited for (a zombie)".to_owned());
+    let parts: Vec<String> = zombie
+        .into_iter()
+        .chain(leak.os.iter().map(ToString::to_string))
         .chain(leak.notes.iter().map(ToString::to_string))
         .collect();
     (!parts.is_empty()).then(|| parts.join("; "))
 }
 
 impl Report {
-    /// `1 thread`, `2 tasks`, `2 tasks and 1 thread`.
+    /// `1 thread`, `2 tasks and 1 thread`, `1 process and 1 zombie process`.
     fn what_leaked(&self) -> String {
-        let of = |kind| {
+        let of = |kind, zombie| {
             self.leaks
                 .iter()
                 .filter(|leak| leak.kind() == kind && !leak.is_test_thread)
+                .filter(|leak| leak.is_zombie() == zombie)
                 .map(|leak| leak.identity.count())
                 .sum::<usize>()
         };
-        match (of(LeakKind::Task), of(LeakKind::Thread)) {
-            (0, 0) => "nothing else".to_owned(),
-            (0, threads) => count(threads, "thread"),
-            (tasks, 0) => count(tasks, "task"),
-            (tasks, threads) => {
-                format!("{} and {}", count(tasks, "task"), count(threads, "thread"))
-            }
+        let parts: Vec<String> = [
+            (of(LeakKind::Task, false), "task"),
+            (of(LeakKind::Thread, false), "thread"),
+            (of(LeakKind::Process, false), "process"),
+            (of(LeakKind::Process, true), "zombie process"),
+        ]
+        .into_iter()
+        .filter(|(number, _)| *number > 0)
+        .map(|(number, noun)| count(number, noun))
+        .collect();
+        match parts.split_last() {
+            None => "nothing else".to_owned(),
+            Some((last, [])) => last.clone(),
+            Some((last, rest)) => format!("{} and {last}", rest.join(", ")),
         }
     }
 }
@@ -88,6 +99,9 @@ impl fmt::Display for Report {
                 "leakcheck: `{name}` has not returned within its timeout of {}; it runs {what}",
                 duration::format(timeout)
             )?,
+            (Subject::Scope(name), None) if self.waited.is_zero() => {
+                writeln!(f, "leakcheck: `{name}` left {what}")?;
+            }
             (Subject::Scope(name), None) => writeln!(
                 f,
                 "leakcheck: `{name}` leaked {what} (still running {waited} after it returned)"
@@ -112,7 +126,7 @@ impl fmt::Display for Report {
                 let leaks: usize = rest.iter().map(Group::count).sum();
                 return writeln!(
                     f,
-                    "\n… and {} more groups ({leaks} more threads and tasks) not shown: the \
+                    "\n… and {} more groups ({leaks} more threads, tasks and processes) not shown: the \
                      report is kept under 16 KiB (`Report::leaks()` has every leak, the JSON \
                      line every group that fits in 64 KiB)",
                     rest.len(),
@@ -123,6 +137,31 @@ impl fmt::Display for Report {
         }
         Ok(())
     }
+}
+
+/// What only a process's paragraph says: the test's output it holds, its descendants, and
+/// whether leakcheck ended it.
+fn write_process(f: &mut String, process: &ProcessFacts) -> fmt::Result {
+    if !process.holds.is_empty() {
+        let streams: Vec<String> = process.holds.iter().map(ToString::to_string).collect();
+        let them = if streams.len() > 1 { "them" } else { "it" };
+        writeln!(
+            f,
+            "  holds the test's {} open: whoever reads {them} (nextest, a CI runner) waits \
+             until it exits",
+            streams.join(" and ")
+        )?;
+    }
+    if !process.descendants.is_empty() {
+        writeln!(f, "  its descendants (not counted as leaks):")?;
+        for descendant in &process.descendants {
+            writeln!(f, "    {descendant}")?;
+        }
+    }
+    if let Some(ended) = &process.ended {
+        writeln!(f, "  {ended}")?;
+    }
+    Ok(())
 }
 
 impl Report {
@@ -176,12 +215,27 @@ impl Report {
                  initialiser or a C library helper)"
             )?,
         }
+        if let Some(process) = &leak.process {
+            if let Some(parent) = &process.orphan_of {
+                writeln!(
+                    f,
+                    "  orphaned: it descends from {parent}, which the test started (the line \
+                     below), and was reparented away from the test when its parent exited"
+                )?;
+            }
+        }
         match leak.spawn_site() {
             Some(site) => writeln!(
                 f,
                 "  spawned at {}",
                 site.location().unwrap_or_else(|| site.to_string())
             )?,
+            None if leak.kind() == LeakKind::Process && leak.spawn_backtrace.is_empty() => {
+                writeln!(
+                    f,
+                    "  started: not seen (by vfork, clone or system(), past leakcheck's hooks)"
+                )?;
+            }
             None if leak.spawn_backtrace.is_empty() && leak.owner.is_none() => writeln!(
                 f,
                 "  spawned: not seen (a C library helper, or a thread from before start-up)"
@@ -190,6 +244,9 @@ impl Report {
         }
         if let Some(parent) = &leak.spawned_by {
             writeln!(f, "  spawned by {parent}")?;
+        }
+        if let Some(process) = &leak.process {
+            write_process(f, process)?;
         }
         if !leak.current_stack.is_empty() {
             writeln!(f, "  current stack:")?;

@@ -22,6 +22,7 @@ impl Snapshot {
             threads: self.threads as u64,
             tasks: self.tasks.map(|tasks| tasks as u64),
             tasks_not_tracked: self.tasks_not_tracked.map(str::to_owned),
+            processes: self.processes as u64,
             groups: self.groups.iter().map(group).collect(),
         }
         .to_json()
@@ -34,6 +35,7 @@ fn group(group: &SiteGroup) -> SiteRecord {
         kind: match site.kind() {
             SiteKind::Threads => Kind::Thread,
             SiteKind::Tasks => Kind::Task,
+            SiteKind::Processes => Kind::Process,
         },
         count: group.count as u64,
         site: site.spawned_at().map(frame),

@@ -19,6 +19,7 @@ use std::time::Duration;
 
 use crate::clock::{self, Tick};
 use crate::frames::{self, Frame};
+use crate::processes::{self, Status, Unrecorded};
 use crate::registry::{self, ThreadOrigin};
 use crate::report::ThreadState;
 use crate::scope::TaskRef;
@@ -29,7 +30,7 @@ pub(crate) use site::place;
 pub use site::{Site, SiteKind};
 pub(crate) use text::human;
 
-/// Every live thread and task of the process, grouped by spawn site.
+/// Every live thread, task and child process of the process, grouped by spawn site.
 ///
 /// # Cost
 ///
@@ -47,14 +48,15 @@ pub(crate) use text::human;
 ///   "threads": 7,                   // live threads, leakcheck's own left out
 ///   "tasks": 1200,                  // live tasks on hooked runtimes; null if not tracked
 ///   "tasks_not_tracked": null,      // why tasks are not tracked on this build, if so
+///   "processes": 1,                 // live child processes (and orphans of them)
 ///   "groups": [                     // biggest first
-///     { "kind": "task",             // or "thread"
+///     { "kind": "task",             // or "thread", "process"
 ///       "count": 1150,
 ///       "site":   { "function": null, "file": "src/main.rs", "line": 61, "column": 9 },
 ///       "parent": { ... } | null,   // where the spawning task (or thread) was spawned
 ///       "oldest_ms": 130000, "newest_ms": 200,   // ages; null where unknown
 ///       "never_woken": 1150,        // tasks: polled once at most since spawned
-///       "names": ["worker"],        // threads: distinct names, at most 8
+///       "names": ["worker"],        // threads: names; processes: command lines; at most 8
 ///       "states": [["sleeping in futex_wait_queue", 12]]   // threads: where they wait
 ///     } ] }
 /// ```
@@ -75,6 +77,7 @@ pub struct Snapshot {
     threads: usize,
     tasks: Option<usize>,
     tasks_not_tracked: Option<&'static str>,
+    processes: usize,
     groups: Vec<SiteGroup>,
 }
 
@@ -106,6 +109,8 @@ enum MemberId {
     /// A thread the hook did not see start, by its tid.
     Unseen(i32),
     Task(tokio::task::Id),
+    /// A child process, by its pid and start time (pids are reused).
+    Process(i32, u64),
 }
 
 impl Snapshot {
@@ -124,6 +129,7 @@ impl Snapshot {
     /// }
     /// ```
     pub fn take() -> Snapshot {
+        processes::look_at_ended_scopes();
         registry::forget_finished_scopes();
         registry::give_back_room();
         let mut groups = thread_groups();
@@ -136,6 +142,9 @@ impl Snapshot {
                 (Some(count), None)
             }
         };
+        let process_groups = process_groups();
+        let processes = process_groups.iter().map(|group| group.count).sum();
+        groups.extend(process_groups);
         let threads = groups
             .iter()
             .filter(|group| group.site.kind() == SiteKind::Threads)
@@ -151,8 +160,15 @@ impl Snapshot {
             threads,
             tasks,
             tasks_not_tracked,
+            processes,
             groups,
         }
+    }
+
+    /// Live child processes the hooks recorded (and orphans of them, found by their
+    /// marker), and children no hook saw start; 0 where processes are not tracked.
+    pub fn processes(&self) -> usize {
+        self.processes
     }
 
     /// Live threads, leakcheck's own left out.
@@ -409,6 +425,63 @@ fn thread_groups() -> Vec<SiteGroup> {
             .entry(site.key())
             .or_insert_with(|| Gathering::new(site));
         add_thread(group, tid, MemberId::Unseen(tid), name);
+    }
+    let uptime = clock::uptime();
+    gathering
+        .into_values()
+        .map(|group| group.finish(uptime))
+        .collect()
+}
+
+/// Child processes, by spawn site and their spawner's site; those no hook saw start, by
+/// command line.
+fn process_groups() -> Vec<SiteGroup> {
+    let records = registry::all_processes();
+    let mut gathering: HashMap<String, Gathering> = HashMap::new();
+    for child in processes::survey(&records, Unrecorded::OfTheProcess) {
+        let origin = child.origin.as_deref();
+        let site = origin.and_then(|origin| {
+            let user = frames::user_frames(&frames::resolve(origin.spawn.unwind()));
+            frames::spawn_site(&user).cloned()
+        });
+        let parent = origin.and_then(|origin| match origin.spawning_task {
+            Some(task) => Some(frames::location_frame(task.spawned_at, None)),
+            None => origin.spawner.as_ref().and_then(|spawner| {
+                let user = frames::user_frames(&frames::resolve(spawner.spawn.unwind()));
+                frames::spawn_site(&user).cloned()
+            }),
+        });
+        let command = processes::command_now(child.pid)
+            .or_else(|| origin?.command.as_deref().map(str::to_owned));
+        let mut site = match origin {
+            Some(_) => Site::new(SiteKind::Processes, site, parent),
+            None => Site::unseen_process(),
+        };
+        if site.spawned_at().is_none() {
+            site.add_name(command.clone());
+        }
+        let group = gathering
+            .entry(site.key())
+            .or_insert_with(|| Gathering::new(site));
+        group.site.add_name(command);
+        if let Some(origin) = origin {
+            group.spawned.push(origin.spawned);
+        }
+        let waits = if child.status == Status::Zombie {
+            (Some(ThreadState::Zombie), None)
+        } else {
+            processes::os_state(child.pid).map_or((None, None), |os| {
+                let wchan = (os.state() != ThreadState::Running)
+                    .then(|| os.wchan().map(str::to_owned))
+                    .flatten();
+                (Some(os.state()), wchan)
+            })
+        };
+        *group.states.entry(waits).or_default() += 1;
+        group.members.push(Member {
+            id: MemberId::Process(child.pid, child.start_time),
+            ran: 0,
+        });
     }
     let uptime = clock::uptime();
     gathering

@@ -13,6 +13,8 @@ pub enum SiteKind {
     Threads,
     /// tokio tasks.
     Tasks,
+    /// Child processes.
+    Processes,
 }
 
 /// Names kept per site; the rest are left out.
@@ -51,6 +53,14 @@ impl Site {
         }
     }
 
+    /// Child processes no hook saw start (`vfork`, `clone`, `system()`).
+    pub(super) fn unseen_process() -> Site {
+        Site {
+            seen: false,
+            ..Site::new(SiteKind::Processes, None, None)
+        }
+    }
+
     /// Whether a spawn hook saw them start.
     pub(super) fn seen(&self) -> bool {
         self.seen
@@ -82,7 +92,7 @@ impl Site {
         self.parent.as_ref()
     }
 
-    /// Threads: their distinct names (at most eight).
+    /// Threads: their distinct names; processes: their command lines (at most eight).
     pub fn names(&self) -> &[String] {
         &self.names
     }
@@ -120,6 +130,7 @@ impl Display for Site {
         let what = match self.kind {
             SiteKind::Threads => "threads",
             SiteKind::Tasks => "tasks",
+            SiteKind::Processes => "processes",
         };
         match &self.spawned_at {
             Some(frame) => write!(f, "{what} spawned at {}", place(frame)),

@@ -27,6 +27,7 @@ fn the_text_is_bounded_whatever_the_number_of_groups() {
         threads: 2,
         tasks: Some(30 * 85),
         tasks_not_tracked: None,
+        processes: 0,
         groups: (0..30).map(group).collect(),
     };
     let text = snapshot.to_string();
@@ -130,4 +131,30 @@ fn tasks_are_grouped_by_their_spawn_line_and_their_parent_s() {
             let _ = child.await;
         }
     });
+}
+
+#[test]
+#[cfg(lc_process_hook)]
+fn a_snapshot_groups_live_children_by_spawn_site() {
+    let mut child = std::process::Command::new("sleep")
+        .arg("30")
+        .spawn()
+        .unwrap();
+    let snapshot = Snapshot::take();
+    assert!(snapshot.processes() >= 1);
+    let here = snapshot
+        .groups()
+        .iter()
+        .find(|group| {
+            group.site().kind() == SiteKind::Processes
+                && group.site().names().iter().any(|name| name == "sleep 30")
+        })
+        .unwrap_or_else(|| panic!("no group of the sleep in:\n{snapshot}"));
+    // Spawned from leakcheck's own code, which is never a spawn site: seen, with no
+    // site of the user's (the suite's snapshot test sees a user's line).
+    assert!(here.site().spawned_at().is_none());
+    assert!(snapshot.to_string().contains("process "), "{snapshot}");
+    assert!(snapshot.to_json().contains("\"kind\":\"process\""));
+    child.kill().unwrap();
+    child.wait().unwrap();
 }

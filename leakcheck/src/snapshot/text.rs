@@ -23,6 +23,14 @@ impl Display for Snapshot {
             Some(tasks) => write!(f, ", {}", count(tasks, "task"))?,
             None => write!(f, " (tasks not tracked)")?,
         }
+        if self.processes > 0 {
+            let noun = if self.processes == 1 {
+                "process"
+            } else {
+                "processes"
+            };
+            write!(f, ", {} child {noun}", self.processes)?;
+        }
         let sites = self
             .groups
             .iter()
@@ -57,6 +65,10 @@ impl Display for SiteGroup {
         match site.spawned_at() {
             Some(frame) => write!(f, "spawned at {}", place(frame))?,
             None if site.seen() => write!(f, "spawned by std or tokio, no frame of yours")?,
+            None if site.kind() == SiteKind::Processes => write!(
+                f,
+                "not seen started (by vfork, clone or system(), past leakcheck's hooks)"
+            )?,
             None => write!(
                 f,
                 "not seen spawned (the main thread, or started before leakcheck)"
@@ -67,7 +79,7 @@ impl Display for SiteGroup {
         if let Some(parent) = site.parent() {
             let by = match site.kind() {
                 SiteKind::Tasks => "by a task",
-                SiteKind::Threads => "by a thread or task",
+                SiteKind::Threads | SiteKind::Processes => "by a thread or task",
             };
             details.push(format!("{by} spawned at {}", place(parent)));
         }
@@ -135,7 +147,9 @@ fn noun(kind: SiteKind, n: usize) -> &'static str {
         (SiteKind::Threads, 1) => "thread",
         (SiteKind::Threads, _) => "threads",
         (SiteKind::Tasks, 1) => "task",
-        (_, _) => "tasks",
+        (SiteKind::Tasks, _) => "tasks",
+        (SiteKind::Processes, 1) => "process",
+        (SiteKind::Processes, _) => "processes",
     }
 }
 

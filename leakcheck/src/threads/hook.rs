@@ -242,7 +242,7 @@ fn register_spawn(start: StartRoutine, arg: *mut c_void, caller: Registers) -> A
     let origin = Arc::new(ThreadOrigin::new(
         NEXT_KEY.fetch_add(1, Ordering::Relaxed),
         scope::current(),
-        this_thread(),
+        current_origin(),
         scope::polled_task(),
         spawn,
         Launch { start, arg },
@@ -252,8 +252,9 @@ fn register_spawn(start: StartRoutine, arg: *mut c_void, caller: Registers) -> A
 }
 
 /// The calling thread's own origin, if the hook started it in this process (in a forked
-/// child, the forking thread's record is its parent's: not touched).
-fn this_thread() -> Option<Arc<ThreadOrigin>> {
+/// child, the forking thread's record is its parent's: not touched). The process hooks
+/// record it as the thread that started a child.
+pub(crate) fn current_origin() -> Option<Arc<ThreadOrigin>> {
     THIS_THREAD
         .try_with(|this| {
             this.borrow()
@@ -353,7 +354,7 @@ fn remember_name(thread: libc::pthread_t, kernel_name: &CStr) {
         }
         return;
     }
-    let Some(origin) = this_thread() else {
+    let Some(origin) = current_origin() else {
         return;
     };
     // std cuts a longer name to the kernel's 15 bytes before it calls us, after it has set

@@ -15,8 +15,8 @@ mod procfs;
 mod stack;
 #[cfg(lc_thread_hook)]
 pub(crate) use {
-    hook::release_current_thread,
-    procfs::{counters, current_tid, is_alive, list, os_state},
+    hook::{current_origin, release_current_thread},
+    procfs::{counters, current_tid, is_alive, list, os_state, process_os_state},
     stack::capture as capture_stack,
 };
 

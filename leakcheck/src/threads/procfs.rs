@@ -28,7 +28,12 @@ pub(crate) fn is_alive(tid: i32) -> bool {
 }
 
 fn read_state(tid: i32) -> Option<char> {
-    let stat = fs::read_to_string(format!("/proc/self/task/{tid}/stat")).ok()?;
+    state_in(&format!("/proc/self/task/{tid}"))
+}
+
+/// The state letter of `<dir>/stat`.
+fn state_in(dir: &str) -> Option<char> {
+    let stat = fs::read_to_string(format!("{dir}/stat")).ok()?;
     // The name in parentheses may itself contain spaces and parentheses: the state is the
     // first field after the *last* ')'.
     let rest = &stat[stat.rfind(')')? + 1..];
@@ -37,22 +42,33 @@ fn read_state(tid: i32) -> Option<char> {
 
 pub(crate) fn os_state(tid: i32) -> Option<OsThread> {
     let dir = format!("/proc/self/task/{tid}");
-    let state = read_state(tid)?;
+    let os = os_state_in(&dir, "/proc/self/fd")?;
     let comm = fs::read_to_string(format!("{dir}/comm"))
         .map(|comm| comm.trim_end().to_owned())
         .unwrap_or_default();
+    Some(OsThread { comm, os })
+}
+
+/// What the OS says another process (its main thread) is doing: its state, the call it
+/// is blocked in, with the file that call waits on, and the kernel function it waits in.
+/// Reading another process's call needs the right to trace it (a child, or the same
+/// user): without it, the state alone.
+pub(crate) fn process_os_state(pid: i32) -> Option<OsState> {
+    os_state_in(&format!("/proc/{pid}"), &format!("/proc/{pid}/fd"))
+}
+
+/// `dir`'s state, wait channel and system call; `fds`, the directory its descriptors are in.
+fn os_state_in(dir: &str, fds: &str) -> Option<OsState> {
+    let state = state_in(dir)?;
     let wchan = fs::read_to_string(format!("{dir}/wchan"))
         .ok()
         .filter(|wchan| !wchan.is_empty() && wchan != "0");
     let syscall = fs::read_to_string(format!("{dir}/syscall")).unwrap_or_default();
-    Some(OsThread {
-        comm,
-        os: OsState {
-            state: ThreadState::from_letter(state),
-            wchan,
-            blocked_in: system_call(&syscall),
-            timed: has_timeout(&syscall),
-        },
+    Some(OsState {
+        state: ThreadState::from_letter(state),
+        wchan,
+        blocked_in: system_call(&syscall, fds),
+        timed: has_timeout(&syscall),
     })
 }
 
@@ -130,7 +146,7 @@ fn has_timeout(line: &str) -> bool {
 
 /// `/proc/<tid>/syscall` is `NR arg1 .. arg6 sp pc` while blocked in a system call,
 /// `-1 sp pc` outside one and `running` while on a CPU.
-fn system_call(line: &str) -> Option<SystemCall> {
+fn system_call(line: &str, fds: &str) -> Option<SystemCall> {
     let mut fields = line.split_whitespace();
     let number: libc::c_long = fields.next()?.parse().ok()?;
     let first_arg = fields
@@ -139,7 +155,7 @@ fn system_call(line: &str) -> Option<SystemCall> {
     let (name, uses_fd) = syscall_name(number)?;
     let file = first_arg.filter(|_| uses_fd).map(|fd| OpenFile {
         fd,
-        target: fs::read_link(format!("/proc/self/fd/{fd}"))
+        target: fs::read_link(format!("{fds}/{fd}"))
             .map(|path| path.display().to_string())
             .unwrap_or_else(|_| "?".into()),
     });
@@ -181,7 +197,7 @@ mod tests {
     use super::*;
 
     fn describe_syscall(line: &str) -> Option<String> {
-        system_call(line).map(|call| call.to_string())
+        system_call(line, "/proc/self/fd").map(|call| call.to_string())
     }
 
     #[test]

@@ -1,0 +1,299 @@
+//! What became of the children a scope started, read from `/proc` at check time: running,
+//! exited and never waited for (a zombie), waited for (forgotten), and the descendants
+//! that outlived them (orphans, found by the marker they inherited). And, when a report
+//! asks, each one's descendants, what it holds open, and ending it.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::procfs::{self, ProcStat};
+use super::{Child, Status, Unrecorded, signalled};
+use crate::registry::{self, ProcessOrigin};
+use crate::report::{EndedBy, ProcessRef, Stream};
+use crate::scope::ScopeId;
+
+/// Whether the program has waited for the child of `origin`: it is gone, or its pid now
+/// names a later process. Remembered in the record, which is then not looked up again.
+fn waited_for(origin: &ProcessOrigin, now: Option<&ProcStat>) -> bool {
+    let waited = now.is_none_or(|now| !origin.started.holds(now.start_time));
+    if waited {
+        origin.set_waited_for();
+    }
+    waited
+}
+
+/// [`waited_for`], reading `/proc` only if no look found it already.
+fn known_or_now_waited_for(origin: &ProcessOrigin) -> bool {
+    origin.known_waited_for() || waited_for(origin, procfs::stat(origin.pid).as_ref())
+}
+
+/// Children the program waited for whose records a scope keeps, for the orphans they may
+/// have left, until its next check: the most recent, so a test that starts thousands of
+/// short-lived programs keeps bounded memory (the orphans of older ones go unnoticed).
+const WAITED_KEPT: usize = 64;
+
+/// Forgets the records of `scope`'s children the program waited for: after a check of the
+/// scope (`after_a_check`), all of them; else (as records pile up) those without the marker,
+/// and of those with it all but the [`WAITED_KEPT`] most recent.
+pub(crate) fn forget_waited_for(scope: ScopeId, after_a_check: bool) {
+    let mut kept = 0;
+    let mut forgotten = Vec::new();
+    for origin in registry::processes_of(scope).iter().rev() {
+        if !known_or_now_waited_for(origin) {
+            continue;
+        }
+        let keep = !after_a_check && origin.marked && kept < WAITED_KEPT;
+        if keep {
+            kept += 1;
+        } else {
+            forgotten.push(origin.key);
+        }
+    }
+    registry::remove_processes(scope, &forgotten);
+}
+
+/// Looks again at the children of the scopes that have ended, so that a scope whose
+/// children were all waited for can be forgotten (`registry::forget_finished_scopes`).
+pub(crate) fn look_at_ended_scopes() {
+    for scope in crate::scope::closed() {
+        for origin in registry::processes_of(scope) {
+            known_or_now_waited_for(&origin);
+        }
+    }
+}
+
+/// The children of `records` (one scope's, or the process's) that have not been waited
+/// for, the orphans of those with the marker, and the children started past every hook
+/// (`unrecorded`). A record of a child that was waited for is forgotten here, unless it has
+/// the marker (its scope is forgotten with it).
+pub(crate) fn survey(records: &[Arc<ProcessOrigin>], unrecorded: Unrecorded) -> Vec<Child> {
+    let mut found = Vec::new();
+    let mut marked = Vec::new();
+    let mut forgotten = Vec::new();
+    for origin in records {
+        let now = if origin.known_waited_for() {
+            None
+        } else {
+            procfs::stat(origin.pid)
+        };
+        if waited_for(origin, now.as_ref()) {
+            if origin.marked {
+                marked.push(origin.clone());
+            } else {
+                forgotten.push((origin.scope, origin.key));
+            }
+            continue;
+        }
+        if origin.marked {
+            marked.push(origin.clone());
+        }
+        let Some(now) = now else { continue };
+        found.push(Child {
+            pid: origin.pid,
+            start_time: now.start_time,
+            origin: Some(origin.clone()),
+            status: status(&now),
+        });
+    }
+    forgotten.sort_unstable();
+    for scope_keys in forgotten.chunk_by(|a, b| a.0 == b.0) {
+        let keys: Vec<u64> = scope_keys.iter().map(|(_, key)| *key).collect();
+        registry::remove_processes(scope_keys[0].0, &keys);
+    }
+    let table =
+        (!marked.is_empty() || matches!(unrecorded, Unrecorded::OfTheProcess)).then(procfs::all);
+    if let Some(table) = &table {
+        found.extend(orphans(table, &marked, &found));
+    }
+    match unrecorded {
+        Unrecorded::No => {}
+        Unrecorded::OfThreads(tids) => {
+            for tid in tids {
+                for pid in procfs::children_of_thread(tid).unwrap_or_default() {
+                    found.extend(procfs::stat(pid).and_then(unrecorded_child));
+                }
+            }
+        }
+        Unrecorded::OfTheProcess => {
+            let (me, _) = procfs::this_process();
+            let table = table.as_deref().unwrap_or_default();
+            found.extend(
+                table
+                    .iter()
+                    .filter(|process| process.ppid == me as i32)
+                    .filter_map(|process| unrecorded_child(*process)),
+            );
+        }
+    }
+    found
+}
+
+fn status(now: &ProcStat) -> Status {
+    if now.is_zombie() {
+        Status::Zombie
+    } else {
+        Status::Running
+    }
+}
+
+/// A child no hook recorded (`vfork`, `clone`, `system()`), unless a record has it.
+fn unrecorded_child(now: ProcStat) -> Option<Child> {
+    (!registry::is_recorded(now.pid, now.start_time)).then(|| Child {
+        pid: now.pid,
+        start_time: now.start_time,
+        origin: None,
+        status: status(&now),
+    })
+}
+
+/// The processes of `table` outside the trees of the `live` children whose marker names
+/// this process and one of the `marked` records: descendants reparented away when the
+/// child they came from (or one between) exited. Only processes that started after the
+/// earliest of those children are read: nothing older can descend from them.
+fn orphans(table: &[ProcStat], marked: &[Arc<ProcessOrigin>], live: &[Child]) -> Vec<Child> {
+    let Some(earliest) = marked.iter().map(|origin| origin.started.after).min() else {
+        return Vec::new();
+    };
+    let (me, my_start) = procfs::this_process();
+    let children = children_by_parent(table);
+    let mut in_a_tree: HashSet<i32> = HashSet::new();
+    for child in live {
+        in_a_tree.insert(child.pid);
+        in_a_tree.extend(
+            tree(&children, child.pid)
+                .into_iter()
+                .map(|process| process.pid),
+        );
+    }
+    let mut found = Vec::new();
+    for process in table {
+        let candidate = process.start_time >= earliest
+            && process.pid != me as i32
+            && process.ppid != me as i32
+            && !process.is_zombie()
+            && !in_a_tree.contains(&process.pid);
+        if !candidate {
+            continue;
+        }
+        let Some(marker) = procfs::marker(process.pid) else {
+            continue;
+        };
+        if marker.pid != me || marker.start_time != my_start {
+            continue;
+        }
+        if let Some(origin) = marked.iter().find(|origin| origin.key == marker.key) {
+            found.push(Child {
+                pid: process.pid,
+                start_time: process.start_time,
+                origin: Some(origin.clone()),
+                status: Status::Orphan,
+            });
+        }
+    }
+    found
+}
+
+fn children_by_parent(table: &[ProcStat]) -> HashMap<i32, Vec<ProcStat>> {
+    let mut children: HashMap<i32, Vec<ProcStat>> = HashMap::new();
+    for process in table {
+        children.entry(process.ppid).or_default().push(*process);
+    }
+    children
+}
+
+/// Every descendant of `pid` in `children`, breadth first.
+fn tree(children: &HashMap<i32, Vec<ProcStat>>, pid: i32) -> Vec<ProcStat> {
+    let mut found = Vec::new();
+    let mut next = vec![pid];
+    while let Some(parent) = next.pop() {
+        for child in children.get(&parent).into_iter().flatten() {
+            if child.pid != pid && !found.iter().any(|seen: &ProcStat| seen.pid == child.pid) {
+                found.push(*child);
+                next.push(child.pid);
+            }
+        }
+    }
+    found.sort_by_key(|process| process.start_time);
+    found
+}
+
+/// `pid`'s live descendants, with their command lines.
+pub(crate) fn descendants(pid: i32) -> Vec<ProcessRef> {
+    let table = procfs::all();
+    tree(&children_by_parent(&table), pid)
+        .into_iter()
+        .filter(|process| !process.is_zombie())
+        .map(|process| ProcessRef {
+            pid: process.pid,
+            command: procfs::command(process.pid),
+        })
+        .collect()
+}
+
+/// Which of the test's output streams (where a reader waits for their end) `pid` or one of
+/// `descendants` holds open.
+pub(crate) fn holds(pid: i32, descendants: &[ProcessRef]) -> Vec<Stream> {
+    let output = procfs::own_output();
+    let mut held: Vec<Stream> = std::iter::once(pid)
+        .chain(descendants.iter().map(|descendant| descendant.pid))
+        .flat_map(|pid| procfs::holds(pid, &output))
+        .collect();
+    held.sort();
+    held.dedup();
+    held
+}
+
+/// Whether this process sent `pid` a signal lately.
+pub(crate) fn was_signalled(pid: i32) -> bool {
+    signalled::was(pid)
+}
+
+/// How long ended processes get between `SIGTERM` and `SIGKILL`.
+const TERM_GRACE: Duration = Duration::from_millis(500);
+
+/// Ends `pid` (started at `start_time`) and its descendants: `SIGTERM` to all, then
+/// `SIGKILL` to what still runs after [`TERM_GRACE`]. Never waits for them: a child of this
+/// process stays a zombie until the program waits for it.
+pub(crate) fn end(pid: i32, start_time: u64, descendants: &[ProcessRef]) -> EndedBy {
+    let still_runs = |pid: i32| procfs::stat(pid).is_some_and(|now| !now.is_zombie());
+    let same = procfs::stat(pid).is_some_and(|now| now.start_time == start_time);
+    if !same {
+        return EndedBy::AlreadyGone;
+    }
+    let all: Vec<i32> = std::iter::once(pid)
+        .chain(descendants.iter().map(|descendant| descendant.pid))
+        .collect();
+    let send = |signal: i32| {
+        let mut error = None;
+        for &pid in &all {
+            // SAFETY: kill has no memory preconditions; the pids were read from `/proc`
+            // just now.
+            if unsafe { libc::kill(pid, signal) } != 0 {
+                error.get_or_insert_with(std::io::Error::last_os_error);
+            }
+        }
+        error
+    };
+    if let Some(error) = send(libc::SIGTERM) {
+        if still_runs(pid) {
+            return EndedBy::NotEnded(error.to_string());
+        }
+    }
+    let deadline = Instant::now() + TERM_GRACE;
+    while Instant::now() < deadline {
+        if !all.iter().any(|&pid| still_runs(pid)) {
+            return EndedBy::Terminate;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    send(libc::SIGKILL);
+    let deadline = Instant::now() + TERM_GRACE;
+    while Instant::now() < deadline {
+        if !all.iter().any(|&pid| still_runs(pid)) {
+            return EndedBy::Kill;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    EndedBy::NotEnded("still running after SIGKILL".to_owned())
+}

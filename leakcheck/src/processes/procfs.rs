@@ -1,0 +1,230 @@
+//! `/proc`: which processes exist, whose children they are, when they started, what they
+//! run, what they hold open and what they inherited. Read by checks, snapshots and the
+//! `popen` hook, never inside `posix_spawn` or `fork` but for one start time, after the
+//! child exists.
+
+use std::fs;
+use std::os::unix::fs::MetadataExt;
+
+use super::marker::Marker;
+use crate::report::Stream;
+
+/// One process as `/proc/<pid>/stat` gives it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct ProcStat {
+    pub(crate) pid: i32,
+    pub(crate) ppid: i32,
+    /// `R`, `S`, `D`, `Z`, ...
+    pub(crate) state: char,
+    /// Clock ticks after boot: with the pid, what tells a process from a later one that
+    /// reuses its pid.
+    pub(crate) start_time: u64,
+}
+
+impl ProcStat {
+    /// Exited and not yet waited for.
+    pub(crate) fn is_zombie(&self) -> bool {
+        matches!(self.state, 'Z' | 'X' | 'x')
+    }
+}
+
+/// `/proc/<pid>/stat`, or `None` if there is no such process.
+pub(crate) fn stat(pid: i32) -> Option<ProcStat> {
+    parse_stat(&fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
+}
+
+fn parse_stat(stat: &str) -> Option<ProcStat> {
+    let pid = stat.split_whitespace().next()?.parse().ok()?;
+    // The name in parentheses may hold spaces and parentheses: fields count from the last
+    // ')'. After it: state (field 3), ppid (4), ..., starttime (22).
+    let mut fields = stat[stat.rfind(')')? + 1..].split_whitespace();
+    let state = fields.next()?.chars().next()?;
+    let ppid = fields.next()?.parse().ok()?;
+    let start_time = fields.nth(17)?.parse().ok()?;
+    Some(ProcStat {
+        pid,
+        ppid,
+        state,
+        start_time,
+    })
+}
+
+/// Every process this one can see, as `stat` reads it.
+pub(crate) fn all() -> Vec<ProcStat> {
+    let Ok(entries) = fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter_map(stat)
+        .collect()
+}
+
+/// The children `tid` (a thread of this process) started, where the kernel lists them
+/// (`CONFIG_PROC_CHILDREN`); `None` where it does not.
+pub(crate) fn children_of_thread(tid: i32) -> Option<Vec<i32>> {
+    let text = fs::read_to_string(format!("/proc/self/task/{tid}/children")).ok()?;
+    Some(
+        text.split_whitespace()
+            .filter_map(|pid| pid.parse().ok())
+            .collect(),
+    )
+}
+
+/// Whether the kernel lists each thread's children (`/proc/<pid>/task/<tid>/children`).
+pub(crate) fn lists_thread_children() -> bool {
+    static LISTS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *LISTS.get_or_init(|| {
+        // SAFETY: gettid has no preconditions.
+        let tid = unsafe { libc::gettid() };
+        children_of_thread(tid).is_some()
+    })
+}
+
+/// What the OS says it (its main thread) is doing: its state, the call it is blocked in,
+/// the kernel function it waits in.
+pub(crate) fn os_state(pid: i32) -> Option<crate::report::OsState> {
+    crate::threads::process_os_state(pid)
+}
+
+/// Its command line, as reports show one; `None` for a zombie (the kernel keeps none) or
+/// a process that is gone.
+pub(crate) fn command(pid: i32) -> Option<String> {
+    super::command::from_cmdline(&fs::read(format!("/proc/{pid}/cmdline")).ok()?)
+}
+
+/// The kernel's name for it (15 bytes at most): what a zombie still has.
+pub(crate) fn comm(pid: i32) -> Option<String> {
+    fs::read_to_string(format!("/proc/{pid}/comm"))
+        .ok()
+        .map(|comm| comm.trim_end().to_owned())
+}
+
+/// Its program: the first argument of its command line (a path or a bare name).
+pub(crate) fn program(pid: i32) -> Option<String> {
+    let cmdline = fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+    let first = cmdline.split(|&byte| byte == 0).next()?;
+    (!first.is_empty()).then(|| String::from_utf8_lossy(first).into_owned())
+}
+
+/// The leakcheck marker in its environment, if it has one (reading another process's
+/// environment needs the right to trace it: a child, or a process of the same user). A
+/// process in the middle of an `exec` shows an empty environment, or none, for a moment:
+/// read again, a few times, before it counts as one without a marker.
+pub(crate) fn marker(pid: i32) -> Option<Marker> {
+    // Another user's process: its environment cannot be read, and it is none of ours.
+    // SAFETY: geteuid has no preconditions.
+    if fs::metadata(format!("/proc/{pid}")).ok()?.uid() != unsafe { libc::geteuid() } {
+        return None;
+    }
+    for attempt in 0..5 {
+        if attempt > 0 {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        match fs::read(format!("/proc/{pid}/environ")) {
+            Ok(environ) if !environ.is_empty() => return Marker::in_environ(&environ),
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => return None,
+            _ => {}
+        }
+    }
+    None
+}
+
+/// This process's stdout and stderr where a reader waits for their end (a pipe or a
+/// socket, as nextest and CI runners give a test): device and inode of each.
+pub(crate) fn own_output() -> Vec<(Stream, u64, u64)> {
+    [(Stream::Stdout, 1), (Stream::Stderr, 2)]
+        .into_iter()
+        .filter_map(|(stream, fd)| {
+            let meta = fs::metadata(format!("/proc/self/fd/{fd}")).ok()?;
+            let kind = meta.mode() & libc::S_IFMT;
+            (kind == libc::S_IFIFO || kind == libc::S_IFSOCK)
+                .then(|| (stream, meta.dev(), meta.ino()))
+        })
+        .collect()
+}
+
+/// Which of `output` (this process's streams, [`own_output`]) `pid` holds open.
+pub(crate) fn holds(pid: i32, output: &[(Stream, u64, u64)]) -> Vec<Stream> {
+    if output.is_empty() {
+        return Vec::new();
+    }
+    let Ok(fds) = fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return Vec::new();
+    };
+    let mut held = Vec::new();
+    for fd in fds.flatten() {
+        let Ok(meta) = fs::metadata(fd.path()) else {
+            continue;
+        };
+        for &(stream, dev, ino) in output {
+            if meta.dev() == dev && meta.ino() == ino && !held.contains(&stream) {
+                held.push(stream);
+            }
+        }
+    }
+    held.sort();
+    held
+}
+
+/// This process: its pid and start time, as markers name it. Read again in a forked
+/// child, which is another process.
+pub(crate) fn this_process() -> (u32, u64) {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static CACHED: AtomicU64 = AtomicU64::new(0);
+    static START: AtomicU64 = AtomicU64::new(0);
+    let pid = std::process::id();
+    if CACHED.load(Ordering::Acquire) == u64::from(pid) {
+        return (pid, START.load(Ordering::Relaxed));
+    }
+    let start = stat(pid as i32).map_or(0, |stat| stat.start_time);
+    START.store(start, Ordering::Relaxed);
+    CACHED.store(u64::from(pid), Ordering::Release);
+    (pid, start)
+}
+
+/// Now, in the clock ticks after boot that start times count.
+pub(crate) fn ticks_now() -> u64 {
+    let mut now = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes the timespec it is given.
+    unsafe { libc::clock_gettime(libc::CLOCK_BOOTTIME, &mut now) };
+    // SAFETY: sysconf has no preconditions.
+    let hz = match unsafe { libc::sysconf(libc::_SC_CLK_TCK) } {
+        hz if hz > 0 => hz as u64,
+        _ => 100,
+    };
+    now.tv_sec as u64 * hz + now.tv_nsec as u64 * hz / 1_000_000_000
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stat_line_reads_past_a_name_with_spaces_and_parentheses() {
+        let line = "4242 (we (ird) name) S 17 4242 4242 0 -1 4194304 100 0 0 0 3 1 0 0 20 0 1 0 \
+                    987654 1000 200 18446744073709551615";
+        assert_eq!(
+            parse_stat(line),
+            Some(ProcStat {
+                pid: 4242,
+                ppid: 17,
+                state: 'S',
+                start_time: 987_654,
+            })
+        );
+    }
+
+    #[test]
+    fn this_process_is_listed_with_its_start_time() {
+        let (pid, start) = this_process();
+        let me = stat(pid as i32).unwrap();
+        assert_eq!(me.start_time, start);
+        assert!(all().iter().any(|process| process.pid == pid as i32));
+        assert!(start <= ticks_now());
+        assert!(command(pid as i32).is_some());
+    }
+}
