@@ -8,6 +8,9 @@
 //! - `lc_process_hook`: `posix_spawn`, `fork`, `kill` and the `exec` calls are interposed,
 //!   so child processes are owned by scopes (Linux with a dynamically linked C library, not
 //!   Miri: the real functions are found with `dlsym(RTLD_NEXT)`).
+//! - `lc_panic_hook`: `_Unwind_RaiseException` and `pthread_join` are interposed, so a panic
+//!   that unwinds out of a thread's closure, and the join that observes it, are seen (Linux
+//!   with a dynamically linked C library and unwinder, not Miri).
 //! - `lc_coarse_clock`: the kernel's coarse monotonic clock, for spawn times (Linux, not
 //!   Miri).
 //! - `lc_stack_copy`: a spawn keeps a copy of the top of the spawner's stack and its registers,
@@ -24,6 +27,7 @@ fn main() {
         "lc_thread_hook",
         "lc_name_hook",
         "lc_process_hook",
+        "lc_panic_hook",
         "lc_coarse_clock",
         "lc_stack_copy",
         "lc_taskdump",
@@ -56,6 +60,7 @@ fn main() {
     if thread_hook && !static_libc {
         println!("cargo::rustc-cfg=lc_name_hook");
         println!("cargo::rustc-cfg=lc_process_hook");
+        println!("cargo::rustc-cfg=lc_panic_hook");
     }
     if thread_hook && copy_arch {
         println!("cargo::rustc-cfg=lc_stack_copy");

@@ -24,10 +24,11 @@ const LAYERS: &[(&str, &[&str], &[&str])] = &[
     ("thread sources", &["threads"], &["store and data"]),
     ("task sources", &["tasks"], &["thread sources"]),
     ("process sources", &["processes"], &["task sources"]),
+    ("panic sources", &["panics"], &["process sources"]),
     (
         "rules and start-up",
         &["options", "filter", "init"],
-        &["process sources"],
+        &["panic sources"],
     ),
     ("check", &["verify"], &["rules and start-up"]),
     ("describe", &["describe"], &["check"]),
@@ -35,7 +36,7 @@ const LAYERS: &[(&str, &[&str], &[&str])] = &[
     ("watchdog", &["watchdog"], &["face"]),
     ("entry", &["harness", "exit_gate"], &["watchdog"]),
     // The side branch: on the sources, beside the check pipeline.
-    ("service view", &["snapshot"], &["process sources"]),
+    ("service view", &["snapshot"], &["panic sources"]),
     ("service watch", &["watcher"], &["service view"]),
     (
         "public surface",

@@ -14,10 +14,10 @@ use crate::config::Settings;
 use crate::filter::pools;
 use crate::frames::{self, Frame};
 use crate::processes::{self, Status};
-use crate::registry::{self, LiveTask, ProcessOrigin, ThreadOrigin};
+use crate::registry::{self, LiveTask, LostPanic, ProcessOrigin, ThreadOrigin};
 use crate::report::{
-    Activity, Did, Ending, Identity, Leak, Note, ProcessFacts, ProcessRef, Report, SpawnedBy,
-    Subject,
+    Activity, Did, Ending, Identity, Leak, Note, PanicFacts, ProcessFacts, ProcessRef, Report,
+    SpawnedBy, Subject,
 };
 use crate::scope::{self, PROCESS, ScopeId, TaskRef};
 use crate::tasks::{Awaiting, TestRuntime};
@@ -118,6 +118,7 @@ pub(crate) fn into_report(found: Found) -> Report {
                 ..Leak::known_only_by(Identity::UntrackedTasks { count })
             },
             Suspect::Process(found) => process_leak(found, target),
+            Suspect::LostPanic(panic) => lost_panic_leak(panic),
         })
         .collect();
     let mut report = Report {
@@ -411,6 +412,27 @@ fn process_leak(found: FoundProcess, target: Target) -> Leak {
         ..Leak::known_only_by(Identity::Process {
             pid: 0,
             command: None,
+        })
+    }
+}
+
+/// A lost panic: the thread it ended, where that thread was spawned, and the panic.
+fn lost_panic_leak(panic: LostPanic) -> Leak {
+    let thread = &panic.thread;
+    let spawn_backtrace = frames::user_frames(&frames::resolve(thread.spawn.unwind()));
+    Leak {
+        owner: owner(thread.scope).or_else(|| spawning_test(thread)),
+        spawn_site: frames::spawn_site(&spawn_backtrace).cloned(),
+        spawn_backtrace,
+        spawned_by: parent_thread(thread),
+        panic: Some(PanicFacts {
+            message: panic.message,
+            location: panic.location,
+            resumed: panic.resumed,
+        }),
+        ..Leak::known_only_by(Identity::LostPanic {
+            tid: panic.tid,
+            name: threads::name_of(Some(panic.tid), Some(thread)),
         })
     }
 }

@@ -34,8 +34,10 @@ pub fn install(manifest_dir: Option<&'static str>, options: Options) {
     }
     let _ = INSTALLED_BY.set(std::process::id());
     // What the plain tests start is checked at exit: their children carry the marker that
-    // finds them when they are orphaned.
+    // finds them when they are orphaned, and their threads' panics are seen with their
+    // messages.
     crate::processes::mark_the_process_level();
+    crate::panics::watch();
     register();
 }
 
@@ -71,6 +73,7 @@ extern "C" fn check_at_exit() {
 
 /// The exit check; `Some(status)` to end the process with.
 fn check() -> Option<i32> {
+    crate::panics::watch();
     let base = OPTIONS.get().cloned().unwrap_or_default();
     let settings = match config::effective(base.settings()) {
         Ok(settings) => settings?,

@@ -84,6 +84,7 @@ pub fn run_test<R: TestOutcome>(spec: &TestSpec, options: &Options, body: impl F
     let Some(settings) = configure(spec, options) else {
         return body();
     };
+    crate::panics::watch();
     let scope = Scope::enter_named(spec.test_name());
     let timeout = arm_timeout(spec, &scope, &settings, None);
     let outcome = catch_unwind(AssertUnwindSafe(|| __rust_begin_short_backtrace(body)));
@@ -126,6 +127,7 @@ pub fn run_async_test<R: TestOutcome>(
         let runtime = TestRuntime::build(builder, flavor).expect("Failed building the Runtime");
         return runtime.block_on(body);
     };
+    crate::panics::watch();
     let scope = Scope::enter_named(spec.test_name());
     let runtime = TestRuntime::build(builder, flavor).expect("Failed building the Runtime");
     let timeout = arm_timeout(spec, &scope, &settings, Some(&runtime));

@@ -77,7 +77,8 @@ mod scope;
 mod registry;
 mod report;
 // sources: threads (the spawn hook, /proc, current stacks), then tasks (tokio), then
-// processes (the spawn hooks, /proc, orphans)
+// processes (the spawn hooks, /proc, orphans), then panics (the raise, the hook)
+mod panics;
 mod processes;
 mod tasks;
 mod threads;
@@ -157,8 +158,8 @@ pub use frames::Frame;
 pub use leakcheck_schema::rules::{Rule, RuleKind};
 pub use options::Options;
 pub use report::{
-    Activity, Did, EndedBy, Identity, Leak, LeakKind, Note, OpenFile, OsState, ProcessFacts,
-    ProcessRef, Report, SpawnedBy, Stream, SystemCall, ThreadState,
+    Activity, Did, EndedBy, Identity, Leak, LeakKind, Note, OpenFile, OsState, PanicFacts,
+    ProcessFacts, ProcessRef, Report, SpawnedBy, Stream, SystemCall, ThreadState,
 };
 pub use scope::Scope;
 pub use snapshot::{Growth, Site, SiteGroup, SiteGrowth, SiteKind, Snapshot, Waiting};
@@ -264,6 +265,7 @@ fn check_configured(target: verify::Target, options: &Options) -> Result<(), Rep
 
 /// `verify_none*`: the check, then the one outcome policy (JSON record, warn or fail).
 fn verify_and_conclude(target: verify::Target, scope: Option<scope::ScopeId>, options: &Options) {
+    panics::watch();
     let settings = match config::effective(options.settings()) {
         Ok(Some(settings)) => settings,
         Ok(None) => return,

@@ -26,11 +26,16 @@ const ZOMBIES_WARN_ONLY: &str = "leakcheck: zombies = \"warn\" (the default): a 
     exited and was never waited for is reported, not failed (wait for it: `Child::wait`; \
     zombies = \"fail\" or LEAKCHECK_ZOMBIES=fail fails the test)";
 
+/// What a report of lost panics alone ends with, under `lost_panics = "warn"`.
+const LOST_PANICS_WARN_ONLY: &str = "leakcheck: lost_panics = \"warn\": a panic nobody \
+    observed in a thread of the test is reported, not failed";
+
 /// The policies that make a kind of leak only warn, from a check's settings.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Policies {
     untracked_tasks: Policy,
     zombies: Policy,
+    lost_panics: Policy,
 }
 
 impl Policies {
@@ -38,6 +43,7 @@ impl Policies {
         Policies {
             untracked_tasks: settings.untracked_tasks(),
             zombies: settings.zombies(),
+            lost_panics: settings.lost_panics(),
         }
     }
 
@@ -47,6 +53,8 @@ impl Policies {
             self.untracked_tasks
         } else if leak.is_zombie() {
             self.zombies
+        } else if leak.panic().is_some() {
+            self.lost_panics
         } else {
             Policy::Fail
         }
@@ -64,6 +72,9 @@ impl Policies {
         }
         if report.leaks().iter().any(Leak::is_zombie) {
             lines.push(ZOMBIES_WARN_ONLY);
+        }
+        if report.leaks().iter().any(|leak| leak.panic().is_some()) {
+            lines.push(LOST_PANICS_WARN_ONLY);
         }
         lines.join("\n")
     }
@@ -112,7 +123,8 @@ pub(crate) enum Verdict {
 
 /// Records `found` and decides what it does: under `LEAKCHECK=warn`, or when every leak is
 /// of a kind whose policy is warn (task counts leakcheck cannot identify under
-/// `untracked_tasks = "warn"`, zombies under `zombies = "warn"`), it is a warning. An error
+/// `untracked_tasks = "warn"`, zombies under `zombies = "warn"`, lost panics under
+/// `lost_panics = "warn"`), it is a warning. An error
 /// is a JSON record that could not be written, said with the file: the caller fails with
 /// it.
 pub(crate) fn conclude(

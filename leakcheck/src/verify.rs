@@ -15,11 +15,11 @@ use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
-use crate::config::Settings;
+use crate::config::{Policy, Settings};
 use crate::filter::{Rules, pools};
 use crate::frames::{self, Frame};
 use crate::processes::{self, Child, Status, Unrecorded};
-use crate::registry::{self, LiveTask, ThreadOrigin};
+use crate::registry::{self, LiveTask, LostPanic, ThreadOrigin};
 use crate::scope::{self, PROCESS, ScopeId};
 use crate::tasks::{self, Awaiting, TestRuntime};
 use crate::threads;
@@ -60,6 +60,8 @@ pub(crate) enum Suspect {
     UntrackedTasks(usize),
     /// A child process still running, an orphan of one, or a zombie.
     Process(FoundProcess),
+    /// A panic that ended a thread, and that nobody observed.
+    LostPanic(LostPanic),
 }
 
 /// A child process a look found, with what it runs as the look read it.
@@ -232,6 +234,7 @@ fn warm_symbols_for(suspects: &[Suspect]) {
                         .map(|origin| origin.spawn.clone()),
                 );
             }
+            Suspect::LostPanic(panic) => stacks.push(panic.thread.spawn.clone()),
             Suspect::UntrackedTasks(_) => {}
         }
     }
@@ -279,19 +282,7 @@ fn check_sleeping(target: Target, settings: &Settings, with_tasks: bool) -> Resu
         std::future::ready(())
     };
     let outlived = run_ready(retry(settings.remaining_grace(), Instant::now, look, sleep));
-    // A zombie stays one until the program waits for it: looked at once, at the end.
-    let zombies = match settings.zombies() {
-        crate::config::Policy::Off => Vec::new(),
-        _ => alive_processes(target, &rules, Look::Final, |status| {
-            status == Status::Zombie
-        }),
-    };
-    // The check has looked for their orphans: what the program waited for is forgotten.
-    let owner = match target {
-        Target::Scope(scope) => scope,
-        Target::Process | Target::Exit => PROCESS,
-    };
-    processes::forget_waited_for(owner, true);
+    let settled = settled(target, &rules, settings);
     let found = |suspects, waited, watched, earlier| {
         Box::new(Found {
             target,
@@ -304,10 +295,10 @@ fn check_sleeping(target: Target, settings: &Settings, with_tasks: bool) -> Resu
         })
     };
     match outlived {
-        Ok(()) if zombies.is_empty() => Ok(()),
-        Ok(()) => Err(found(zombies, Duration::ZERO, Duration::ZERO, Vec::new())),
+        Ok(()) if settled.is_empty() => Ok(()),
+        Ok(()) => Err(found(settled, Duration::ZERO, Duration::ZERO, Vec::new())),
         Err(mut outlived) => {
-            outlived.last.extend(zombies);
+            outlived.last.extend(settled);
             Err(found(
                 outlived.last,
                 outlived.waited,
@@ -316,6 +307,33 @@ fn check_sleeping(target: Target, settings: &Settings, with_tasks: bool) -> Resu
             ))
         }
     }
+}
+
+/// What no wait changes, looked at once when the grace period is over: zombies (one stays
+/// a zombie until the program waits for it) and lost panics (the threads have ended, or
+/// leaked: a panic that ended one and that no join has observed by now is lost). Lost
+/// panics are taken even when not reported, so that none waits for a later check; the
+/// records of children the program waited for go too, their orphans looked for.
+fn settled(target: Target, rules: &Rules<'_>, settings: &Settings) -> Vec<Suspect> {
+    let mut settled = match settings.zombies() {
+        Policy::Off => Vec::new(),
+        Policy::Warn | Policy::Fail => alive_processes(target, rules, Look::Final, |status| {
+            status == Status::Zombie
+        }),
+    };
+    let owner = match target {
+        Target::Scope(scope) => scope,
+        Target::Process | Target::Exit => PROCESS,
+    };
+    processes::forget_waited_for(owner, true);
+    let lost = registry::take_lost_panics(match target {
+        Target::Process => None,
+        Target::Scope(_) | Target::Exit => Some(owner),
+    });
+    if settings.lost_panics() != Policy::Off {
+        settled.extend(lost.into_iter().map(Suspect::LostPanic));
+    }
+    settled
 }
 
 /// Checks the tasks of a test's scope from inside its runtime, which keeps running them
@@ -725,6 +743,10 @@ fn say_what_is_not_checked() {
     static SAID_PROCESSES: OnceLock<()> = OnceLock::new();
     if let Err(reason) = processes::tracking() {
         SAID_PROCESSES.get_or_init(|| eprintln!("leakcheck: {reason}"));
+    }
+    static SAID_PANICS: OnceLock<()> = OnceLock::new();
+    if let Err(reason) = crate::panics::tracking() {
+        SAID_PANICS.get_or_init(|| eprintln!("leakcheck: {reason}"));
     }
     static SAID: OnceLock<()> = OnceLock::new();
     if let Err(reason) = threads::tracking() {

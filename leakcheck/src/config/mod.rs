@@ -97,6 +97,11 @@ impl Settings {
         self.zombies.unwrap_or(Policy::Warn)
     }
 
+    /// What lost panics do.
+    pub(crate) fn lost_panics(&self) -> Policy {
+        self.lost_panics.unwrap_or(Policy::Fail)
+    }
+
     /// Whether leaked processes are ended after the report.
     pub(crate) fn kills_processes(&self) -> bool {
         self.kill_processes.unwrap_or(false)

@@ -26,11 +26,11 @@
 //! A child forked while another thread held one of the bounded locks would find it held for
 //! ever (that thread does not exist in the child), and hang in its first spawn. So around
 //! `fork` (`pthread_atfork`, see [`fork`]) the forking thread takes all of them, in one
-//! order (scope names, `REGISTRY`, the shards, `OWN_THREADS`, `POOL_NAMED`): no other thread
-//! holds one at the fork. The
-//! parent then releases them; the child empties them first, so that it starts with no
-//! record of its parent's threads and tasks, and touches no record made before the fork
-//! (the fork generation tells a record's process).
+//! order (scope names, `REGISTRY`, the shards, `OWN_THREADS`, `POOL_NAMED`, the lost
+//! panics): no other thread holds one at the fork. The parent then releases them; the
+//! child empties them first, so that it starts with no record of its parent's threads,
+//! tasks, children and panics, and touches no record made before the fork (the fork
+//! generation tells a record's process).
 //!
 //! Memory stays bounded over a long run: a scope's entry goes when its `Scope` has been
 //! dropped and its last thread and task have ended ([`forget_finished_scopes`]), and a
@@ -45,11 +45,15 @@ use crate::lock::Lock;
 use crate::scope::{self, ScopeId};
 
 mod id_hasher;
+mod panics;
 mod processes;
 mod tasks;
 mod threads;
 
 use id_hasher::IdHasher;
+pub(crate) use panics::{LostPanic, take_lost_panics};
+#[cfg(lc_panic_hook)]
+pub(crate) use panics::{add_lost_panic, any_lost_panic, detached, joined};
 #[cfg(lc_process_hook)]
 pub(crate) use processes::{NewProcess, StartWindow, add_process, is_recorded, remove_processes};
 pub(crate) use processes::{ProcessOrigin, all_processes, processes_of};
@@ -131,6 +135,7 @@ pub(crate) mod fork {
         shards: [MutexGuard<'static, TaskShard>; TASK_SHARDS],
         own_threads: MutexGuard<'static, Vec<i32>>,
         pool_named: MutexGuard<'static, Vec<std::sync::Weak<ThreadOrigin>>>,
+        lost_panics: MutexGuard<'static, Vec<super::LostPanic>>,
     }
 
     thread_local! {
@@ -145,6 +150,7 @@ pub(crate) mod fork {
             shards: std::array::from_fn(|at| TASKS[at].0.lock()),
             own_threads: OWN_THREADS.lock(),
             pool_named: POOL_NAMED.lock(),
+            lost_panics: super::panics::LOST.lock(),
         };
         let _ = HELD.try_with(|slot| *slot.borrow_mut() = Some(held));
     }
@@ -169,6 +175,7 @@ pub(crate) mod fork {
                 }
                 std::mem::forget(std::mem::take(&mut *held.own_threads));
                 std::mem::forget(std::mem::take(&mut *held.pool_named));
+                std::mem::forget(std::mem::take(&mut *held.lost_panics));
                 held.names.forget_all();
             }
         });

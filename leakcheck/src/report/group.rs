@@ -28,6 +28,7 @@ fn key(leak: &Leak) -> impl PartialEq + '_ {
         (&leak.current_stack, &leak.awaiting),
         &leak.spawn_backtrace,
         process_key(leak),
+        &leak.panic,
     )
 }
 
@@ -91,6 +92,7 @@ impl<'a> Group<'a> {
                 Identity::Thread { tid, .. } => tid.and_then(|tid| u64::try_from(tid).ok()),
                 Identity::Task { id } => Some(id),
                 Identity::Process { pid, .. } => u64::try_from(pid).ok(),
+                Identity::LostPanic { tid, .. } => u64::try_from(tid).ok(),
                 Identity::UntrackedTasks { .. } => None,
             })
             .collect();
@@ -103,7 +105,7 @@ impl<'a> Group<'a> {
         self.leaks
             .iter()
             .filter_map(|leak| match &leak.identity {
-                Identity::Thread { name, .. } => name.as_deref(),
+                Identity::Thread { name, .. } | Identity::LostPanic { name, .. } => name.as_deref(),
                 _ => None,
             })
             .collect()
@@ -119,6 +121,7 @@ impl<'a> Group<'a> {
         let ids = id_list(&self.ids());
         match self.first().kind() {
             LeakKind::Task => format!("{count} tasks (ids {ids})"),
+            LeakKind::LostPanic => format!("{count} lost panics in threads (tids {ids})"),
             LeakKind::Process => match &self.first().identity {
                 Identity::Process {
                     command: Some(command),

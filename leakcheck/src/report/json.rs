@@ -113,6 +113,7 @@ fn group_record(group: &group::Group<'_>) -> GroupRecord {
         Identity::Task { .. } => Kind::Task,
         Identity::UntrackedTasks { .. } => Kind::UntrackedTasks,
         Identity::Process { .. } => Kind::Process,
+        Identity::LostPanic { .. } => Kind::LostPanic,
     };
     let ids = group.ids();
     let rules = group.ignore_rules();
@@ -121,7 +122,7 @@ fn group_record(group: &group::Group<'_>) -> GroupRecord {
         count: group.count() as u64,
         ids_omitted: (ids.len() > IDS_LISTED).then(|| (ids.len() - IDS_LISTED) as u64),
         ids: ids.into_iter().take(IDS_LISTED).collect(),
-        names: (kind == Kind::Thread).then(|| {
+        names: matches!(kind, Kind::Thread | Kind::LostPanic).then(|| {
             group
                 .names()
                 .into_iter()
@@ -151,6 +152,10 @@ fn group_record(group: &group::Group<'_>) -> GroupRecord {
             _ => None,
         }),
         watched_ms: leak.activity.map(|activity| millis(activity.watched())),
+        panic: leak.panic.as_ref().map(|panic| record::PanicRecord {
+            message: panic.message.clone(),
+            location: panic.location.clone(),
+        }),
         ..process_fields(leak)
     }
 }

@@ -21,7 +21,7 @@ use leakcheck_schema::rules::Rule;
 use crate::frames::Frame;
 
 pub use facts::{Activity, Did, Note, OpenFile, OsState, SpawnedBy, SystemCall, ThreadState};
-pub use process::{EndedBy, ProcessFacts, ProcessRef, Stream};
+pub use process::{EndedBy, PanicFacts, ProcessFacts, ProcessRef, Stream};
 
 /// What leaked.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -33,6 +33,8 @@ pub enum LeakKind {
     Task,
     /// A child process (or a descendant of one).
     Process,
+    /// A panic that ended a thread, and that nobody observed.
+    LostPanic,
 }
 
 impl LeakKind {
@@ -42,6 +44,7 @@ impl LeakKind {
             LeakKind::Thread => "thread",
             LeakKind::Task => "task",
             LeakKind::Process => "process",
+            LeakKind::LostPanic => "lost panic",
         }
     }
 }
@@ -83,6 +86,14 @@ pub enum Identity {
         /// hook saw it start.
         command: Option<String>,
     },
+    /// The thread a lost panic ended.
+    #[non_exhaustive]
+    LostPanic {
+        /// Its kernel thread id.
+        tid: i32,
+        /// Its full name, if it had one.
+        name: Option<String>,
+    },
 }
 
 impl Identity {
@@ -90,7 +101,10 @@ impl Identity {
     fn count(&self) -> usize {
         match self {
             Identity::UntrackedTasks { count } => *count,
-            Identity::Thread { .. } | Identity::Task { .. } | Identity::Process { .. } => 1,
+            Identity::Thread { .. }
+            | Identity::Task { .. }
+            | Identity::Process { .. }
+            | Identity::LostPanic { .. } => 1,
         }
     }
 }
@@ -120,6 +134,13 @@ impl fmt::Display for Identity {
                 command: command.clone(),
             }
             .fmt(f),
+            Identity::LostPanic { tid, name } => {
+                let thread = Identity::Thread {
+                    tid: Some(*tid),
+                    name: name.clone(),
+                };
+                write!(f, "lost panic in {thread}")
+            }
         }
     }
 }
@@ -146,6 +167,8 @@ pub struct Leak {
     pub(crate) is_test_thread: bool,
     /// For a process, what only processes have.
     pub(crate) process: Option<ProcessFacts>,
+    /// For a lost panic, the panic.
+    pub(crate) panic: Option<PanicFacts>,
 }
 
 impl Leak {
@@ -165,16 +188,23 @@ impl Leak {
             activity: None,
             is_test_thread: false,
             process: None,
+            panic: None,
         }
     }
 
-    /// Thread, task or process.
+    /// Thread, task, process or lost panic.
     pub fn kind(&self) -> LeakKind {
         match self.identity {
             Identity::Thread { .. } => LeakKind::Thread,
             Identity::Task { .. } | Identity::UntrackedTasks { .. } => LeakKind::Task,
             Identity::Process { .. } => LeakKind::Process,
+            Identity::LostPanic { .. } => LeakKind::LostPanic,
         }
+    }
+
+    /// For a lost panic: its message and where it panicked.
+    pub fn panic(&self) -> Option<&PanicFacts> {
+        self.panic.as_ref()
     }
 
     /// For a child process: its descendants, the test's output it holds, the child it came

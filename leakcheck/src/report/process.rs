@@ -136,3 +136,52 @@ impl ProcessFacts {
         self.ended.as_ref()
     }
 }
+
+/// What a report says of a lost panic: a panic that ended a thread of the test, and that
+/// nobody observed (the thread was never joined).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PanicFacts {
+    pub(crate) message: Option<String>,
+    pub(crate) location: Option<String>,
+    pub(crate) resumed: bool,
+}
+
+impl PanicFacts {
+    /// The panic's message (a `&str` or `String` payload), as the panic hook saw it; `None`
+    /// when another hook than leakcheck's ran in its place, or the payload was no string.
+    pub fn message(&self) -> Option<&str> {
+        self.message.as_deref()
+    }
+
+    /// Where it panicked, `file:line:column`, as the panic hook saw it.
+    pub fn location(&self) -> Option<&str> {
+        self.location.as_deref()
+    }
+
+    /// Whether the thread ended by `resume_unwind` (the message and location are then the
+    /// last panic the thread's hook saw, the one resumed in the usual `catch_unwind`, then
+    /// `resume_unwind`).
+    pub fn is_resumed(&self) -> bool {
+        self.resumed
+    }
+}
+
+/// `panicked at tests/panics.rs:12:9: boom`
+impl Display for PanicFacts {
+    fn fmt(&self, f: &mut Formatter<'_>) -> fmt::Result {
+        if self.resumed {
+            f.write_str("resumed with resume_unwind, ")?;
+        }
+        f.write_str("panicked")?;
+        if let Some(location) = &self.location {
+            write!(f, " at {location}")?;
+        }
+        match &self.message {
+            Some(message) => write!(f, ": {message}"),
+            None if self.location.is_none() => {
+                f.write_str(" (its message not seen: leakcheck's panic hook was not in place then)")
+            }
+            None => Ok(()),
+        }
+    }
+}

@@ -48,6 +48,7 @@ pub(super) fn state_line(leak: &Leak) -> Option<String> {
         .then(|| "exited, never waited for (a zombie)".to_owned());
     let parts: Vec<String> = zombie
         .into_iter()
+        .chain(leak.panic.iter().map(ToString::to_string))
         .chain(leak.os.iter().map(ToString::to_string))
         .chain(leak.notes.iter().map(ToString::to_string))
         .collect();
@@ -81,40 +82,76 @@ impl Report {
             Some((last, rest)) => format!("{} and {last}", rest.join(", ")),
         }
     }
+
+    /// `1 panic lost`, `2 panics lost`: in threads it started, ended by a panic nobody
+    /// observed; `None` when none.
+    fn lost_panics(&self) -> Option<String> {
+        let lost = self
+            .leaks
+            .iter()
+            .filter(|leak| leak.kind() == LeakKind::LostPanic)
+            .count();
+        (lost > 0).then(|| {
+            format!(
+                "{} lost (threads that ended by a panic nobody observed: no join)",
+                count(lost, "panic")
+            )
+        })
+    }
 }
 
 impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let what = self.what_leaked();
         let waited = duration::format(round_to_ms(self.waited));
-        match (&self.subject, self.ending) {
-            (Subject::Scope(name), Some(Ending::Stalled)) => writeln!(
-                f,
+        let only_lost = self.only(|leak| leak.panic.is_some());
+        // A check that found lost panics: said after what leaked, or alone.
+        let lost = match self.lost_panics() {
+            Some(lost) if only_lost => {
+                let whose = match &self.subject {
+                    Subject::Scope(name) => format!("`{name}`: "),
+                    Subject::Process => "at the process-wide check: ".to_owned(),
+                    Subject::Exit => "when the test binary exited: ".to_owned(),
+                };
+                return self.write_all(f, &format!("leakcheck: {whose}{lost}"));
+            }
+            Some(lost) => format!("; {lost}"),
+            None => String::new(),
+        };
+        let headline = match (&self.subject, self.ending) {
+            (Subject::Scope(name), Some(Ending::Stalled)) => format!(
                 "leakcheck: `{name}` cannot be checked: its runtime's only thread, the test's, \
                  is blocked inside one of its tasks ({waited} after the test returned); it runs \
                  {what}"
-            )?,
-            (Subject::Scope(name), Some(Ending::TimedOut(timeout))) => writeln!(
-                f,
+            ),
+            (Subject::Scope(name), Some(Ending::TimedOut(timeout))) => format!(
                 "leakcheck: `{name}` has not returned within its timeout of {}; it runs {what}",
                 duration::format(timeout)
-            )?,
+            ),
             (Subject::Scope(name), None) if self.waited.is_zero() => {
-                writeln!(f, "leakcheck: `{name}` left {what}")?;
+                format!("leakcheck: `{name}` left {what}{lost}")
             }
-            (Subject::Scope(name), None) => writeln!(
-                f,
-                "leakcheck: `{name}` leaked {what} (still running {waited} after it returned)"
-            )?,
-            (Subject::Process, _) => writeln!(
-                f,
-                "leakcheck: {what} still running at the process-wide check (waited {waited})"
-            )?,
-            (Subject::Exit, _) => writeln!(
-                f,
-                "leakcheck: {what} still running when the test binary exited (waited {waited})"
-            )?,
-        }
+            (Subject::Scope(name), None) => format!(
+                "leakcheck: `{name}` leaked {what} (still running {waited} after it \
+                 returned){lost}"
+            ),
+            (Subject::Process, _) => format!(
+                "leakcheck: {what} still running at the process-wide check (waited \
+                 {waited}){lost}"
+            ),
+            (Subject::Exit, _) => format!(
+                "leakcheck: {what} still running when the test binary exited (waited \
+                 {waited}){lost}"
+            ),
+        };
+        self.write_all(f, &headline)
+    }
+}
+
+impl Report {
+    /// The headline, then the groups' paragraphs, bounded.
+    fn write_all(&self, f: &mut fmt::Formatter<'_>, headline: &str) -> fmt::Result {
+        writeln!(f, "{headline}")?;
         let groups = group::groups(&self.leaks);
         let mut written = 0;
         for (shown, group) in groups.iter().enumerate() {
@@ -126,9 +163,9 @@ impl fmt::Display for Report {
                 let leaks: usize = rest.iter().map(Group::count).sum();
                 return writeln!(
                     f,
-                    "\n… and {} more groups ({leaks} more threads, tasks and processes) not shown: the \
-                     report is kept under 16 KiB (`Report::leaks()` has every leak, the JSON \
-                     line every group that fits in 64 KiB)",
+                    "\n… and {} more groups ({leaks} more threads, tasks and processes) not \
+                     shown: the report is kept under 16 KiB (`Report::leaks()` has every leak, \
+                     the JSON line every group that fits in 64 KiB)",
                     rest.len(),
                 );
             }
@@ -214,6 +251,14 @@ impl Report {
                 "  owner: none (spawned outside every test: from main, a static \
                  initialiser or a C library helper)"
             )?,
+        }
+        if leak.panic.is_some() {
+            writeln!(
+                f,
+                "  nobody observed it: the panic ended the thread, whose JoinHandle was \
+                 dropped or never joined (join it and handle the Err, or catch the panic \
+                 in the thread; lost_panics = \"warn\" reports without failing)"
+            )?;
         }
         if let Some(process) = &leak.process {
             if let Some(parent) = &process.orphan_of {

@@ -321,6 +321,45 @@ pub(crate) fn release_current_thread() {
     }));
 }
 
+/// The override of `pthread_join`: a thread's panic that the join returns (std's
+/// `JoinHandle::join`) was observed, not lost. One relaxed load when no panic was ever lost.
+///
+/// # Safety
+///
+/// The contract of `pthread_join(3)`.
+#[cfg(lc_panic_hook)]
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn pthread_join(thread: libc::pthread_t, result: *mut *mut c_void) -> c_int {
+    let Some(real_join) = real::join() else {
+        return libc::ENOSYS;
+    };
+    // SAFETY: forwarding the caller's arguments unchanged.
+    let status = unsafe { real_join(thread, result) };
+    if status == 0 && registry::any_lost_panic() {
+        let _ = catch_unwind(AssertUnwindSafe(|| registry::joined(thread as usize)));
+    }
+    status
+}
+
+/// The override of `pthread_detach` (std's `JoinHandle` dropped): a lost panic of that
+/// thread can no longer be observed. One relaxed load when no panic was ever lost.
+///
+/// # Safety
+///
+/// The contract of `pthread_detach(3)`.
+#[cfg(lc_panic_hook)]
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn pthread_detach(thread: libc::pthread_t) -> c_int {
+    let Some(real_detach) = real::detach() else {
+        return libc::ENOSYS;
+    };
+    if registry::any_lost_panic() {
+        let _ = catch_unwind(AssertUnwindSafe(|| registry::detached(thread as usize)));
+    }
+    // SAFETY: forwarding the caller's argument unchanged.
+    unsafe { real_detach(thread) }
+}
+
 /// The override of `pthread_setname_np`: the kernel keeps 15 bytes of a name, so the hook
 /// remembers the whole one for reports.
 ///
@@ -403,6 +442,29 @@ mod real {
             ) -> std::ffi::c_int;
         }
         Some(__pthread_create)
+    }
+
+    #[cfg(lc_panic_hook)]
+    type JoinFn =
+        unsafe extern "C" fn(libc::pthread_t, *mut *mut std::ffi::c_void) -> std::ffi::c_int;
+
+    #[cfg(lc_panic_hook)]
+    pub(super) fn join() -> Option<JoinFn> {
+        static REAL: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let address = next(&REAL, c"pthread_join")?;
+        // SAFETY: the C library's pthread_join has exactly this signature.
+        Some(unsafe { std::mem::transmute::<usize, JoinFn>(address) })
+    }
+
+    #[cfg(lc_panic_hook)]
+    type DetachFn = unsafe extern "C" fn(libc::pthread_t) -> std::ffi::c_int;
+
+    #[cfg(lc_panic_hook)]
+    pub(super) fn detach() -> Option<DetachFn> {
+        static REAL: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let address = next(&REAL, c"pthread_detach")?;
+        // SAFETY: the C library's pthread_detach has exactly this signature.
+        Some(unsafe { std::mem::transmute::<usize, DetachFn>(address) })
     }
 
     #[cfg(lc_name_hook)]

@@ -1,0 +1,104 @@
+//! Lost panics: a panic that unwound out of a thread's closure, until the thread is joined
+//! (then it was observed, and forgotten) or its scope's check takes it. Written on the
+//! panicking thread, as the panic starts; read by checks. Few: a process that panics often
+//! in threads nobody joins keeps one record per panic until a check of its scope.
+
+// Without the hooks (`lc_panic_hook`) nothing is recorded: the record is a type only.
+#![cfg_attr(not(lc_panic_hook), allow(dead_code))]
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use crate::lock::Lock;
+use crate::registry::ThreadOrigin;
+use crate::scope::ScopeId;
+
+/// A panic that ended a thread, not yet observed.
+#[derive(Clone)]
+pub(crate) struct LostPanic {
+    pub(crate) scope: ScopeId,
+    /// The thread it ended.
+    pub(crate) thread: Arc<ThreadOrigin>,
+    pub(crate) tid: i32,
+    /// Its `pthread_t`, which a join names.
+    handle: usize,
+    /// The panic's message, when the panic hook saw it (not for `resume_unwind`, nor
+    /// while another hook was in place of leakcheck's).
+    pub(crate) message: Option<String>,
+    /// `file:line:column` of the panic, when the hook saw it.
+    pub(crate) location: Option<String>,
+    /// Resumed with `resume_unwind`: the message is the first panic's, as this thread's
+    /// hook last saw it.
+    pub(crate) resumed: bool,
+    /// Detached (its `JoinHandle` dropped), before or after the panic: no join can observe
+    /// it, and a join of a later thread given the same `pthread_t` is not one of it.
+    detached: bool,
+}
+
+impl LostPanic {
+    pub(crate) fn new(
+        thread: Arc<ThreadOrigin>,
+        tid: i32,
+        handle: usize,
+        message: Option<String>,
+        location: Option<String>,
+        resumed: bool,
+        detached: bool,
+    ) -> LostPanic {
+        LostPanic {
+            scope: thread.scope,
+            thread,
+            tid,
+            handle,
+            message,
+            location,
+            resumed,
+            detached,
+        }
+    }
+}
+
+pub(super) static LOST: Lock<Vec<LostPanic>> = Lock::new(Vec::new());
+
+/// Whether any panic was ever lost: what the join hook reads, once, before anything else.
+static ANY: AtomicBool = AtomicBool::new(false);
+
+/// A thread's closure panicked, and the panic is unwinding out of it.
+pub(crate) fn add_lost_panic(panic: LostPanic) {
+    LOST.lock().push(panic);
+    ANY.store(true, Ordering::Relaxed);
+}
+
+/// Whether a panic was ever lost in this process: one relaxed load.
+pub(crate) fn any_lost_panic() -> bool {
+    ANY.load(Ordering::Relaxed)
+}
+
+/// The thread `handle` was joined: whatever ended it was observed. (A detached thread's
+/// `pthread_t` is reused by a later thread: the join is that one's.)
+pub(crate) fn joined(handle: usize) {
+    LOST.lock()
+        .retain(|panic| panic.handle != handle || panic.detached);
+}
+
+/// The thread `handle` was detached (its `JoinHandle` dropped): nobody can join it now.
+pub(crate) fn detached(handle: usize) {
+    for panic in LOST.lock().iter_mut() {
+        if panic.handle == handle {
+            panic.detached = true;
+        }
+    }
+}
+
+/// The lost panics of `scope` (every scope's, for `None`), taken: a check reports each once.
+pub(crate) fn take_lost_panics(scope: Option<ScopeId>) -> Vec<LostPanic> {
+    let mut lost = LOST.lock();
+    if lost.is_empty() {
+        return Vec::new();
+    }
+    let (taken, kept) = std::mem::take(&mut *lost)
+        .into_iter()
+        .partition(|panic| scope.is_none_or(|scope| panic.scope == scope));
+    *lost = kept;
+    taken
+}

@@ -1,0 +1,229 @@
+//! Lost panics: a panic that ends a thread of the test and that nobody observes fails that
+//! test, with the message, where it panicked, the thread and its spawn line, and only that
+//! test, with 8 tests in parallel, repeated; each way a panic is observed passes.
+
+use leakcheck_suite::{
+    Run, assert_verdicts, nextest, normalize, repeat, run, run_reporting, run_with_env, spawn_site,
+};
+
+/// Each test that loses a panic, its thread, and what the report says of the panic.
+const LOST: &[(&str, &str, &str)] = &[
+    (
+        "leaks_a_panic_in_a_detached_thread",
+        "detached-panic",
+        "panicked at tests/panics.rs:",
+    ),
+    (
+        "leaks_a_panic_whose_handle_is_dropped",
+        "dropped-handle",
+        ": boom, handle dropped",
+    ),
+    (
+        "leaks_a_panic_of_a_thread_a_helper_started",
+        "helper-s-child",
+        ": boom in the helper's child",
+    ),
+    (
+        "leaks_a_resumed_panic",
+        "resumes",
+        "resumed with resume_unwind, panicked at tests/panics.rs:",
+    ),
+    (
+        "leaks_a_panic_during_the_check",
+        "late-panic",
+        ": boom, late",
+    ),
+];
+
+fn assert_lost_panics_reported(run: &Run, round: usize) {
+    assert_verdicts(run, round, 12);
+    for (test, thread, says) in LOST {
+        let report = run.failure(test);
+        assert!(
+            report.contains(&format!("leakcheck: `{test}`: 1 panic lost")),
+            "round {round}: `{test}`:\n{report}"
+        );
+        assert!(
+            report.contains("lost panic in thread ")
+                && report.contains(&format!(" \"{thread}\": ")),
+            "round {round}: `{test}`:\n{report}"
+        );
+        assert!(
+            report.contains(says),
+            "round {round}: `{test}`: no {says:?} in:\n{report}"
+        );
+        let site = spawn_site("panics.rs", thread);
+        assert!(
+            report.contains(&format!("  spawned at {site}")),
+            "round {round}: `{test}` does not name {site}:\n{report}"
+        );
+        for (other, other_thread, _) in LOST {
+            if other != test {
+                assert!(
+                    !report.contains(&format!("\"{other_thread}\"")),
+                    "round {round}: `{test}` is blamed for `{other}`'s panic:\n{report}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn only_tests_that_lose_a_panic_fail_in_parallel_runs() {
+    for round in 0..repeat() {
+        let run = run("panics", &["--test-threads=8"]);
+        assert_lost_panics_reported(&run, round);
+    }
+}
+
+#[test]
+fn only_tests_that_lose_a_panic_fail_one_at_a_time() {
+    let run = run("panics", &["--test-threads=1"]);
+    assert_lost_panics_reported(&run, 0);
+}
+
+#[test]
+fn a_lost_panic_reads_like_this() {
+    let test = "leaks_a_panic_in_a_detached_thread";
+    let run = run("panics", &["--exact", test]);
+    insta::assert_snapshot!("detached_thread_panic", normalize(run.failure(test)));
+}
+
+/// The test's own failure stays the headline: libtest prints it first, then the lost panic.
+#[test]
+fn a_test_that_fails_on_its_own_keeps_its_failure_first() {
+    let test = "fails_and_loses_a_panic";
+    let run = run("panics", &["--exact", test]);
+    assert_eq!(run.verdict(test), Some("FAILED"));
+    let failure = run.failure(test);
+    let own = failure
+        .find("the test's own failure")
+        .expect("its own failure");
+    let lost = failure.find("1 panic lost").expect("the lost panic");
+    assert!(own < lost, "{failure}");
+    assert!(failure.contains("boom, not joined"), "{failure}");
+    assert!(
+        !failure.contains("\"lost-beside\""),
+        "joined, so observed:\n{failure}"
+    );
+}
+
+/// `warn` reports on stderr, past libtest's capture, and passes; `off` says nothing; the
+/// variable is over the attribute; a bad value is an error naming it.
+#[test]
+fn lost_panics_warn_or_are_off_when_asked() {
+    let run = run("panics", &["--exact", "warns_of_a_lost_panic"]);
+    assert_eq!(run.verdict("warns_of_a_lost_panic"), Some("ok"));
+    assert!(
+        run.stderr.contains("`warns_of_a_lost_panic`: 1 panic lost"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr
+            .contains("lost_panics = \"warn\": a panic nobody observed")
+    );
+
+    let test = "leaks_a_panic_in_a_detached_thread";
+    for (value, stderr_says) in [("warn", true), ("off", false)] {
+        let run = run_with_env(
+            "panics",
+            &["--exact", test],
+            &[("LEAKCHECK_LOST_PANICS", value)],
+        );
+        assert_eq!(run.verdict(test), Some("ok"), "{value}: {}", run.stdout);
+        assert_eq!(
+            run.stderr.contains("1 panic lost"),
+            stderr_says,
+            "{value}: {}",
+            run.stderr
+        );
+    }
+
+    let run = run_with_env(
+        "panics",
+        &["--exact", test],
+        &[("LEAKCHECK_LOST_PANICS", "loud")],
+    );
+    assert!(
+        run.failure(test)
+            .contains("leakcheck: LEAKCHECK_LOST_PANICS=\"loud\" is not understood: expected fail, warn or off"),
+        "{}",
+        run.failure(test)
+    );
+}
+
+/// A test that puts its own hook in place does not blind the check: the panic is found,
+/// without its message, and leakcheck says once why.
+#[test]
+fn a_replaced_panic_hook_loses_the_message_not_the_panic() {
+    let test = "alone_leaks_a_panic_under_a_silent_hook";
+    let run = run("panics", &["--ignored", "--exact", test]);
+    assert_eq!(run.verdict(test), Some("FAILED"), "{}", run.stdout);
+    let failure = run.failure(test);
+    assert!(
+        failure.contains("\"silenced\": panicked (its message not seen"),
+        "{failure}"
+    );
+    assert_eq!(
+        run.stderr
+            .matches("leakcheck: a panic ran another panic hook")
+            .count(),
+        1,
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn the_json_record_holds_the_panic() {
+    let test = "leaks_a_panic_whose_handle_is_dropped";
+    let (run, lines) = run_reporting("panics", &["--exact", test], &[]);
+    assert_eq!(run.verdict(test), Some("FAILED"));
+    let record = lines
+        .iter()
+        .find(|line| line["test"] == test)
+        .expect("its record");
+    let group = &record["groups"][0];
+    assert_eq!(group["kind"], "lost_panic", "{group}");
+    assert_eq!(group["names"][0], "dropped-handle");
+    assert_eq!(group["panic"]["message"], "boom, handle dropped");
+    let location = group["panic"]["location"].as_str().unwrap();
+    assert!(location.starts_with("tests/panics.rs:"), "{location}");
+    assert_eq!(group["rules"].as_array().map(Vec::len), Some(0));
+}
+
+/// At exit, `verify_test_main!` fails the binary for the plain test's lost panic, naming the
+/// test, and not for the joined one.
+#[test]
+fn the_exit_check_names_the_plain_test_that_lost_a_panic() {
+    let run = run("exit_gate_panics", &["--test-threads=8"]);
+    assert_eq!(run.verdict("plain_test_loses_a_panic"), Some("ok"));
+    assert_eq!(run.output.status.code(), Some(101), "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("leakcheck: when the test binary exited: 1 panic lost"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("  owner: `plain_test_loses_a_panic`"));
+    assert!(run.stderr.contains(": boom, nobody joins me"));
+    assert!(!run.stderr.contains("gate-joined"), "{}", run.stderr);
+}
+
+#[test]
+fn only_tests_that_lose_a_panic_fail_under_nextest() {
+    let (log, verdicts) = nextest(&["panics"], &[]);
+    assert!(verdicts.len() >= 12, "{log}");
+    for (test, verdict) in &verdicts {
+        let expected = if test.starts_with("leaks_")
+            || test.starts_with("fails_")
+            || test.starts_with("alone_")
+        {
+            "FAIL"
+        } else {
+            "PASS"
+        };
+        assert_eq!(verdict, expected, "`{test}`:\n{log}");
+    }
+}
