@@ -12,7 +12,7 @@ cd "$(dirname "$0")"
 rounds=${1:-5}
 cargo build -q --release --target-dir target/plain
 cargo build -q --release --features leakcheck --target-dir target/hooked
-RUSTFLAGS="--cfg tokio_unstable" cargo build -q --release --features leakcheck --target-dir target/tasks
+RUSTFLAGS="--cfg tokio_unstable" cargo build -q --release --features leakcheck,metrics --target-dir target/tasks
 RUSTFLAGS="--cfg tokio_unstable" cargo build -q --release --features tokio-taskdump --target-dir target/unstable-plain
 RUSTFLAGS="--cfg tokio_unstable --cfg leakcheck_no_taskdump" cargo build -q --release --features leakcheck --target-dir target/lean
 out=$(mktemp -d)
@@ -50,7 +50,8 @@ for name in clean_scope_check_us clean_test_overhead_us clean_test_with_1000_for
     leaky_test_over_grace_first_ms leaky_test_over_grace_later_ms; do
     printf '%-46s %10s %10s %8s\n' "$name" "-" "$(median "$name" "$out/hooked")" "-"
 done
-for name in clean_test_with_1000_threads_100k_tasks_us snapshot_1k_tasks_ms snapshot_100k_tasks_ms; do
+for name in clean_test_with_1000_threads_100k_tasks_us snapshot_1k_tasks_ms snapshot_100k_tasks_ms \
+    metrics_update_1k_tasks_ms metrics_update_100k_tasks_ms metrics_series_100k_tasks; do
     printf '%-46s %10s %10s %8s\n' "$name" "-" "$(median "$name" "$out/tasks")" "-"
 done
 rm -r "$out"

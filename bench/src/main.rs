@@ -236,6 +236,36 @@ fn main() {
                 .collect();
             takes.sort_by(f64::total_cmp);
             println!("snapshot_{label}_tasks_ms {:.2}", takes[2]);
+            // A watcher's interval with `publish_metrics`: the snapshot, the change since
+            // the last one, and the gauges, into a Prometheus recorder.
+            #[cfg(feature = "metrics")]
+            {
+                let recorder =
+                    metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+                let handle = recorder.handle();
+                let mut gauges = leakcheck::SiteGauges::new(20);
+                let mut last = leakcheck::Snapshot::take();
+                let mut updates: Vec<f64> = (0..5)
+                    .map(|_| {
+                        metrics::with_local_recorder(&recorder, || {
+                            let started = Instant::now();
+                            let now = leakcheck::Snapshot::take();
+                            gauges.publish(&now, &now.growth_since(&last));
+                            let took = started.elapsed().as_secs_f64() * 1e3;
+                            last = now;
+                            took
+                        })
+                    })
+                    .collect();
+                updates.sort_by(f64::total_cmp);
+                println!("metrics_update_{label}_tasks_ms {:.2}", updates[2]);
+                let series = handle
+                    .render()
+                    .lines()
+                    .filter(|line| line.starts_with("leakcheck_"))
+                    .count();
+                println!("metrics_series_{label}_tasks {series}");
+            }
         }
         live.iter().for_each(tokio::task::JoinHandle::abort);
         drop(service);

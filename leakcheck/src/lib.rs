@@ -164,6 +164,8 @@ pub use report::{
 pub use scope::Scope;
 pub use snapshot::{Growth, Site, SiteGroup, SiteGrowth, SiteKind, Snapshot, Waiting};
 pub use tasks::TokioBuilderExt;
+#[cfg(feature = "metrics")]
+pub use watcher::SiteGauges;
 pub use watcher::{Alarm, Watcher, WatcherHandle};
 
 /// Checks now, with default options, and panics with the report if anything leaked.

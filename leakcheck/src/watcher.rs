@@ -10,6 +10,11 @@ use parking_lot::{Condvar, Mutex};
 use crate::snapshot::{Growth, Site, SiteGrowth, Snapshot};
 use crate::threads;
 
+#[cfg(feature = "metrics")]
+mod metrics;
+#[cfg(feature = "metrics")]
+pub use metrics::SiteGauges;
+
 type OnAlarm = Box<dyn FnMut(&Alarm) + Send>;
 
 /// Watches the process's live threads and tasks from a thread of its own, and raises an
@@ -35,6 +40,8 @@ pub struct Watcher {
     interval: Duration,
     alarm_after: usize,
     on_alarm: OnAlarm,
+    #[cfg(feature = "metrics")]
+    gauges: Option<SiteGauges>,
 }
 
 /// A running [`Watcher`]. Dropping it leaves the watcher running for the rest of the
@@ -71,6 +78,8 @@ impl Watcher {
             interval,
             alarm_after: 3,
             on_alarm: Box::new(|alarm| eprintln!("{alarm}")),
+            #[cfg(feature = "metrics")]
+            gauges: None,
         }
     }
 
@@ -97,6 +106,32 @@ impl Watcher {
         self
     }
 
+    /// Publishes every interval's snapshot as gauges through the `metrics` facade (feature
+    /// `metrics`): per spawn site, the live tasks, threads and child processes, the oldest's
+    /// age, how many were idle over the interval, zombies, and a counter of alarms; the
+    /// `sites` biggest sites of each kind by their own label, the rest as `other` (see
+    /// [`SiteGauges`]). To the recorder the program installed (Prometheus's exporter, say).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let watcher = leakcheck::Watcher::every(Duration::from_secs(15))
+    ///     .publish_metrics(20)
+    ///     .start()
+    ///     .expect("a thread for the watcher");
+    /// # watcher.stop();
+    /// ```
+    ///
+    /// # Panics
+    ///
+    /// If `sites` is zero.
+    #[cfg(feature = "metrics")]
+    #[must_use]
+    pub fn publish_metrics(mut self, sites: usize) -> Watcher {
+        self.gauges = Some(SiteGauges::new(sites));
+        self
+    }
+
     /// Starts the watcher's thread, `leakcheck-watcher`, which snapshots leave out.
     ///
     /// # Errors
@@ -113,6 +148,10 @@ impl Watcher {
     fn run(mut self, stop: &(Mutex<bool>, Condvar)) {
         let mut history = History::new(self.alarm_after);
         let mut last = Snapshot::take();
+        #[cfg(feature = "metrics")]
+        if let Some(gauges) = &mut self.gauges {
+            gauges.publish(&last, &last.growth_since(&last));
+        }
         loop {
             {
                 let mut stopped = stop.0.lock();
@@ -124,7 +163,16 @@ impl Watcher {
                 }
             }
             let now = Snapshot::take();
-            for alarm in history.record(&now.growth_since(&last), self.interval) {
+            let growth = now.growth_since(&last);
+            #[cfg(feature = "metrics")]
+            if let Some(gauges) = &mut self.gauges {
+                gauges.publish(&now, &growth);
+            }
+            for alarm in history.record(&growth, self.interval) {
+                #[cfg(feature = "metrics")]
+                if let Some(gauges) = &self.gauges {
+                    gauges.alarm(&alarm);
+                }
                 (self.on_alarm)(&alarm);
             }
             last = now;

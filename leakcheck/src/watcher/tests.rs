@@ -128,3 +128,90 @@ fn the_watcher_runs_on_a_thread_of_its_own_that_snapshots_leave_out_and_stops() 
 fn a_zero_interval_is_refused() {
     let _ = Watcher::every(Duration::ZERO);
 }
+
+/// The gauges as a recorder sees them: each site's live threads by its label, the biggest
+/// sites by their own and the rest as `other`, and a site gone back to zero.
+#[test]
+#[cfg(all(feature = "metrics", lc_thread_hook))]
+fn site_gauges_publish_bounded_label_sets() {
+    use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
+
+    /// Every gauge the recorder holds now, by name and site.
+    fn gauges(snapshotter: &Snapshotter) -> HashMap<(String, String), f64> {
+        snapshotter
+            .snapshot()
+            .into_vec()
+            .into_iter()
+            .filter_map(|(key, _, _, value)| {
+                let key = key.key();
+                let site = key.labels().find(|label| label.key() == "site")?;
+                match value {
+                    DebugValue::Gauge(value) => Some((
+                        (key.name().to_owned(), site.value().to_owned()),
+                        value.into_inner(),
+                    )),
+                    _ => None,
+                }
+            })
+            .collect()
+    }
+    let live = |gauges: &HashMap<(String, String), f64>, site: &str| {
+        gauges
+            .get(&("leakcheck_live_threads".to_owned(), site.to_owned()))
+            .copied()
+    };
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    let (release, wait) = mpsc::channel::<()>();
+    let wait = std::sync::Arc::new(parking_lot::Mutex::new(wait));
+    let big: Vec<_> = (0..3).map(|_| park_one("gauged-big", &wait)).collect();
+    let small = park_one("gauged-small", &wait);
+    ::metrics::with_local_recorder(&recorder, || {
+        let mut all = SiteGauges::new(1_000);
+        let before = Snapshot::take();
+        all.publish(&before, &before.growth_since(&before));
+        let published = gauges(&snapshotter);
+        assert_eq!(
+            live(&published, "names:gauged-big"),
+            Some(3.0),
+            "{published:?}"
+        );
+        assert_eq!(
+            live(&published, "names:gauged-small"),
+            Some(1.0),
+            "{published:?}"
+        );
+        assert!(
+            published.contains_key(&("leakcheck_idle".to_owned(), "names:gauged-big".to_owned()))
+        );
+
+        let mut one = SiteGauges::new(1);
+        one.publish(&before, &before.growth_since(&before));
+        let published = gauges(&snapshotter);
+        assert!(
+            live(&published, "other").is_some_and(|other| other >= 1.0),
+            "{published:?}"
+        );
+        // The recorder keeps every key it was given: those not set now read zero.
+        let own_labels = published
+            .iter()
+            .filter(|((name, site), value)| {
+                name == "leakcheck_live_threads" && site != "other" && **value > 0.0
+            })
+            .count();
+        assert_eq!(own_labels, 1, "{published:?}");
+
+        drop(release);
+        for handle in big.into_iter().chain([small]) {
+            handle.join().unwrap();
+        }
+        let after = Snapshot::take();
+        all.publish(&after, &after.growth_since(&before));
+        let published = gauges(&snapshotter);
+        assert_eq!(
+            live(&published, "names:gauged-big"),
+            Some(0.0),
+            "{published:?}"
+        );
+    });
+}

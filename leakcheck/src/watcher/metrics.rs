@@ -1,0 +1,252 @@
+//! What a dashboard shows: the live threads, tasks and child processes of each spawn site,
+//! as gauges through the `metrics` facade (the recorder the service installed: Prometheus's
+//! exporter, StatsD, ...), beside the runtime-wide totals tokio-metrics publishes the same
+//! way.
+//!
+//! | metric | labels | what |
+//! | --- | --- | --- |
+//! | `leakcheck_live_tasks` | `site` | live tasks spawned at the site |
+//! | `leakcheck_live_threads` | `site` | live threads spawned there (or, with no frame of the program's, named so) |
+//! | `leakcheck_live_processes` | `site` | live child processes started there |
+//! | `leakcheck_zombie_processes` | `site` | children started there that exited and were never waited for |
+//! | `leakcheck_oldest_seconds` | `kind`, `site` | age of the site's oldest member |
+//! | `leakcheck_idle` | `kind`, `site` | of those alive now and an interval ago, how many did not run in between |
+//! | `leakcheck_alarms_total` | `kind`, `site` | the watcher's alarms for the site (a counter) |
+//!
+//! Label sets stay bounded: per kind, the biggest sites (20 by default) by their own label,
+//! the rest summed under `site="other"`; a site that is no longer published goes to zero.
+//! `site` is the spawn line, `src/main.rs:61:9`; a thread with no frame of the program's on
+//! its spawn path is labelled by its names (`names:tokio-rt-worker`), a child no hook saw
+//! start `unseen`. Published on the watcher's interval, never on a spawn path.
+//!
+//! The leaking line, in PromQL: the site whose count climbs steadily, and whose members
+//! are old and idle:
+//!
+//! ```text
+//! topk(5, deriv(leakcheck_live_tasks{site!="other"}[10m]) > 0)
+//! ```
+
+use std::collections::{HashMap, HashSet};
+
+use metrics::Label;
+
+use crate::report::ThreadState;
+use crate::snapshot::{Growth, Site, SiteKind, Snapshot};
+
+use super::Alarm;
+
+/// How many sites of each kind get a label of their own, by default.
+pub(super) const DEFAULT_SITES: usize = 20;
+
+/// The label of the sites beyond the biggest.
+const OTHER: &str = "other";
+
+/// Publishes a [`Snapshot`]'s spawn sites as gauges through the `metrics` facade (feature
+/// `metrics`). [`Watcher::publish_metrics`](crate::Watcher::publish_metrics) does it on
+/// every interval; a service that takes its own snapshots can call
+/// [`SiteGauges::publish`]. The metrics, their labels and the PromQL that finds a leaking
+/// line are in the README's "Watching a running service".
+///
+/// ```
+/// let mut gauges = leakcheck::SiteGauges::new(20);
+/// let before = leakcheck::Snapshot::take();
+/// let now = leakcheck::Snapshot::take();
+/// gauges.publish(&now, &now.growth_since(&before)); // to the installed recorder, if any
+/// ```
+#[derive(Debug)]
+pub struct SiteGauges {
+    sites: usize,
+    /// What the last publish set, by metric name and labels: what goes to zero when it is
+    /// not published again.
+    published: HashSet<(&'static str, Vec<Label>)>,
+}
+
+/// What one label of one kind adds up to.
+#[derive(Default)]
+struct Sum {
+    live: usize,
+    zombies: usize,
+    idle: usize,
+    oldest: Option<f64>,
+}
+
+impl SiteGauges {
+    /// Gauges for the `sites` biggest sites of each kind, the rest under `site="other"`.
+    ///
+    /// # Panics
+    ///
+    /// If `sites` is zero.
+    pub fn new(sites: usize) -> SiteGauges {
+        assert!(
+            sites > 0,
+            "leakcheck::SiteGauges::new: sites must not be zero"
+        );
+        describe();
+        SiteGauges {
+            sites,
+            published: HashSet::new(),
+        }
+    }
+
+    /// Sets the gauges from `snapshot`, with the idle counts of `growth` (the change from
+    /// the previous snapshot); a site published before and not now goes to zero.
+    pub fn publish(&mut self, snapshot: &Snapshot, growth: &Growth) {
+        let idle: HashMap<String, usize> = growth
+            .sites()
+            .iter()
+            .map(|site| (site.site().key(), site.idle()))
+            .collect();
+        let mut published = HashSet::new();
+        for kind in [SiteKind::Tasks, SiteKind::Threads, SiteKind::Processes] {
+            let mut sums: HashMap<String, Sum> = HashMap::new();
+            for group in snapshot.groups() {
+                let site = group.site();
+                if site.kind() != kind {
+                    continue;
+                }
+                let sum = sums.entry(label(site)).or_default();
+                sum.live += group.count();
+                sum.idle += idle.get(&site.key()).copied().unwrap_or(0);
+                sum.zombies += group
+                    .states()
+                    .iter()
+                    .filter(|waiting| waiting.state() == Some(ThreadState::Zombie))
+                    .map(|waiting| waiting.count())
+                    .sum::<usize>();
+                let oldest = group.oldest().map(|age| age.as_secs_f64());
+                sum.oldest = older(sum.oldest, oldest);
+            }
+            for (label, sum) in self.bounded(sums) {
+                self.set(kind, label, &sum, &mut published);
+            }
+        }
+        for (name, labels) in self.published.difference(&published) {
+            metrics::gauge!(*name, labels.clone()).set(0.0);
+        }
+        self.published = published;
+    }
+
+    /// The biggest sites by their own label, the rest summed as `other`.
+    fn bounded(&self, sums: HashMap<String, Sum>) -> Vec<(String, Sum)> {
+        let mut sums: Vec<(String, Sum)> = sums.into_iter().collect();
+        sums.sort_by(|a, b| b.1.live.cmp(&a.1.live).then_with(|| a.0.cmp(&b.0)));
+        let rest = sums.split_off(self.sites.min(sums.len()));
+        if !rest.is_empty() {
+            let mut other = Sum::default();
+            for (_, sum) in rest {
+                other.live += sum.live;
+                other.zombies += sum.zombies;
+                other.idle += sum.idle;
+                other.oldest = older(other.oldest, sum.oldest);
+            }
+            sums.push((OTHER.to_owned(), other));
+        }
+        sums
+    }
+
+    fn set(
+        &self,
+        kind: SiteKind,
+        site: String,
+        sum: &Sum,
+        published: &mut HashSet<(&'static str, Vec<Label>)>,
+    ) {
+        let (live, noun) = match kind {
+            SiteKind::Tasks => ("leakcheck_live_tasks", "task"),
+            SiteKind::Threads => ("leakcheck_live_threads", "thread"),
+            SiteKind::Processes => ("leakcheck_live_processes", "process"),
+        };
+        let by_site = vec![Label::new("site", site.clone())];
+        let by_kind = vec![Label::new("kind", noun), Label::new("site", site)];
+        let mut gauge = |name: &'static str, labels: &Vec<Label>, value: f64| {
+            metrics::gauge!(name, labels.clone()).set(value);
+            published.insert((name, labels.clone()));
+        };
+        gauge(live, &by_site, sum.live as f64);
+        gauge("leakcheck_idle", &by_kind, sum.idle as f64);
+        if let Some(oldest) = sum.oldest {
+            gauge("leakcheck_oldest_seconds", &by_kind, oldest);
+        }
+        if kind == SiteKind::Processes {
+            gauge("leakcheck_zombie_processes", &by_site, sum.zombies as f64);
+        }
+    }
+
+    /// Counts an alarm of the watcher's.
+    pub(super) fn alarm(&self, alarm: &Alarm) {
+        let kind = match alarm.site().kind() {
+            SiteKind::Tasks => "task",
+            SiteKind::Threads => "thread",
+            SiteKind::Processes => "process",
+        };
+        metrics::counter!("leakcheck_alarms_total", "kind" => kind, "site" => label(alarm.site()))
+            .increment(1);
+    }
+}
+
+impl Default for SiteGauges {
+    /// Gauges for the 20 biggest sites of each kind.
+    fn default() -> SiteGauges {
+        SiteGauges::new(DEFAULT_SITES)
+    }
+}
+
+/// The older of two ages.
+fn older(a: Option<f64>, b: Option<f64>) -> Option<f64> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.max(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+/// A site's label: its spawn line, else its names, else `unseen`.
+fn label(site: &Site) -> String {
+    match site.spawned_at() {
+        Some(frame) => frame
+            .location()
+            .or_else(|| frame.function().map(str::to_owned))
+            .unwrap_or_else(|| "unknown".to_owned()),
+        None if site.names().is_empty() => "unseen".to_owned(),
+        None => format!("names:{}", site.names().join(",")),
+    }
+}
+
+/// What each metric is, for the recorder (Prometheus's `# HELP` lines).
+fn describe() {
+    use metrics::{Unit, describe_counter, describe_gauge};
+    describe_gauge!(
+        "leakcheck_live_tasks",
+        Unit::Count,
+        "Live tokio tasks, by the line that spawned them (leakcheck)"
+    );
+    describe_gauge!(
+        "leakcheck_live_threads",
+        Unit::Count,
+        "Live threads, by the line that spawned them (leakcheck)"
+    );
+    describe_gauge!(
+        "leakcheck_live_processes",
+        Unit::Count,
+        "Live child processes, by the line that started them (leakcheck)"
+    );
+    describe_gauge!(
+        "leakcheck_zombie_processes",
+        Unit::Count,
+        "Children that exited and were never waited for, by the line that started them"
+    );
+    describe_gauge!(
+        "leakcheck_oldest_seconds",
+        Unit::Seconds,
+        "Age of the oldest live member of a spawn site"
+    );
+    describe_gauge!(
+        "leakcheck_idle",
+        Unit::Count,
+        "Members of a spawn site alive an interval ago and now that did not run in between"
+    );
+    describe_counter!(
+        "leakcheck_alarms_total",
+        Unit::Count,
+        "Alarms of leakcheck's watcher: a spawn site that grew interval after interval"
+    );
+}
