@@ -75,6 +75,25 @@ bytes=$(cd .. && cargo test -q -p leakcheck-suite --test cost_guard a_live_threa
     awk '/per live thread/ {print $10 - $4}')
 printf '%-46s %10s %10s %8s\n' "debug_spawn_record_bytes_per_live_thread" "-" "$bytes" "-"
 
+# One test a process, as nextest runs a suite: a test that uses async-io, whose reactor
+# thread lives for the process (the default allowlist's), 20 processes in a row, with the
+# check against LEAKCHECK=off (the hooks pass through, nothing is checked). The allowlist
+# applies at the check's first look, so the test ends at once rather than after the grace.
+ecosystem=$(ls -t ../target/fixtures/debug/deps/ecosystem-* | grep -v '\.d$' | head -1)
+per_process_ms() { # more env
+    local started ended
+    started=$(date +%s%N)
+    for _ in $(seq 20); do
+        env "$@" "$ecosystem" --exact clean_async_io_reactor >/dev/null 2>&1
+    done
+    ended=$(date +%s%N)
+    echo $(((ended - started) / 20 / 1000000))
+}
+off=$(per_process_ms LEAKCHECK=off)
+on=$(per_process_ms LEAKCHECK=fail)
+printf '%-46s %10s %10s %8s\n' "async_io_test_process_ms (nextest-like)" "$off" "$on" \
+    "$(awk -v h="$on" -v p="$off" 'BEGIN {printf "%.2f", h / (p > 0 ? p : 1)}')"
+
 # Wall time on a shared VM swings by tens of percent between runs; user-space instruction
 # counts under callgrind are exact. Per operation: the count at 3N operations minus at N,
 # over 2N, so start-up cancels out.

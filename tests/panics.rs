@@ -227,3 +227,18 @@ fn only_tests_that_lose_a_panic_fail_under_nextest() {
         assert_eq!(verdict, expected, "`{test}`:\n{log}");
     }
 }
+
+/// The README's lost panic is a real one, numbers aside.
+#[test]
+fn the_readme_shows_a_real_lost_panic() {
+    let test = "leaks_a_panic_in_a_detached_thread";
+    let pasted = leakcheck_suite::readme_block("<!-- lost panic report -->");
+    let run = run("panics", &["--exact", test]);
+    let failure = run.failure(test);
+    let real = &failure[failure.find("leakcheck: ").expect("a report")..];
+    assert_eq!(
+        normalize(&pasted),
+        normalize(real),
+        "README.md's lost panic no longer matches a run (left: README, right: run)"
+    );
+}

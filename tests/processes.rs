@@ -346,3 +346,18 @@ fn the_exit_check_names_the_plain_test_that_started_a_child() {
     let unseen = paragraph("`/bin/sleep 621`");
     assert!(unseen.contains("  started: not seen (by vfork"), "{unseen}");
 }
+
+/// The README's process report is a real one, numbers aside.
+#[test]
+fn the_readme_shows_a_real_process_report() {
+    let test = "leaks_an_orphaned_background_job";
+    let pasted = leakcheck_suite::readme_block("<!-- process report -->");
+    let run = run_with_env("processes", &["--exact", test], &[KILL]);
+    let failure = run.failure(test);
+    let real = &failure[failure.find("leakcheck: ").expect("a report")..];
+    assert_eq!(
+        normalize(&pasted),
+        normalize(real),
+        "README.md's process report no longer matches a run (left: README, right: run)"
+    );
+}

@@ -118,6 +118,17 @@ pub fn repeat() -> usize {
     }
 }
 
+/// The ```text block of README.md right after `marker` (an HTML comment), without its
+/// fences: a pasted report that a test compares with a real run.
+pub fn readme_block(marker: &str) -> String {
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    readme
+        .split_once(&format!("{marker}\n```text\n"))
+        .and_then(|(_, rest)| rest.split_once("\n```"))
+        .map(|(block, _)| block.to_owned())
+        .unwrap_or_else(|| panic!("no ```text block after {marker} in README.md"))
+}
+
 /// A fresh, empty directory under the system's temporary directory.
 pub fn temp_dir(purpose: &str) -> PathBuf {
     use std::sync::atomic::{AtomicUsize, Ordering};

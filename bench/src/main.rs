@@ -72,6 +72,19 @@ fn main() {
         return;
     }
 
+    // `BENCH_CHECKS=N`: only N clean checks of the bench's scope, for instruction counts.
+    #[cfg(feature = "leakcheck")]
+    if let Ok(count) = std::env::var("BENCH_CHECKS") {
+        let count: u32 = count
+            .parse()
+            .expect("BENCH_CHECKS: expected a whole number");
+        let options = leakcheck::Options::new();
+        for _ in 0..count {
+            scope.find(&options).unwrap();
+        }
+        return;
+    }
+
     // `BENCH_PROCESSES=N`: only start and wait for N children, for wall-time ratios of whole
     // runs (run.sh, with farm-bench where it is installed).
     if let Ok(count) = std::env::var("BENCH_PROCESSES") {

@@ -1,5 +1,5 @@
-//! Fail the test that leaked an OS thread or a tokio task, with the line that spawned it
-//! and what it is doing now.
+//! Fail the test that leaked an OS thread, a tokio task or a child process, or lost a
+//! panic in a thread nobody joined, with the line that started it and what it is doing now.
 //!
 //! ```no_run
 //! #[leakcheck::test]
@@ -16,45 +16,38 @@
 //! }
 //!
 //! #[leakcheck::test] // alone on an async fn: a current_thread runtime
-//! async fn client_closes() {}
+//! async fn client_closes() {
+//!     let output = tokio::process::Command::new("true").output().await; // waited for
+//!     assert!(output.unwrap().status.success());
+//! }
 //! ```
 //!
-//! `#[leakcheck::test]` runs the test in a [`Scope`] named after it. Every thread and task
-//! the test starts, and every one those start, belongs to that scope; when the body
-//! returns, whatever the scope still runs after a grace period fails the test, with a
-//! [`Report`] naming each thread or task, where it was spawned and where it is blocked.
-//! Tests that run in parallel never blame each other: ownership follows the spawn, not
-//! timing.
+//! `#[leakcheck::test]` runs the test in a [`Scope`] named after it. Every thread, task and
+//! child process the test starts, and every one those start, belongs to that scope; when
+//! the body returns, whatever the scope still runs after a grace period fails the test,
+//! with a [`Report`] naming each, where it was started and where it is blocked. A panic
+//! that ended one of its threads, and that nobody joined, fails it too. Tests that run in
+//! parallel never blame each other: ownership follows the spawn, not timing.
 //!
 //! An async test's tasks are checked inside its runtime, before the runtime is dropped
 //! (dropping it would cancel them and hide the leak); then the runtime is shut down, waiting
-//! at most the grace period for `spawn_blocking` work, and its threads are checked. On a
-//! plain build tokio tells how many tasks are alive; with `--cfg tokio_unstable` leakcheck
-//! installs tokio's task hooks and names each task, its spawn line and its parent, and with
-//! the `taskdump` feature where it is awaiting. [`TokioBuilderExt::with_leakcheck`] gives a
-//! runtime you build yourself the same hooks.
+//! at most the grace period for `spawn_blocking` work, and its threads and children are
+//! checked. On a plain build tokio tells how many tasks are alive; with
+//! `--cfg tokio_unstable` leakcheck installs tokio's task hooks and names each task, its
+//! spawn line and its parent, and with the `taskdump` feature where it is awaiting.
+//! [`TokioBuilderExt::with_leakcheck`] gives a runtime you build yourself the same hooks.
 //!
-//! Attribute arguments: `grace = "300ms"`, `ignore_thread = "glob"`, `ignore_spawn =
-//! "path or file:line"`, `ignore_top = "function path"`, each ignore may repeat; a wrong one
-//! is a compile error pointing at it. A `leakcheck.toml` (found from the crate's manifest
-//! directory up to the workspace root) adds rules for every test; a default allowlist
-//! ignores threads that popular crates keep for the whole process (rayon's global pool,
-//! ...).
+//! Every setting (attribute arguments, [`Options`], `leakcheck.toml`, `LEAKCHECK_*`
+//! variables), the report's fields and the JSON record are in [`reference`]. Without the
+//! attribute, [`verify_none`] checks the current scope, or, outside every scope, the whole
+//! process (as in a `harness = false` test's `main`), and [`verify_test_main!`] checks a
+//! whole test binary when it exits. `cargo leakcheck` (the `cargo-leakcheck` crate) runs a
+//! suite with tokio's hooks on and sums its leaks up by spawn site.
 //!
-//! For CI: `LEAKCHECK=fail|warn|off`, `LEAKCHECK_GRACE=2s`, `LEAKCHECK_REPORT=path` (one
-//! JSON line per checked test), `LEAKCHECK_CONFIG=path`, and `LEAKCHECK_TASK_BACKTRACE=1`
-//! (a copy of the spawner's stack at every task spawn, 4 KiB kept per live task, so off by
-//! default). A value that is not understood fails the check with a message naming the
-//! variable. `cargo leakcheck` (the `cargo-leakcheck` crate) runs a suite with tokio's hooks
-//! on and sums its leaks up by spawn site.
-//!
-//! Without the attribute, [`verify_none`] checks the current scope, or, outside every
-//! scope, the whole process (as in a `harness = false` test's `main`), and
-//! [`verify_test_main!`] checks a whole test binary when it exits.
-//!
-//! In a running service, [`Snapshot::take`] groups every live thread and task by spawn site,
-//! [`Snapshot::growth_since`] compares two, and a [`Watcher`] raises an [`Alarm`] for a
-//! site that keeps growing.
+//! In a running service, [`Snapshot::take`] groups every live thread, task and child by
+//! spawn site, [`Snapshot::growth_since`] compares two, and a [`Watcher`] raises an
+//! [`Alarm`] for a site that keeps growing and, with the `metrics` feature, publishes each
+//! site's counts through the `metrics` facade.
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![warn(missing_docs)]
@@ -98,6 +91,9 @@ mod watchdog;
 // the service view, beside the pipeline: snapshot (live work by spawn site), watcher
 mod snapshot;
 mod watcher;
+
+#[doc = include_str!("../docs/reference.md")]
+pub mod reference {}
 
 /// Leak-checks a test: runs it in a [`Scope`] named after it, and fails it if a thread or
 /// task it started is still running after the grace period, with the [`Report`].

@@ -33,6 +33,22 @@ pub(crate) const CONFIG_VAR: &str = "LEAKCHECK_CONFIG";
 /// `LEAKCHECK_TASK_BACKTRACE`: record a backtrace at every task spawn.
 pub(crate) const TASK_BACKTRACE_VAR: &str = "LEAKCHECK_TASK_BACKTRACE";
 
+/// Every variable leakcheck reads (the reference documents each).
+#[cfg(test)]
+pub(crate) const VARIABLES: &[&str] = &[
+    MODE_VAR,
+    GRACE_VAR,
+    TIMEOUT_VAR,
+    UNTRACKED_TASKS_VAR,
+    ZOMBIES_VAR,
+    LOST_PANICS_VAR,
+    KILL_PROCESSES_VAR,
+    MARK_CHILDREN_VAR,
+    REPORT_VAR,
+    CONFIG_VAR,
+    TASK_BACKTRACE_VAR,
+];
+
 /// What a leak does to the test that leaked it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Mode {

@@ -162,6 +162,26 @@ mod tests {
     use super::*;
     use leakcheck_schema::rules::RuleKind;
 
+    /// The crate docs' reference (`leakcheck::reference`) documents every key of
+    /// `leakcheck.toml` and every variable: a new one must be written up there.
+    #[test]
+    fn the_reference_documents_every_key_and_variable() {
+        let reference = include_str!("../../docs/reference.md");
+        for key in file::KEYS {
+            assert!(
+                reference.contains(&format!("`{key}"))
+                    && reference.contains(&format!("\n{key} = ")),
+                "the reference does not document `{key}` (in its table and its example file)"
+            );
+        }
+        for variable in env::VARIABLES {
+            assert!(
+                reference.contains(&format!("| `{variable}` |")),
+                "the reference's table of variables has no row for {variable}"
+            );
+        }
+    }
+
     #[test]
     fn a_test_s_own_settings_win_over_the_shared_file_and_rules_add_up() {
         let mut own = Settings {

@@ -173,8 +173,8 @@ mod tests {
     }
 
     #[test]
-    fn the_readme_lists_every_singleton_and_pool() {
-        let readme = include_str!("../../../README.md");
+    fn the_reference_lists_every_singleton_and_pool() {
+        let readme = include_str!("../../docs/reference.md");
         let crates = SINGLETONS.iter().map(|singleton| singleton.krate).chain(
             crate::config::allowlist::POOLS
                 .iter()
@@ -182,7 +182,7 @@ mod tests {
         );
         for krate in crates {
             let row = format!("| `{krate}` |");
-            assert!(readme.contains(&row), "README has no row {row}");
+            assert!(readme.contains(&row), "the reference has no row {row}");
         }
     }
 

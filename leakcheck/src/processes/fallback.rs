@@ -48,6 +48,10 @@ pub(crate) fn program_now(_pid: i32) -> Option<String> {
     None
 }
 
+pub(crate) fn has_children() -> bool {
+    false
+}
+
 pub(crate) fn lists_thread_children() -> bool {
     false
 }

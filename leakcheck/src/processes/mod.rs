@@ -32,7 +32,7 @@ pub(crate) use children::{
 pub(crate) use hook::{mark_the_process_level, stop_marking};
 #[cfg(lc_process_hook)]
 pub(crate) use procfs::{
-    comm as name_now, command as command_now, lists_thread_children, os_state,
+    comm as name_now, command as command_now, has_children, lists_thread_children, os_state,
     program as program_now,
 };
 
@@ -40,7 +40,7 @@ pub(crate) use procfs::{
 mod fallback;
 #[cfg(not(lc_process_hook))]
 pub(crate) use fallback::{
-    command_now, descendants, end, forget_waited_for, holds, lists_thread_children,
+    command_now, descendants, end, forget_waited_for, has_children, holds, lists_thread_children,
     look_at_ended_scopes, mark_the_process_level, name_now, os_state, program_now, survey,
     was_signalled,
 };

@@ -71,6 +71,25 @@ pub(crate) fn children_of_thread(tid: i32) -> Option<Vec<i32>> {
     )
 }
 
+/// Whether this process has any child at all, running or not yet waited for: one system
+/// call (`waitid` with `WNOWAIT`, which never reaps), so that a process-wide check of a
+/// process that started none reads no `/proc` for children no hook saw. The kernel visits
+/// every thread of the process for it: not a call for each test's check.
+pub(crate) fn has_children() -> bool {
+    // SAFETY: waitid writes the siginfo it is given; WNOHANG returns at once and WNOWAIT
+    // leaves every child waitable.
+    let status = unsafe {
+        let mut info: libc::siginfo_t = std::mem::zeroed();
+        libc::waitid(
+            libc::P_ALL,
+            0,
+            &mut info,
+            libc::WEXITED | libc::WSTOPPED | libc::WCONTINUED | libc::WNOHANG | libc::WNOWAIT,
+        )
+    };
+    status == 0 || std::io::Error::last_os_error().raw_os_error() != Some(libc::ECHILD)
+}
+
 /// Whether the kernel lists each thread's children (`/proc/<pid>/task/<tid>/children`).
 pub(crate) fn lists_thread_children() -> bool {
     static LISTS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
@@ -216,6 +235,13 @@ mod tests {
                 start_time: 987_654,
             })
         );
+    }
+
+    #[test]
+    fn a_child_not_yet_waited_for_counts_as_one() {
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        assert!(has_children());
+        child.wait().unwrap();
     }
 
     #[test]
