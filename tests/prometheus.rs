@@ -12,26 +12,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use leakcheck_suite::{root, temp_dir};
+use leakcheck_suite::{example_service, root, temp_dir};
 
 /// How long each twin drives its load: what the numbers are for.
 const LOAD_FOR: &str = "14s";
 
 fn example_dir() -> PathBuf {
     root().join("examples").join("service")
-}
-
-/// The example, built as `tests/service.rs` builds it (its own target dir, its cfg).
-fn example() -> PathBuf {
-    let target_dir = root().join("target").join("service");
-    let status = Command::new(env!("CARGO"))
-        .args(["build", "--quiet", "--target-dir"])
-        .arg(&target_dir)
-        .current_dir(example_dir())
-        .status()
-        .expect("cargo runs");
-    assert!(status.success(), "building the example service failed");
-    target_dir.join("debug").join("leakcheck-service-example")
 }
 
 /// A loopback port nothing listens on now.
@@ -182,7 +169,7 @@ fn prometheus_sees_the_leaking_line_climb_and_the_fixed_twin_stay_flat() {
         );
         return;
     };
-    let example = example();
+    let example = example_service();
     let (leaky_port, fixed_port, prometheus_port) = (free_port(), free_port(), free_port());
     let dir = temp_dir("prometheus");
     let config = dir.join("prometheus.yml");
@@ -231,7 +218,7 @@ fn prometheus_sees_the_leaking_line_climb_and_the_fixed_twin_stay_flat() {
     }
     let start = now();
     let twin = |port: u16, fixed: bool| {
-        let mut command = Command::new(&example);
+        let mut command = Command::new(example);
         command
             .args(["--listen", &format!("127.0.0.1:{port}"), "--for", LOAD_FOR])
             .current_dir(example_dir())

@@ -5,35 +5,16 @@
 
 use std::path::PathBuf;
 use std::process::Command;
-use std::sync::OnceLock;
 
-use leakcheck_suite::root;
+use leakcheck_suite::{example_service, root};
 
 fn example_dir() -> PathBuf {
     root().join("examples").join("service")
 }
 
-/// The example's binary, built once per process. Built from its own directory, so that
-/// its `.cargo/config.toml` (`--cfg tokio_unstable`) applies, with the suite's own
-/// `RUSTFLAGS` when it has any (the same cfg in CI).
-fn example() -> &'static PathBuf {
-    static BUILT: OnceLock<PathBuf> = OnceLock::new();
-    BUILT.get_or_init(|| {
-        let target_dir = root().join("target").join("service");
-        let status = Command::new(env!("CARGO"))
-            .args(["build", "--quiet", "--target-dir"])
-            .arg(&target_dir)
-            .current_dir(example_dir())
-            .status()
-            .expect("cargo runs");
-        assert!(status.success(), "building the example service failed");
-        target_dir.join("debug").join("leakcheck-service-example")
-    })
-}
-
 /// One run of the example: its stdout, after checking it exited cleanly.
 fn run(args: &[&str]) -> String {
-    let output = Command::new(example())
+    let output = Command::new(example_service())
         .args(args)
         .current_dir(example_dir())
         .output()

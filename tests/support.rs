@@ -60,6 +60,24 @@ pub fn fixture(target: &str) -> PathBuf {
         .clone()
 }
 
+/// The example service (`examples/service`), built once per process from its own
+/// directory, so that its `.cargo/config.toml` (`--cfg tokio_unstable`) applies, with the
+/// suite's own `RUSTFLAGS` when it has any (the same cfg in CI).
+pub fn example_service() -> &'static Path {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let target_dir = root().join("target").join("service");
+        let status = Command::new(env!("CARGO"))
+            .args(["build", "--quiet", "--target-dir"])
+            .arg(&target_dir)
+            .current_dir(root().join("examples").join("service"))
+            .status()
+            .expect("cargo runs");
+        assert!(status.success(), "building the example service failed");
+        target_dir.join("debug").join("leakcheck-service-example")
+    })
+}
+
 /// One run of a fixture binary.
 pub struct Run {
     pub output: Output,
