@@ -38,11 +38,12 @@
 //! [`TokioBuilderExt::with_leakcheck`] gives a runtime you build yourself the same hooks.
 //!
 //! Every setting (attribute arguments, [`Options`], `leakcheck.toml`, `LEAKCHECK_*`
-//! variables), the report's fields and the JSON record are in [`reference`]. Without the
-//! attribute, [`verify_none`] checks the current scope, or, outside every scope, the whole
-//! process (as in a `harness = false` test's `main`), and [`verify_test_main!`] checks a
-//! whole test binary when it exits. `cargo leakcheck` (the `cargo-leakcheck` crate) runs a
-//! suite with tokio's hooks on and sums its leaks up by spawn site.
+//! variables), the report's fields and the JSON record are in
+//! [`reference`](mod@reference). Without the attribute, [`verify_none`] checks the current
+//! scope, or, outside every scope, the whole process (as in a `harness = false` test's
+//! `main`), and [`verify_test_main!`] checks a whole test binary when it exits.
+//! `cargo leakcheck` (the `cargo-leakcheck` crate) runs a suite with tokio's hooks on and
+//! sums its leaks up by spawn site.
 //!
 //! In a running service, [`Snapshot::take`] groups every live thread, task and child by
 //! spawn site, [`Snapshot::growth_since`] compares two, and a [`Watcher`] raises an
