@@ -27,6 +27,9 @@ pub fn text(summary: &Summary, warn: bool) -> String {
         if site.tests.len() > TESTS_LISTED {
             let _ = writeln!(out, "    … and {} more", site.tests.len() - TESTS_LISTED);
         }
+        for panic in site.panics.iter().take(NAMES_LISTED) {
+            let _ = writeln!(out, "  panicked: {panic}");
+        }
         let rules = rules(site);
         if !rules.is_empty() {
             let _ = writeln!(out, "  in leakcheck.toml: {}", rules.join("  or  "));
@@ -58,8 +61,11 @@ pub fn markdown(summary: &Summary, warn: bool) -> String {
             tests.push(format!("and {} more", site.tests.len() - TESTS_LISTED));
         }
         let mut leaked = count(site.leaks, kind_noun(site.kind));
-        if !site.names.is_empty() {
+        if !site.names.is_empty() || !site.commands.is_empty() {
             leaked = format!("{leaked} {}", code(&names(site)));
+        }
+        for panic in site.panics.iter().take(NAMES_LISTED) {
+            leaked = format!("{leaked}, panicked: {panic}");
         }
         let rules: Vec<String> = rules(site).iter().map(|rule| code(rule)).collect();
         let _ = writeln!(
@@ -78,7 +84,7 @@ pub fn markdown(summary: &Summary, warn: bool) -> String {
 /// `2 tasks spawned at pool/src/lib.rs:19, active, in 2 tests`
 fn headline(site: &Site) -> String {
     let mut line = count(site.leaks, kind_noun(site.kind));
-    if !site.names.is_empty() {
+    if !site.names.is_empty() || !site.commands.is_empty() {
         let _ = write!(line, " {}", names(site));
     }
     match &site.location {
@@ -113,16 +119,18 @@ fn rules(site: &Site) -> Vec<String> {
         .collect()
 }
 
-/// `"a" "b" "c" and 2 more`
+/// What the site's leaks are called: thread names (`"a" "b" "c" and 2 more`) or process
+/// command lines (`` `sleep 600` ``).
 fn names(site: &Site) -> String {
-    let mut shown: Vec<String> = site
+    let quoted = site
         .names
         .iter()
-        .take(NAMES_LISTED)
         .map(|name| format!("{name:?}"))
-        .collect();
-    if site.names.len() > NAMES_LISTED {
-        shown.push(format!("and {} more", site.names.len() - NAMES_LISTED));
+        .chain(site.commands.iter().map(|command| format!("`{command}`")));
+    let mut shown: Vec<String> = quoted.take(NAMES_LISTED).collect();
+    let all = site.names.len() + site.commands.len();
+    if all > NAMES_LISTED {
+        shown.push(format!("and {} more", all - NAMES_LISTED));
     }
     shown.join(" ")
 }
@@ -283,6 +291,23 @@ mod tests {
         let untracked = r#"{"kind":"untracked_tasks","count":2,"ids":[],"owner":null,"activity":null,"spawn":null,"ignore_rules":[]}"#;
         lines.push(line("plain_build", &[untracked]));
         insta::assert_snapshot!(text(&summarize(&records(&lines)), true));
+    }
+
+    /// Child processes and lost panics are sites like threads and tasks, counted in their
+    /// own nouns.
+    #[test]
+    fn processes_and_lost_panics_are_summed_up_by_site() {
+        let process = r#"{"kind":"process","count":2,"ids":[41,42],"owner":null,"activity":null,"spawn":{"function":"suite::leaks_a_child","file":"tests/suite.rs","line":30,"column":9},"ignore_rules":["ignore_process = \"sleep\""],"rules":[{"key":"ignore_process","pattern":"sleep"}],"pid":41,"command":"sleep 600","zombie":false}"#;
+        let panic = r#"{"kind":"lost_panic","count":1,"ids":[43],"names":["worker"],"owner":null,"activity":null,"spawn":{"function":"suite::loses_a_panic","file":"tests/suite.rs","line":40,"column":9},"ignore_rules":[],"rules":[],"panic":{"message":"boom","location":"tests/suite.rs:40:30"}}"#;
+        let summary = summarize(&records(&[
+            line("leaks_a_child", &[process]),
+            line("loses_a_panic", &[panic]),
+        ]));
+        insta::assert_snapshot!(text(&summary, false));
+        insta::assert_snapshot!(
+            "processes_and_lost_panics_in_markdown",
+            markdown(&summary, false)
+        );
     }
 
     #[test]

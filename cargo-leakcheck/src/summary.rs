@@ -36,6 +36,10 @@ pub struct Site {
     pub location: Option<String>,
     /// Thread names, each once, sorted.
     pub names: Vec<String>,
+    /// Processes: their command lines, each once, sorted.
+    pub commands: Vec<String>,
+    /// Lost panics: `message` at `file:line:column`, each once, sorted.
+    pub panics: Vec<String>,
     /// The tests that leaked from here, each once, sorted.
     pub tests: Vec<String>,
     pub leaks: u64,
@@ -97,6 +101,17 @@ pub fn summarize<'a>(records: impl IntoIterator<Item = &'a Record>) -> Summary {
                 });
             site.tests.insert(test);
             site.names.extend(group.names.iter().flatten().cloned());
+            site.commands.extend(group.command.iter().cloned());
+            site.panics.extend(group.panic.as_ref().map(|panic| {
+                let message = panic
+                    .message
+                    .as_deref()
+                    .unwrap_or("(a payload that is not text)");
+                match &panic.location {
+                    Some(location) => format!("{message:?} at {location}"),
+                    None => format!("{message:?}"),
+                }
+            }));
             site.leaks += group.count;
             match group.activity {
                 Some(Activity::Stuck) => site.stuck += group.count,
@@ -116,6 +131,8 @@ pub fn summarize<'a>(records: impl IntoIterator<Item = &'a Record>) -> Summary {
                 kind,
                 location,
                 names: site.names.into_iter().collect(),
+                commands: site.commands.into_iter().collect(),
+                panics: site.panics.into_iter().collect(),
                 tests: site
                     .tests
                     .into_iter()
@@ -145,6 +162,8 @@ pub fn summarize<'a>(records: impl IntoIterator<Item = &'a Record>) -> Summary {
 #[derive(Default)]
 struct SiteBuilder {
     names: BTreeSet<String>,
+    commands: BTreeSet<String>,
+    panics: BTreeSet<String>,
     /// (binary, test)
     tests: BTreeSet<(Option<String>, String)>,
     leaks: u64,
