@@ -8,18 +8,14 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use leakcheck_suite::{example_service, root, temp_dir};
+use leakcheck_suite::{example_dir, example_line_of, example_service, root, temp_dir};
 
 /// How long each twin drives its load: what the numbers are for.
 const LOAD_FOR: &str = "14s";
-
-fn example_dir() -> PathBuf {
-    root().join("examples").join("service")
-}
 
 /// A loopback port nothing listens on now.
 fn free_port() -> u16 {
@@ -96,7 +92,12 @@ fn encoded(text: &str) -> String {
 /// Prometheus's answer to an instant query at `at` (Unix seconds): its result array.
 fn query(prometheus: SocketAddr, expr: &str, at: f64) -> Vec<serde_json::Value> {
     let path = format!("/api/v1/query?query={}&time={at}", encoded(expr));
-    let (status, body) = get(prometheus, &path).expect("Prometheus answers");
+    result(prometheus, &path, expr)
+}
+
+/// The `data.result` array of Prometheus's answer to a query of `expr` at `path`.
+fn result(prometheus: SocketAddr, path: &str, expr: &str) -> Vec<serde_json::Value> {
+    let (status, body) = get(prometheus, path).expect("Prometheus answers");
     assert_eq!(status, 200, "{expr}: {body}");
     let value: serde_json::Value = serde_json::from_str(&body).unwrap();
     value["data"]["result"]
@@ -116,13 +117,7 @@ fn query_range(
         "/api/v1/query_range?query={}&start={start}&end={end}&step=1",
         encoded(expr)
     );
-    let (status, body) = get(prometheus, &path).expect("Prometheus answers");
-    assert_eq!(status, 200, "{expr}: {body}");
-    let value: serde_json::Value = serde_json::from_str(&body).unwrap();
-    value["data"]["result"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
+    result(prometheus, &path, expr)
         .into_iter()
         .map(|series| {
             let values = series["values"]
@@ -145,16 +140,6 @@ fn now() -> f64 {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs_f64()
-}
-
-/// The line of the example's source that holds `needle`.
-fn line_of(needle: &str) -> usize {
-    let source = std::fs::read_to_string(example_dir().join("src").join("main.rs")).unwrap();
-    source
-        .lines()
-        .position(|line| line.contains(needle))
-        .expect("the line is in the example")
-        + 1
 }
 
 #[test]
@@ -251,7 +236,7 @@ fn prometheus_sees_the_leaking_line_climb_and_the_fixed_twin_stay_flat() {
 
     let leak_line = format!(
         "src/main.rs:{}:",
-        line_of("while updates.changed().await.is_ok()")
+        example_line_of("while updates.changed().await.is_ok()")
     );
     let leaking = query_range(
         prometheus_address,

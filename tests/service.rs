@@ -3,14 +3,9 @@
 //! line and its growth within a few intervals; the fixed twin must show flat counts and no
 //! alarm; the README's pasted snapshot must match a real one.
 
-use std::path::PathBuf;
 use std::process::Command;
 
-use leakcheck_suite::{example_service, root};
-
-fn example_dir() -> PathBuf {
-    root().join("examples").join("service")
-}
+use leakcheck_suite::{example_dir, example_line_of, example_service, root};
 
 /// One run of the example: its stdout, after checking it exited cleanly.
 fn run(args: &[&str]) -> String {
@@ -26,16 +21,6 @@ fn run(args: &[&str]) -> String {
         String::from_utf8_lossy(&output.stderr)
     );
     stdout
-}
-
-/// The line of the example's source that holds `needle`.
-fn line_of(needle: &str) -> usize {
-    let source = std::fs::read_to_string(example_dir().join("src").join("main.rs")).unwrap();
-    source
-        .lines()
-        .position(|line| line.contains(needle))
-        .expect("the line is in the example")
-        + 1
 }
 
 /// The live-task counts the example prints after each interval.
@@ -57,7 +42,7 @@ fn the_watcher_names_the_line_that_leaks_a_task_per_request() {
     let stdout = run(&[]);
     let leak = format!(
         "src/main.rs:{}:",
-        line_of("while updates.changed().await.is_ok()")
+        example_line_of("while updates.changed().await.is_ok()")
     );
     let alarm = stdout
         .lines()

@@ -60,6 +60,21 @@ pub fn fixture(target: &str) -> PathBuf {
         .clone()
 }
 
+/// The example service's own workspace, `examples/service`.
+pub fn example_dir() -> PathBuf {
+    root().join("examples").join("service")
+}
+
+/// The line of the example service's `src/main.rs` that holds `needle`.
+pub fn example_line_of(needle: &str) -> usize {
+    let source = std::fs::read_to_string(example_dir().join("src").join("main.rs")).unwrap();
+    source
+        .lines()
+        .position(|line| line.contains(needle))
+        .expect("the line is in the example")
+        + 1
+}
+
 /// The example service (`examples/service`), built once per process from its own
 /// directory, so that its `.cargo/config.toml` (`--cfg tokio_unstable`) applies, with the
 /// suite's own `RUSTFLAGS` when it has any (the same cfg in CI).
@@ -70,7 +85,7 @@ pub fn example_service() -> &'static Path {
         let status = Command::new(env!("CARGO"))
             .args(["build", "--quiet", "--target-dir"])
             .arg(&target_dir)
-            .current_dir(root().join("examples").join("service"))
+            .current_dir(example_dir())
             .status()
             .expect("cargo runs");
         assert!(status.success(), "building the example service failed");

@@ -5,6 +5,7 @@
 use std::fmt::Write;
 
 use leakcheck_schema::record::Kind;
+use leakcheck_schema::rules::Rule;
 
 use crate::summary::{Site, Summary};
 
@@ -108,13 +109,7 @@ fn headline(site: &Site) -> String {
 fn rules(site: &Site) -> Vec<String> {
     site.rules
         .iter()
-        .map(|rule| {
-            if rule.needs_attribute_form() {
-                format!("{rule} (as an attribute: {})", rule.attribute())
-            } else {
-                rule.to_string()
-            }
-        })
+        .map(Rule::suggestion)
         .chain(site.rules_as_written.iter().cloned())
         .collect()
 }

@@ -171,6 +171,26 @@ impl Rule {
     pub fn needs_attribute_form(&self) -> bool {
         self.pattern().chars().any(char::is_control)
     }
+
+    /// The rule as a report suggests it: the `leakcheck.toml` line, and beside it the
+    /// attribute argument where the two differ.
+    ///
+    /// ```
+    /// use leakcheck_schema::rules::Rule;
+    ///
+    /// assert_eq!(Rule::thread_named("io").suggestion(), r#"ignore_thread = "io""#);
+    /// assert_eq!(
+    ///     Rule::thread_named("a\tb").suggestion(),
+    ///     r#"ignore_thread = "a\tb" (as an attribute: ignore_thread = "a\tb")"#
+    /// );
+    /// ```
+    pub fn suggestion(&self) -> String {
+        if self.needs_attribute_form() {
+            format!("{self} (as an attribute: {})", self.attribute())
+        } else {
+            self.to_string()
+        }
+    }
 }
 
 /// `ignore_thread = "pool-*"`: a line of `leakcheck.toml`, the pattern a TOML basic string.

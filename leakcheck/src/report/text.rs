@@ -4,6 +4,7 @@
 use std::fmt::{self, Write};
 
 use leakcheck_schema::duration::{self, round_to_ms};
+use leakcheck_schema::rules::Rule;
 
 use super::group::{self, Group};
 use super::{Ending, Identity, Leak, LeakKind, Note, ProcessFacts, Report, Subject};
@@ -320,16 +321,7 @@ impl Report {
         let rules = group.ignore_rules();
         if !rules.is_empty() {
             let them = if group.leaks.len() == 1 { "it" } else { "them" };
-            let shown: Vec<String> = rules
-                .iter()
-                .map(|rule| {
-                    if rule.needs_attribute_form() {
-                        format!("{rule} (as an attribute: {})", rule.attribute())
-                    } else {
-                        rule.to_string()
-                    }
-                })
-                .collect();
+            let shown: Vec<String> = rules.iter().map(Rule::suggestion).collect();
             writeln!(f, "  to ignore {them}: {}", shown.join("  or  "))?;
         }
         Ok(())
