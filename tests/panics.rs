@@ -6,38 +6,68 @@ use leakcheck_suite::{
     Run, assert_verdicts, nextest, normalize, repeat, run, run_reporting, run_with_env, spawn_site,
 };
 
-/// Each test that loses a panic, its thread, and what the report says of the panic.
-const LOST: &[(&str, &str, &str)] = &[
+/// Each test that loses a panic, its thread, what the report says of the panic, and the
+/// `// spawn:` marker of the line that spawned the thread.
+const LOST: &[(&str, &str, &str, &str)] = &[
     (
         "leaks_a_panic_in_a_detached_thread",
         "detached-panic",
         "panicked at tests/panics.rs:",
+        "detached-panic",
     ),
     (
         "leaks_a_panic_whose_handle_is_dropped",
         "dropped-handle",
         ": boom, handle dropped",
+        "dropped-handle",
     ),
     (
         "leaks_a_panic_of_a_thread_a_helper_started",
         "helper-s-child",
         ": boom in the helper's child",
+        "helper-s-child",
     ),
     (
         "leaks_a_resumed_panic",
         "resumes",
         "resumed with resume_unwind, panicked at tests/panics.rs:",
+        "resumes",
     ),
     (
         "leaks_a_panic_during_the_check",
         "late-panic",
         ": boom, late",
+        "late-panic",
+    ),
+    (
+        "leaks_a_panic_a_drop_guard_only_counts",
+        "counting-worker",
+        ": boom in a counting worker",
+        "counting-worker",
+    ),
+    (
+        "leaks_a_panic_that_thread_rules_do_not_accept",
+        "thread-ruled",
+        ": boom in a counting worker",
+        "counting-worker",
+    ),
+    (
+        "leaks_a_panic_still_in_progress_when_the_grace_period_ends",
+        "slow-panic",
+        ": boom, slow to show",
+        "slow-panic",
+    ),
+    (
+        "leaks_a_panic_of_an_ignored_thread_that_unwinds_past_the_grace_period",
+        "ruled-slow-unwind",
+        ": boom, unwinding slowly",
+        "ruled-slow-unwind",
     ),
 ];
 
 fn assert_lost_panics_reported(run: &Run, round: usize) {
-    assert_verdicts(run, round, 12);
-    for (test, thread, says) in LOST {
+    assert_verdicts(run, round, 21);
+    for (test, thread, says, marker) in LOST {
         let report = run.failure(test);
         assert!(
             report.contains(&format!("leakcheck: `{test}`: 1 panic lost")),
@@ -52,12 +82,17 @@ fn assert_lost_panics_reported(run: &Run, round: usize) {
             report.contains(says),
             "round {round}: `{test}`: no {says:?} in:\n{report}"
         );
-        let site = spawn_site("panics.rs", thread);
+        let site = spawn_site("panics.rs", marker);
         assert!(
             report.contains(&format!("  spawned at {site}")),
             "round {round}: `{test}` does not name {site}:\n{report}"
         );
-        for (other, other_thread, _) in LOST {
+        // A lost panic is a panic, never a thread leak (a panic in progress is waited for).
+        assert!(
+            !report.contains("thread leaked") && !report.contains("busy:"),
+            "round {round}: `{test}`:\n{report}"
+        );
+        for (other, other_thread, _, _) in LOST {
             if other != test {
                 assert!(
                     !report.contains(&format!("\"{other_thread}\"")),
@@ -190,7 +225,37 @@ fn the_json_record_holds_the_panic() {
     assert_eq!(group["panic"]["message"], "boom, handle dropped");
     let location = group["panic"]["location"].as_str().unwrap();
     assert!(location.starts_with("tests/panics.rs:"), "{location}");
-    assert_eq!(group["rules"].as_array().map(Vec::len), Some(0));
+    assert_eq!(group["rules"].as_array().map(Vec::len), Some(1), "{group}");
+    assert_eq!(group["rules"][0]["key"], "ignore_panic", "{group}");
+    assert_eq!(
+        group["ignore_rules"][0],
+        "ignore_panic = \"panics::leaks_a_panic_whose_handle_is_dropped\""
+    );
+}
+
+/// The rule a lost panic's report offers accepts that site's lost panics, pasted as it is
+/// (`clean_panic_accepted_by_ignore_panic` carries it); thread and spawn rules accept none.
+#[test]
+fn ignore_panic_as_offered_accepts_the_site_s_lost_panics() {
+    let test = "leaks_a_panic_a_drop_guard_only_counts";
+    let leaking = run("panics", &["--exact", test]);
+    let report = leaking.failure(test);
+    let offered = report
+        .lines()
+        .find_map(|line| line.strip_prefix("  to accept it: "))
+        .unwrap_or_else(|| panic!("no rule offered:\n{report}"));
+    assert_eq!(offered, "ignore_panic = \"panics::start_counting_worker\"");
+    let source =
+        std::fs::read_to_string(leakcheck_suite::fixtures_dir().join("tests/panics.rs")).unwrap();
+    assert!(
+        source.contains(&format!(
+            "#[leakcheck::test({offered})]\nfn clean_panic_accepted_by_ignore_panic()"
+        )),
+        "the accepting fixture does not carry the offered rule {offered}"
+    );
+    let accepted = "clean_panic_accepted_by_ignore_panic";
+    let run = run("panics", &["--exact", accepted]);
+    assert_eq!(run.verdict(accepted), Some("ok"), "{}", run.stdout);
 }
 
 /// At exit, `verify_test_main!` fails the binary for the plain test's lost panic, naming the

@@ -21,13 +21,14 @@ pub(crate) struct Args {
     ignore_spawns: Vec<LitStr>,
     ignore_tops: Vec<LitStr>,
     ignore_processes: Vec<LitStr>,
+    ignore_panics: Vec<LitStr>,
     zombies: Option<(Policy, Span)>,
     lost_panics: Option<(Policy, Span)>,
     kill_leaked_processes: Option<(bool, Span)>,
 }
 
 const EXPECTED: &str = "grace, timeout, ignore_thread, ignore_spawn, ignore_top, \
-    ignore_process, zombies, lost_panics or kill_leaked_processes";
+    ignore_process, ignore_panic, zombies, lost_panics or kill_leaked_processes";
 
 /// Parses the arguments; every wrong one is an error of `errors`, and the others are kept.
 pub(crate) fn parse(args: TokenStream2, errors: &mut Errors) -> Args {
@@ -60,6 +61,7 @@ pub(crate) fn parse(args: TokenStream2, errors: &mut Errors) -> Args {
                 | "ignore_spawn"
                 | "ignore_top"
                 | "ignore_process"
+                | "ignore_panic"
                 | "zombies"
                 | "lost_panics"
                 | "kill_leaked_processes"
@@ -146,6 +148,7 @@ pub(crate) fn parse(args: TokenStream2, errors: &mut Errors) -> Args {
                     "ignore_thread" => (RuleKind::Thread, &mut parsed.ignore_threads),
                     "ignore_spawn" => (RuleKind::Spawn, &mut parsed.ignore_spawns),
                     "ignore_process" => (RuleKind::Process, &mut parsed.ignore_processes),
+                    "ignore_panic" => (RuleKind::Panic, &mut parsed.ignore_panics),
                     _ => (RuleKind::Top, &mut parsed.ignore_tops),
                 };
                 // The library's own grammar: what compiles here is accepted at run time.
@@ -198,6 +201,9 @@ impl Args {
         }
         for pattern in &self.ignore_processes {
             options = quote!(#options.ignore_process(#pattern));
+        }
+        for substring in &self.ignore_panics {
+            options = quote!(#options.ignore_panic(#substring));
         }
         for (method, setting) in [("zombies", self.zombies), ("lost_panics", self.lost_panics)] {
             if let Some((policy, span)) = setting {

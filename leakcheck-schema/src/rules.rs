@@ -26,6 +26,9 @@ pub enum RuleKind {
     /// `ignore_process`: a glob over a child process's program file name or its whole
     /// command line.
     Process,
+    /// `ignore_panic`: part of a function path or `file:line` on the spawn path of the
+    /// thread a lost panic ended, or part of the panic's location (`file:line:column`).
+    Panic,
 }
 
 /// A rule, checked. Its `Display` is a line of `leakcheck.toml` (`ignore_thread =
@@ -52,6 +55,9 @@ pub enum Rule {
     /// A glob over a child process's program file name (`sleep`) or whole command line
     /// (`sleep 600`).
     Process(glob::Pattern),
+    /// A substring of a lost panic's thread's spawn path or of the panic's location, never
+    /// empty: it accepts those lost panics, and decides nothing else.
+    Panic(String),
 }
 
 impl Rule {
@@ -110,6 +116,25 @@ impl Rule {
         )
     }
 
+    /// `ignore_panic` for a function path on the spawn path of a panicking thread (closures
+    /// stand for their function) or a panic's `file:line`.
+    ///
+    /// ```
+    /// use leakcheck_schema::rules::Rule;
+    ///
+    /// let rule = Rule::panics_of("threadpool::spawn_in_pool::{{closure}}");
+    /// assert_eq!(rule.to_string(), r#"ignore_panic = "threadpool::spawn_in_pool""#);
+    /// ```
+    pub fn panics_of(place: &str) -> Rule {
+        Rule::Panic(
+            place
+                .split("::{{closure}}")
+                .next()
+                .unwrap_or(place)
+                .to_owned(),
+        )
+    }
+
     /// `ignore_top` for a function path (closures stand for their function).
     pub fn running(function: &str) -> Rule {
         Rule::Top(
@@ -128,6 +153,7 @@ impl Rule {
             Rule::Spawn(_) => RuleKind::Spawn,
             Rule::Top(_) => RuleKind::Top,
             Rule::Process(_) => RuleKind::Process,
+            Rule::Panic(_) => RuleKind::Panic,
         }
     }
 
@@ -135,7 +161,7 @@ impl Rule {
     pub fn pattern(&self) -> &str {
         match self {
             Rule::Thread(pattern) | Rule::Process(pattern) => pattern.as_str(),
-            Rule::Spawn(text) | Rule::Top(text) => text,
+            Rule::Spawn(text) | Rule::Top(text) | Rule::Panic(text) => text,
         }
     }
 
@@ -143,7 +169,7 @@ impl Rule {
     pub fn matches_thread(&self, name: &str) -> bool {
         match self {
             Rule::Thread(pattern) => pattern.matches(name),
-            Rule::Spawn(_) | Rule::Top(_) | Rule::Process(_) => false,
+            Rule::Spawn(_) | Rule::Top(_) | Rule::Process(_) | Rule::Panic(_) => false,
         }
     }
 
@@ -155,7 +181,7 @@ impl Rule {
                 let name = program.rsplit('/').next().unwrap_or(program);
                 pattern.matches(name) || pattern.matches(command)
             }
-            Rule::Thread(_) | Rule::Spawn(_) | Rule::Top(_) => false,
+            Rule::Thread(_) | Rule::Spawn(_) | Rule::Top(_) | Rule::Panic(_) => false,
         }
     }
 
@@ -238,6 +264,7 @@ impl RuleKind {
             RuleKind::Spawn,
             RuleKind::Top,
             RuleKind::Process,
+            RuleKind::Panic,
         ]
         .into_iter()
         .find(|kind| kind.key() == key)
@@ -250,6 +277,7 @@ impl RuleKind {
             RuleKind::Spawn => "ignore_spawn",
             RuleKind::Top => "ignore_top",
             RuleKind::Process => "ignore_process",
+            RuleKind::Panic => "ignore_panic",
         }
     }
 
@@ -263,6 +291,9 @@ impl RuleKind {
             RuleKind::Top => "part of a function path, such as \"my_crate::pool::park\"",
             RuleKind::Process => {
                 "a glob over the program's file name or the whole command line, such as \"sleep\""
+            }
+            RuleKind::Panic => {
+                "part of the panicking thread's spawn path or of the panic's file:line, such as \"threadpool::spawn_in_pool\""
             }
         }
     }
@@ -294,11 +325,12 @@ impl RuleKind {
                 .map(Rule::Process)
                 .map_err(|glob| error(format!("{text:?} is not a glob ({glob})"))),
             // A substring rule that is empty, or only blanks, is contained in every path.
-            RuleKind::Spawn | RuleKind::Top if text.trim().is_empty() => {
+            RuleKind::Spawn | RuleKind::Top | RuleKind::Panic if text.trim().is_empty() => {
                 Err(error("an empty rule would match everything".to_owned()))
             }
             RuleKind::Spawn => Ok(Rule::Spawn(text.to_owned())),
             RuleKind::Top => Ok(Rule::Top(text.to_owned())),
+            RuleKind::Panic => Ok(Rule::Panic(text.to_owned())),
         }
     }
 }

@@ -99,6 +99,10 @@ pub(crate) fn into_report(found: Found) -> Report {
                 let claimed = job.is_some();
                 let mut leak = thread_leak(tid, origin.as_deref(), stack, job);
                 leak.activity = then.thread(tid, counters, &leak);
+                // Its CPU time is the panic's (a hook, an unwinding), not a loop's.
+                if leak.notes.contains(&Note::PanicInProgress) {
+                    leak.activity = None;
+                }
                 // A pool's thread runs a job of this test's, whichever test grew the pool.
                 if let (true, Target::Scope(scope)) = (claimed, target) {
                     leak.owner = owner(scope);
@@ -299,6 +303,11 @@ fn thread_leak(
         }
     } else if spawned_by_spawn_blocking(&all_frames) {
         notes.push(Note::BlockingPoolClosure);
+    }
+    // Panicking: its record says it unwinds, or its stack is in std's panic machinery.
+    let in_a_panic = matches!(&stack, Some(Ok(stack)) if frames::is_panicking(stack));
+    if in_a_panic || origin.is_some_and(ThreadOrigin::is_panicking) {
+        notes.push(Note::PanicInProgress);
     }
     let current_stack = match stack {
         Some(Ok(stack)) => frames::shape_current_stack(&stack).shown,

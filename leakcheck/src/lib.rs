@@ -121,6 +121,9 @@ pub mod reference {}
 ///   function path or `file:line` on the spawn path;
 /// - `ignore_top = "my_crate::pool::park"`: part of a function path at the top of a
 ///   thread's current stack.
+/// - `ignore_panic = "threadpool::spawn_in_pool"`: accepts lost panics of threads spawned
+///   there (part of a function path or `file:line` on the spawn path), or whose panic's
+///   location contains it; it decides lost panics only.
 ///
 /// An unknown argument, a value that is not a duration or a glob, an empty rule, or a
 /// tokio argument tokio would refuse is a compile error pointing at it. `leakcheck.toml`

@@ -138,6 +138,28 @@ impl Options {
         self.rule(RuleKind::Process, pattern)
     }
 
+    /// Accepts lost panics of threads whose spawn backtrace has a frame whose function path
+    /// or `file:line` contains `substring` (a pool that counts its workers' panics:
+    /// `"threadpool::spawn_in_pool"`), or whose panic's location (`file:line:column`)
+    /// contains it. It decides lost panics only: that site's threads are still checked for
+    /// leaks, and [`ignore_spawn`](Options::ignore_spawn) or
+    /// [`ignore_thread`](Options::ignore_thread) never accept a panic. May be given several
+    /// times.
+    ///
+    /// # Panics
+    ///
+    /// If `substring` is empty or blank: it would accept every lost panic (that is
+    /// [`lost_panics(Policy::Off)`](Options::lost_panics)).
+    ///
+    /// ```
+    /// let options = leakcheck::Options::new().ignore_panic("threadpool::spawn_in_pool");
+    /// ```
+    #[must_use]
+    #[track_caller]
+    pub fn ignore_panic(self, substring: &str) -> Options {
+        self.rule(RuleKind::Panic, substring)
+    }
+
     /// What a child that exited and was never waited for (a zombie) does: reported on
     /// stderr without failing ([`Policy::Warn`], the default), failing the test
     /// ([`Policy::Fail`]), or nothing ([`Policy::Off`]). `LEAKCHECK_ZOMBIES` is over it.

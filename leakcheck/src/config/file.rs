@@ -10,6 +10,7 @@
 //! ignore_spawn = ["my_crate::telemetry::start"]
 //! ignore_top = ["my_crate::pool::park"]
 //! ignore_process = ["sleep", "my-daemon --serve *"]
+//! ignore_panic = ["threadpool::spawn_in_pool"]
 //! default_allowlist = true
 //! untracked_tasks = "fail"
 //! zombies = "warn"
@@ -37,6 +38,7 @@ pub(crate) const KEYS: &[&str] = &[
     "ignore_spawn",
     "ignore_top",
     "ignore_process",
+    "ignore_panic",
     "default_allowlist",
     "untracked_tasks",
     "zombies",
@@ -149,7 +151,7 @@ pub(crate) fn parse(path: &Path, text: &str) -> Result<Settings, String> {
                     _ => file.kill_processes = Some(*on),
                 }
             }
-            "ignore_thread" | "ignore_spawn" | "ignore_top" | "ignore_process" => {
+            "ignore_thread" | "ignore_spawn" | "ignore_top" | "ignore_process" | "ignore_panic" => {
                 let kind = RuleKind::from_key(key.get_ref()).expect("a rule key");
                 for (text, span) in strings(value, &error_at, kind.key())? {
                     let rule = kind

@@ -43,6 +43,8 @@ pub(crate) struct Settings {
     pub(crate) ignore_tops: Vec<String>,
     /// `ignore_process` rules (kept as rules: the rule knows what of a process it matches).
     pub(crate) ignore_processes: Vec<Rule>,
+    /// `ignore_panic` substrings: lost panics they accept (and nothing else).
+    pub(crate) ignore_panics: Vec<String>,
     /// Threads alive when `Options::ignore_current` was called.
     pub(crate) ignore_current: Option<Arc<BTreeSet<i32>>>,
     pub(crate) default_allowlist: Option<bool>,
@@ -72,6 +74,7 @@ impl Settings {
             Rule::Spawn(substring) => self.ignore_spawns.push(substring),
             Rule::Top(substring) => self.ignore_tops.push(substring),
             rule @ Rule::Process(_) => self.ignore_processes.push(rule),
+            Rule::Panic(substring) => self.ignore_panics.push(substring),
             // The grammar makes no other kind this version applies.
             _ => {}
         }
@@ -122,6 +125,8 @@ impl Settings {
         self.ignore_tops.extend(shared.ignore_tops.iter().cloned());
         self.ignore_processes
             .extend(shared.ignore_processes.iter().cloned());
+        self.ignore_panics
+            .extend(shared.ignore_panics.iter().cloned());
         self.grace = self.grace.or(shared.grace);
         self.default_allowlist = self.default_allowlist.or(shared.default_allowlist);
         self.timeout = self.timeout.or(shared.timeout);

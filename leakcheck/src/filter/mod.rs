@@ -84,6 +84,19 @@ impl<'a> Rules<'a> {
             })
         })
     }
+
+    /// Whether an `ignore_panic` accepts a lost panic: by a frame of its thread's spawn
+    /// backtrace (all frames), or by the panic's location.
+    pub(crate) fn ignores_panic(&self, spawn: &[Frame], location: Option<&str>) -> bool {
+        self.options.ignore_panics.iter().any(|needle| {
+            location.is_some_and(|location| location.contains(needle.as_str()))
+                || spawn.iter().any(|frame| frame_matches(frame, needle))
+        })
+    }
+
+    pub(crate) fn has_panic_rules(&self) -> bool {
+        !self.options.ignore_panics.is_empty()
+    }
 }
 
 fn frame_matches(frame: &Frame, needle: &str) -> bool {
@@ -208,5 +221,31 @@ mod tests {
         assert!(rules(&options).ignores_top(&top));
         let other = Options::new().ignore_top("my_crate::reaper");
         assert!(!rules(&other).ignores_top(&top));
+    }
+
+    #[test]
+    fn panic_rules_match_the_spawn_path_or_where_it_panicked_and_nothing_else() {
+        let spawn = [
+            Frame::new(Some("std::thread::Builder::spawn".into()), None, None, None),
+            Frame::new(
+                Some("threadpool::spawn_in_pool".into()),
+                Some("src/lib.rs".into()),
+                Some(760),
+                Some(5),
+            ),
+        ];
+        let by_site = Options::new().rule(RuleKind::Panic, "threadpool::spawn_in_pool");
+        assert!(rules(&by_site).ignores_panic(&spawn, None));
+        assert!(!rules(&by_site).ignores_panic(&[], Some("tests/jobs.rs:12:9")));
+        // Nor does it decide the site's threads.
+        assert!(!rules(&by_site).ignores_spawn(&spawn));
+        let by_line = Options::new().rule(RuleKind::Panic, "tests/jobs.rs:12");
+        assert!(rules(&by_line).ignores_panic(&[], Some("tests/jobs.rs:12:9")));
+        assert!(!rules(&by_line).ignores_panic(&spawn, Some("tests/jobs.rs:13:9")));
+        // Thread and spawn rules accept no panic.
+        let threads = Options::new()
+            .ignore_thread("*")
+            .ignore_spawn("threadpool::spawn_in_pool");
+        assert!(!rules(&threads).ignores_panic(&spawn, Some("tests/jobs.rs:12:9")));
     }
 }

@@ -180,3 +180,28 @@ mod tests {
         assert_eq!(kept, ["my_tests::leaky::{{closure}}"]);
     }
 }
+
+/// std's and the unwinder's panic machinery, which a thread's current stack shows while a
+/// panic formats its message, runs the panic hook, or starts to unwind. (Not `catch_unwind`:
+/// every std thread runs inside one.)
+const PANIC_MACHINERY: &[&str] = &[
+    "std::panicking::begin_panic",
+    "std::panicking::rust_panic_with_hook",
+    "std::panicking::default_hook",
+    "core::panicking::panic",
+    "rust_begin_unwind",
+    "__rust_start_panic",
+    "_Unwind_RaiseException",
+];
+
+/// Whether a current stack is in the middle of a panic (before it unwinds: its message, its
+/// hook, its backtrace).
+pub(crate) fn is_panicking(stack: &[Frame]) -> bool {
+    stack.iter().any(|frame| {
+        frame.function().is_some_and(|function| {
+            PANIC_MACHINERY
+                .iter()
+                .any(|machinery| function.starts_with(machinery))
+        })
+    })
+}

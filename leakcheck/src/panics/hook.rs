@@ -67,6 +67,11 @@ fn note(info: &PanicHookInfo<'_>) {
     let _ = SEEN.try_with(|seen| {
         *seen.borrow_mut() = Some((Seen { message, location }, false));
     });
+    // From here until the raise decides where it is caught (the hook it wraps may take
+    // long: a slow message or backtrace), a check waits for this thread's panic.
+    if let Some(me) = crate::threads::current_origin() {
+        me.set_panicking(true);
+    }
 }
 
 /// What the hook saw of the panic being raised on this thread. A `fresh` panic (`panic!`,

@@ -106,8 +106,12 @@ fn look_at_the_raise() {
     let fresh = (0..frames.len()).any(|at| name(at).contains("__rust_end_short_backtrace"));
     let seen = hook::take_seen(fresh);
     if caught(&frames, name) != Caught::AtTheThreadEntry || spawned_in_a_scope(&thread) {
+        // Caught inside the thread (or by its scope): nothing of it is left to wait for.
+        thread.set_panicking(false);
         return;
     }
+    // Unwinding out of the thread, which it ends: in progress until the thread is gone.
+    thread.set_panicking(true);
     let (message, location) = seen.as_ref().map_or((None, None), |seen| {
         (seen.message.clone(), seen.location.clone())
     });

@@ -53,7 +53,7 @@ mod threads;
 use id_hasher::IdHasher;
 pub(crate) use panics::{LostPanic, take_lost_panics};
 #[cfg(lc_panic_hook)]
-pub(crate) use panics::{add_lost_panic, any_lost_panic, detached, joined};
+pub(crate) use panics::{add_lost_panic, any_lost_panic, detached, joined, replaced};
 #[cfg(lc_process_hook)]
 pub(crate) use processes::{NewProcess, StartWindow, add_process, is_recorded, remove_processes};
 pub(crate) use processes::{ProcessOrigin, all_processes, processes_of};

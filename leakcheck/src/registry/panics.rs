@@ -81,6 +81,13 @@ pub(crate) fn joined(handle: usize) {
         .retain(|panic| panic.handle != handle || panic.detached);
 }
 
+/// The thread `key` (a `ThreadOrigin`'s) started another thread while its panic unwound
+/// out of it: a pool replacing the worker the panic ended, having seen the panic (its drop
+/// guard read `thread::panicking()`). Observed.
+pub(crate) fn replaced(key: u64) {
+    LOST.lock().retain(|panic| panic.thread.key != key);
+}
+
 /// The thread `handle` was detached (its `JoinHandle` dropped): nobody can join it now.
 pub(crate) fn detached(handle: usize) {
     for panic in LOST.lock().iter_mut() {

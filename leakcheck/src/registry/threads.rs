@@ -7,7 +7,7 @@ use std::ffi::c_void;
 use std::sync::Arc;
 #[cfg(lc_thread_hook)]
 use std::sync::atomic::AtomicUsize;
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 
 use parking_lot::Mutex;
 
@@ -100,6 +100,10 @@ pub(crate) struct ThreadOrigin {
     /// The system call it waited in when a check last found it idle in a pool's wait
     /// (`/proc`'s fingerprint of the call, `threads::Counters::call`); 0 when never.
     idle_call: std::sync::atomic::AtomicU64,
+    /// A panic is in progress on it: the panic hook saw it start, and it has not yet been
+    /// caught inside the thread (it may be unwinding out of it). A check waits for such a
+    /// thread, whatever the rules say of it, so that its panic is judged.
+    panicking: AtomicBool,
     /// What the new thread runs, which the spawn hook hands to it here rather than in an
     /// allocation of its own.
     #[cfg(lc_thread_hook)]
@@ -130,6 +134,17 @@ impl ThreadOrigin {
 
     pub(crate) fn set_idle_call(&self, call: u64) {
         self.idle_call.store(call, Ordering::Relaxed);
+    }
+
+    /// Whether a panic is in progress on it (its hook running, or unwinding out of it).
+    pub(crate) fn is_panicking(&self) -> bool {
+        self.panicking.load(Ordering::Acquire)
+    }
+
+    /// Called on the thread itself: a panic started (the hook saw it), or ended inside it.
+    #[cfg(lc_panic_hook)]
+    pub(crate) fn set_panicking(&self, panicking: bool) {
+        self.panicking.store(panicking, Ordering::Release);
     }
 
     pub(crate) fn name(&self) -> Option<String> {
@@ -166,6 +181,7 @@ impl ThreadOrigin {
             handle: AtomicUsize::new(0),
             name: Mutex::new(None),
             idle_call: std::sync::atomic::AtomicU64::new(0),
+            panicking: AtomicBool::new(false),
             root: parent
                 .as_ref()
                 .map(|parent| parent.root.clone().unwrap_or_else(|| parent.clone())),
@@ -205,6 +221,7 @@ impl ThreadOrigin {
             handle: AtomicUsize::new(self.handle.load(Ordering::Acquire)),
             name: Mutex::new(self.name.lock().clone()),
             idle_call: std::sync::atomic::AtomicU64::new(self.idle_call.load(Ordering::Relaxed)),
+            panicking: AtomicBool::new(self.is_panicking()),
             parent: Mutex::new(self.parent()),
             root: self.root.clone(),
             spawning_task: self.spawning_task,

@@ -365,6 +365,10 @@ pub enum Note {
     /// `once_cell`) and waiting: the shape of a singleton (one thread) or a pool (several)
     /// kept for the whole process on purpose, which nothing closes: a rule is the fix.
     KeptForTheProcess,
+    /// A panic is still in progress on the thread: its panic hook still runs (a slow
+    /// message or backtrace), or it is unwinding out of the thread (a slow or blocked
+    /// `Drop`), past the grace period and the wait for it.
+    PanicInProgress,
 }
 
 impl Display for Note {
@@ -393,6 +397,12 @@ impl Display for Note {
             Note::KeptForTheProcess => f.write_str(
                 "started by a one-time initialiser (a static, `OnceLock`, `lazy_static`), for \
                  the whole process",
+            ),
+            Note::PanicInProgress => f.write_str(
+                "panicking: a panic in progress, not over when the check gave up waiting for \
+                 it (its panic hook still runs, a slow message or backtrace, or a Drop blocks \
+                 while it unwinds); when it ends, the panic is lost unless something joins \
+                 the thread",
             ),
         }
     }

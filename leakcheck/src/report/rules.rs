@@ -66,10 +66,14 @@ pub(super) fn of_group(group: &Group<'_>) -> Vec<Rule> {
 
 /// The name rule and the site rule, in the order a reader should pick them.
 fn ordered(leak: &Leak, name: Option<Rule>) -> Vec<Rule> {
-    // The test's own thread is no leak; a lost panic is fixed by a join, or lived with by
-    // `lost_panics`, not silenced by a rule.
-    if leak.is_test_thread || leak.panic.is_some() {
+    // The test's own thread is no leak.
+    if leak.is_test_thread {
         return Vec::new();
+    }
+    // A lost panic is accepted by `ignore_panic` alone: a thread rule would decide that
+    // site's thread leaks too.
+    if leak.panic.is_some() {
+        return panic_rule(leak).into_iter().collect();
     }
     let site = site_rule(leak);
     let mut rules: Vec<Rule> = if leak.notes.contains(&Note::KeptForTheProcess) {
@@ -79,6 +83,24 @@ fn ordered(leak: &Leak, name: Option<Rule>) -> Vec<Rule> {
     };
     rules.dedup();
     rules
+}
+
+/// `ignore_panic` over where the panicking thread was spawned (the function, else its
+/// `file:line`), else over where it panicked (`file:line`).
+fn panic_rule(leak: &Leak) -> Option<Rule> {
+    if let Some(site) = leak.spawn_site() {
+        match (site.function(), site.file(), site.line()) {
+            (Some(function), _, _) => return Some(Rule::panics_of(function)),
+            (None, Some(file), Some(line)) => {
+                return Some(Rule::panics_of(&format!("{file}:{line}")));
+            }
+            _ => {}
+        }
+    }
+    let location = leak.panic.as_ref()?.location.as_deref()?;
+    // `file:line:column`: the column is left out, so the rule reads as a line.
+    let line = location.rsplit_once(':').map_or(location, |(line, _)| line);
+    Some(Rule::panics_of(line))
 }
 
 /// The rule over where it came from.

@@ -256,9 +256,10 @@ impl Report {
         if leak.panic.is_some() {
             writeln!(
                 f,
-                "  nobody observed it: the panic ended the thread, whose JoinHandle was \
-                 dropped or never joined (join it and handle the Err, or catch the panic \
-                 in the thread; lost_panics = \"warn\" reports without failing)"
+                "  nobody observed it: the panic ended the thread, and nothing joined the \
+                 thread, caught the panic in it or started a replacement while it unwound \
+                 (join it and handle the Err, or catch the panic in the thread; a pool that \
+                 only counts its workers' panics: the rule below accepts them)"
             )?;
         }
         if let Some(process) = &leak.process {
@@ -321,8 +322,14 @@ impl Report {
         let rules = group.ignore_rules();
         if !rules.is_empty() {
             let them = if group.leaks.len() == 1 { "it" } else { "them" };
+            // A panic is accepted, not ignored: the thread is still checked.
+            let ignore = if leak.panic.is_some() {
+                "accept"
+            } else {
+                "ignore"
+            };
             let shown: Vec<String> = rules.iter().map(Rule::suggestion).collect();
-            writeln!(f, "  to ignore {them}: {}", shown.join("  or  "))?;
+            writeln!(f, "  to {ignore} {them}: {}", shown.join("  or  "))?;
         }
         Ok(())
     }

@@ -239,10 +239,20 @@ unsafe fn create(
 fn register_spawn(start: StartRoutine, arg: *mut c_void, caller: Registers) -> Arc<ThreadOrigin> {
     static NEXT_KEY: AtomicU64 = AtomicU64::new(1);
     let spawn = unwind::capture(caller, unwind::THREAD);
+    let parent = current_origin();
+    // A thread that starts another while a panic unwinds out of it is a pool replacing the
+    // worker the panic ends (threadpool's drop guard counts the panic and respawns): the
+    // pool saw the panic. One relaxed load when no panic was ever lost.
+    #[cfg(lc_panic_hook)]
+    if registry::any_lost_panic() && std::thread::panicking() {
+        if let Some(parent) = &parent {
+            registry::replaced(parent.key);
+        }
+    }
     let origin = Arc::new(ThreadOrigin::new(
         NEXT_KEY.fetch_add(1, Ordering::Relaxed),
         scope::current(),
-        current_origin(),
+        parent,
         scope::polled_task(),
         spawn,
         Launch { start, arg },

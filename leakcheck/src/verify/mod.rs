@@ -278,7 +278,25 @@ fn check_sleeping(target: Target, settings: &Settings, with_tasks: bool) -> Resu
         std::thread::sleep(delay);
         std::future::ready(())
     };
-    let outlived = run_ready(retry(settings.remaining_grace(), Instant::now, look, sleep));
+    let mut outlived = run_ready(retry(
+        settings.remaining_grace(),
+        Instant::now,
+        &look,
+        sleep,
+    ));
+    // A panic still in progress is judged once it ends: what it leaves is looked at again.
+    let outliving = outlived
+        .as_ref()
+        .err()
+        .map_or(&[][..], |left| &left.last[..]);
+    if wait_for_panics_in_progress(target, settings, outliving) {
+        if let Err(left) = &mut outlived {
+            left.last = look(Look::Final);
+            if left.last.is_empty() {
+                outlived = Ok(());
+            }
+        }
+    }
     let settled = settled(target, &rules, settings);
     let found = |suspects, waited, watched, earlier| {
         Box::new(Found {
@@ -306,6 +324,65 @@ fn check_sleeping(target: Target, settings: &Settings, with_tasks: bool) -> Resu
     }
 }
 
+/// How long a check waits for a panic in progress when the test set no `timeout`: a panic's
+/// hook and unwinding end within milliseconds, unless a message, backtrace or `Drop` is slow.
+const PANIC_WAIT: Duration = Duration::from_secs(10);
+
+/// Waits, up to the test's timeout (else [`PANIC_WAIT`]), for the panics in progress on
+/// threads of `target` to end (caught inside the thread, or the thread ended by it), so that
+/// each is judged: a rule over threads decides thread leaks, never whether a panic was lost,
+/// and a panic that unwinds after the grace period is judged like one before it. A panic is
+/// in progress from its hook to the thread's end where it unwinds out of the thread (the
+/// thread's record says so), and where a thread that `outliving` holds shows std's panic
+/// machinery on its current stack (a slow message or backtrace, before the hook). Whether
+/// it waited for anything.
+fn wait_for_panics_in_progress(target: Target, settings: &Settings, outliving: &[Suspect]) -> bool {
+    let me = threads::current_tid();
+    let alive = |tid: i32| tid != me && threads::is_alive(tid);
+    let flagged = || {
+        let candidates = match target {
+            Target::Scope(scope) => registry::threads_of(scope),
+            Target::Process => registry::all_threads(),
+            Target::Exit => registry::all_threads()
+                .into_iter()
+                .filter(|origin| origin.scope == PROCESS)
+                .collect(),
+        };
+        candidates
+            .into_iter()
+            .any(|origin| origin.is_panicking() && origin.tid().is_some_and(alive))
+    };
+    let in_the_machinery = |tid: i32| {
+        alive(tid)
+            && threads::capture_stack(tid)
+                .ok()
+                .and_then(|ips| frames::names(&ips))
+                .is_some_and(|stack| frames::is_panicking(&stack))
+    };
+    let mut panicking: Vec<i32> = outliving
+        .iter()
+        .filter_map(|suspect| match suspect {
+            Suspect::Thread { tid: Some(tid), .. } => Some(*tid),
+            _ => None,
+        })
+        .filter(|&tid| in_the_machinery(tid))
+        .collect();
+    if panicking.is_empty() && !flagged() {
+        return false;
+    }
+    let deadline = Instant::now() + settings.timeout.unwrap_or(PANIC_WAIT);
+    let mut delay = FIRST_DELAY;
+    while Instant::now() < deadline {
+        std::thread::sleep(delay);
+        delay = (delay * 2).min(MAX_DELAY);
+        panicking.retain(|&tid| in_the_machinery(tid));
+        if panicking.is_empty() && !flagged() {
+            break;
+        }
+    }
+    true
+}
+
 /// What no wait changes, looked at once when the grace period is over: zombies (one stays
 /// a zombie until the program waits for it) and lost panics (the threads have ended, or
 /// leaked: a panic that ended one and that no join has observed by now is lost). Lost
@@ -328,9 +405,23 @@ fn settled(target: Target, rules: &Rules<'_>, settings: &Settings) -> Vec<Suspec
         Target::Scope(_) | Target::Exit => Some(owner),
     });
     if settings.lost_panics() != Policy::Off {
-        settled.extend(lost.into_iter().map(Suspect::LostPanic));
+        settled.extend(
+            lost.into_iter()
+                .filter(|panic| !panic_accepted(rules, panic))
+                .map(Suspect::LostPanic),
+        );
     }
     settled
+}
+
+/// Whether an `ignore_panic` accepts a lost panic: by its thread's spawn path, with the
+/// debug info (inlined frames too), or by where it panicked.
+fn panic_accepted(rules: &Rules<'_>, panic: &LostPanic) -> bool {
+    rules.has_panic_rules()
+        && rules.ignores_panic(
+            &frames::resolve(panic.thread.spawn.unwind()),
+            panic.location.as_deref(),
+        )
 }
 
 /// Checks the tasks of a test's scope from inside its runtime, which keeps running them

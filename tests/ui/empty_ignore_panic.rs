@@ -1,0 +1,4 @@
+#[leakcheck::test(ignore_panic = "")]
+fn empty() {}
+
+fn main() {}
