@@ -186,6 +186,8 @@ mod tests {
 /// every std thread runs inside one.)
 const PANIC_MACHINERY: &[&str] = &[
     "std::panicking::begin_panic",
+    "std::panicking::panic_handler",
+    "std::panicking::panic_with_hook",
     "std::panicking::rust_panic_with_hook",
     "std::panicking::default_hook",
     "core::panicking::panic",
@@ -199,6 +201,8 @@ const PANIC_MACHINERY: &[&str] = &[
 pub(crate) fn is_panicking(stack: &[Frame]) -> bool {
     stack.iter().any(|frame| {
         frame.function().is_some_and(|function| {
+            // `__rustc::rust_begin_unwind`: the symbol's path varies with the release.
+            let function = function.trim_start_matches("__rustc::");
             PANIC_MACHINERY
                 .iter()
                 .any(|machinery| function.starts_with(machinery))

@@ -335,7 +335,8 @@ const PANIC_WAIT: Duration = Duration::from_secs(10);
 /// in progress from its hook to the thread's end where it unwinds out of the thread (the
 /// thread's record says so), and where a thread that `outliving` holds shows std's panic
 /// machinery on its current stack (a slow message or backtrace, before the hook). Whether
-/// it waited for anything.
+/// what `outliving` holds must be looked at again: a thread of it was panicking, or has
+/// ended since the final look.
 fn wait_for_panics_in_progress(target: Target, settings: &Settings, outliving: &[Suspect]) -> bool {
     let me = threads::current_tid();
     let alive = |tid: i32| tid != me && threads::is_alive(tid);
@@ -353,29 +354,39 @@ fn wait_for_panics_in_progress(target: Target, settings: &Settings, outliving: &
             .any(|origin| origin.is_panicking() && origin.tid().is_some_and(alive))
     };
     let in_the_machinery = |tid: i32| {
-        alive(tid)
-            && threads::capture_stack(tid)
-                .ok()
-                .and_then(|ips| frames::names(&ips))
-                .is_some_and(|stack| frames::is_panicking(&stack))
+        threads::capture_stack(tid)
+            .ok()
+            .and_then(|ips| frames::names(&ips))
+            .is_some_and(|stack| frames::is_panicking(&stack))
     };
-    let mut panicking: Vec<i32> = outliving
-        .iter()
-        .filter_map(|suspect| match suspect {
-            Suspect::Thread { tid: Some(tid), .. } => Some(*tid),
-            _ => None,
-        })
-        .filter(|&tid| in_the_machinery(tid))
-        .collect();
+    let mut look_again = false;
+    let mut panicking: Vec<i32> = Vec::new();
+    for suspect in outliving {
+        let Suspect::Thread {
+            tid: Some(tid),
+            origin,
+            ..
+        } = suspect
+        else {
+            continue;
+        };
+        if !alive(*tid) {
+            look_again = true;
+        } else if origin.as_deref().is_some_and(ThreadOrigin::is_panicking)
+            || in_the_machinery(*tid)
+        {
+            panicking.push(*tid);
+        }
+    }
     if panicking.is_empty() && !flagged() {
-        return false;
+        return look_again;
     }
     let deadline = Instant::now() + settings.timeout.unwrap_or(PANIC_WAIT);
     let mut delay = FIRST_DELAY;
     while Instant::now() < deadline {
         std::thread::sleep(delay);
         delay = (delay * 2).min(MAX_DELAY);
-        panicking.retain(|&tid| in_the_machinery(tid));
+        panicking.retain(|&tid| alive(tid) && in_the_machinery(tid));
         if panicking.is_empty() && !flagged() {
             break;
         }
