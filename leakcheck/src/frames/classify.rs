@@ -122,6 +122,35 @@ pub(super) fn crate_of(function: &str) -> &str {
     path.split("::").next().unwrap_or(path)
 }
 
+/// std's and the unwinder's panic machinery, which a thread's current stack shows while a
+/// panic formats its message, runs the panic hook, or starts to unwind. (Not `catch_unwind`:
+/// every std thread runs inside one.)
+const PANIC_MACHINERY: &[&str] = &[
+    "std::panicking::begin_panic",
+    "std::panicking::panic_handler",
+    "std::panicking::panic_with_hook",
+    "std::panicking::rust_panic_with_hook",
+    "std::panicking::default_hook",
+    "core::panicking::panic",
+    "rust_begin_unwind",
+    "__rust_start_panic",
+    "_Unwind_RaiseException",
+];
+
+/// Whether a current stack is in the middle of a panic (before it unwinds: its message, its
+/// hook, its backtrace).
+pub(crate) fn is_panicking(stack: &[Frame]) -> bool {
+    stack.iter().any(|frame| {
+        frame.function().is_some_and(|function| {
+            // `__rustc::rust_begin_unwind`: the symbol's path varies with the release.
+            let function = function.trim_start_matches("__rustc::");
+            PANIC_MACHINERY
+                .iter()
+                .any(|machinery| function.starts_with(machinery))
+        })
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -179,33 +208,24 @@ mod tests {
             .collect();
         assert_eq!(kept, ["my_tests::leaky::{{closure}}"]);
     }
-}
 
-/// std's and the unwinder's panic machinery, which a thread's current stack shows while a
-/// panic formats its message, runs the panic hook, or starts to unwind. (Not `catch_unwind`:
-/// every std thread runs inside one.)
-const PANIC_MACHINERY: &[&str] = &[
-    "std::panicking::begin_panic",
-    "std::panicking::panic_handler",
-    "std::panicking::panic_with_hook",
-    "std::panicking::rust_panic_with_hook",
-    "std::panicking::default_hook",
-    "core::panicking::panic",
-    "rust_begin_unwind",
-    "__rust_start_panic",
-    "_Unwind_RaiseException",
-];
-
-/// Whether a current stack is in the middle of a panic (before it unwinds: its message, its
-/// hook, its backtrace).
-pub(crate) fn is_panicking(stack: &[Frame]) -> bool {
-    stack.iter().any(|frame| {
-        frame.function().is_some_and(|function| {
-            // `__rustc::rust_begin_unwind`: the symbol's path varies with the release.
-            let function = function.trim_start_matches("__rustc::");
-            PANIC_MACHINERY
-                .iter()
-                .any(|machinery| function.starts_with(machinery))
-        })
-    })
+    #[test]
+    fn a_panic_s_machinery_is_seen_and_catch_unwind_is_not() {
+        let named = |functions: &[&str]| -> Vec<Frame> {
+            functions.iter().map(|function| frame(function)).collect()
+        };
+        let formatting = named(&[
+            "<my::Slow as core::fmt::Display>::fmt",
+            "std::panicking::panic_with_hook",
+            "__rustc::rust_begin_unwind",
+            "my::worker",
+        ]);
+        assert!(is_panicking(&formatting));
+        let working = named(&[
+            "my::worker",
+            "std::panicking::catch_unwind::do_call",
+            "std::panicking::catch_unwind",
+        ]);
+        assert!(!is_panicking(&working));
+    }
 }
