@@ -16,9 +16,15 @@ pub(crate) enum Action {
 
 const OMIT: u8 = 0xff;
 
+/// The longest call-site table read: a longer one is a table misread (LLVM's are a few
+/// hundred bytes), not one to walk.
+const MAX_TABLE: usize = 1 << 20;
+
 /// The action of the call at `ip` (an address inside the call instruction, a return address
 /// less one) in the function that starts at `start`, whose table is `lsda`; `None` when the
-/// table uses an encoding this reader does not know.
+/// table uses an encoding this reader does not know, or does not hold together. It cannot
+/// panic (it runs inside the unwinder's callback): its sums wrap, as the unwinder's own
+/// reader's do, and it reads no further than the table's header says.
 ///
 /// # Safety
 ///
@@ -40,25 +46,33 @@ pub(crate) unsafe fn action(lsda: *const u8, start: usize, ip: usize) -> Option<
             reader.uleb128();
         }
         let call_site_encoding = reader.u8();
-        let table_length = reader.uleb128() as usize;
-        let action_table = reader.0.add(table_length);
+        let table_length = usize::try_from(reader.uleb128()).ok()?;
+        if table_length > MAX_TABLE {
+            return None;
+        }
+        let action_table = reader.0.wrapping_add(table_length);
         while reader.0 < action_table {
             let site_start = reader.offset(call_site_encoding)?;
             let site_length = reader.offset(call_site_encoding)?;
             let landing_pad = reader.offset(call_site_encoding)?;
-            let action_entry = reader.uleb128();
+            let action_entry = usize::try_from(reader.uleb128()).ok()?;
+            let site = start.wrapping_add(site_start);
             // Call sites are sorted by address.
-            if ip < start + site_start {
+            if ip < site {
                 break;
             }
-            if ip < start + site_start + site_length {
+            if ip < site.wrapping_add(site_length) {
                 if landing_pad == 0 {
                     return Some(Action::None);
                 }
                 if action_entry == 0 {
                     return Some(Action::Cleanup);
                 }
-                let mut record = Reader(action_table.add(action_entry as usize - 1));
+                // An action record past the longest table is a misread.
+                if action_entry > MAX_TABLE {
+                    return None;
+                }
+                let mut record = Reader(action_table.wrapping_add(action_entry - 1));
                 return Some(match record.sleb128() {
                     0 => Action::Cleanup,
                     _ => Action::Catch,
@@ -85,14 +99,14 @@ impl Reader {
 
     unsafe fn uleb128(&mut self) -> u64 {
         let mut value = 0u64;
-        let mut shift = 0;
+        let mut shift = 0u32;
         loop {
             // SAFETY: as above.
             let byte = unsafe { self.u8() };
             if shift < 64 {
                 value |= u64::from(byte & 0x7f) << shift;
             }
-            shift += 7;
+            shift = shift.saturating_add(7);
             if byte & 0x80 == 0 {
                 return value;
             }
@@ -101,7 +115,7 @@ impl Reader {
 
     unsafe fn sleb128(&mut self) -> i64 {
         let mut value = 0i64;
-        let mut shift = 0;
+        let mut shift = 0u32;
         let mut byte;
         loop {
             // SAFETY: as above.
@@ -109,7 +123,7 @@ impl Reader {
             if shift < 64 {
                 value |= i64::from(byte & 0x7f) << shift;
             }
-            shift += 7;
+            shift = shift.saturating_add(7);
             if byte & 0x80 == 0 {
                 break;
             }
@@ -178,6 +192,54 @@ mod tests {
             0x30, 0x08, 0x00, 0x00, // action 1: type index 1 (catch-all), no next
             0x01, 0x00,
         ]
+    }
+
+    /// Tables that do not hold together, as a misread (another language's format, a
+    /// stale pointer) gives them: each reads as unknown or as no landing pad, and nothing
+    /// panics, in a build with overflow checks.
+    #[test]
+    fn hostile_tables_never_panic() {
+        let start = usize::MAX - 0x10;
+        let mut huge_site = vec![0xff, 0xff, 0x00, 24];
+        // A call site starting 8 bytes before the end of the address space, 16 long.
+        huge_site.extend((usize::MAX - 8).to_ne_bytes());
+        huge_site.extend(16usize.to_ne_bytes());
+        huge_site.extend(1usize.to_ne_bytes());
+        huge_site.push(0);
+        let tables: [(&str, Vec<u8>); 5] = [
+            ("a site past the end of the address space", huge_site),
+            // A call-site table of 2^63 bytes.
+            (
+                "a huge table length",
+                vec![
+                    0xff, 0xff, 0x01, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x01,
+                ],
+            ),
+            // An action entry of 2^40, pointing far past the table.
+            (
+                "a far action entry",
+                vec![
+                    0xff, 0xff, 0x01, 8, 0x00, 0x7f, 0x01, 0x80, 0x80, 0x80, 0x80, 0x80, 0x20,
+                ],
+            ),
+            // An unknown call-site encoding.
+            ("an unknown encoding", vec![0xff, 0xff, 0x0e, 4, 1, 2, 3, 4]),
+            // A LEB128 of 20 bytes: longer than any 64-bit value.
+            (
+                "an endless leb128",
+                [vec![0xff, 0xff, 0x01], vec![0x80; 19], vec![0x00, 0x00]].concat(),
+            ),
+        ];
+        for (what, table) in tables {
+            // SAFETY: every read stays inside `table`, whatever it claims (the reader
+            // bounds the call-site walk by the claimed length, which each table keeps
+            // inside itself or is refused).
+            let read = std::panic::catch_unwind(|| unsafe {
+                action(table.as_ptr(), start, start.wrapping_add(4))
+            });
+            assert!(read.is_ok(), "{what}: the reader panicked");
+            assert_ne!(read.unwrap(), Some(Action::Catch), "{what}");
+        }
     }
 
     #[test]

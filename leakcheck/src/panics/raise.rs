@@ -57,7 +57,9 @@ pub unsafe extern "C-unwind" fn _Unwind_RaiseException(exception: *mut c_void) -
         // No unwinder behind this one: nothing can unwind. The caller aborts.
         return 5; // _URC_FATAL_PHASE1_ERROR
     }
-    if registry::hooks_on() {
+    // Rust's panics only: a C++ `throw` (or another language's exception) on a hooked
+    // thread is not a panic, and its frames' catch clauses are not Rust's to read.
+    if registry::hooks_on() && is_rust_s(exception) {
         // A panic in here must not become a second one unwinding from the raise.
         let _ = catch_unwind(AssertUnwindSafe(look_at_the_raise));
     }
@@ -65,6 +67,18 @@ pub unsafe extern "C-unwind" fn _Unwind_RaiseException(exception: *mut c_void) -
     let real = unsafe { std::mem::transmute::<usize, RaiseFn>(real) };
     // SAFETY: as above.
     unsafe { real(exception) }
+}
+
+/// The class of Rust's exceptions, the first field of every `_Unwind_Exception` std raises
+/// (std's `RUST_EXCEPTION_CLASS`).
+const RUST_EXCEPTION_CLASS: u64 = u64::from_ne_bytes(*b"MOZ\0RUST");
+
+/// Whether the exception being raised is a Rust panic: its class, the header's first 8 bytes.
+fn is_rust_s(exception: *mut c_void) -> bool {
+    // SAFETY: the unwinder's contract: `exception` is an `_Unwind_Exception`, whose first
+    // field is its 64-bit class; the read is unaligned-safe.
+    !exception.is_null()
+        && unsafe { exception.cast::<u64>().read_unaligned() } == RUST_EXCEPTION_CLASS
 }
 
 /// One frame of the raising thread, from the raise outwards.
@@ -145,9 +159,24 @@ fn is_detached(me: libc::pthread_t) -> bool {
 
 /// The stack from the raise outwards, past this module's own frames.
 fn stack() -> Vec<Frame> {
+    // The unwinder's callback: a panic cannot unwind out of it (it would abort the
+    // process), so one inside it ends the walk with a frame not understood.
     extern "C" fn each(context: *mut Context, frames: *mut c_void) -> c_int {
-        // SAFETY: `frames` is the vector `stack` passes; the context is the unwinder's.
+        // SAFETY: `frames` is the vector `stack` passes.
         let frames = unsafe { &mut *frames.cast::<Vec<Frame>>() };
+        match catch_unwind(AssertUnwindSafe(|| one_frame(context, frames))) {
+            Ok(status) => status,
+            Err(_) => {
+                frames.push(Frame {
+                    return_address: 0,
+                    start: 0,
+                    action: None,
+                });
+                5 // _URC_END_OF_STACK
+            }
+        }
+    }
+    fn one_frame(context: *mut Context, frames: &mut Vec<Frame>) -> c_int {
         let mut before_instruction = 0;
         // SAFETY: the unwinder's context of this frame.
         let (ip, lsda, start) = unsafe {
@@ -161,9 +190,13 @@ fn stack() -> Vec<Frame> {
             return 5; // _URC_END_OF_STACK
         }
         // The call is just before a return address; a signal frame's address is its own.
-        let in_call = if before_instruction != 0 { ip } else { ip - 1 };
+        let in_call = if before_instruction != 0 {
+            ip
+        } else {
+            ip.wrapping_sub(1)
+        };
         frames.push(Frame {
-            return_address: in_call + 1,
+            return_address: in_call.wrapping_add(1),
             start,
             // SAFETY: the unwinder's table of this very frame.
             action: unsafe { lsda::action(lsda, start, in_call) },
