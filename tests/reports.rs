@@ -100,6 +100,8 @@ fn each_leak_says_whether_it_is_stuck_or_active() {
         ("leaks_active_thread", woken),
         ("leaks_thread_waiting_on_a_long_timer", timer),
         ("leaks_thread_spinning_at_end_of_input", busy),
+        // SIGCHLD lands on it again and again; the read restarts after each.
+        ("leaks_pipe_reader_that_sigchld_lands_on", stuck),
     ];
     if TOKIO_UNSTABLE {
         cases.extend([
@@ -110,7 +112,7 @@ fn each_leak_says_whether_it_is_stuck_or_active() {
     }
     for round in 0..3 {
         let (run, records) = run_reporting("activity", &["--test-threads=8"], &[]);
-        assert_verdicts(&run, round, 7);
+        assert_verdicts(&run, round, 9);
         // Busy in the JSON too, with the CPU time it used.
         let spinner = records
             .iter()
@@ -121,6 +123,11 @@ fn each_leak_says_whether_it_is_stuck_or_active() {
             spinner["groups"][0]["cpu_ms"].as_u64().unwrap() >= 20,
             "{spinner}"
         );
+        let reader = records
+            .iter()
+            .find(|record| record["test"] == "leaks_pipe_reader_that_sigchld_lands_on")
+            .expect("the pipe reader's record");
+        assert_eq!(reader["groups"][0]["activity"], "stuck", "{reader}");
         for (test, words) in &cases {
             let report = run.failure(test);
             assert!(

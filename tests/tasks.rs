@@ -65,6 +65,17 @@ const TASK_LEAKS: &[(&str, &str, &[&str])] = &[
         &["tokio::time::sleep"],
     ),
     ("leaks_on_local_runtime", "local", &["tokio::sync::oneshot"]),
+    // tokio 1.54's task dump has no trace point in `accept`: not another runtime's future.
+    (
+        "leaks_task_awaiting_accept",
+        "accept",
+        &["awaiting something tokio's task dump does not trace: a socket wait of tokio's own"],
+    ),
+    (
+        "leaks_task_with_the_largest_future_tokio_does_not_box",
+        "large-future",
+        &[],
+    ),
     ("leaks_async_and_returns_err", "result-err", &[]),
     ("leaks_async_and_panics", "panicky", &[]),
     ("leaks_with_crate_and_name", "named", &[]),
@@ -311,6 +322,43 @@ fn a_nested_task_leak_reads_like_this() {
         "nested_task_leak_with_backtrace_tokio_unstable",
         normalize(&report)
     );
+}
+
+/// `LEAKCHECK_TASK_BACKTRACE=1`, which every task report without it advises, prints a spawn
+/// backtrace that reaches the test's frame past tokio's spawn path, whose frames each keep a
+/// copy of the future in a debug build: for a task awaiting `accept` (~5 KiB of stack, past
+/// the 4 KiB kept before) and for the largest future tokio does not box (~31 KiB).
+#[test]
+fn task_spawn_backtraces_reach_the_test_past_tokios_spawn_path() {
+    let tests = [
+        ("leaks_task_awaiting_accept", "accept"),
+        (
+            "leaks_task_with_the_largest_future_tokio_does_not_box",
+            "large-future",
+        ),
+    ];
+    let run = run_with_env(
+        "tasks",
+        &[tests[0].0, tests[1].0, "--exact"],
+        &[("LEAKCHECK_TASK_BACKTRACE", "1")],
+    );
+    for (test, label) in tests {
+        let report = run.failure(test);
+        if !TOKIO_UNSTABLE {
+            assert!(report.contains("1 task still alive"), "{report}");
+            continue;
+        }
+        let site = spawn_site("tasks.rs", label);
+        let expected = [
+            "\n  spawn backtrace:\n".to_owned(),
+            format!("\n    tasks::{test}::{{{{closure}}}} at {site}"),
+            format!("  to ignore it: ignore_spawn = \"tasks::{test}\""),
+        ];
+        for line in expected {
+            assert!(report.contains(&line), "missing `{line}` in:\n{report}");
+        }
+        assert!(!report.contains("not a tokio one"), "{report}");
+    }
 }
 
 /// A stuck `spawn_blocking` on multi_thread names the line of its call in every run, the

@@ -194,10 +194,20 @@ impl FirstSeen {
             Some(then) => (then, 0),
             None => (looks.first()?, 1),
         };
-        let woken = now
-            .wakeups
-            .saturating_sub(then.wakeups)
-            .saturating_sub(entered);
+        // Signals wake a blocked thread too (SIGCHLD lands on any thread of a process with a
+        // handler for it): a read that restarted after each, having read nothing, is the read
+        // it was, waiting for data that never came.
+        let restarted_only = entered == 0
+            && then
+                .bytes_read
+                .is_some_and(|bytes| now.bytes_read == Some(bytes));
+        let woken = if restarted_only {
+            0
+        } else {
+            now.wakeups
+                .saturating_sub(then.wakeups)
+                .saturating_sub(entered)
+        };
         let cpu = now.cpu.saturating_sub(then.cpu);
         let timer = leak.os.as_ref().is_some_and(|os| os.is_timed());
         let did = match (woken, timer) {

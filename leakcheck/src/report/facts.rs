@@ -354,7 +354,9 @@ pub enum Note {
     SiteFromCurrentStack,
     /// The thread's current stack was not captured, and why.
     CurrentStackNotCaptured(&'static str),
-    /// A task awaiting a future tokio's task dump cannot trace (not a tokio one).
+    /// A task whose last poll reached none of the task dump's trace points: one of tokio's
+    /// own socket waits (tokio 1.54 has no trace point in `accept`, `connect`, `recv_from`,
+    /// `send_to`, `readable`, `writable` or `AsyncFd`), or a future not built on tokio's.
     AwaitingUntraceable,
     /// A task not in its runtime's dump: on another runtime, or (tokio >= 1.54) running or
     /// just woken when the dump was taken, which tokio leaves out.
@@ -386,9 +388,12 @@ impl Display for Note {
                  thread)",
             ),
             Note::CurrentStackNotCaptured(why) => write!(f, "current stack {why}"),
-            Note::AwaitingUntraceable => {
-                f.write_str("awaiting a future tokio's task dump cannot trace (not a tokio one)")
-            }
+            Note::AwaitingUntraceable => f.write_str(
+                "awaiting something tokio's task dump does not trace: a socket wait of tokio's \
+                 own (`accept`, `connect`, `recv_from`, `send_to`, `readable`, `writable`, \
+                 `AsyncFd`: tokio 1.54 has no trace point in them), or a future not built on \
+                 tokio's (`future::pending`, another crate's)",
+            ),
             Note::NotInTheDump => f.write_str(
                 "awaiting: not in the task dump (on another runtime, or running or just woken \
                  when the dump was taken, which tokio leaves out)",

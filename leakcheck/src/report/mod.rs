@@ -559,6 +559,33 @@ task 4
         );
     }
 
+    /// A recorded spawn backtrace that holds none of the user's frames says where it was cut
+    /// rather than print nothing.
+    #[cfg(tokio_unstable)]
+    #[test]
+    fn a_task_backtrace_without_a_frame_of_the_users_says_where_it_was_cut() {
+        let text = report(
+            test_scope(),
+            vec![Leak {
+                spawn_site: Some(Frame::new(
+                    None,
+                    Some("tests/demo.rs".into()),
+                    Some(68),
+                    Some(25),
+                )),
+                ..leak(Identity::Task { id: 4 })
+            }],
+        );
+        assert!(
+            text.contains(
+                "\n  spawn backtrace: no frame of yours in the 40 KiB of the spawner's stack kept \
+                 at the spawn (in a debug build tokio's spawn path keeps a copy of the future in \
+                 each of its frames: a large future pushes your frames past it)\n"
+            ),
+            "{text}"
+        );
+    }
+
     #[test]
     fn a_stable_build_task_count_says_how_to_see_the_tasks() {
         let text = report(

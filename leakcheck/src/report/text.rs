@@ -313,6 +313,20 @@ impl Report {
                 "  spawn backtrace: not recorded ({TASK_BACKTRACE_VAR}=1 records it)"
             )?;
         }
+        // Recorded, yet none of the user's frames in it: say where it was cut, never nothing.
+        #[cfg(tokio_unstable)]
+        if leak.backtrace_recorded
+            && leak.kind() == LeakKind::Task
+            && leak.spawn_backtrace.is_empty()
+        {
+            writeln!(
+                f,
+                "  spawn backtrace: no frame of yours in the {} kept at the spawn (in a \
+                 debug build tokio's spawn path keeps a copy of the future in each of its \
+                 frames: a large future pushes your frames past it)",
+                crate::unwind::TASK
+            )?;
+        }
         if !leak.spawn_backtrace.is_empty() {
             writeln!(f, "  spawn backtrace:")?;
             for frame in &leak.spawn_backtrace {

@@ -12,7 +12,7 @@ use crate::unwind::{self, Registers};
 
 /// Installs the hooks. By default a task records only tokio's spawn location (the user's
 /// line) and its parent; `LEAKCHECK_TASK_BACKTRACE=1` adds the backtrace, kept as a copy of
-/// the top of the spawner's stack (`unwind::TASK`: up to 4 KiB a live task), unwound only
+/// the top of the spawner's stack (`unwind::TASK`: up to 40 KiB a live task), unwound only
 /// if the task is reported. A bad value of any variable records none here; the first
 /// check reports the value.
 pub(super) fn install(builder: &mut Builder) {

@@ -103,6 +103,11 @@ pub(crate) struct Counters {
     /// (a thread that blocked on its way to it, starting up, was not woken in it). 0 when it
     /// was not in a system call (running, say).
     pub(crate) call: u64,
+    /// The bytes its reads had returned (`rchar`), read only while it is blocked in a read:
+    /// a read that is the same call at two looks, with no byte read between them, was not
+    /// woken by data, whatever woke the thread meanwhile (a signal whose handler ran on it,
+    /// after which the read restarted).
+    pub(crate) bytes_read: Option<u64>,
 }
 
 /// The name rules match and reports show: the full name the thread set, else the

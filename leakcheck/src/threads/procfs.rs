@@ -72,21 +72,30 @@ fn os_state_in(dir: &str, fds: &str) -> Option<OsState> {
     })
 }
 
-/// How much `tid` has run so far: wake-ups from `status`, CPU ticks from `stat`.
+/// How much `tid` has run so far: wake-ups from `status`, CPU ticks from `stat`, and
+/// while it is blocked in a read, the bytes it has read from `io`.
 pub(crate) fn counters(tid: i32) -> Option<Counters> {
     let dir = format!("/proc/self/task/{tid}");
+    let syscall = fs::read_to_string(format!("{dir}/syscall")).unwrap_or_default();
+    // `running`, or `-1 sp pc` outside a system call: no call to tell apart.
+    let number = syscall
+        .split_whitespace()
+        .next()
+        .and_then(|number| number.parse::<libc::c_long>().ok())
+        .filter(|number| *number >= 0);
     let call = {
         use std::hash::{Hash, Hasher};
-        let syscall = fs::read_to_string(format!("{dir}/syscall")).unwrap_or_default();
-        // `running`, or `-1 sp pc` outside a system call: no call to tell apart.
-        let in_a_call = syscall
-            .split_whitespace()
-            .next()
-            .is_some_and(|number| number.parse::<u32>().is_ok());
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
         syscall.hash(&mut hasher);
-        if in_a_call { hasher.finish().max(1) } else { 0 }
+        if number.is_some() {
+            hasher.finish().max(1)
+        } else {
+            0
+        }
     };
+    let bytes_read = number
+        .filter(|number| is_read(*number))
+        .and_then(|_| bytes_read(&dir));
     let status = fs::read_to_string(format!("{dir}/status")).ok()?;
     let wakeups = status
         .lines()
@@ -103,7 +112,28 @@ pub(crate) fn counters(tid: i32) -> Option<Counters> {
         wakeups,
         cpu: Duration::from_secs_f64((user + system) as f64 / clock_ticks_per_second()),
         call,
+        bytes_read,
     })
+}
+
+/// The calls whose data the kernel counts in `rchar` when they return: a read, and only a
+/// read, ends when data comes. (`recv` and its kin are not counted there.)
+fn is_read(number: libc::c_long) -> bool {
+    matches!(
+        number,
+        libc::SYS_read | libc::SYS_readv | libc::SYS_pread64 | libc::SYS_preadv | libc::SYS_preadv2
+    )
+}
+
+/// `rchar` of `<dir>/io`: the bytes the thread's reads have returned so far.
+fn bytes_read(dir: &str) -> Option<u64> {
+    fs::read_to_string(format!("{dir}/io"))
+        .ok()?
+        .lines()
+        .find_map(|line| line.strip_prefix("rchar:"))?
+        .trim()
+        .parse()
+        .ok()
 }
 
 fn clock_ticks_per_second() -> f64 {
@@ -277,6 +307,39 @@ mod tests {
         std::thread::sleep(Duration::from_millis(2));
         let after = counters(current_tid()).unwrap();
         assert!(after.wakeups > before.wakeups, "{before:?} {after:?}");
+    }
+
+    #[test]
+    fn counts_the_bytes_a_thread_blocked_in_a_read_has_read() {
+        use std::io::{Read, Write};
+        let (mut reader, mut writer) = std::io::pipe().unwrap();
+        let (tid_sender, tid) = std::sync::mpsc::channel();
+        let reading = std::thread::spawn(move || {
+            tid_sender.send(current_tid()).unwrap();
+            let mut byte = [0; 1];
+            reader.read_exact(&mut byte).unwrap();
+            reader.read_exact(&mut byte).unwrap();
+        });
+        let tid = tid.recv().unwrap();
+        let blocked = || loop {
+            let counters = counters(tid).unwrap();
+            if let Some(bytes) = counters.bytes_read {
+                break (counters.call, bytes);
+            }
+            std::thread::yield_now();
+        };
+        let (call, before) = blocked();
+        writer.write_all(b"x").unwrap();
+        // Blocked again in the same read (same buffer, same stack), one byte later.
+        let (call_after, after) = loop {
+            let found = blocked();
+            if found.1 != before {
+                break found;
+            }
+        };
+        assert_eq!((call_after, after), (call, before + 1));
+        writer.write_all(b"x").unwrap();
+        reading.join().unwrap();
     }
 
     #[test]

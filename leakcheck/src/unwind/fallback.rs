@@ -12,6 +12,14 @@ pub(crate) struct Limit {
     frames: usize,
 }
 
+/// `24 frames of the spawner's stack`: what a spawn keeps, as a report says it.
+#[cfg(any(lc_thread_hook, tokio_unstable))]
+impl std::fmt::Display for Limit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} frames of the spawner's stack", self.frames)
+    }
+}
+
 /// A thread's spawn: enough for std's spawn path, the user's frames and libtest's.
 #[cfg(lc_thread_hook)]
 pub(crate) const THREAD: Limit = Limit { frames: 48 };
