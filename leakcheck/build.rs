@@ -10,7 +10,9 @@
 //!   Miri: the real functions are found with `dlsym(RTLD_NEXT)`).
 //! - `lc_panic_hook`: `_Unwind_RaiseException` and `pthread_join` are interposed, so a panic
 //!   that unwinds out of a thread's closure, and the join that observes it, are seen (Linux
-//!   with a dynamically linked C library and unwinder, not Miri).
+//!   with a dynamically linked C library and unwinder, not Miri, and not
+//!   `--cfg leakcheck_no_panic_hook`: the way out for a binary that links a static unwinder
+//!   whole, whose own `_Unwind_RaiseException` would be a duplicate symbol).
 //! - `lc_coarse_clock`: the kernel's coarse monotonic clock, for spawn times (Linux, not
 //!   Miri).
 //! - `lc_stack_copy`: a spawn keeps a copy of the top of the spawner's stack and its registers,
@@ -60,7 +62,9 @@ fn main() {
     if thread_hook && !static_libc {
         println!("cargo::rustc-cfg=lc_name_hook");
         println!("cargo::rustc-cfg=lc_process_hook");
-        println!("cargo::rustc-cfg=lc_panic_hook");
+        if !has("leakcheck_no_panic_hook") {
+            println!("cargo::rustc-cfg=lc_panic_hook");
+        }
     }
     if thread_hook && copy_arch {
         println!("cargo::rustc-cfg=lc_stack_copy");

@@ -28,6 +28,12 @@ pub(crate) fn watch() {
 pub(crate) fn tracking() -> Result<(), &'static str> {
     if cfg!(lc_panic_hook) {
         Ok(())
+    } else if cfg!(leakcheck_no_panic_hook) {
+        Err(
+            "lost panics are off: this build has --cfg leakcheck_no_panic_hook (for a binary \
+             that links its own unwinder), so a panic that ends a thread nobody joins is not \
+             seen",
+        )
     } else {
         Err(
             "lost panics are found on Linux with a dynamically linked C library and \

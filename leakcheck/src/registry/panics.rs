@@ -74,11 +74,14 @@ pub(crate) fn any_lost_panic() -> bool {
     ANY.load(Ordering::Relaxed)
 }
 
-/// The thread `handle` was joined: whatever ended it was observed. (A detached thread's
-/// `pthread_t` is reused by a later thread: the join is that one's.)
-pub(crate) fn joined(handle: usize) {
-    LOST.lock()
-        .retain(|panic| panic.handle != handle || panic.detached);
+/// The thread `handle` was joined: whatever ended it was observed. Only a thread spawned
+/// before the join began (its key below `spawned_before`) can be the one joined: a later
+/// thread given the freed `pthread_t` is not. (A detached thread's `pthread_t` is reused by
+/// a later thread too: the join is that one's.)
+pub(crate) fn joined(handle: usize, spawned_before: u64) {
+    LOST.lock().retain(|panic| {
+        panic.handle != handle || panic.detached || panic.thread.key >= spawned_before
+    });
 }
 
 /// The thread `key` (a `ThreadOrigin`'s) started another thread while its panic unwound

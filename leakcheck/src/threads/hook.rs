@@ -234,10 +234,13 @@ unsafe fn create(
     status
 }
 
+/// The key of the next thread the hook records: keys only grow, so a record whose key is
+/// at least a value read earlier is of a thread spawned since.
+static NEXT_KEY: AtomicU64 = AtomicU64::new(1);
+
 /// The new thread's origin, registered: its spawn stack kept from `caller` up, and what it
 /// will run.
 fn register_spawn(start: StartRoutine, arg: *mut c_void, caller: Registers) -> Arc<ThreadOrigin> {
-    static NEXT_KEY: AtomicU64 = AtomicU64::new(1);
     let spawn = unwind::capture(caller, unwind::THREAD);
     let parent = current_origin();
     // A thread that starts another while a panic unwinds out of it is a pool replacing the
@@ -343,12 +346,92 @@ pub unsafe extern "C" fn pthread_join(thread: libc::pthread_t, result: *mut *mut
     let Some(real_join) = real::join() else {
         return libc::ENOSYS;
     };
+    let spawned_before = NEXT_KEY.load(Ordering::Acquire);
     // SAFETY: forwarding the caller's arguments unchanged.
     let status = unsafe { real_join(thread, result) };
-    if status == 0 && registry::any_lost_panic() {
-        let _ = catch_unwind(AssertUnwindSafe(|| registry::joined(thread as usize)));
-    }
+    joined(thread, status, spawned_before);
     status
+}
+
+/// glibc's join that does not wait (`pthread_tryjoin_np`): a join like `pthread_join`'s
+/// when it succeeds.
+///
+/// # Safety
+///
+/// The contract of `pthread_tryjoin_np(3)`.
+#[cfg(lc_panic_hook)]
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn pthread_tryjoin_np(
+    thread: libc::pthread_t,
+    result: *mut *mut c_void,
+) -> c_int {
+    let Some(real_join) = real::try_join() else {
+        return libc::ENOSYS;
+    };
+    let spawned_before = NEXT_KEY.load(Ordering::Acquire);
+    // SAFETY: forwarding the caller's arguments unchanged.
+    let status = unsafe { real_join(thread, result) };
+    joined(thread, status, spawned_before);
+    status
+}
+
+/// glibc's join with a deadline on the realtime clock (`pthread_timedjoin_np`).
+///
+/// # Safety
+///
+/// The contract of `pthread_timedjoin_np(3)`.
+#[cfg(lc_panic_hook)]
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn pthread_timedjoin_np(
+    thread: libc::pthread_t,
+    result: *mut *mut c_void,
+    deadline: *const libc::timespec,
+) -> c_int {
+    let Some(real_join) = real::timed_join() else {
+        return libc::ENOSYS;
+    };
+    let spawned_before = NEXT_KEY.load(Ordering::Acquire);
+    // SAFETY: forwarding the caller's arguments unchanged.
+    let status = unsafe { real_join(thread, result, deadline) };
+    joined(thread, status, spawned_before);
+    status
+}
+
+/// glibc's join with a deadline on a given clock (`pthread_clockjoin_np`).
+///
+/// # Safety
+///
+/// The contract of `pthread_clockjoin_np(3)`.
+#[cfg(lc_panic_hook)]
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn pthread_clockjoin_np(
+    thread: libc::pthread_t,
+    result: *mut *mut c_void,
+    clock: libc::clockid_t,
+    deadline: *const libc::timespec,
+) -> c_int {
+    let Some(real_join) = real::clock_join() else {
+        return libc::ENOSYS;
+    };
+    let spawned_before = NEXT_KEY.load(Ordering::Acquire);
+    // SAFETY: forwarding the caller's arguments unchanged.
+    let status = unsafe { real_join(thread, result, clock, deadline) };
+    joined(thread, status, spawned_before);
+    status
+}
+
+/// A join of `thread` returned `status`: if it succeeded, whatever ended that thread was
+/// observed. Only records of threads spawned before the join began (`spawned_before`, the
+/// next key then) are the joined thread's: once the join has freed its `pthread_t`, a new
+/// thread may get the same one, and panic, before this runs. One relaxed load when no panic
+/// was ever lost.
+#[cfg(lc_panic_hook)]
+fn joined(thread: libc::pthread_t, status: c_int, spawned_before: u64) {
+    if status == 0 && registry::any_lost_panic() {
+        let _ = catch_unwind(AssertUnwindSafe(|| {
+            registry::joined(thread as usize, spawned_before);
+        }));
+    }
 }
 
 /// The override of `pthread_detach` (std's `JoinHandle` dropped): a lost panic of that
@@ -464,6 +547,45 @@ mod real {
         let address = next(&REAL, c"pthread_join")?;
         // SAFETY: the C library's pthread_join has exactly this signature.
         Some(unsafe { std::mem::transmute::<usize, JoinFn>(address) })
+    }
+
+    #[cfg(lc_panic_hook)]
+    pub(super) fn try_join() -> Option<JoinFn> {
+        static REAL: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let address = next(&REAL, c"pthread_tryjoin_np")?;
+        // SAFETY: glibc's pthread_tryjoin_np has exactly pthread_join's signature.
+        Some(unsafe { std::mem::transmute::<usize, JoinFn>(address) })
+    }
+
+    #[cfg(lc_panic_hook)]
+    type TimedJoinFn = unsafe extern "C" fn(
+        libc::pthread_t,
+        *mut *mut std::ffi::c_void,
+        *const libc::timespec,
+    ) -> std::ffi::c_int;
+
+    #[cfg(lc_panic_hook)]
+    pub(super) fn timed_join() -> Option<TimedJoinFn> {
+        static REAL: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let address = next(&REAL, c"pthread_timedjoin_np")?;
+        // SAFETY: glibc's pthread_timedjoin_np has exactly this signature.
+        Some(unsafe { std::mem::transmute::<usize, TimedJoinFn>(address) })
+    }
+
+    #[cfg(lc_panic_hook)]
+    type ClockJoinFn = unsafe extern "C" fn(
+        libc::pthread_t,
+        *mut *mut std::ffi::c_void,
+        libc::clockid_t,
+        *const libc::timespec,
+    ) -> std::ffi::c_int;
+
+    #[cfg(lc_panic_hook)]
+    pub(super) fn clock_join() -> Option<ClockJoinFn> {
+        static REAL: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let address = next(&REAL, c"pthread_clockjoin_np")?;
+        // SAFETY: glibc's pthread_clockjoin_np has exactly this signature.
+        Some(unsafe { std::mem::transmute::<usize, ClockJoinFn>(address) })
     }
 
     #[cfg(lc_panic_hook)]
