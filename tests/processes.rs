@@ -53,6 +53,15 @@ const LEAKS: &[(&str, &str, &[&str])] = &[
         ],
     ),
     (
+        "leaks_an_orphan_before_many_children",
+        "orphan-before-many",
+        &[
+            "`sleep 613`",
+            "  orphaned: it descends from process ",
+            "`sh -c 'sleep 613 >/dev/null 2>&1 & exit 0'`",
+        ],
+    ),
+    (
         "leaks_an_orphan_of_a_fork_and_exec",
         "fork-orphan",
         &["`sleep 609`", "  orphaned: it descends from process "],
@@ -322,31 +331,43 @@ fn only_leaky_process_tests_fail_under_nextest() {
     }
 }
 
-/// At exit, `verify_test_main!` names the plain test that started each child, and finds
-/// one started past every hook as the process's own.
+/// At exit, `verify_test_main!` names the plain test that started each child, finds the
+/// orphan of one however many children the tests started after it (one at a time, in name
+/// order, the orphan's shell comes first), and finds one started past every hook as the
+/// process's own.
 #[test]
 fn the_exit_check_names_the_plain_test_that_started_a_child() {
-    let run = run_with_env("exit_gate_processes", &["--test-threads=8"], &[KILL]);
-    assert_eq!(run.output.status.code(), Some(101), "{}", run.stderr);
-    let report = &run.stderr[run
-        .stderr
-        .find("leakcheck: 2 processes still running")
-        .unwrap_or_else(|| panic!("no exit report:\n{}", run.stderr))..];
-    let paragraph = |command: &str| {
-        report
-            .split("\n\n")
-            .find(|paragraph| paragraph.contains(command))
-            .unwrap_or_else(|| panic!("no {command} in:\n{report}"))
-    };
-    let plain = paragraph("`sleep 620`");
-    assert!(
-        plain.contains("  owner: `plain_test_leaks_a_child`"),
-        "{plain}"
-    );
-    let site = child_site("exit_gate_processes.rs", "plain");
-    assert!(plain.contains(&format!("  spawned at {site}")), "{plain}");
-    let unseen = paragraph("`/bin/sleep 621`");
-    assert!(unseen.contains("  started: not seen (by vfork"), "{unseen}");
+    for threads in ["--test-threads=8", "--test-threads=1"] {
+        let run = run_with_env("exit_gate_processes", &[threads], &[KILL]);
+        assert_eq!(run.output.status.code(), Some(101), "{}", run.stderr);
+        let report = &run.stderr[run
+            .stderr
+            .find("leakcheck: 3 processes still running")
+            .unwrap_or_else(|| panic!("{threads}: no exit report:\n{}", run.stderr))..];
+        let paragraph = |command: &str| {
+            report
+                .split("\n\n")
+                .find(|paragraph| paragraph.contains(command))
+                .unwrap_or_else(|| panic!("{threads}: no {command} in:\n{report}"))
+        };
+        let plain = paragraph("`sleep 620`");
+        assert!(
+            plain.contains("  owner: `plain_test_leaks_a_child`"),
+            "{plain}"
+        );
+        let site = child_site("exit_gate_processes.rs", "plain");
+        assert!(plain.contains(&format!("  spawned at {site}")), "{plain}");
+        let orphan = paragraph("`sleep 622`");
+        assert!(
+            orphan.contains("  owner: `plain_test_leaves_an_orphan`"),
+            "{orphan}"
+        );
+        assert!(orphan.contains("  orphaned: it descends from process "));
+        let site = child_site("exit_gate_processes.rs", "plain-orphan");
+        assert!(orphan.contains(&format!("  spawned at {site}")), "{orphan}");
+        let unseen = paragraph("`/bin/sleep 621`");
+        assert!(unseen.contains("  started: not seen (by vfork"), "{unseen}");
+    }
 }
 
 /// The README's process report is a real one, numbers aside.

@@ -43,6 +43,9 @@ pub(crate) struct ProcessOrigin {
     pub(crate) spawned: Tick,
     /// Set once a look found the program had waited for it: not looked up again.
     waited: std::sync::atomic::AtomicBool,
+    /// Set once, the child waited for, a look found a live process that carries its
+    /// marker: the record stays until its scope's check, which reports that process.
+    left_running: std::sync::atomic::AtomicBool,
 }
 
 /// When a child started, in the clock ticks after boot that `/proc/<pid>/stat` counts
@@ -95,6 +98,7 @@ impl ProcessOrigin {
             spawn: new.spawn,
             spawned: crate::clock::now(),
             waited: std::sync::atomic::AtomicBool::new(false),
+            left_running: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -107,6 +111,17 @@ impl ProcessOrigin {
     #[cfg(lc_process_hook)]
     pub(crate) fn set_waited_for(&self) {
         self.waited.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether a look found a live process carrying its marker after it was waited for.
+    pub(crate) fn known_to_have_left_running(&self) -> bool {
+        self.left_running.load(Ordering::Relaxed)
+    }
+
+    /// A look found a live process carrying its marker after it was waited for.
+    #[cfg(lc_process_hook)]
+    pub(crate) fn set_left_running(&self) {
+        self.left_running.store(true, Ordering::Relaxed);
     }
 
     /// Whether this process started it (not the parent of a fork this process is).
