@@ -64,7 +64,11 @@ const LEAKS: &[(&str, &str, &[&str])] = &[
     (
         "leaks_an_orphan_of_a_fork_and_exec",
         "fork-orphan",
-        &["`sleep 609`", "  orphaned: it descends from process "],
+        &[
+            "`sleep 609`",
+            "  orphaned: it descends from process ",
+            "`sh -c 'sleep 609 >/dev/null 2>&1 & exit 0'`",
+        ],
     ),
     (
         "leaks_a_shell_with_descendants",
@@ -199,6 +203,26 @@ fn zombies_warn_by_default_and_fail_when_asked() {
         "{}",
         run.stdout
     );
+}
+
+/// A zombie started on std's fork path (process-wrap's `ProcessSession`) shows the command
+/// line its `exec` noted, not the kernel's cut name, and a rule over the program's whole
+/// name, which silences it (the clean twin).
+#[test]
+fn a_zombie_of_a_fork_shows_what_it_ran() {
+    let test = "leaks_a_zombie_of_a_process_session";
+    let twin = "clean_zombie_of_a_process_session_ignored_by_its_whole_name";
+    let run = run_with_env("processes", &[test, twin], &[]);
+    assert_eq!(run.verdict(twin), Some("ok"), "{}", run.stdout);
+    let report = run.failure(test);
+    for said in [
+        "a_rather_long_program_name_true fork-zombie`: exited, never waited for (a zombie)",
+        &format!("  spawned at {}", child_site("processes.rs", "fork-zombie")),
+        "ignore_process = \"a_rather_long_program_name_true\"",
+    ] {
+        assert!(report.contains(said), "no {said:?} in:\n{report}");
+    }
+    assert!(!report.contains("`a_rather_long_p`"), "{report}");
 }
 
 /// Without the marker (`LEAKCHECK_MARK_CHILDREN=0`) an orphan cannot be told from any other

@@ -381,7 +381,7 @@ fn process_leak(found: FoundProcess, target: Target) -> Leak {
         .filter(|_| child.status == Status::Orphan)
         .map(|origin| ProcessRef {
             pid: origin.pid,
-            command: origin.command.as_deref().map(str::to_owned),
+            command: processes::command_as_started(origin),
         });
     let spawn_backtrace = origin
         .map(|origin| frames::user_frames(&frames::resolve(origin.spawn.unwind())))
