@@ -84,6 +84,24 @@ const LEAKS: &[(&str, &str, &[&str])] = &[
         "popen",
         &["`sleep 608`"],
     ),
+    (
+        "leaks_a_duct_child",
+        "duct",
+        &[
+            "`sleep 614`",
+            "    duct::Expression::start at ",
+            "ignore_spawn = \"processes::leaks_a_duct_child\"",
+        ],
+    ),
+    (
+        "leaks_a_child_spawned_from_deep_recursion",
+        "deep",
+        &[
+            "`sleep 615`",
+            "    … cut short: the spawn was deeper than what leakcheck keeps of the spawner's \
+             stack\n",
+        ],
+    ),
 ];
 
 fn assert_leaks_reported(run: &Run, round: usize) {
@@ -107,6 +125,11 @@ fn assert_leaks_reported(run: &Run, round: usize) {
         }
         assert!(
             report.contains("  ended by leakcheck after this report (kill_leaked_processes)"),
+            "{report}"
+        );
+        assert_eq!(
+            report.contains("cut short"),
+            *test == "leaks_a_child_spawned_from_deep_recursion",
             "{report}"
         );
         let others: Vec<String> = others

@@ -128,7 +128,7 @@ impl Spawning {
         Spawning {
             key,
             scope,
-            spawn: unwind::capture(caller, unwind::THREAD),
+            spawn: unwind::capture(caller, unwind::PROCESS),
             // SAFETY: the caller's `argv`, a null-terminated array of C strings (or null).
             command: unsafe { arguments(argv) }.map(|args| {
                 command::command_line(args.iter().map(|arg| arg.as_ref())).into_boxed_str()

@@ -312,10 +312,17 @@ impl Report {
                 "  spawn backtrace: not recorded ({TASK_BACKTRACE_VAR}=1 records it)"
             )?;
         }
-        if !leak.spawn_backtrace.is_empty() {
+        if !leak.spawn_backtrace.is_empty() || leak.spawn_backtrace_cut {
             writeln!(f, "  spawn backtrace:")?;
             for frame in &leak.spawn_backtrace {
                 writeln!(f, "    {frame}")?;
+            }
+            if leak.spawn_backtrace_cut {
+                writeln!(
+                    f,
+                    "    … cut short: the spawn was deeper than what leakcheck keeps of the \
+                     spawner's stack"
+                )?;
             }
         }
         let rules = group.ignore_rules();
