@@ -53,9 +53,22 @@ const LEAKS: &[(&str, &str, &[&str])] = &[
         ],
     ),
     (
+        "leaks_an_orphan_before_many_children",
+        "orphan-before-many",
+        &[
+            "`sleep 613`",
+            "  orphaned: it descends from process ",
+            "`sh -c 'sleep 613 >/dev/null 2>&1 & exit 0'`",
+        ],
+    ),
+    (
         "leaks_an_orphan_of_a_fork_and_exec",
         "fork-orphan",
-        &["`sleep 609`", "  orphaned: it descends from process "],
+        &[
+            "`sleep 609`",
+            "  orphaned: it descends from process ",
+            "`sh -c 'sleep 609 >/dev/null 2>&1 & exit 0'`",
+        ],
     ),
     (
         "leaks_a_shell_with_descendants",
@@ -70,6 +83,24 @@ const LEAKS: &[(&str, &str, &[&str])] = &[
         "leaks_a_popen_that_was_never_closed",
         "popen",
         &["`sleep 608`"],
+    ),
+    (
+        "leaks_a_duct_child",
+        "duct",
+        &[
+            "`sleep 614`",
+            "    duct::Expression::start at ",
+            "ignore_spawn = \"processes::leaks_a_duct_child\"",
+        ],
+    ),
+    (
+        "leaks_a_child_spawned_from_deep_recursion",
+        "deep",
+        &[
+            "`sleep 615`",
+            "    … cut short: the spawn was deeper than what leakcheck keeps of the spawner's \
+             stack\n",
+        ],
     ),
 ];
 
@@ -94,6 +125,11 @@ fn assert_leaks_reported(run: &Run, round: usize) {
         }
         assert!(
             report.contains("  ended by leakcheck after this report (kill_leaked_processes)"),
+            "{report}"
+        );
+        assert_eq!(
+            report.contains("cut short"),
+            *test == "leaks_a_child_spawned_from_deep_recursion",
             "{report}"
         );
         let others: Vec<String> = others
@@ -190,6 +226,26 @@ fn zombies_warn_by_default_and_fail_when_asked() {
         "{}",
         run.stdout
     );
+}
+
+/// A zombie started on std's fork path (process-wrap's `ProcessSession`) shows the command
+/// line its `exec` noted, not the kernel's cut name, and a rule over the program's whole
+/// name, which silences it (the clean twin).
+#[test]
+fn a_zombie_of_a_fork_shows_what_it_ran() {
+    let test = "leaks_a_zombie_of_a_process_session";
+    let twin = "clean_zombie_of_a_process_session_ignored_by_its_whole_name";
+    let run = run_with_env("processes", &[test, twin], &[]);
+    assert_eq!(run.verdict(twin), Some("ok"), "{}", run.stdout);
+    let report = run.failure(test);
+    for said in [
+        "a_rather_long_program_name_true fork-zombie`: exited, never waited for (a zombie)",
+        &format!("  spawned at {}", child_site("processes.rs", "fork-zombie")),
+        "ignore_process = \"a_rather_long_program_name_true\"",
+    ] {
+        assert!(report.contains(said), "no {said:?} in:\n{report}");
+    }
+    assert!(!report.contains("`a_rather_long_p`"), "{report}");
 }
 
 /// Without the marker (`LEAKCHECK_MARK_CHILDREN=0`) an orphan cannot be told from any other
@@ -322,31 +378,43 @@ fn only_leaky_process_tests_fail_under_nextest() {
     }
 }
 
-/// At exit, `verify_test_main!` names the plain test that started each child, and finds
-/// one started past every hook as the process's own.
+/// At exit, `verify_test_main!` names the plain test that started each child, finds the
+/// orphan of one however many children the tests started after it (one at a time, in name
+/// order, the orphan's shell comes first), and finds one started past every hook as the
+/// process's own.
 #[test]
 fn the_exit_check_names_the_plain_test_that_started_a_child() {
-    let run = run_with_env("exit_gate_processes", &["--test-threads=8"], &[KILL]);
-    assert_eq!(run.output.status.code(), Some(101), "{}", run.stderr);
-    let report = &run.stderr[run
-        .stderr
-        .find("leakcheck: 2 processes still running")
-        .unwrap_or_else(|| panic!("no exit report:\n{}", run.stderr))..];
-    let paragraph = |command: &str| {
-        report
-            .split("\n\n")
-            .find(|paragraph| paragraph.contains(command))
-            .unwrap_or_else(|| panic!("no {command} in:\n{report}"))
-    };
-    let plain = paragraph("`sleep 620`");
-    assert!(
-        plain.contains("  owner: `plain_test_leaks_a_child`"),
-        "{plain}"
-    );
-    let site = child_site("exit_gate_processes.rs", "plain");
-    assert!(plain.contains(&format!("  spawned at {site}")), "{plain}");
-    let unseen = paragraph("`/bin/sleep 621`");
-    assert!(unseen.contains("  started: not seen (by vfork"), "{unseen}");
+    for threads in ["--test-threads=8", "--test-threads=1"] {
+        let run = run_with_env("exit_gate_processes", &[threads], &[KILL]);
+        assert_eq!(run.output.status.code(), Some(101), "{}", run.stderr);
+        let report = &run.stderr[run
+            .stderr
+            .find("leakcheck: 3 processes still running")
+            .unwrap_or_else(|| panic!("{threads}: no exit report:\n{}", run.stderr))..];
+        let paragraph = |command: &str| {
+            report
+                .split("\n\n")
+                .find(|paragraph| paragraph.contains(command))
+                .unwrap_or_else(|| panic!("{threads}: no {command} in:\n{report}"))
+        };
+        let plain = paragraph("`sleep 620`");
+        assert!(
+            plain.contains("  owner: `plain_test_leaks_a_child`"),
+            "{plain}"
+        );
+        let site = child_site("exit_gate_processes.rs", "plain");
+        assert!(plain.contains(&format!("  spawned at {site}")), "{plain}");
+        let orphan = paragraph("`sleep 622`");
+        assert!(
+            orphan.contains("  owner: `plain_test_leaves_an_orphan`"),
+            "{orphan}"
+        );
+        assert!(orphan.contains("  orphaned: it descends from process "));
+        let site = child_site("exit_gate_processes.rs", "plain-orphan");
+        assert!(orphan.contains(&format!("  spawned at {site}")), "{orphan}");
+        let unseen = paragraph("`/bin/sleep 621`");
+        assert!(unseen.contains("  started: not seen (by vfork"), "{unseen}");
+    }
 }
 
 /// The README's process report is a real one, numbers aside.

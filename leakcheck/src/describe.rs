@@ -22,6 +22,7 @@ use crate::report::{
 use crate::scope::{self, PROCESS, ScopeId, TaskRef};
 use crate::tasks::{Awaiting, TestRuntime};
 use crate::threads;
+use crate::unwind::SpawnStack;
 use crate::verify::{self, Found, FoundProcess, PoolJob, Suspect, Target};
 
 /// Checks the threads, hooked tasks and child processes of `target`: its report if
@@ -282,6 +283,7 @@ fn thread_leak(
         .map(|origin| frames::resolve(origin.spawn.unwind()))
         .unwrap_or_default();
     let mut spawn_backtrace = frames::user_frames(&all_frames);
+    let mut spawn_backtrace_cut = origin.is_some_and(|origin| cut_short(&origin.spawn));
     let mut spawn_site = frames::spawn_site(&spawn_backtrace).cloned();
     let mut notes = Vec::new();
     // Read before the stack is captured: the capture's signal wakes the thread.
@@ -298,6 +300,7 @@ fn thread_leak(
             spawn_site = Some(frame);
             // The pool grew for another job: the path of this one is its own frames.
             spawn_backtrace = job.frames;
+            spawn_backtrace_cut = false;
         }
     } else if let Some(closure) = stack.as_ref().and_then(|stack| match stack {
         Ok(stack) => blocking_pool_closure(stack),
@@ -338,6 +341,7 @@ fn thread_leak(
         owner: origin.and_then(|origin| owner(origin.scope).or_else(|| spawning_test(origin))),
         spawn_site,
         spawn_backtrace,
+        spawn_backtrace_cut,
         spawned_by: origin.and_then(parent_thread),
         os,
         notes,
@@ -400,7 +404,7 @@ fn process_leak(found: FoundProcess, target: Target) -> Leak {
         .filter(|_| child.status == Status::Orphan)
         .map(|origin| ProcessRef {
             pid: origin.pid,
-            command: origin.command.as_deref().map(str::to_owned),
+            command: processes::command_as_started(origin),
         });
     let spawn_backtrace = origin
         .map(|origin| frames::user_frames(&frames::resolve(origin.spawn.unwind())))
@@ -417,6 +421,7 @@ fn process_leak(found: FoundProcess, target: Target) -> Leak {
         },
         spawn_site: frames::spawn_site(&spawn_backtrace).cloned(),
         spawn_backtrace,
+        spawn_backtrace_cut: origin.is_some_and(|origin| cut_short(&origin.spawn)),
         spawned_by: origin.and_then(process_spawner),
         os: (!zombie).then(|| processes::os_state(child.pid)).flatten(),
         process: Some(ProcessFacts {
@@ -435,6 +440,12 @@ fn process_leak(found: FoundProcess, target: Target) -> Leak {
     }
 }
 
+/// Whether a spawn backtrace is cut short before the test harness: a copy that ends past
+/// the harness lost nothing a report shows.
+fn cut_short(spawn: &SpawnStack) -> bool {
+    spawn.cut_short() && !frames::reaches_the_harness(&frames::resolve(spawn.unwind()))
+}
+
 /// A lost panic: the thread it ended, where that thread was spawned, and the panic.
 fn lost_panic_leak(panic: LostPanic) -> Leak {
     let thread = &panic.thread;
@@ -443,6 +454,7 @@ fn lost_panic_leak(panic: LostPanic) -> Leak {
         owner: owner(thread.scope).or_else(|| spawning_test(thread)),
         spawn_site: frames::spawn_site(&spawn_backtrace).cloned(),
         spawn_backtrace,
+        spawn_backtrace_cut: cut_short(&thread.spawn),
         spawned_by: parent_thread(thread),
         panic: Some(PanicFacts {
             message: panic.message,

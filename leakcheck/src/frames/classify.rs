@@ -56,14 +56,22 @@ pub(crate) const TEST_BOUNDARY: &[&str] = &[
 pub(crate) fn user_frames(frames: &[Frame]) -> Vec<Frame> {
     frames
         .iter()
-        .take_while(|frame| {
-            !frame
-                .function()
-                .is_some_and(|function| TEST_BOUNDARY.iter().any(|end| function.starts_with(end)))
-        })
+        .take_while(|frame| !is_the_harness(frame))
         .filter(|frame| is_user_frame(frame))
         .cloned()
         .collect()
+}
+
+/// Whether a backtrace reaches the test harness: then every frame a report shows of it is
+/// there, however far beyond the harness it was cut.
+pub(crate) fn reaches_the_harness(frames: &[Frame]) -> bool {
+    frames.iter().any(is_the_harness)
+}
+
+fn is_the_harness(frame: &Frame) -> bool {
+    frame
+        .function()
+        .is_some_and(|function| TEST_BOUNDARY.iter().any(|end| function.starts_with(end)))
 }
 
 pub(super) fn is_named_library_frame(frame: &Frame) -> bool {

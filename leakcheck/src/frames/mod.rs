@@ -20,7 +20,9 @@ use std::fmt;
 
 #[cfg(test)]
 pub(crate) use classify::TEST_BOUNDARY;
-pub(crate) use classify::{is_panicking, is_std_or_c, spawn_site, user_frames};
+pub(crate) use classify::{
+    is_panicking, is_std_or_c, reaches_the_harness, spawn_site, user_frames,
+};
 #[cfg(all(test, lc_thread_hook))]
 pub(crate) use current_stack::SIGNAL_HANDLER;
 pub(crate) use current_stack::shape_current_stack;

@@ -28,26 +28,39 @@ fn known_or_now_waited_for(origin: &ProcessOrigin) -> bool {
     origin.known_waited_for() || waited_for(origin, procfs::stat(origin.pid).as_ref())
 }
 
-/// Children the program waited for whose records a scope keeps, for the orphans they may
-/// have left, until its next check: the most recent, so a test that starts thousands of
-/// short-lived programs keeps bounded memory (the orphans of older ones go unnoticed).
-const WAITED_KEPT: usize = 64;
-
 /// Forgets the records of `scope`'s children the program waited for: after a check of the
-/// scope (`after_a_check`), all of them; else (as records pile up) those without the marker,
-/// and of those with it all but the [`WAITED_KEPT`] most recent.
+/// scope (`after_a_check`), all of them; else (as records pile up) all but those with the
+/// marker that a live process still carries (an orphan of the child, or a descendant on its
+/// way to becoming one). Whether a record is kept depends on what it left running, never
+/// on how many other children were started: a test that starts thousands of short-lived
+/// programs keeps the records of the few that left something behind. A waited-for child
+/// without a live marked descendant never gets one later: only a process that carries the
+/// marker starts another that does. Records found to have one are kept without another
+/// look, so that each look reads only the processes started since the records it decides.
 pub(crate) fn forget_waited_for(scope: ScopeId, after_a_check: bool) {
-    let mut kept = 0;
     let mut forgotten = Vec::new();
-    for origin in registry::processes_of(scope).iter().rev() {
-        if !known_or_now_waited_for(origin) {
+    let mut undecided = Vec::new();
+    for origin in registry::processes_of(scope) {
+        if !known_or_now_waited_for(&origin) {
             continue;
         }
-        let keep = !after_a_check && origin.marked && kept < WAITED_KEPT;
-        if keep {
-            kept += 1;
-        } else {
+        if after_a_check || !origin.marked {
             forgotten.push(origin.key);
+        } else if !origin.known_to_have_left_running() {
+            undecided.push(origin);
+        }
+    }
+    if !undecided.is_empty() {
+        let left_running: HashSet<u64> = orphans(&procfs::all(), &undecided, &[])
+            .into_iter()
+            .filter_map(|orphan| Some(orphan.origin?.key))
+            .collect();
+        for origin in &undecided {
+            if left_running.contains(&origin.key) {
+                origin.set_left_running();
+            } else {
+                forgotten.push(origin.key);
+            }
         }
     }
     registry::remove_processes(scope, &forgotten);

@@ -4,6 +4,8 @@
 //! it (`\n`), so the string stays one line; the whole is cut at 200 bytes, on a character
 //! boundary, ending in `…`.
 
+use crate::registry::ProcessOrigin;
+
 /// The most bytes a command line is shown with, `…` included.
 pub(crate) const MAX_BYTES: usize = 200;
 
@@ -49,6 +51,26 @@ fn cut(mut line: String) -> String {
     line.truncate(end);
     line.push('…');
     line
+}
+
+/// The command line `origin` was started with: the spawn's arguments, or what a fork
+/// child noted it `exec`ed. For when `/proc` has none left (a zombie).
+pub(crate) fn as_started(origin: &ProcessOrigin) -> Option<String> {
+    origin.command.as_deref().map(str::to_owned).or_else(|| {
+        Some(command_line(
+            origin.exec_noted()?.args.iter().map(String::as_str),
+        ))
+    })
+}
+
+/// The program `origin` was started with: the spawn's path or file name, or a fork child's
+/// `exec`'s.
+pub(crate) fn program_as_started(origin: &ProcessOrigin) -> Option<String> {
+    origin
+        .program
+        .as_deref()
+        .map(str::to_owned)
+        .or_else(|| Some(origin.exec_noted()?.program))
 }
 
 /// The command line of a `/proc/<pid>/cmdline` (arguments each ended by a NUL).

@@ -36,6 +36,14 @@ pub(crate) fn command_now(_pid: i32) -> Option<String> {
     None
 }
 
+pub(crate) fn command_as_started(_origin: &ProcessOrigin) -> Option<String> {
+    None
+}
+
+pub(crate) fn program_as_started(_origin: &ProcessOrigin) -> Option<String> {
+    None
+}
+
 pub(crate) fn os_state(_pid: i32) -> Option<OsState> {
     None
 }

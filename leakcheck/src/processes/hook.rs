@@ -11,8 +11,9 @@
 //!   reads `std::env` (settings are read before `main`); a changed environment is built
 //!   from the `envp` argument;
 //! - in a fork child nothing allocates or takes a lock before `exec`: what the child needs
-//!   (its environment with the marker) is built by the parent before the fork, and the child
-//!   only stores pointers;
+//!   (its environment with the marker, the shared page where it notes what it `exec`s) is
+//!   built by the parent before the fork, and the child only stores pointers and copies
+//!   bytes;
 //! - `vfork` is not wrapped (a wrapper's frame would be the child's to return onto); children
 //!   started by `vfork`, `_Fork`, raw `clone` or `system()` are found through `/proc` at
 //!   check time instead;
@@ -26,7 +27,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 use super::marker::{self, Marker};
 use super::{command, procfs, signalled};
-use crate::registry::{self, NewProcess, ProcessOrigin, StartWindow};
+use crate::registry::{self, ExecNote, ExecNoteWriter, NewProcess, ProcessOrigin, StartWindow};
 use crate::scope::{self, PROCESS, ScopeId};
 use crate::threads;
 use crate::unwind::{self, Registers};
@@ -101,6 +102,8 @@ struct Spawning {
     spawn: unwind::SpawnStack,
     command: Option<Box<str>>,
     program: Option<Box<str>>,
+    /// For a fork: where the child notes what it `exec`s.
+    exec: Option<ExecNote>,
     marker: Option<CString>,
     /// The clock before the spawn: the child starts after it.
     after: u64,
@@ -125,7 +128,7 @@ impl Spawning {
         Spawning {
             key,
             scope,
-            spawn: unwind::capture(caller, unwind::THREAD),
+            spawn: unwind::capture(caller, unwind::PROCESS),
             // SAFETY: the caller's `argv`, a null-terminated array of C strings (or null).
             command: unsafe { arguments(argv) }.map(|args| {
                 command::command_line(args.iter().map(|arg| arg.as_ref())).into_boxed_str()
@@ -134,6 +137,7 @@ impl Spawning {
                 // SAFETY: the caller's path or file name, a C string.
                 unsafe { CStr::from_ptr(program) }.to_string_lossy().into()
             }),
+            exec: None,
             marker,
             after: procfs::ticks_now(),
         }
@@ -158,6 +162,7 @@ impl Spawning {
             started,
             command: self.command,
             program: self.program,
+            exec: self.exec,
             marked,
             spawner: threads::current_origin(),
             spawning_task: scope::polled_task(),
@@ -331,6 +336,15 @@ unsafe fn spawn(
     status
 }
 
+/// What a fork child's `exec` hooks use, prepared by the parent before the fork: the child
+/// only stores pointers and copies bytes.
+struct ForkChild {
+    /// Its environment with the marker, where children are marked.
+    environment: Option<ForkEnvironment>,
+    /// Where it notes what it `exec`s, for its record.
+    note: Option<ExecNoteWriter>,
+}
+
 /// A fork child's environment with the marker, built by the parent before the fork: the
 /// child stores pointers, and copies an `exec`'s own environment into room made here.
 struct ForkEnvironment {
@@ -347,9 +361,9 @@ struct ForkEnvironment {
 const ROOM_BEYOND: usize = 256;
 
 thread_local! {
-    /// In a fork child, until it `exec`s: the environment the parent prepared. `const`
-    /// and a `Cell`, no destructor: read in the child without allocating.
-    static FORKED: Cell<*mut ForkEnvironment> = const { Cell::new(std::ptr::null_mut()) };
+    /// In a fork child, until it `exec`s: what the parent prepared for it. `const` and a
+    /// `Cell`, no destructor: read in the child without allocating.
+    static FORKED: Cell<*mut ForkChild> = const { Cell::new(std::ptr::null_mut()) };
 }
 
 impl ForkEnvironment {
@@ -407,7 +421,9 @@ impl ForkEnvironment {
 type ForkFn = unsafe extern "C" fn() -> libc::pid_t;
 
 /// The override of `fork(2)`: the child is recorded in the parent when `fork` returns
-/// there; the child only switches to the environment with the marker, prepared before.
+/// there; the child only switches to the environment with the marker, prepared before, and
+/// its `exec` notes what it runs in a page shared with the parent (a zombie's `/proc`
+/// keeps no command line).
 ///
 /// # Safety
 ///
@@ -425,27 +441,30 @@ pub unsafe extern "C" fn fork() -> libc::pid_t {
     let caller = Registers::here();
     let prepared = catch_unwind(AssertUnwindSafe(|| {
         let mut spawning = Spawning::new(caller, std::ptr::null(), std::ptr::null());
-        let environment = spawning
-            .marker
-            .take()
-            .map(|marker| Box::into_raw(Box::new(ForkEnvironment::new(marker))));
-        (spawning, environment)
+        spawning.exec = ExecNote::new();
+        let child = ForkChild {
+            environment: spawning.marker.take().map(ForkEnvironment::new),
+            note: spawning.exec.as_ref().map(ExecNote::writer),
+        };
+        (spawning, Box::into_raw(Box::new(child)))
     }))
     .ok();
-    let environment = prepared
+    let child = prepared
         .as_ref()
-        .and_then(|(_, environment)| *environment)
-        .unwrap_or(std::ptr::null_mut());
-    let before = FORKED.try_with(|forked| forked.replace(environment)).ok();
+        .map_or(std::ptr::null_mut(), |(_, child)| *child);
+    let before = FORKED.try_with(|forked| forked.replace(child)).ok();
     let in_flight = InFlight::start();
     // SAFETY: forwarding.
     let pid = unsafe { real() };
     if pid == 0 {
         // The child: pointer stores only. What the parent prepared is the child's copy, kept
         // for its `exec`; nothing is freed here.
-        if !environment.is_null() {
+        if !child.is_null() {
             // SAFETY: the child's copy of what the parent built, alive for the child's life.
-            unsafe { environ = (*environment).at_fork.as_ptr() };
+            if let Some(environment) = unsafe { &(*child).environment } {
+                // SAFETY: as above.
+                unsafe { environ = environment.at_fork.as_ptr() };
+            }
         }
         std::mem::forget(prepared);
         std::mem::forget(in_flight);
@@ -454,13 +473,13 @@ pub unsafe extern "C" fn fork() -> libc::pid_t {
     if let Some(before) = before {
         let _ = FORKED.try_with(|forked| forked.set(before));
     }
-    if !environment.is_null() {
+    let marked = !child.is_null() && {
         // SAFETY: made by `Box::into_raw` above; the parent's copy, no longer pointed to.
-        drop(unsafe { Box::from_raw(environment) });
-    }
+        let child = unsafe { Box::from_raw(child) };
+        child.environment.is_some()
+    };
     match prepared {
         Some((spawning, _)) if pid > 0 => {
-            let marked = !environment.is_null();
             let record = || spawning.record(pid, marked);
             if catch_unwind(AssertUnwindSafe(record)).is_err() {
                 real::could_not_record();
@@ -477,22 +496,38 @@ type ExecveFn =
     unsafe extern "C" fn(*const c_char, *const *const c_char, *const *const c_char) -> c_int;
 type ExecvpFn = unsafe extern "C" fn(*const c_char, *const *const c_char) -> c_int;
 
-/// The environment with the marker for an `exec` in a fork child, if this is one.
+/// In a fork child: notes `program` and `argv` for the parent, and gives the environment
+/// with the marker for the `exec`; elsewhere `envp` as it is.
 ///
 /// # Safety
 ///
-/// `envp` is null or a null-terminated array of C strings.
-unsafe fn forked_environment(envp: *const *const c_char) -> *const *const c_char {
+/// `program` is null or a C string; `argv` and `envp` are null or null-terminated arrays of
+/// C strings.
+unsafe fn forked_exec(
+    program: *const c_char,
+    argv: *const *const c_char,
+    envp: *const *const c_char,
+) -> *const *const c_char {
     let forked = FORKED.try_with(Cell::get).unwrap_or(std::ptr::null_mut());
     if forked.is_null() {
         return envp;
     }
     // SAFETY: the child's copy of what its parent prepared; the child has one thread.
-    unsafe { (*forked).marked(envp) }
+    let forked = unsafe { &mut *forked };
+    if let Some(note) = forked.note {
+        // SAFETY: in the fork child the note was made for, before its `exec`; the caller's
+        // C strings.
+        unsafe { note.write(program, argv) };
+    }
+    match &mut forked.environment {
+        // SAFETY: the caller's environment.
+        Some(environment) => unsafe { environment.marked(envp) },
+        None => envp,
+    }
 }
 
-/// The override of `execve(2)`: in a fork child, the environment it is given gets the
-/// marker; elsewhere it is forwarded as it is.
+/// The override of `execve(2)`: in a fork child, what it runs is noted for the parent and
+/// the environment it is given gets the marker; elsewhere it is forwarded as it is.
 ///
 /// # Safety
 ///
@@ -507,12 +542,13 @@ pub unsafe extern "C" fn execve(
         real::missing();
         return -1;
     };
-    // SAFETY: the caller's environment; then forwarding.
-    unsafe { real(path, argv, forked_environment(envp)) }
+    // SAFETY: the caller's arguments; then forwarding.
+    unsafe { real(path, argv, forked_exec(path, argv, envp)) }
 }
 
 /// The override of `execvp(3)`, which std's `Command` calls in a fork child after it has
-/// set `environ` to the command's environment: in a fork child, that gets the marker.
+/// set `environ` to the command's environment: in a fork child, that gets the marker, and
+/// what it runs is noted for the parent.
 ///
 /// # Safety
 ///
@@ -526,7 +562,7 @@ pub unsafe extern "C" fn execvp(file: *const c_char, argv: *const *const c_char)
     // SAFETY: the child's own environment pointer, replaced by one with the marker; then
     // forwarding.
     unsafe {
-        environ = forked_environment(environ);
+        environ = forked_exec(file, argv, environ);
         real(file, argv)
     }
 }

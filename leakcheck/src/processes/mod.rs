@@ -29,6 +29,8 @@ pub(crate) use children::{
     descendants, end, forget_waited_for, holds, look_at_ended_scopes, survey, was_signalled,
 };
 #[cfg(lc_process_hook)]
+pub(crate) use command::{as_started as command_as_started, program_as_started};
+#[cfg(lc_process_hook)]
 pub(crate) use hook::{mark_the_process_level, stop_marking};
 #[cfg(lc_process_hook)]
 pub(crate) use procfs::{
@@ -40,9 +42,9 @@ pub(crate) use procfs::{
 mod fallback;
 #[cfg(not(lc_process_hook))]
 pub(crate) use fallback::{
-    command_now, descendants, end, forget_waited_for, has_children, holds, lists_thread_children,
-    look_at_ended_scopes, mark_the_process_level, name_now, os_state, program_now, survey,
-    was_signalled,
+    command_as_started, command_now, descendants, end, forget_waited_for, has_children, holds,
+    lists_thread_children, look_at_ended_scopes, mark_the_process_level, name_now, os_state,
+    program_as_started, program_now, survey, was_signalled,
 };
 
 use std::sync::Arc;

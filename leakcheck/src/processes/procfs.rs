@@ -34,13 +34,14 @@ pub(crate) fn stat(pid: i32) -> Option<ProcStat> {
 }
 
 fn parse_stat(stat: &str) -> Option<ProcStat> {
-    let pid = stat.split_whitespace().next()?.parse().ok()?;
+    let pid = stat.split(' ').next()?.parse().ok()?;
     // The name in parentheses may hold spaces and parentheses: fields count from the last
-    // ')'. After it: state (field 3), ppid (4), ..., starttime (22).
-    let mut fields = stat[stat.rfind(')')? + 1..].split_whitespace();
+    // ')'. After it: state (field 3), ppid (4), ..., starttime (22), each after one space.
+    // (Split on the space, not on any whitespace: a look at every process reads them all.)
+    let mut fields = stat.get(stat.rfind(')')? + 2..)?.split(' ');
     let state = fields.next()?.chars().next()?;
     let ppid = fields.next()?.parse().ok()?;
-    let start_time = fields.nth(17)?.parse().ok()?;
+    let start_time = fields.nth(17)?.trim_end().parse().ok()?;
     Some(ProcStat {
         pid,
         ppid,

@@ -44,12 +44,16 @@ use std::sync::{Arc, LazyLock};
 use crate::lock::Lock;
 use crate::scope::{self, ScopeId};
 
+#[cfg(lc_process_hook)]
+mod exec_note;
 mod id_hasher;
 mod panics;
 mod processes;
 mod tasks;
 mod threads;
 
+#[cfg(lc_process_hook)]
+pub(crate) use exec_note::{Exec, ExecNote, ExecNoteWriter};
 use id_hasher::IdHasher;
 pub(crate) use panics::{LostPanic, take_lost_panics};
 #[cfg(lc_panic_hook)]

@@ -16,6 +16,9 @@ use crate::registry::ThreadOrigin;
 use crate::scope::{ScopeId, TaskRef};
 use crate::unwind::SpawnStack;
 
+#[cfg(lc_process_hook)]
+use super::{Exec, ExecNote};
+
 /// Where a child process came from.
 pub(crate) struct ProcessOrigin {
     pub(crate) key: u64,
@@ -31,6 +34,9 @@ pub(crate) struct ProcessOrigin {
     pub(crate) command: Option<Box<str>>,
     /// The program as started (`posix_spawn`'s path), for when `/proc` no longer says.
     pub(crate) program: Option<Box<str>>,
+    /// For a fork: what the child `exec`s, as it noted it.
+    #[cfg(lc_process_hook)]
+    exec: Option<ExecNote>,
     /// Whether its environment carries the marker that finds its orphans.
     pub(crate) marked: bool,
     /// The thread that started it, where the thread hook saw that thread start: the
@@ -43,6 +49,9 @@ pub(crate) struct ProcessOrigin {
     pub(crate) spawned: Tick,
     /// Set once a look found the program had waited for it: not looked up again.
     waited: std::sync::atomic::AtomicBool,
+    /// Set once, the child waited for, a look found a live process that carries its
+    /// marker: the record stays until its scope's check, which reports that process.
+    left_running: std::sync::atomic::AtomicBool,
 }
 
 /// When a child started, in the clock ticks after boot that `/proc/<pid>/stat` counts
@@ -72,6 +81,7 @@ pub(crate) struct NewProcess {
     pub(crate) started: StartWindow,
     pub(crate) command: Option<Box<str>>,
     pub(crate) program: Option<Box<str>>,
+    pub(crate) exec: Option<ExecNote>,
     pub(crate) marked: bool,
     pub(crate) spawner: Option<Arc<ThreadOrigin>>,
     pub(crate) spawning_task: Option<TaskRef>,
@@ -89,13 +99,21 @@ impl ProcessOrigin {
             started: new.started,
             command: new.command,
             program: new.program,
+            exec: new.exec,
             marked: new.marked,
             spawner: new.spawner,
             spawning_task: new.spawning_task,
             spawn: new.spawn,
             spawned: crate::clock::now(),
             waited: std::sync::atomic::AtomicBool::new(false),
+            left_running: std::sync::atomic::AtomicBool::new(false),
         }
+    }
+
+    /// For a fork: what the child noted it `exec`ed, once it has.
+    #[cfg(lc_process_hook)]
+    pub(crate) fn exec_noted(&self) -> Option<Exec> {
+        self.exec.as_ref()?.read()
     }
 
     /// Whether a look already found that the program waited for it.
@@ -107,6 +125,17 @@ impl ProcessOrigin {
     #[cfg(lc_process_hook)]
     pub(crate) fn set_waited_for(&self) {
         self.waited.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether a look found a live process carrying its marker after it was waited for.
+    pub(crate) fn known_to_have_left_running(&self) -> bool {
+        self.left_running.load(Ordering::Relaxed)
+    }
+
+    /// A look found a live process carrying its marker after it was waited for.
+    #[cfg(lc_process_hook)]
+    pub(crate) fn set_left_running(&self) {
+        self.left_running.store(true, Ordering::Relaxed);
     }
 
     /// Whether this process started it (not the parent of a fork this process is).

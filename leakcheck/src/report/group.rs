@@ -26,7 +26,7 @@ fn key(leak: &Leak) -> impl PartialEq + '_ {
         (&leak.owner, &leak.spawned_by, &leak.os, &leak.notes),
         &leak.spawn_site,
         (&leak.current_stack, &leak.awaiting),
-        &leak.spawn_backtrace,
+        (&leak.spawn_backtrace, leak.spawn_backtrace_cut),
         process_key(leak),
         &leak.panic,
     )

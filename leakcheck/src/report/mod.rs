@@ -152,6 +152,9 @@ pub struct Leak {
     pub(crate) owner: Option<String>,
     pub(crate) spawn_site: Option<Frame>,
     pub(crate) spawn_backtrace: Vec<Frame>,
+    /// Whether the spawn backtrace is cut short: the spawner's stack went on past what
+    /// leakcheck kept of it at the spawn.
+    pub(crate) spawn_backtrace_cut: bool,
     /// Whether a spawn backtrace was recorded at all: a task's is only with
     /// `LEAKCHECK_TASK_BACKTRACE=1`, and the report says so when it was not.
     pub(crate) backtrace_recorded: bool,
@@ -179,6 +182,7 @@ impl Leak {
             owner: None,
             spawn_site: None,
             spawn_backtrace: Vec::new(),
+            spawn_backtrace_cut: false,
             backtrace_recorded: true,
             spawned_by: None,
             os: None,
@@ -242,6 +246,13 @@ impl Leak {
     /// The spawn backtrace, trimmed to the user's frames, innermost first.
     pub fn spawn_backtrace(&self) -> &[Frame] {
         &self.spawn_backtrace
+    }
+
+    /// Whether the spawn backtrace is cut short: the spawn was deeper than what leakcheck
+    /// keeps of the spawner's stack, so its outer frames (the test's among them, perhaps)
+    /// are missing, and the spawn site may be a dependency's frame.
+    pub fn spawn_backtrace_cut(&self) -> bool {
+        self.spawn_backtrace_cut
     }
 
     /// For a thread spawned by another thread of the same scope, or by a task, the spawner

@@ -318,6 +318,7 @@ impl Report {
         if leak.backtrace_recorded
             && leak.kind() == LeakKind::Task
             && leak.spawn_backtrace.is_empty()
+            && !leak.spawn_backtrace_cut
         {
             writeln!(
                 f,
@@ -327,10 +328,17 @@ impl Report {
                 crate::unwind::TASK
             )?;
         }
-        if !leak.spawn_backtrace.is_empty() {
+        if !leak.spawn_backtrace.is_empty() || leak.spawn_backtrace_cut {
             writeln!(f, "  spawn backtrace:")?;
             for frame in &leak.spawn_backtrace {
                 writeln!(f, "    {frame}")?;
+            }
+            if leak.spawn_backtrace_cut {
+                writeln!(
+                    f,
+                    "    … cut short: the spawn was deeper than what leakcheck keeps of the \
+                     spawner's stack"
+                )?;
             }
         }
         let rules = group.ignore_rules();

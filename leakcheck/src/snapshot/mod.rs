@@ -451,8 +451,8 @@ fn process_groups() -> Vec<SiteGroup> {
                 frames::spawn_site(&user).cloned()
             }),
         });
-        let command = processes::command_now(child.pid)
-            .or_else(|| origin?.command.as_deref().map(str::to_owned));
+        let command =
+            processes::command_now(child.pid).or_else(|| processes::command_as_started(origin?));
         let mut site = match origin {
             Some(_) => Site::new(SiteKind::Processes, site, parent),
             None => Site::unseen_process(),

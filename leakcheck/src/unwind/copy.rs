@@ -37,6 +37,16 @@ pub(crate) const THREAD: Limit = Limit {
     bytes: 8 * 1024 - RECORD_BYTES,
 };
 
+/// A child process's spawn: up to 64 KiB, the whole stack of a test's thread in practice.
+/// A crate that starts children through frames of its own (duct, in a debug build: five
+/// of its frames and std's fill 8 KiB) still reaches the test's line. Spawns of processes
+/// are rare, and each costs a `fork` or `posix_spawn` and an `exec`; a record holds what
+/// was copied, the spawner's stack as deep as it was, not the cap.
+#[cfg(lc_process_hook)]
+pub(crate) const PROCESS: Limit = Limit {
+    bytes: 64 * 1024 - RECORD_BYTES,
+};
+
 /// A task's spawn, when task backtraces are on: tokio's spawn path, then the user's call
 /// and a few of its callers. In a debug build the frames of tokio's spawn path each keep a
 /// copy of the future (the user's call is ~3.6 KiB above the hook for an empty future,
@@ -230,10 +240,11 @@ fn bounds() -> Bounds {
 pub(crate) fn capture(registers: Registers, limit: Limit) -> SpawnStack {
     let bounds = bounds();
     let sp = registers.sp;
-    let words = if bounds.low <= sp && sp < bounds.high {
-        (bounds.high - sp).min(limit.bytes) / 8
+    let (words, cut) = if bounds.low <= sp && sp < bounds.high {
+        let stack = bounds.high - sp;
+        (stack.min(limit.bytes) / 8, stack > limit.bytes)
     } else {
-        0
+        (0, false)
     };
     let fill = |record: *mut u64| {
         let Registers { pc, sp, fp, lr } = registers;
@@ -251,7 +262,7 @@ pub(crate) fn capture(registers: Registers, limit: Limit) -> SpawnStack {
         }
     };
     // SAFETY: `fill` writes all `REGISTERS + words` words: the registers, then the stack's.
-    unsafe { SpawnStack::new(REGISTERS + words, fill) }
+    unsafe { SpawnStack::new(REGISTERS + words, cut, fill) }
 }
 
 #[cfg(test)]
@@ -289,6 +300,7 @@ mod tests {
         // 32 frames of over 512 bytes: more than the cap.
         let kept = deep(32);
         assert_eq!(kept.words().len(), REGISTERS + THREAD.bytes / 8);
+        assert!(kept.cut_short(), "the unwind runs out of the copy");
         assert!(super::super::record::HEADER_BYTES + kept.words().len() * 8 <= 8 * 1024);
     }
 }

@@ -4,6 +4,7 @@
 
 #[cfg(any(lc_thread_hook, tokio_unstable))]
 use super::SpawnStack;
+use super::record::Unwound;
 
 /// What a spawn keeps of its backtrace: at most this many frames.
 #[cfg(any(lc_thread_hook, tokio_unstable))]
@@ -23,6 +24,10 @@ impl std::fmt::Display for Limit {
 /// A thread's spawn: enough for std's spawn path, the user's frames and libtest's.
 #[cfg(lc_thread_hook)]
 pub(crate) const THREAD: Limit = Limit { frames: 48 };
+
+/// A child process's spawn: as many frames as a walk keeps.
+#[cfg(lc_process_hook)]
+pub(crate) const PROCESS: Limit = Limit { frames: MOST };
 
 /// A task's spawn, when task backtraces are on: tokio's spawn path is shallow, and 24
 /// frames reach through it into the user's code and its callers.
@@ -54,14 +59,20 @@ pub(crate) fn capture(_here: Registers, limit: Limit) -> SpawnStack {
     let mut ips = [0u64; MOST];
     let mut len = 0;
     let most = limit.frames.min(MOST);
+    // Whether the walk stopped at the cap with frames left.
+    let mut capped = false;
     // SAFETY: `trace_unsynchronized` only requires that no other thread unwinds through
     // the same non-thread-safe unwinder state at once; the system unwinders (libgcc,
     // libunwind) are thread-safe.
     unsafe {
         backtrace::trace_unsynchronized(|frame| {
+            if len == most {
+                capped = true;
+                return false;
+            }
             ips[len] = frame.ip() as u64;
             len += 1;
-            len < most
+            true
         });
     }
     let fill = |record: *mut u64| {
@@ -69,7 +80,7 @@ pub(crate) fn capture(_here: Registers, limit: Limit) -> SpawnStack {
         unsafe { std::ptr::copy_nonoverlapping(ips.as_ptr(), record, len) }
     };
     // SAFETY: `fill` writes all `len` words, from `ips`.
-    unsafe { SpawnStack::new(len, fill) }
+    unsafe { SpawnStack::new(len, capped, fill) }
 }
 
 /// The thread's stack bounds are not needed here.
@@ -80,7 +91,11 @@ pub(crate) fn note_thread_start() {}
 #[cfg(lc_thread_hook)]
 pub(crate) fn learn_main_thread_bounds() {}
 
-/// The record's words are the instruction pointers already.
-pub(super) fn unwind(words: &[u64]) -> Box<[usize]> {
-    words.iter().map(|&ip| ip as usize).collect()
+/// The record's words are the instruction pointers already: a walk capped at spawn ran
+/// out of them.
+pub(super) fn unwind(words: &[u64]) -> Unwound {
+    Unwound {
+        ips: words.iter().map(|&ip| ip as usize).collect(),
+        ran_out: true,
+    }
 }

@@ -18,6 +18,8 @@ mod copy;
 #[cfg(lc_stack_copy)]
 mod modules;
 // `lc_stack_copy` implies `lc_thread_hook` (build.rs).
+#[cfg(all(lc_stack_copy, lc_process_hook))]
+pub(crate) use copy::PROCESS;
 #[cfg(all(lc_stack_copy, tokio_unstable))]
 pub(crate) use copy::TASK;
 #[cfg(lc_stack_copy)]
@@ -27,6 +29,8 @@ use modules::unwind;
 
 #[cfg(not(lc_stack_copy))]
 mod fallback;
+#[cfg(all(not(lc_stack_copy), lc_process_hook))]
+pub(crate) use fallback::PROCESS;
 #[cfg(all(not(lc_stack_copy), tokio_unstable))]
 pub(crate) use fallback::TASK;
 #[cfg(all(not(lc_stack_copy), lc_thread_hook))]

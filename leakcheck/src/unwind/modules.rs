@@ -15,6 +15,7 @@ use framehop::{
 
 use super::MAX_FRAMES;
 use super::copy::REGISTERS;
+use super::record::Unwound;
 
 /// The loader's lock, held: the callback of `dl_iterate_phdr` (which holds it) makes one,
 /// and what it maps lives only as long as it (`mapped`), so that no module's tables can be
@@ -26,19 +27,25 @@ type Tables<'locked> = UnwinderNative<&'locked [u8], MayAllocateDuringUnwind>;
 
 /// The instruction pointers of a record's backtrace (`copy`'s words), innermost first:
 /// where the spawn was, then return addresses. Empty if the modules cannot be listed.
-pub(super) fn unwind(words: &[u64]) -> Box<[usize]> {
+pub(super) fn unwind(words: &[u64]) -> Unwound {
     let mut job = Job {
         words,
         ips: Vec::new(),
+        ran_out: false,
     };
     // SAFETY: the callback gets `job` back as `data`, for the duration of this call only.
     unsafe { libc::dl_iterate_phdr(Some(unwind_in_callback), (&raw mut job).cast()) };
-    job.ips.into_boxed_slice()
+    Unwound {
+        ips: job.ips.into_boxed_slice(),
+        ran_out: job.ran_out,
+    }
 }
 
 struct Job<'a> {
     words: &'a [u64],
     ips: Vec<usize>,
+    /// Whether the walk read past the kept stack.
+    ran_out: bool,
 }
 
 /// What the inner listing fills: the tables, for as long as the lock is held.
@@ -65,7 +72,7 @@ unsafe extern "C" fn unwind_in_callback(
         };
         // SAFETY: the callback gets `adding` back as `data`, during this call only.
         unsafe { libc::dl_iterate_phdr(Some(add_module), (&raw mut adding).cast()) };
-        job.ips = walk(&adding.tables, job.words);
+        (job.ips, job.ran_out) = walk(&adding.tables, job.words);
     }));
     1
 }
@@ -180,19 +187,23 @@ fn eh_frame_address(hdr_start: u64, hdr: &[u8]) -> Option<u64> {
 }
 
 /// Unwinds the kept stack: reads come from the copy only, and stop the unwind outside it.
-fn walk(tables: &Tables<'_>, words: &[u64]) -> Vec<usize> {
+/// Also says whether a read went past the copy's end.
+fn walk(tables: &Tables<'_>, words: &[u64]) -> (Vec<usize>, bool) {
     let [pc, sp, fp, lr] = match words.get(..REGISTERS) {
         Some(&[pc, sp, fp, lr]) => [pc, sp, fp, lr],
-        _ => return Vec::new(),
+        _ => return (Vec::new(), false),
     };
     let stack = &words[REGISTERS..];
+    let mut ran_out = false;
     let mut read_stack = |address: u64| -> Result<u64, ()> {
         let offset = address.checked_sub(sp).ok_or(())?;
         if offset % 8 != 0 {
             return Err(());
         }
         let at = usize::try_from(offset / 8).map_err(|_| ())?;
-        stack.get(at).copied().ok_or(())
+        let word = stack.get(at).copied();
+        ran_out |= word.is_none();
+        word.ok_or(())
     };
     #[cfg(target_arch = "x86_64")]
     let registers = {
@@ -217,7 +228,7 @@ fn walk(tables: &Tables<'_>, words: &[u64]) -> Vec<usize> {
             Ok(None) | Err(_) => break,
         }
     }
-    ips
+    (ips, ran_out)
 }
 
 #[cfg(test)]

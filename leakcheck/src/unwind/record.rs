@@ -12,8 +12,19 @@ use std::sync::atomic::{AtomicUsize, Ordering, fence};
 struct Header {
     clones: AtomicUsize,
     len: usize,
+    /// Whether the spawner's stack went on past what was kept.
+    capped: bool,
     /// The backtrace, once a check has asked for it.
-    ips: OnceLock<Box<[usize]>>,
+    unwound: OnceLock<Unwound>,
+}
+
+/// A kept stack, unwound.
+pub(super) struct Unwound {
+    /// Instruction pointers, innermost first.
+    pub(super) ips: Box<[usize]>,
+    /// Whether the unwind stopped because the kept stack ended (a frame's caller was past
+    /// it), rather than at the stack's start or on a frame it could not unwind.
+    pub(super) ran_out: bool,
 }
 
 /// Bytes of a record before its words.
@@ -40,14 +51,15 @@ fn layout(len: usize) -> (Layout, usize) {
 }
 
 impl SpawnStack {
-    /// A record of `len` words, written by `fill` before the record is shared.
+    /// A record of `len` words, written by `fill` before the record is shared; `capped`,
+    /// whether the spawner's stack went on past them.
     ///
     /// # Safety
     ///
     /// `fill` writes every one of the `len` words it is handed room for (and nothing
     /// beyond): the record's words are read as initialised from then on.
     #[cfg(any(lc_thread_hook, tokio_unstable))]
-    pub(super) unsafe fn new(len: usize, fill: impl FnOnce(*mut u64)) -> SpawnStack {
+    pub(super) unsafe fn new(len: usize, capped: bool, fill: impl FnOnce(*mut u64)) -> SpawnStack {
         let (layout, offset) = layout(len);
         // SAFETY: the layout has a non-zero size (the header's).
         let Some(header) = NonNull::new(unsafe { std::alloc::alloc(layout) }.cast::<Header>())
@@ -60,7 +72,8 @@ impl SpawnStack {
             header.as_ptr().write(Header {
                 clones: AtomicUsize::new(1),
                 len,
-                ips: OnceLock::new(),
+                capped,
+                unwound: OnceLock::new(),
             });
             fill(header.as_ptr().cast::<u8>().add(offset).cast::<u64>());
         }
@@ -92,8 +105,18 @@ impl SpawnStack {
     /// instruction pointers, innermost first (return addresses, as the system unwinder
     /// gives them).
     pub(crate) fn unwind(&self) -> &[usize] {
+        &self.unwound().ips
+    }
+
+    /// Whether the backtrace is cut short: the unwind ran out of the kept stack where the
+    /// spawner's stack went on (a spawn deeper than the copy's cap).
+    pub(crate) fn cut_short(&self) -> bool {
+        self.header().capped && self.unwound().ran_out
+    }
+
+    fn unwound(&self) -> &Unwound {
         self.header()
-            .ips
+            .unwound
             .get_or_init(|| super::unwind(self.words()))
     }
 }
@@ -152,7 +175,7 @@ mod tests {
             }
         };
         // SAFETY: `fill` writes all 3 words.
-        let record = unsafe { SpawnStack::new(3, fill) };
+        let record = unsafe { SpawnStack::new(3, false, fill) };
         let clone = record.clone();
         assert_eq!(clone.words(), [7, 8, 9]);
         assert_eq!(clone.words().as_ptr(), record.words().as_ptr());

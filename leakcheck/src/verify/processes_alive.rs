@@ -67,12 +67,12 @@ pub(super) fn alive_processes(
                 .origin
                 .as_deref()
                 .filter(|_| child.status != Status::Orphan);
-            let recorded = || origin?.command.as_deref().map(str::to_owned);
+            let recorded = || processes::command_as_started(origin?);
             // A zombie has no command line left: the one it was started with, else the
             // kernel's short name.
             FoundProcess {
                 program: processes::program_now(child.pid)
-                    .or_else(|| origin?.program.as_deref().map(str::to_owned)),
+                    .or_else(|| processes::program_as_started(origin?)),
                 command: processes::command_now(child.pid)
                     .or_else(recorded)
                     .or_else(|| processes::name_now(child.pid)),
