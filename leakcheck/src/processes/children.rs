@@ -257,9 +257,10 @@ pub(crate) fn holds(pid: i32, descendants: &[ProcessRef]) -> Vec<Stream> {
     held
 }
 
-/// Whether this process sent `pid` a signal lately.
+/// Whether this process sent `pid` a signal lately, itself or its process group.
 pub(crate) fn was_signalled(pid: i32) -> bool {
     signalled::was(pid)
+        || procfs::stat(pid).is_some_and(|stat| stat.pgrp > 1 && signalled::was(-stat.pgrp))
 }
 
 /// How long ended processes get between `SIGTERM` and `SIGKILL`.

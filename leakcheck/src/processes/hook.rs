@@ -581,11 +581,32 @@ pub unsafe extern "C" fn kill(pid: libc::pid_t, signal: c_int) -> c_int {
         real::missing();
         return -1;
     };
-    if pid > 0 && signal != 0 {
+    // A pid, or a process group as `-pgid` (`kill(-pgid, ..)`; not 0 or -1, this
+    // process's own group and every process).
+    if !(-1..=0).contains(&pid) && signal != 0 {
         signalled::note(pid);
     }
     // SAFETY: forwarding.
     unsafe { real(pid, signal) }
+}
+
+/// The override of `killpg(3)`, which the C library sends through its internal `kill`,
+/// past the hook above: a group ended this way is noted as `-pgid`, as `kill` notes it.
+///
+/// # Safety
+///
+/// The contract of `killpg(3)`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn killpg(group: libc::pid_t, signal: c_int) -> c_int {
+    let Some(real) = real::killpg() else {
+        real::missing();
+        return -1;
+    };
+    if group > 1 && signal != 0 {
+        signalled::note(-group);
+    }
+    // SAFETY: forwarding.
+    unsafe { real(group, signal) }
 }
 
 type PopenFn = unsafe extern "C" fn(*const c_char, *const c_char) -> *mut libc::FILE;
@@ -682,6 +703,7 @@ mod real {
         execve: super::ExecveFn,
         execvp: super::ExecvpFn,
         kill: super::KillFn,
+        killpg: super::KillFn,
         popen: super::PopenFn,
     }
 
@@ -702,7 +724,7 @@ mod real {
         static SAID: AtomicBool = AtomicBool::new(false);
         if !SAID.swap(true, Ordering::Relaxed) {
             say(
-                b"leakcheck: a process function (posix_spawn, fork, exec, kill or popen) was \
+                b"leakcheck: a process function (posix_spawn, fork, exec, kill, killpg or popen) was \
                   not found in the C library; the call fails with ENOSYS\n",
             );
         }

@@ -14,6 +14,8 @@ use crate::report::Stream;
 pub(crate) struct ProcStat {
     pub(crate) pid: i32,
     pub(crate) ppid: i32,
+    /// Its process group.
+    pub(crate) pgrp: i32,
     /// `R`, `S`, `D`, `Z`, ...
     pub(crate) state: char,
     /// Clock ticks after boot: with the pid, what tells a process from a later one that
@@ -36,15 +38,18 @@ pub(crate) fn stat(pid: i32) -> Option<ProcStat> {
 fn parse_stat(stat: &str) -> Option<ProcStat> {
     let pid = stat.split(' ').next()?.parse().ok()?;
     // The name in parentheses may hold spaces and parentheses: fields count from the last
-    // ')'. After it: state (field 3), ppid (4), ..., starttime (22), each after one space.
+    // ')'. After it: state (field 3), ppid (4), pgrp (5), ..., starttime (22), each after
+    // one space.
     // (Split on the space, not on any whitespace: a look at every process reads them all.)
     let mut fields = stat.get(stat.rfind(')')? + 2..)?.split(' ');
     let state = fields.next()?.chars().next()?;
     let ppid = fields.next()?.parse().ok()?;
-    let start_time = fields.nth(17)?.trim_end().parse().ok()?;
+    let pgrp = fields.next()?.parse().ok()?;
+    let start_time = fields.nth(16)?.trim_end().parse().ok()?;
     Some(ProcStat {
         pid,
         ppid,
+        pgrp,
         state,
         start_time,
     })
@@ -225,13 +230,14 @@ mod tests {
 
     #[test]
     fn a_stat_line_reads_past_a_name_with_spaces_and_parentheses() {
-        let line = "4242 (we (ird) name) S 17 4242 4242 0 -1 4194304 100 0 0 0 3 1 0 0 20 0 1 0 \
+        let line = "4242 (we (ird) name) S 17 4240 4242 0 -1 4194304 100 0 0 0 3 1 0 0 20 0 1 0 \
                     987654 1000 200 18446744073709551615";
         assert_eq!(
             parse_stat(line),
             Some(ProcStat {
                 pid: 4242,
                 ppid: 17,
+                pgrp: 4240,
                 state: 'S',
                 start_time: 987_654,
             })
