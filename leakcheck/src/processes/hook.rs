@@ -305,6 +305,9 @@ unsafe fn spawn(
         let environment = spawning
             .marker
             .as_deref()
+            // SAFETY: the caller's `envp` and the C library's `environ`, null-terminated
+            // arrays (or null); std holds its environment lock around the spawn.
+            .filter(|_| unsafe { marker::inherits(envp, environ) })
             // SAFETY: the caller's `envp`, a null-terminated array (or null).
             .map(|marker| unsafe { with_marker(envp, marker) });
         (spawning, environment)
@@ -350,6 +353,8 @@ struct ForkChild {
 struct ForkEnvironment {
     /// Kept alive for the pointers below.
     marker: CString,
+    /// The C library's environment at the fork, which the child inherits as it is.
+    inherited: *const *const c_char,
     /// The environment at the fork, with the marker.
     at_fork: Vec<*const c_char>,
     /// Room for an `exec`'s own environment (std's `Command` with changed variables sets
@@ -370,23 +375,37 @@ impl ForkEnvironment {
     fn new(marker: CString) -> ForkEnvironment {
         // SAFETY: the C library's environment, read on the forking thread; std's `fork`
         // path holds its environment lock, so no `set_var` runs meanwhile.
-        let at_fork = unsafe { with_marker(environ, &marker) };
+        // SAFETY: as above.
+        let inherited = unsafe { environ };
+        // SAFETY: as above.
+        let at_fork = unsafe { with_marker(inherited, &marker) };
         let room = Vec::with_capacity(at_fork.len() + ROOM_BEYOND);
         ForkEnvironment {
             marker,
+            inherited,
             at_fork,
             room,
         }
     }
 
-    /// `envp` with the marker, for an `exec` in the child: `envp` itself if it has it, else
-    /// a copy in the room, if it fits (else `envp`, unmarked). No allocation.
+    /// The environment an `exec` in the child runs with: the environment at the fork with
+    /// the marker, where the child inherited it; a copy of `envp` with the marker in the
+    /// room, where `envp` inherits it with changes (if it fits, else `envp`); `envp` as it
+    /// is, where the child's caller built or cut it ([`marker::inherits`]). No allocation.
     ///
     /// # Safety
     ///
     /// `envp` is null or a null-terminated array of C strings; called in the fork child.
     unsafe fn marked(&mut self, envp: *const *const c_char) -> *const *const c_char {
-        if envp.is_null() || envp == self.at_fork.as_ptr() || envp == self.room.as_ptr() {
+        if envp == self.inherited {
+            return self.at_fork.as_ptr();
+        }
+        // SAFETY: the caller's `envp`; `inherited` is the child's copy of the parent's
+        // environment at the fork, which nothing in the child has freed.
+        if envp == self.at_fork.as_ptr()
+            || envp == self.room.as_ptr()
+            || !unsafe { marker::inherits(envp, self.inherited) }
+        {
             return envp;
         }
         let capacity = self.room.capacity();
@@ -457,15 +476,9 @@ pub unsafe extern "C" fn fork() -> libc::pid_t {
     // SAFETY: forwarding.
     let pid = unsafe { real() };
     if pid == 0 {
-        // The child: pointer stores only. What the parent prepared is the child's copy, kept
-        // for its `exec`; nothing is freed here.
-        if !child.is_null() {
-            // SAFETY: the child's copy of what the parent built, alive for the child's life.
-            if let Some(environment) = unsafe { &(*child).environment } {
-                // SAFETY: as above.
-                unsafe { environ = environment.at_fork.as_ptr() };
-            }
-        }
+        // The child: nothing is freed or stored here. What the parent prepared is the
+        // child's copy, kept for its `exec`; until then (and for ever, in a child that never
+        // execs) it sees its environment as it was, without the marker.
         std::mem::forget(prepared);
         std::mem::forget(in_flight);
         return 0;
@@ -559,10 +572,14 @@ pub unsafe extern "C" fn execvp(file: *const c_char, argv: *const *const c_char)
         real::missing();
         return -1;
     };
-    // SAFETY: the child's own environment pointer, replaced by one with the marker; then
+    // SAFETY: the child's own environment pointer, replaced by one with the marker in a
+    // fork child only (a process's `environ` is its own, never stored here elsewhere); then
     // forwarding.
     unsafe {
-        environ = forked_exec(file, argv, environ);
+        let marked = forked_exec(file, argv, environ);
+        if marked != environ {
+            environ = marked;
+        }
         real(file, argv)
     }
 }

@@ -4,8 +4,10 @@
 //! away from the test process, so the check still finds it and blames the spawn line it
 //! came from. A test binary started by a test puts its own in place of the one it
 //! inherited; a process that runs no leak check adds none (its children start exactly as
-//! they would without leakcheck); `env_clear()` drops it; `LEAKCHECK_MARK_CHILDREN=0` turns
-//! it off.
+//! they would without leakcheck); a child whose caller built or cut its environment
+//! (`env_clear()`, `env_remove(..)`) gets none ([`inherits`]), and neither does one that sets
+//! the variable itself (`.env("LEAKCHECK_SPAWNED_BY", "")`); `LEAKCHECK_MARK_CHILDREN=0`
+//! turns it off.
 
 use std::ffi::{CString, c_char};
 
@@ -101,6 +103,100 @@ pub(crate) unsafe fn is_marker_c_entry(entry: *const c_char) -> bool {
     true
 }
 
+/// Whether a child given the environment `envp` inherited its parent's (`inherited`, the
+/// C library's `environ` where it was spawned): it holds every variable of it by name,
+/// maybe with others added or changed, and sets no marker of its own. Only such a child
+/// gets the marker. One whose caller built or cut its environment (`env_clear()`,
+/// `env_remove(..)`) gets exactly what was built; one whose caller set the marker's
+/// variable (`.env("LEAKCHECK_SPAWNED_BY", "")`, to opt a command out) keeps that value.
+/// No allocation: a fork child asks it before its `exec`.
+///
+/// # Safety
+///
+/// `envp` and `inherited` are null or null-terminated arrays of C strings.
+pub(crate) unsafe fn inherits(envp: *const *const c_char, inherited: *const *const c_char) -> bool {
+    if envp == inherited {
+        return true;
+    }
+    // SAFETY: the caller's arrays of C strings.
+    unsafe {
+        let inherited_marker = find(inherited, |entry| is_marker_c_entry(entry));
+        let own_marker = find(envp, |entry| is_marker_c_entry(entry));
+        if let Some(own) = own_marker {
+            if inherited_marker.is_none_or(|parent| !same_c_str(own, parent)) {
+                return false;
+            }
+        }
+        entries(inherited).all(|variable| {
+            is_marker_c_entry(variable) || find(envp, |entry| same_name(variable, entry)).is_some()
+        })
+    }
+}
+
+/// The entries of a null-terminated array of C strings (none for null).
+///
+/// # Safety
+///
+/// `array` is null or a null-terminated array of C strings that outlives the iterator.
+unsafe fn entries(array: *const *const c_char) -> impl Iterator<Item = *const c_char> {
+    (0..).map_while(move |at| {
+        // SAFETY: read up to the terminator, which ends the iteration.
+        let entry = (!array.is_null()).then(|| unsafe { *array.add(at) })?;
+        (!entry.is_null()).then_some(entry)
+    })
+}
+
+/// The first entry of `array` that `matches`.
+///
+/// # Safety
+///
+/// As [`entries`].
+unsafe fn find(
+    array: *const *const c_char,
+    matches: impl Fn(*const c_char) -> bool,
+) -> Option<*const c_char> {
+    // SAFETY: as the caller's.
+    unsafe { entries(array) }.find(|&entry| matches(entry))
+}
+
+/// Whether two `NAME=value` entries name the same variable.
+///
+/// # Safety
+///
+/// Both are C strings.
+unsafe fn same_name(a: *const c_char, b: *const c_char) -> bool {
+    for at in 0.. {
+        // SAFETY: read up to the first difference, a NUL or `=` at the latest.
+        let (x, y) = unsafe { (*a.add(at) as u8, *b.add(at) as u8) };
+        if x != y {
+            return false;
+        }
+        if x == b'=' || x == 0 {
+            return true;
+        }
+    }
+    unreachable!("an unbounded range")
+}
+
+/// Whether two C strings are equal.
+///
+/// # Safety
+///
+/// Both are C strings.
+unsafe fn same_c_str(a: *const c_char, b: *const c_char) -> bool {
+    for at in 0.. {
+        // SAFETY: read up to the first difference or the NUL.
+        let (x, y) = unsafe { (*a.add(at), *b.add(at)) };
+        if x != y {
+            return false;
+        }
+        if x == 0 {
+            return true;
+        }
+    }
+    unreachable!("an unbounded range")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -128,6 +224,47 @@ mod tests {
             assert!(!is_marker_c_entry(c"LEAKCHECK_SPAWNED_BYE=1".as_ptr()));
             assert!(!is_marker_c_entry(c"".as_ptr()));
         }
+    }
+
+    /// Arrays of C strings as `environ` is, terminated.
+    fn array(entries: &[&std::ffi::CStr]) -> Vec<*const c_char> {
+        entries
+            .iter()
+            .map(|entry| entry.as_ptr())
+            .chain([std::ptr::null()])
+            .collect()
+    }
+
+    #[test]
+    fn only_an_inherited_environment_gets_the_marker() {
+        let parent = array(&[c"PATH=/bin", c"HOME=/root", c"LEAKCHECK_SPAWNED_BY=1.2.3"]);
+        let inherits = |child: &[&std::ffi::CStr]| {
+            let child = array(child);
+            // SAFETY: terminated arrays of C strings.
+            unsafe { inherits(child.as_ptr(), parent.as_ptr()) }
+        };
+        // SAFETY: the same array.
+        assert!(unsafe { super::inherits(parent.as_ptr(), parent.as_ptr()) });
+        // Added and changed variables: still inherited.
+        assert!(inherits(&[c"HOME=/home", c"PATH=/bin", c"EXTRA=1"]));
+        assert!(inherits(&[
+            c"PATH=/bin",
+            c"HOME=/root",
+            c"LEAKCHECK_SPAWNED_BY=1.2.3"
+        ]));
+        // Cleared, or one removed: built by the caller.
+        assert!(!inherits(&[]));
+        assert!(!inherits(&[c"ONLY=1"]));
+        assert!(!inherits(&[c"PATH=/bin"]));
+        assert!(!inherits(&[c"PATH=/bin", c"HOMER=/root"]));
+        // The marker's variable set by the caller: theirs.
+        assert!(!inherits(&[
+            c"PATH=/bin",
+            c"HOME=/root",
+            c"LEAKCHECK_SPAWNED_BY="
+        ]));
+        // SAFETY: null is an empty environment.
+        assert!(!unsafe { super::inherits(std::ptr::null(), parent.as_ptr()) });
     }
 
     #[test]

@@ -125,16 +125,23 @@ mod tests {
     }
 
     #[test]
-    fn a_child_of_a_scope_carries_this_process_s_marker_in_place_of_an_inherited_one() {
+    fn a_child_of_a_scope_carries_this_process_s_marker() {
         let _scope = crate::scope::Scope::enter_named("marks its children");
-        let output = Command::new("env")
-            .env(marker::VAR, "1.2.3")
-            .output()
-            .unwrap();
+        let output = Command::new("env").env("EXTRA", "1").output().unwrap();
         let (pid, start_time) = super::procfs::this_process();
         let marker = marker_of(&output.stdout).expect("a marker");
         assert_eq!((marker.pid, marker.start_time), (pid, start_time));
         let text = String::from_utf8_lossy(&output.stdout);
         assert_eq!(text.matches(marker::VAR).count(), 1, "{text}");
+    }
+
+    #[test]
+    fn a_marker_the_caller_sets_is_theirs() {
+        let _scope = crate::scope::Scope::enter_named("opts a command out");
+        let output = Command::new("env").env(marker::VAR, "").output().unwrap();
+        let text = String::from_utf8_lossy(&output.stdout);
+        let opted_out = format!("{}=", marker::VAR);
+        assert!(text.lines().any(|line| line == opted_out), "{text}");
+        assert_eq!(marker_of(&output.stdout), None, "{text}");
     }
 }
