@@ -721,11 +721,7 @@ fn the_summary_of_fixtures_says_what_each_site_is_and_silences_all_of_it() {
              \"warn\", the default)",
             "round {round}"
         );
-        let warned = cargo_leakcheck(
-            &workspace(),
-            &["report", "--warn", path_str(&records)],
-            &[],
-        );
+        let warned = cargo_leakcheck(&workspace(), &["report", "--warn", path_str(&records)], &[]);
         assert!(
             warned
                 .summary()

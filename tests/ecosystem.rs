@@ -59,7 +59,12 @@ fn without_the_default_allowlist_singletons_are_leaks() {
         let forgotten = "leaks_rayon_pool_built_and_forgotten";
         let run = run_with_env(
             "ecosystem",
-            &["--exact", forgotten, "clean_rayon_pool_built_and_dropped", "--test-threads=8"],
+            &[
+                "--exact",
+                forgotten,
+                "clean_rayon_pool_built_and_dropped",
+                "--test-threads=8",
+            ],
             &config,
         );
         assert_eq!(run.verdict(forgotten), Some("FAILED"), "{}", run.stdout);

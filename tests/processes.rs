@@ -151,11 +151,10 @@ fn zombies_warn_by_default_and_fail_when_asked() {
     let run = run_with_env("processes", &["--exact", test], &[]);
     assert_eq!(run.verdict(test), Some("ok"), "{}", run.stdout);
     assert!(
-        run.stderr
-            .contains(&format!(
-                "leakcheck: `{test}` left 1 zombie process (a child that exited and was never \
+        run.stderr.contains(&format!(
+            "leakcheck: `{test}` left 1 zombie process (a child that exited and was never \
                  waited for)\n"
-            )),
+        )),
         "{}",
         run.stderr
     );
@@ -352,9 +351,11 @@ fn the_exit_check_names_the_plain_test_that_started_a_child() {
     assert!(unseen.contains("  started: not seen (by vfork"), "{unseen}");
     // A zombie no longer runs: it is said apart, as what it is.
     assert!(
-        report.lines().next().unwrap().ends_with(
-            "; and 1 zombie process (a child that exited and was never waited for)"
-        ),
+        report
+            .lines()
+            .next()
+            .unwrap()
+            .ends_with("; and 1 zombie process (a child that exited and was never waited for)"),
         "{report}"
     );
 }

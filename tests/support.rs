@@ -144,9 +144,9 @@ pub fn assert_verdicts(run: &Run, round: usize, at_least: usize) {
 /// How many times the parallel runs repeat (`SUITE_REPEAT`, default 3).
 pub fn repeat() -> usize {
     match std::env::var("SUITE_REPEAT") {
-        Ok(value) => value.parse().unwrap_or_else(|_| {
-            panic!("SUITE_REPEAT={value:?}: expected a whole number")
-        }),
+        Ok(value) => value
+            .parse()
+            .unwrap_or_else(|_| panic!("SUITE_REPEAT={value:?}: expected a whole number")),
         Err(_) => 3,
     }
 }

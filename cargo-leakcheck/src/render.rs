@@ -419,7 +419,10 @@ mod tests {
                 line("a", &[&process("cat", "wrap::std_spawn", false)]),
                 line("b", &[&process("cat", "wrap::tokio_spawn", false)]),
             ]),
-            ["ignore_process = \"cat\"", "ignore_spawn = \"tests/suite.rs:30\""]
+            [
+                "ignore_process = \"cat\"",
+                "ignore_spawn = \"tests/suite.rs:30\""
+            ]
         );
         // The same program from one function: both rules, as each report offers them.
         assert_eq!(
@@ -453,7 +456,11 @@ mod tests {
             .iter()
             .map(ToString::to_string)
             .collect();
-        assert_eq!(rules, ["ignore_spawn = \"suite::leaks_a_thread\""], "{printed}");
+        assert_eq!(
+            rules,
+            ["ignore_spawn = \"suite::leaks_a_thread\""],
+            "{printed}"
+        );
     }
 
     /// A record that only warned by a kind's policy says which.
