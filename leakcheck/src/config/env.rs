@@ -278,7 +278,7 @@ fn unknown_variable(names: impl Iterator<Item = std::ffi::OsString>) -> Option<S
         .unwrap_or(MODE_VAR);
     Some(format!(
         "leakcheck: {name} is not a variable leakcheck knows: did you mean {closest}? \
-         (every LEAKCHECK_* variable is read; the known ones are {})",
+         (a misspelt setting is never ignored; the variables are {})",
         VARIABLES.join(", ")
     ))
 }
