@@ -11,10 +11,12 @@ mod file;
 
 pub use env::Policy;
 #[cfg(lc_process_hook)]
+pub(crate) use env::SPAWNED_BY_VAR;
+#[cfg(lc_process_hook)]
 pub(crate) use env::mark_children_before_main;
 #[cfg(any(lc_thread_hook, tokio_unstable))]
 pub(crate) use env::mode_before_main;
-pub(crate) use env::{Mode, REPORT_VAR, SPAWNED_BY_VAR, TASK_BACKTRACE_VAR, environment, mode};
+pub(crate) use env::{Mode, REPORT_VAR, TASK_BACKTRACE_VAR, environment, mode};
 pub(crate) use file::remember_manifest_dir;
 pub(crate) use leakcheck_schema::policy::{LOST_PANICS, UNTRACKED_TASKS, ZOMBIES};
 
