@@ -689,8 +689,8 @@ fn the_summary_of_fixtures_says_what_each_site_is_and_silences_all_of_it() {
             "round {round}: {zombie}"
         );
 
-        // duct's spawn path is cut short in its own frames: the site is in shared_child,
-        // where every duct child starts, as in duct's own suite.
+        // The site is the fixture's line, or shared_child's where the spawn backtrace is
+        // cut before it (every duct child starts there): either way, one site, two programs.
         let duct = paragraph("2 processes `sleep 631` `tail -f /dev/null` spawned at ");
         assert!(duct.contains(", in 2 tests:"), "round {round}: {duct}");
         let rules: Vec<String> = duct
