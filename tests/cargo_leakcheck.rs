@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::{Mutex, MutexGuard, OnceLock};
 
-use leakcheck_suite::{root, temp_dir};
+use leakcheck_suite::{child_site, repeat, root, run_with_env, spawn_site, temp_dir};
 
 /// The first line of a summary with leaks.
 const SUMMARY_START: &str = "leakcheck: leaks across the suite, by spawn site";
@@ -630,4 +630,125 @@ fn cargo_missing_and_files_unwritable_have_their_own_statuses() {
         "{}",
         ran.describe()
     );
+}
+
+/// The summary of fixtures' records (`cargo leakcheck report`), 8 tests at a time, repeated:
+/// a zombie is said as what it is (exited, never waited for), apart from the leaks, and
+/// "warn mode" only under `--warn`; a line that started two programs (through duct) is
+/// offered only rules that silence both, and they do; lost panics of three threads, one of
+/// them named, are labelled by their spawn site, not by that name. Each beside its clean
+/// twin, which adds nothing.
+#[test]
+fn the_summary_of_fixtures_says_what_each_site_is_and_silences_all_of_it() {
+    let mixed = [
+        "leaks_a_sleep_started_through_duct",
+        "leaks_a_tail_started_through_duct",
+    ];
+    let kill = ("LEAKCHECK_KILL_PROCESSES", "1");
+    let at = |site: String| site.trim_end_matches(':').to_owned();
+    for round in 0..repeat() {
+        let dir = temp_dir("cli-fixture-records");
+        let records = dir.join("leaks.jsonl");
+        let reporting = ("LEAKCHECK_REPORT", path_str(&records));
+        let mut args = vec!["--exact", "--test-threads=8"];
+        args.extend(mixed);
+        args.extend([
+            "clean_duct_children_waited_for",
+            "zombie_is_reported_without_failing",
+            "clean_spawn_and_wait",
+        ]);
+        run_with_env("processes", &args, &[reporting, kill]);
+        run_with_env(
+            "panics",
+            &[
+                "--exact",
+                "--test-threads=8",
+                "leaks_panics_of_threads_one_of_them_named",
+                "clean_panics_of_threads_one_of_them_named_joined",
+            ],
+            &[reporting],
+        );
+        let ran = cargo_leakcheck(&workspace(), &["report", path_str(&records)], &[]);
+        assert_eq!(ran.code(), Some(1), "round {round}: {}", ran.describe());
+        let summary = ran.summary();
+        let paragraph = |start: &str| {
+            summary
+                .split("\n\n")
+                .find(|paragraph| paragraph.starts_with(start))
+                .unwrap_or_else(|| panic!("round {round}: no {start:?} in:\n{summary}"))
+                .to_owned()
+        };
+
+        let zombie = paragraph("1 zombie process ");
+        let site = at(child_site("processes.rs", "zombie"));
+        assert!(
+            zombie.contains(&format!(
+                " spawned at {site}, exited, never waited for, in 1 test:\n    \
+                 zombie_is_reported_without_failing"
+            )),
+            "round {round}: {zombie}"
+        );
+
+        // The site is the fixture's line, or shared_child's where the spawn backtrace is
+        // cut before it (every duct child starts there): either way, one site, two programs.
+        let duct = paragraph("2 processes `sleep 631` `tail -f /dev/null` spawned at ");
+        assert!(duct.contains(", in 2 tests:"), "round {round}: {duct}");
+        let rules: Vec<String> = duct
+            .rsplit_once("  in leakcheck.toml: ")
+            .unwrap_or_else(|| panic!("round {round}: no rule in:\n{duct}"))
+            .1
+            .split("  or  ")
+            .map(str::to_owned)
+            .collect();
+        assert!(
+            rules.iter().all(|rule| !rule.starts_with("ignore_process")),
+            "round {round}: a program rule silences part of the site:\n{duct}"
+        );
+        assert!(!rules.is_empty(), "round {round}: {duct}");
+
+        let panics = paragraph("3 lost panics ");
+        let site = at(spawn_site("panics.rs", "the-named-one"));
+        assert!(
+            panics.starts_with(&format!("3 lost panics spawned at {site}, in 1 test:")),
+            "round {round}: {panics}"
+        );
+
+        let totals = summary.lines().last().unwrap();
+        assert_eq!(
+            totals,
+            "leakcheck: 7 tests checked, 3 leaked: 5 leaks from 2 spawn sites; 1 test left 1 \
+             zombie process (exited, never waited for: reported, not failed, by zombies = \
+             \"warn\", the default)",
+            "round {round}"
+        );
+        let warned = cargo_leakcheck(&workspace(), &["report", "--warn", path_str(&records)], &[]);
+        assert!(
+            warned
+                .summary()
+                .ends_with("; warn mode: reported, not failed"),
+            "{}",
+            warned.describe()
+        );
+
+        // Each offered rule silences the whole site: both programs.
+        for rule in &rules {
+            let config = dir.join("leakcheck.toml");
+            std::fs::write(&config, format!("{rule}\n")).unwrap();
+            let mut args = vec!["--exact", "--test-threads=8"];
+            args.extend(mixed);
+            let run = run_with_env(
+                "processes",
+                &args,
+                &[kill, ("LEAKCHECK_CONFIG", path_str(&config))],
+            );
+            for test in mixed {
+                assert_eq!(
+                    run.verdict(test),
+                    Some("ok"),
+                    "round {round}: {rule}: {}",
+                    run.stdout
+                );
+            }
+        }
+    }
 }

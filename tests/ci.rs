@@ -120,6 +120,12 @@ fn bad_variable_values_fail_with_what_was_expected() {
             ("LEAKCHECK_TASK_BACKTRACE", "maybe"),
             "leakcheck: LEAKCHECK_TASK_BACKTRACE=\"maybe\" is not understood: expected 1, true",
         ),
+        // A misspelt name: a setting silently not applied, were it not an error.
+        (
+            ("LEAKCHECK_KILL_LEAKED_PROCESSES", "true"),
+            "leakcheck: LEAKCHECK_KILL_LEAKED_PROCESSES is not a variable leakcheck knows: did \
+             you mean LEAKCHECK_KILL_PROCESSES?",
+        ),
     ];
     let clean = "clean_thread_blocked_on_channel_until_sent";
     for ((variable, value), message) in cases {

@@ -243,7 +243,7 @@ fn instructions(probe: &str, count: usize, env: &[(&str, &str)]) -> i64 {
         .args(["--tool=callgrind", "--callgrind-out-file=/dev/null"])
         .arg(std::env::current_exe().unwrap())
         .args(["--exact", probe, "--ignored"])
-        .env("LEAKCHECK_PROBE_COUNT", count.to_string())
+        .env("SUITE_PROBE_COUNT", count.to_string())
         .envs(env.iter().copied())
         .output()
         .expect("valgrind runs this guard: install it (CI's .ci/run does)");
@@ -266,13 +266,13 @@ fn instructions_per_op(probe: &str, n: usize, env: &[(&str, &str)]) -> i64 {
     (instructions(probe, 3 * n, env) - instructions(probe, n, env)) / (2 * n) as i64
 }
 
-/// How many operations a probe runs: `LEAKCHECK_PROBE_COUNT`, as the guards set it; a few
+/// How many operations a probe runs: `SUITE_PROBE_COUNT`, as the guards set it; a few
 /// when a probe runs on its own (`--include-ignored` runs it too).
 fn probe_count() -> usize {
-    std::env::var("LEAKCHECK_PROBE_COUNT").map_or(10, |count| {
+    std::env::var("SUITE_PROBE_COUNT").map_or(10, |count| {
         count
             .parse()
-            .expect("LEAKCHECK_PROBE_COUNT: expected a whole number")
+            .expect("SUITE_PROBE_COUNT: expected a whole number")
     })
 }
 

@@ -41,6 +41,41 @@ fn without_the_default_allowlist_singletons_are_leaks() {
     );
     let site = spawn_site("ecosystem.rs", "rayon-global");
     assert!(report.contains(&format!("  spawned at {site}")), "{report}");
+    // The exact rule first: the spawn function below it (`Registry::new`) starts every pool.
+    let exact = "ignore_spawn = \"rayon_core::registry::set_global_registry\"";
+    assert!(
+        report.contains(&format!("  to ignore them: {exact}  or  ")),
+        "{report}"
+    );
+    let dir = temp_dir("rayon-exact-rule");
+    let file = dir.join("leakcheck.toml");
+    std::fs::write(&file, format!("{exact}\n")).unwrap();
+    let config = [("LEAKCHECK_CONFIG", file.to_str().unwrap())];
+    for _ in 0..repeat() {
+        // The rule silences the global pool, and not a pool a test built and forgot.
+        let global = "alone_leaks_rayon_global_pool_without_default_allowlist";
+        let run = run_with_env("ecosystem", &["--ignored", "--exact", global], &config);
+        assert_eq!(run.verdict(global), Some("ok"), "{}", run.failure(global));
+        let forgotten = "leaks_rayon_pool_built_and_forgotten";
+        let run = run_with_env(
+            "ecosystem",
+            &[
+                "--exact",
+                forgotten,
+                "clean_rayon_pool_built_and_dropped",
+                "--test-threads=8",
+            ],
+            &config,
+        );
+        assert_eq!(run.verdict(forgotten), Some("FAILED"), "{}", run.stdout);
+        assert_eq!(
+            run.verdict("clean_rayon_pool_built_and_dropped"),
+            Some("ok"),
+            "{}",
+            run.stdout
+        );
+        assert!(!run.failure(forgotten).contains("set_global_registry\"  or"));
+    }
 
     let dir = temp_dir("no-default-allowlist");
     let file = dir.join("leakcheck.toml");

@@ -105,7 +105,7 @@ const LEAKS: &[(&str, &str, &[&str])] = &[
 ];
 
 fn assert_leaks_reported(run: &Run, round: usize) {
-    assert_verdicts(run, round, 20);
+    assert_verdicts(run, round, 23);
     let others: Vec<String> = LEAKS
         .iter()
         .map(|(_, key, _)| child_site("processes.rs", key))
@@ -187,8 +187,10 @@ fn zombies_warn_by_default_and_fail_when_asked() {
     let run = run_with_env("processes", &["--exact", test], &[]);
     assert_eq!(run.verdict(test), Some("ok"), "{}", run.stdout);
     assert!(
-        run.stderr
-            .contains(&format!("leakcheck: `{test}` left 1 zombie process\n")),
+        run.stderr.contains(&format!(
+            "leakcheck: `{test}` left 1 zombie process (a child that exited and was never \
+                 waited for)\n"
+        )),
         "{}",
         run.stderr
     );
@@ -414,6 +416,54 @@ fn the_exit_check_names_the_plain_test_that_started_a_child() {
         assert!(orphan.contains(&format!("  spawned at {site}")), "{orphan}");
         let unseen = paragraph("`/bin/sleep 621`");
         assert!(unseen.contains("  started: not seen (by vfork"), "{unseen}");
+        // A zombie no longer runs: it is said apart, as what it is.
+        assert!(
+            report
+                .lines()
+                .next()
+                .unwrap()
+                .ends_with("; and 1 zombie process (a child that exited and was never waited for)"),
+            "{threads}: {report}"
+        );
+    }
+}
+
+/// A zombie left by a plain test is said at exit as what it is, a child that exited and was
+/// never waited for, not a process "still running", and alone it does not fail the binary;
+/// the twin that waits for its child leaves nothing to say.
+#[test]
+fn the_exit_check_says_a_zombie_is_one() {
+    for _ in 0..leakcheck_suite::repeat() {
+        let zombie = "plain_test_leaves_a_zombie";
+        let run = run_with_env(
+            "exit_gate_processes",
+            &["--exact", zombie, "--test-threads=8"],
+            &[],
+        );
+        assert_eq!(run.verdict(zombie), Some("ok"), "{}", run.stdout);
+        assert_eq!(run.output.status.code(), Some(0), "{}", run.stderr);
+        assert!(
+            run.stderr.contains(
+                "leakcheck: when the test binary exited: 1 zombie process (a child that exited \
+                 and was never waited for)\n"
+            ),
+            "{}",
+            run.stderr
+        );
+        assert!(!run.stderr.contains("still running"), "{}", run.stderr);
+        assert!(
+            run.stderr.contains("zombies = \"warn\" (the default)"),
+            "{}",
+            run.stderr
+        );
+        let clean = "plain_test_waits_for_its_child";
+        let run = run_with_env(
+            "exit_gate_processes",
+            &["--exact", clean, "--test-threads=8"],
+            &[],
+        );
+        assert_eq!(run.output.status.code(), Some(0), "{}", run.stderr);
+        assert!(!run.stderr.contains("leakcheck"), "{}", run.stderr);
     }
 }
 

@@ -4,7 +4,7 @@
 //! twin's series for the leaking line climbing past 100, the fixed twin's flat and small,
 //! the thread gauges and tokio-metrics' runtime counts beside them, and every query of the
 //! example's Grafana dashboard returning the example's series. The data also draws the
-//! README's plot (`LEAKCHECK_UPDATE_PLOT=1` writes it to `docs/`).
+//! README's plot (`SUITE_UPDATE_PLOT=1` writes it to `docs/`).
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -322,7 +322,7 @@ fn prometheus_sees_the_leaking_line_climb_and_the_fixed_twin_stay_flat() {
     );
     let plot = plot(&leaking[0].1, &fixed_total[0].1, &leak_line);
     std::fs::write(root().join("target").join("service-tasks.svg"), &plot).unwrap();
-    if std::env::var_os("LEAKCHECK_UPDATE_PLOT").is_some() {
+    if std::env::var_os("SUITE_UPDATE_PLOT").is_some() {
         std::fs::write(root().join("docs").join("service-tasks.svg"), &plot).unwrap();
     }
 }

@@ -1,7 +1,7 @@
 //! A long run in little time: millions of tasks, and thousands of threads and scopes, come
 //! and go the way a service's requests (or a long test binary's tests) do, and leakcheck's
 //! memory stays flat: the registry forgets finished scopes, task tables give back room.
-//! Bounded in work (`LEAKCHECK_SOAK_TASKS`, two million by default), not in time.
+//! Bounded in work (`SUITE_SOAK_TASKS`, two million by default), not in time.
 
 use std::time::Duration;
 
@@ -19,7 +19,7 @@ fn resident_kib() -> u64 {
 
 #[test]
 fn millions_of_tasks_and_thousands_of_scopes_leave_memory_flat() {
-    let tasks: usize = std::env::var("LEAKCHECK_SOAK_TASKS")
+    let tasks: usize = std::env::var("SUITE_SOAK_TASKS")
         .ok()
         .and_then(|value| value.parse().ok())
         // Without tokio's hooks leakcheck tracks no task: threads and scopes are the soak.

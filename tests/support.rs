@@ -141,12 +141,12 @@ pub fn assert_verdicts(run: &Run, round: usize, at_least: usize) {
     assert!(!run.output.status.success());
 }
 
-/// How many times the parallel runs repeat (`LEAKCHECK_SUITE_REPEAT`, default 3).
+/// How many times the parallel runs repeat (`SUITE_REPEAT`, default 3).
 pub fn repeat() -> usize {
-    match std::env::var("LEAKCHECK_SUITE_REPEAT") {
-        Ok(value) => value.parse().unwrap_or_else(|_| {
-            panic!("LEAKCHECK_SUITE_REPEAT={value:?}: expected a whole number")
-        }),
+    match std::env::var("SUITE_REPEAT") {
+        Ok(value) => value
+            .parse()
+            .unwrap_or_else(|_| panic!("SUITE_REPEAT={value:?}: expected a whole number")),
         Err(_) => 3,
     }
 }

@@ -61,7 +61,7 @@ pub fn markdown(summary: &Summary, warn: bool) -> String {
         if site.tests.len() > TESTS_LISTED {
             tests.push(format!("and {} more", site.tests.len() - TESTS_LISTED));
         }
-        let mut leaked = count(site.leaks, kind_noun(site.kind));
+        let mut leaked = count(site.leaks, noun(site));
         if !site.names.is_empty() || !site.commands.is_empty() {
             leaked = format!("{leaked} {}", code(&names(site)));
         }
@@ -74,7 +74,7 @@ pub fn markdown(summary: &Summary, warn: bool) -> String {
             "| {} | {} | {} | {} | {} |",
             cell(&leaked),
             site.location.as_deref().map_or("unknown".into(), code),
-            activity(site).unwrap_or_default(),
+            state(site).unwrap_or_default(),
             cell(&format!("{}: {}", site.tests.len(), tests.join(", "))),
             cell(&rules.join(" or ")),
         );
@@ -84,7 +84,7 @@ pub fn markdown(summary: &Summary, warn: bool) -> String {
 
 /// `2 tasks spawned at pool/src/lib.rs:19, active, in 2 tests`
 fn headline(site: &Site) -> String {
-    let mut line = count(site.leaks, kind_noun(site.kind));
+    let mut line = count(site.leaks, noun(site));
     if !site.names.is_empty() || !site.commands.is_empty() {
         let _ = write!(line, " {}", names(site));
     }
@@ -97,8 +97,8 @@ fn headline(site: &Site) -> String {
         }
         None => line.push_str(" with no known spawn site"),
     }
-    if let Some(activity) = activity(site) {
-        let _ = write!(line, ", {activity}");
+    if let Some(state) = state(site) {
+        let _ = write!(line, ", {state}");
     }
     let _ = write!(line, ", in {}", count(site.tests.len() as u64, "test"));
     line
@@ -127,7 +127,29 @@ fn names(site: &Site) -> String {
     if all > NAMES_LISTED {
         shown.push(format!("and {} more", all - NAMES_LISTED));
     }
+    // The names are not all of them: say so, or they would label the unnamed too.
+    if site.unnamed > 0 {
+        shown.push(format!("and {} unnamed", site.unnamed));
+    }
     shown.join(" ")
+}
+
+/// What the site's leaks are: `zombie process` for children that exited and were never
+/// waited for, else the kind's noun.
+fn noun(site: &Site) -> &'static str {
+    if site.zombie {
+        "zombie process"
+    } else {
+        kind_noun(site.kind)
+    }
+}
+
+/// What the site's leaks are doing: zombies `exited, never waited for`, else their activity.
+fn state(site: &Site) -> Option<String> {
+    if site.zombie {
+        return Some("exited, never waited for".to_owned());
+    }
+    activity(site)
 }
 
 /// `stuck`, `active`, `busy`, `2 stuck, 1 active`; `None` where nothing was watched.
@@ -178,13 +200,26 @@ fn totals(summary: &Summary, warn: bool) -> String {
     if summary.leaks == 0 {
         line.push_str(", none leaked");
     } else {
+        let sites = summary.sites.iter().filter(|site| !site.zombie).count();
         let _ = write!(
             line,
             ", {} leaked: {} from {}",
             summary.leaked_tests,
             count(summary.leaks, "leak"),
-            count(summary.sites.len() as u64, "spawn site")
+            count(sites as u64, "spawn site")
         );
+    }
+    if summary.zombies > 0 {
+        let _ = write!(
+            line,
+            "; {} left {} (exited, never waited for",
+            count(summary.zombie_tests as u64, "test"),
+            count(summary.zombies, "zombie process")
+        );
+        if !warn && !summary.failing_zombies {
+            line.push_str(": reported, not failed, by zombies = \"warn\", the default");
+        }
+        line.push(')');
     }
     if summary.omitted_leaks > 0 {
         let _ = write!(
@@ -201,8 +236,15 @@ fn totals(summary: &Summary, warn: bool) -> String {
         };
         let _ = write!(line, "; {} failed on {own} own", summary.failed_tests);
     }
-    if summary.leaks > 0 && (warn || !summary.failing_leaks) {
+    if warn && summary.leaks + summary.zombies > 0 {
         line.push_str("; warn mode: reported, not failed");
+    } else if !summary.warned.is_empty() {
+        let why: Vec<String> = summary
+            .warned
+            .iter()
+            .map(|(why, leaks)| format!("{} by {why}", count(*leaks, "leak")))
+            .collect();
+        let _ = write!(line, "; reported, not failed: {}", why.join(", "));
     }
     line
 }
@@ -302,6 +344,134 @@ mod tests {
         insta::assert_snapshot!(
             "processes_and_lost_panics_in_markdown",
             markdown(&summary, false)
+        );
+    }
+
+    /// A process record group: `program` run from `function` at `tests/suite.rs:30`.
+    fn process(program: &str, function: &str, zombie: bool) -> String {
+        format!(
+            r#"{{"kind":"process","count":1,"ids":[41],"owner":null,"activity":null,"spawn":{{"function":"{function}","file":"tests/suite.rs","line":30,"column":9}},"ignore_rules":[],"rules":[{{"key":"ignore_process","pattern":"{program}"}},{{"key":"ignore_spawn","pattern":"{function}"}}],"pid":41,"command":"{program} 600","zombie":{zombie}}}"#
+        )
+    }
+
+    /// Zombies are no leaks: named as what they are, counted apart, and "warn mode" is said
+    /// only under `--warn`.
+    #[test]
+    fn zombies_are_said_as_what_they_are() {
+        let warned = |line: String| line.replace("\"mode\":\"fail\"", "\"mode\":\"warn\"");
+        let summary = summarize(&records(&[
+            warned(line("a", &[&process("true", "suite::a", true)])),
+            warned(line("b", &[&process("true", "suite::a", true)])),
+            line("c", &[THREAD]),
+        ]));
+        assert_eq!((summary.leaks, summary.zombies), (1, 2));
+        let printed = text(&summary, false);
+        assert!(
+            printed.contains(
+                "2 zombie processes `true 600` spawned at tests/suite.rs:30, exited, never waited \
+                 for, in 2 tests:"
+            ),
+            "{printed}"
+        );
+        assert!(
+            printed.ends_with(
+                "leakcheck: 3 tests checked, 1 leaked: 1 leak from 1 spawn site; 2 tests left 2 \
+                 zombie processes (exited, never waited for: reported, not failed, by zombies = \
+                 \"warn\", the default)\n"
+            ),
+            "{printed}"
+        );
+        assert!(!printed.contains("warn mode"), "{printed}");
+        assert!(text(&summary, true).contains("; warn mode: reported, not failed"));
+        // Zombies alone: no leak, and the run passes.
+        let summary = summarize(&records(&[warned(line(
+            "a",
+            &[&process("true", "suite::a", true)],
+        ))]));
+        assert!(!summary.fails(false));
+        assert!(
+            text(&summary, false).contains("1 test checked, none leaked; 1 test left 1 zombie")
+        );
+    }
+
+    /// A site whose leaks ran several programs, or came from several functions, is offered
+    /// only rules that silence all of it.
+    #[test]
+    fn a_mixed_site_is_offered_rules_that_silence_all_of_it() {
+        let rules = |lines: &[String]| -> Vec<String> {
+            summarize(&records(lines)).sites[0]
+                .rules
+                .iter()
+                .map(ToString::to_string)
+                .collect()
+        };
+        // duct's `child_grandchild` and `sleep`, from one function: its rule alone.
+        assert_eq!(
+            rules(&[
+                line("a", &[&process("child_grandchild", "duct::spawn", false)]),
+                line("b", &[&process("sleep", "duct::spawn", false)]),
+            ]),
+            ["ignore_spawn = \"duct::spawn\""]
+        );
+        // One program from a std and a tokio spawn at one line: the program, then the line.
+        assert_eq!(
+            rules(&[
+                line("a", &[&process("cat", "wrap::std_spawn", false)]),
+                line("b", &[&process("cat", "wrap::tokio_spawn", false)]),
+            ]),
+            [
+                "ignore_process = \"cat\"",
+                "ignore_spawn = \"tests/suite.rs:30\""
+            ]
+        );
+        // The same program from one function: both rules, as each report offers them.
+        assert_eq!(
+            rules(&[
+                line("a", &[&process("cat", "wrap::spawn", false)]),
+                line("b", &[&process("cat", "wrap::spawn", false)]),
+            ]),
+            ["ignore_process = \"cat\"", "ignore_spawn = \"wrap::spawn\""]
+        );
+    }
+
+    /// Lost panics are known by their spawn site, not by a name one of them had; threads some
+    /// of which had no name say how many.
+    #[test]
+    fn a_name_labels_only_what_had_it() {
+        let panics = r#"{"kind":"lost_panic","count":9,"ids":[43],"names":["test"],"owner":null,"activity":null,"spawn":{"function":"suite::loses","file":"tests/suite.rs","line":40,"column":9},"ignore_rules":[],"rules":[],"panic":{"message":"boom","location":"tests/suite.rs:40:30"}}"#;
+        let threads = THREAD.replace("\"count\":1", "\"count\":3");
+        let summary = summarize(&records(&[line("a", &[panics, &threads])]));
+        let printed = text(&summary, false);
+        assert!(
+            printed.contains("9 lost panics spawned at tests/suite.rs:40, in 1 test:"),
+            "{printed}"
+        );
+        assert!(
+            printed.contains("3 threads \"cli-worker\" and 2 unnamed spawned at tests/suite.rs:13"),
+            "{printed}"
+        );
+        // A name rule would leave the unnamed: the spawn rule alone.
+        let rules: Vec<String> = summary.sites[1]
+            .rules
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(
+            rules,
+            ["ignore_spawn = \"suite::leaks_a_thread\""],
+            "{printed}"
+        );
+    }
+
+    /// A record that only warned by a kind's policy says which.
+    #[test]
+    fn a_policy_that_warned_is_named() {
+        let panic = r#"{"kind":"lost_panic","count":1,"ids":[43],"owner":null,"activity":null,"spawn":null,"ignore_rules":[],"rules":[]}"#;
+        let warned = line("a", &[panic]).replace("\"mode\":\"fail\"", "\"mode\":\"warn\"");
+        let printed = text(&summarize(&records(&[warned])), false);
+        assert!(
+            printed.ends_with("; reported, not failed: 1 leak by lost_panics = \"warn\"\n"),
+            "{printed}"
         );
     }
 

@@ -14,10 +14,20 @@ pub struct Summary {
     pub tests_checked: usize,
     /// `verify_none` calls and exit checks.
     pub other_checks: usize,
-    /// Tests (and other checks) blamed for a leak, each once.
+    /// Tests (and other checks) blamed for a leak, each once; zombies are not leaks here.
     pub leaked_tests: usize,
-    /// Leaks in all.
+    /// Leaks in all, zombies apart.
     pub leaks: u64,
+    /// Children that exited and were never waited for: not running, so not leaks; by
+    /// default reported, not failed.
+    pub zombies: u64,
+    /// Tests (and other checks) that left a zombie, each once.
+    pub zombie_tests: usize,
+    /// Whether a zombie's record failed its check (`zombies = "fail"`).
+    pub failing_zombies: bool,
+    /// Leaks (zombies apart) whose record only warned, by why: `LEAKCHECK=warn` (or
+    /// `--warn`), or a kind's policy (`lost_panics = "warn"`, `untracked_tasks = "warn"`).
+    pub warned: BTreeMap<&'static str, u64>,
     /// Leaks the records left out to stay bounded, so in no site.
     pub omitted_leaks: u64,
     /// Tests that failed on their own (a record's `test_passed` is false).
@@ -32,10 +42,15 @@ pub struct Summary {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Site {
     pub kind: Kind,
+    /// Processes: these exited and were never waited for (zombies), a site of their own.
+    pub zombie: bool,
     /// `file:line`; `None` when unknown (tasks counted without tokio's hooks).
     pub location: Option<String>,
-    /// Thread names, each once, sorted.
+    /// Thread names, each once, sorted; none for lost panics, which are known by their site
+    /// (a name some of them had would label them all).
     pub names: Vec<String>,
+    /// Threads of the site that had no name.
+    pub unnamed: u64,
     /// Processes: their command lines, each once, sorted.
     pub commands: Vec<String>,
     /// Lost panics: `message` at `file:line:column`, each once, sorted.
@@ -46,9 +61,10 @@ pub struct Site {
     pub stuck: u64,
     pub active: u64,
     pub busy: u64,
-    /// The rules that silence every leak of the site: the first report's, with its thread
-    /// name rule made to cover every name the site's threads had (`blocking-*` for
-    /// `blocking-1` and `blocking-2`).
+    /// The rules that each silence every leak of the site: the first report's that every
+    /// other report of the site offered too, its thread name rule made to cover every name
+    /// the site's threads had (`blocking-*` for `blocking-1` and `blocking-2`), and the
+    /// site's `file:line` where the spawn functions differ.
     pub rules: Vec<Rule>,
     /// Rules as text, from records of a writer that wrote no `rules` (shown as they are).
     pub rules_as_written: Vec<String>,
@@ -57,8 +73,9 @@ pub struct Site {
 /// The summary of `records`.
 pub fn summarize<'a>(records: impl IntoIterator<Item = &'a Record>) -> Summary {
     let mut summary = Summary::default();
-    let mut sites: BTreeMap<(Kind, Option<String>), SiteBuilder> = BTreeMap::new();
+    let mut sites: BTreeMap<(Kind, bool, Option<String>), SiteBuilder> = BTreeMap::new();
     let mut leaked_tests = BTreeSet::new();
+    let mut zombie_tests = BTreeSet::new();
     let mut failed_tests = BTreeSet::new();
     // Which binaries each test name was seen in: a name in two is shown with its binary.
     let mut binaries_of: BTreeMap<String, BTreeSet<Option<String>>> = BTreeMap::new();
@@ -87,20 +104,44 @@ pub fn summarize<'a>(records: impl IntoIterator<Item = &'a Record>) -> Summary {
                 record.binary.clone(),
                 blamed(record, group.owner.as_deref()),
             );
-            leaked_tests.insert(test.clone());
-            summary.leaks += group.count;
+            let zombie = group.zombie == Some(true);
+            if zombie {
+                zombie_tests.insert(test.clone());
+                summary.zombies += group.count;
+                summary.failing_zombies |= record.mode == Mode::Fail;
+            } else {
+                leaked_tests.insert(test.clone());
+                summary.leaks += group.count;
+                if record.mode == Mode::Warn {
+                    *summary.warned.entry(why_warned(record, group)).or_default() += group.count;
+                }
+            }
             let location = group
                 .spawn
                 .as_ref()
                 .and_then(|spawn| Some(format!("{}:{}", spawn.file.as_deref()?, spawn.line?)));
             let site = sites
-                .entry((group.kind, location))
+                .entry((group.kind, zombie, location))
                 .or_insert_with(|| SiteBuilder {
                     first: Some(group.clone()),
                     ..SiteBuilder::default()
                 });
             site.tests.insert(test);
-            site.names.extend(group.names.iter().flatten().cloned());
+            site.offered.push(
+                group
+                    .rules
+                    .iter()
+                    .filter_map(|record| record.rule())
+                    .collect(),
+            );
+            if group.kind == Kind::Thread {
+                let names = group.names.as_deref().unwrap_or_default();
+                site.names.extend(names.iter().cloned());
+                // A record lists 16 names at most: past that, the rest are not unnamed.
+                if names.len() < NAMES_IN_A_RECORD {
+                    site.unnamed += group.count.saturating_sub(names.len() as u64);
+                }
+            }
             site.commands.extend(group.command.iter().cloned());
             site.panics.extend(group.panic.as_ref().map(|panic| {
                 let message = panic
@@ -122,15 +163,18 @@ pub fn summarize<'a>(records: impl IntoIterator<Item = &'a Record>) -> Summary {
         }
     }
     summary.leaked_tests = leaked_tests.len();
+    summary.zombie_tests = zombie_tests.len();
     summary.failed_tests = failed_tests.len();
     summary.sites = sites
         .into_iter()
-        .map(|((kind, location), site)| {
-            let (rules, rules_as_written) = site.rules();
+        .map(|((kind, zombie, location), site)| {
+            let (rules, rules_as_written) = site.rules(location.as_deref());
             Site {
                 kind,
+                zombie,
                 location,
                 names: site.names.into_iter().collect(),
+                unnamed: site.unnamed,
                 commands: site.commands.into_iter().collect(),
                 panics: site.panics.into_iter().collect(),
                 tests: site
@@ -159,9 +203,15 @@ pub fn summarize<'a>(records: impl IntoIterator<Item = &'a Record>) -> Summary {
     summary
 }
 
+/// Names a record lists per group (leakcheck's `NAMES_LISTED`).
+const NAMES_IN_A_RECORD: usize = 16;
+
 #[derive(Default)]
 struct SiteBuilder {
     names: BTreeSet<String>,
+    unnamed: u64,
+    /// The rules each group of the site offered.
+    offered: Vec<Vec<Rule>>,
     commands: BTreeSet<String>,
     panics: BTreeSet<String>,
     /// (binary, test)
@@ -175,25 +225,54 @@ struct SiteBuilder {
 }
 
 impl SiteBuilder {
-    /// The site's rules: the first group's, its name rule over every name the site had.
-    fn rules(&self) -> (Vec<Rule>, Vec<String>) {
+    /// The site's rules, each of which silences the whole site: the first group's, where
+    /// every group offered it; a thread name rule over every name the site had; where the
+    /// groups' spawn rules differ (a line reached from two functions), the site's own
+    /// `file:line`; a program rule only where all ran one program (`cat`, `echo` and `sh`
+    /// have no glob in common that is not too wide).
+    fn rules(&self, location: Option<&str>) -> (Vec<Rule>, Vec<String>) {
         let Some(first) = &self.first else {
             return (Vec::new(), Vec::new());
         };
         if first.rules.is_empty() {
             return (Vec::new(), first.ignore_rules.clone());
         }
-        let every_name = Rule::threads_named(self.names.iter().map(String::as_str));
-        let rules = first
-            .rules
-            .iter()
-            .filter_map(|record| record.rule())
-            .filter_map(|rule| match rule.kind() {
+        let offered_by_all = |rule: &Rule| self.offered.iter().all(|rules| rules.contains(rule));
+        let every_name = Rule::threads_named(self.names.iter().map(String::as_str))
+            .filter(|_| self.unnamed == 0)
+            .filter(|_| {
+                self.offered
+                    .iter()
+                    .all(|rules| rules.iter().any(|rule| rule.kind() == RuleKind::Thread))
+            });
+        let mut rules: Vec<Rule> = Vec::new();
+        for rule in first.rules.iter().filter_map(|record| record.rule()) {
+            let covering = match rule.kind() {
                 RuleKind::Thread => every_name.clone(),
-                _ => Some(rule),
-            })
-            .collect();
+                _ if offered_by_all(&rule) => Some(rule),
+                RuleKind::Spawn => location.map(Rule::spawned_in),
+                _ => None,
+            };
+            if let Some(covering) = covering.filter(|rule| !rules.contains(rule)) {
+                rules.push(covering);
+            }
+        }
         (rules, Vec::new())
+    }
+}
+
+/// Why a leak in a record that only warned did not fail: a kind's own policy, or the run's
+/// mode.
+fn why_warned(record: &Record, group: &Group) -> &'static str {
+    // A policy warns only when every leak of the record is of a kind that may: a thread or
+    // a task beside it in a warning record means the whole run warned.
+    let by_policy = record.groups.iter().all(|group| {
+        group.zombie == Some(true) || matches!(group.kind, Kind::LostPanic | Kind::UntrackedTasks)
+    });
+    match group.kind {
+        Kind::LostPanic if by_policy => "lost_panics = \"warn\"",
+        Kind::UntrackedTasks if by_policy => "untracked_tasks = \"warn\"",
+        _ => "LEAKCHECK=warn",
     }
 }
 

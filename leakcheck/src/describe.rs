@@ -280,7 +280,7 @@ fn thread_leak(
     job: Option<PoolJob>,
 ) -> Leak {
     let all_frames = origin
-        .map(|origin| frames::resolve(origin.spawn.unwind()))
+        .map(|origin| frames::resolve_spawn(origin.spawn.unwind()))
         .unwrap_or_default();
     let mut spawn_backtrace = frames::user_frames(&all_frames);
     let mut spawn_backtrace_cut = origin.is_some_and(|origin| cut_short(&origin.spawn));
@@ -356,7 +356,7 @@ fn thread_leak(
 /// A task: tokio's spawn location (with the function, when a backtrace was recorded), its
 /// parent, and where it awaits from the runtime's dump when there is one.
 fn task_leak(origin: &LiveTask, awaiting: Option<&Awaiting>) -> Leak {
-    let spawn_backtrace = frames::user_frames(&frames::resolve(origin.spawn_ips()));
+    let spawn_backtrace = frames::user_frames(&frames::resolve_spawn(origin.spawn_ips()));
     let (note, awaiting) = match awaiting {
         Some(Ok(dump)) => match dump.get(&origin.id) {
             Some(frames) if !frames.is_empty() => (None, frames.clone()),
@@ -407,7 +407,7 @@ fn process_leak(found: FoundProcess, target: Target) -> Leak {
             command: processes::command_as_started(origin),
         });
     let spawn_backtrace = origin
-        .map(|origin| frames::user_frames(&frames::resolve(origin.spawn.unwind())))
+        .map(|origin| frames::user_frames(&frames::resolve_spawn(origin.spawn.unwind())))
         .unwrap_or_default();
     Leak {
         identity: Identity::Process {
@@ -449,7 +449,7 @@ fn cut_short(spawn: &SpawnStack) -> bool {
 /// A lost panic: the thread it ended, where that thread was spawned, and the panic.
 fn lost_panic_leak(panic: LostPanic) -> Leak {
     let thread = &panic.thread;
-    let spawn_backtrace = frames::user_frames(&frames::resolve(thread.spawn.unwind()));
+    let spawn_backtrace = frames::user_frames(&frames::resolve_spawn(thread.spawn.unwind()));
     Leak {
         owner: owner(thread.scope).or_else(|| spawning_test(thread)),
         spawn_site: frames::spawn_site(&spawn_backtrace).cloned(),
@@ -578,7 +578,7 @@ fn spawner_thread(spawner: &ThreadOrigin, scope: ScopeId) -> Option<SpawnedBy> {
     if spawner.scope != scope || is_libtest_thread(spawner) {
         return None;
     }
-    let site = frames::user_frames(&frames::resolve(spawner.spawn.unwind()))
+    let site = frames::user_frames(&frames::resolve_spawn(spawner.spawn.unwind()))
         .into_iter()
         .next();
     Some(SpawnedBy::Thread {
@@ -598,12 +598,18 @@ fn spawning_test(origin: &ThreadOrigin) -> Option<String> {
 }
 
 fn is_libtest_thread(thread: &ThreadOrigin) -> bool {
-    thread.is_root()
-        && frames::resolve(thread.spawn.unwind()).iter().any(|frame| {
+    let runs_tests = |frames: Vec<Frame>| {
+        frames.iter().any(|frame| {
             frame
                 .function()
                 .is_some_and(|function| function.starts_with("test::run_test"))
         })
+    };
+    // The symbol table's names first, at no cost; the debug info (the C library's too, on
+    // this path) only where they do not tell: `run_test` may be inlined.
+    let ips = thread.spawn.unwind();
+    thread.is_root()
+        && (frames::names(ips).is_some_and(runs_tests) || runs_tests(frames::resolve_spawn(ips)))
 }
 
 /// The spawning task: `task 7 (finished), itself spawned at tests/tasks.rs:40:5`.

@@ -32,9 +32,11 @@ pub(crate) const REPORT_VAR: &str = "LEAKCHECK_REPORT";
 pub(crate) const CONFIG_VAR: &str = "LEAKCHECK_CONFIG";
 /// `LEAKCHECK_TASK_BACKTRACE`: record a backtrace at every task spawn.
 pub(crate) const TASK_BACKTRACE_VAR: &str = "LEAKCHECK_TASK_BACKTRACE";
+/// `LEAKCHECK_SPAWNED_BY`: the marker leakcheck itself puts in a child's environment (named
+/// here, in the leaves, so that the one reader knows it; `processes::marker` writes it).
+pub(crate) const SPAWNED_BY_VAR: &str = "LEAKCHECK_SPAWNED_BY";
 
 /// Every variable leakcheck reads (the reference documents each).
-#[cfg(test)]
 pub(crate) const VARIABLES: &[&str] = &[
     MODE_VAR,
     GRACE_VAR,
@@ -47,6 +49,23 @@ pub(crate) const VARIABLES: &[&str] = &[
     REPORT_VAR,
     CONFIG_VAR,
     TASK_BACKTRACE_VAR,
+];
+
+/// Every `LEAKCHECK*` name that is not an error: what leakcheck reads, and the marker it
+/// sets in children (a test binary started by a test inherits it).
+const KNOWN: &[&str] = &[
+    MODE_VAR,
+    GRACE_VAR,
+    TIMEOUT_VAR,
+    UNTRACKED_TASKS_VAR,
+    ZOMBIES_VAR,
+    LOST_PANICS_VAR,
+    KILL_PROCESSES_VAR,
+    MARK_CHILDREN_VAR,
+    REPORT_VAR,
+    CONFIG_VAR,
+    TASK_BACKTRACE_VAR,
+    SPAWNED_BY_VAR,
 ];
 
 /// What a leak does to the test that leaked it.
@@ -129,6 +148,10 @@ fn parse_mode(value: &str) -> Result<Mode, String> {
 }
 
 fn read() -> Result<Environment, String> {
+    // A misspelt setting would otherwise be a setting silently not applied.
+    if let Some(unknown) = unknown_variable(std::env::vars_os().map(|(name, _)| name)) {
+        return Err(unknown);
+    }
     let mode = match variable(MODE_VAR)? {
         Some(value) => parse_mode(&value)?,
         None => Mode::Fail,
@@ -241,6 +264,41 @@ fn variable(name: &str) -> Result<Option<String>, String> {
     }
 }
 
+/// The error for the first name in `names` that starts with `LEAKCHECK_` and is not one of
+/// leakcheck's, naming the closest one that is.
+fn unknown_variable(names: impl Iterator<Item = std::ffi::OsString>) -> Option<String> {
+    let name = names
+        .filter_map(|name| name.into_string().ok())
+        .filter(|name| name.starts_with("LEAKCHECK_") && !KNOWN.contains(&name.as_str()))
+        .min()?;
+    let closest = VARIABLES
+        .iter()
+        .min_by_key(|known| edit_distance(&name, known))
+        .copied()
+        .unwrap_or(MODE_VAR);
+    Some(format!(
+        "leakcheck: {name} is not a variable leakcheck knows: did you mean {closest}? \
+         (a misspelt setting is never ignored; the variables are {})",
+        VARIABLES.join(", ")
+    ))
+}
+
+/// Levenshtein's distance between `a` and `b`, by bytes (the names are ASCII).
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b = b.as_bytes();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, &from) in a.as_bytes().iter().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, &to) in b.iter().enumerate() {
+            let replaced = diagonal + usize::from(from != to);
+            diagonal = row[j + 1];
+            row[j + 1] = replaced.min(row[j] + 1).min(diagonal + 1);
+        }
+    }
+    row[b.len()]
+}
+
 fn parse_switch(value: &str) -> Option<bool> {
     match value.trim().to_ascii_lowercase().as_str() {
         "1" | "true" | "yes" | "on" => Some(true),
@@ -251,7 +309,7 @@ fn parse_switch(value: &str) -> Option<bool> {
 
 #[cfg(test)]
 mod tests {
-    use super::{Mode, parse_mode, parse_switch};
+    use super::{Mode, edit_distance, parse_mode, parse_switch, unknown_variable};
 
     #[test]
     fn modes_are_trimmed_like_every_other_value() {
@@ -276,5 +334,49 @@ mod tests {
         for bad in ["2", "enabled", "tru"] {
             assert_eq!(parse_switch(bad), None, "{bad:?}");
         }
+    }
+
+    #[test]
+    fn an_unknown_variable_names_the_closest_known_one() {
+        let names = |names: &[&str]| {
+            names
+                .iter()
+                .map(std::ffi::OsString::from)
+                .collect::<Vec<_>>()
+                .into_iter()
+        };
+        let error = unknown_variable(names(&[
+            "PATH",
+            "LEAKCHECK_GRACE",
+            "LEAKCHECK_KILL_LEAKED_PROCESSES",
+        ]))
+        .unwrap();
+        assert!(
+            error.starts_with(
+                "leakcheck: LEAKCHECK_KILL_LEAKED_PROCESSES is not a variable leakcheck \
+                 knows: did you mean LEAKCHECK_KILL_PROCESSES?"
+            ),
+            "{error}"
+        );
+        let error = unknown_variable(names(&["LEAKCHECK_ZOMBIE"])).unwrap();
+        assert!(error.contains("did you mean LEAKCHECK_ZOMBIES?"), "{error}");
+        // What leakcheck reads or sets itself, and names outside the namespace, are fine.
+        assert_eq!(
+            unknown_variable(names(&[
+                "LEAKCHECK",
+                "LEAKCHECK_SPAWNED_BY",
+                "LEAKCHECK_REPORT",
+                "LEAKCHECKER",
+                "MY_LEAKCHECK_X",
+            ])),
+            None
+        );
+    }
+
+    #[test]
+    fn edit_distance_counts_edits() {
+        assert_eq!(edit_distance("", "abc"), 3);
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
+        assert_eq!(edit_distance("same", "same"), 0);
     }
 }

@@ -11,6 +11,8 @@ mod file;
 
 pub use env::Policy;
 #[cfg(lc_process_hook)]
+pub(crate) use env::SPAWNED_BY_VAR;
+#[cfg(lc_process_hook)]
 pub(crate) use env::mark_children_before_main;
 #[cfg(any(lc_thread_hook, tokio_unstable))]
 pub(crate) use env::mode_before_main;

@@ -28,7 +28,9 @@ pub(crate) use current_stack::SIGNAL_HANDLER;
 pub(crate) use current_stack::shape_current_stack;
 #[cfg(lc_taskdump)]
 pub(crate) use resolve::from_symbol;
-pub(crate) use resolve::{location_frame, resolve, resolve_cached};
+pub(crate) use resolve::{
+    location_frame, resolve, resolve_cached, resolve_spawn, resolve_spawn_cached,
+};
 pub(crate) use symtab::names;
 pub(crate) use warm::warm_symbols;
 

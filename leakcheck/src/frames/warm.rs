@@ -74,8 +74,8 @@ fn load_forever() {
         }
         for stack in work.stacks {
             let ips = stack.unwind();
-            if super::resolve_cached(ips).is_none() {
-                super::resolve(ips);
+            if super::resolve_spawn_cached(ips).is_none() {
+                super::resolve_spawn(ips);
             }
         }
     }

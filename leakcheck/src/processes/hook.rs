@@ -400,12 +400,12 @@ impl ForkEnvironment {
         if envp == self.inherited {
             return self.at_fork.as_ptr();
         }
+        if envp == self.at_fork.as_ptr() || envp == self.room.as_ptr() {
+            return envp;
+        }
         // SAFETY: the caller's `envp`; `inherited` is the child's copy of the parent's
         // environment at the fork, which nothing in the child has freed.
-        if envp == self.at_fork.as_ptr()
-            || envp == self.room.as_ptr()
-            || !unsafe { marker::inherits(envp, self.inherited) }
-        {
+        if !unsafe { marker::inherits(envp, self.inherited) } {
             return envp;
         }
         let capacity = self.room.capacity();

@@ -11,8 +11,8 @@
 
 use std::ffi::{CString, c_char};
 
-/// The variable's name.
-pub(crate) const VAR: &str = "LEAKCHECK_SPAWNED_BY";
+/// The variable's name (the environment's reader knows it: not an unknown variable).
+pub(crate) const VAR: &str = crate::config::SPAWNED_BY_VAR;
 
 /// Who started a process, as its marker says.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -12,13 +12,17 @@
 //!   spawn's.
 //!
 //! A leak kept for the whole process on purpose (`Note::KeptForTheProcess`) gets its spawn
-//! rule first: it silences every thread started there.
+//! rule first: it silences every thread started there. A crate's process-wide singleton
+//! that the default allowlist knows (rayon's global pool, reported when the allowlist is
+//! off) gets the allowlist's own function first (`rayon_core::registry::set_global_registry`):
+//! the spawn function below it (`Registry::new`) starts every pool the crate builds, and
+//! would silence a pool a test built and forgot too.
 
 use leakcheck_schema::rules::Rule;
 
 use super::group::Group;
 use super::{Identity, Leak, Note};
-use crate::config::allowlist::POOLS;
+use crate::config::allowlist::{POOLS, SINGLETONS};
 
 /// Thread names a runtime or a pool gives all its threads: a rule over one would silence
 /// them all.
@@ -76,11 +80,12 @@ fn ordered(leak: &Leak, name: Option<Rule>) -> Vec<Rule> {
         return panic_rule(leak).into_iter().collect();
     }
     let site = site_rule(leak);
-    let mut rules: Vec<Rule> = if leak.notes.contains(&Note::KeptForTheProcess) {
-        site.into_iter().chain(name).collect()
+    let mut rules: Vec<Rule> = singleton_rule(leak).into_iter().collect();
+    if leak.notes.contains(&Note::KeptForTheProcess) {
+        rules.extend(site.into_iter().chain(name));
     } else {
-        name.into_iter().chain(site).collect()
-    };
+        rules.extend(name.into_iter().chain(site));
+    }
     rules.dedup();
     rules
 }
@@ -101,6 +106,22 @@ fn panic_rule(leak: &Leak) -> Option<Rule> {
     // `file:line:column`: the column is left out, so the rule reads as a line.
     let line = location.rsplit_once(':').map_or(location, |(line, _)| line);
     Some(Rule::panics_of(line))
+}
+
+/// The exact rule for a singleton of the default allowlist on the spawn path: it silences
+/// that singleton and nothing else its crate starts.
+fn singleton_rule(leak: &Leak) -> Option<Rule> {
+    SINGLETONS
+        .iter()
+        .flat_map(|singleton| singleton.spawned_in.iter())
+        .find(|needle| {
+            leak.spawn_backtrace.iter().any(|frame| {
+                frame
+                    .function()
+                    .is_some_and(|function| function.contains(**needle))
+            })
+        })
+        .map(|function| Rule::spawned_in(function))
 }
 
 /// The rule over where it came from.
@@ -191,6 +212,41 @@ mod tests {
         };
         assert_eq!(
             texts(&of_group(&group)),
+            [r#"ignore_spawn = "demo::Pool::start""#]
+        );
+    }
+
+    /// rayon's global pool, reported with the default allowlist off: the allowlist's own
+    /// rule first; a pool the test built (no `set_global_registry` on its path) gets none.
+    #[test]
+    fn a_known_singleton_gets_its_exact_rule_first() {
+        let frame = |function: &str| Frame::new(Some(function.into()), None, None, None);
+        let global = Leak {
+            spawn_backtrace: vec![
+                frame("rayon_core::registry::Registry::new"),
+                frame("rayon_core::registry::set_global_registry::{{closure}}"),
+                frame("rayon_core::registry::set_global_registry"),
+                frame("demo::uses_rayon"),
+            ],
+            notes: vec![Note::KeptForTheProcess],
+            ..thread("tokio-rt-worker")
+        };
+        assert_eq!(
+            texts(&of_leak(&global)),
+            [
+                r#"ignore_spawn = "rayon_core::registry::set_global_registry""#,
+                r#"ignore_spawn = "demo::Pool::start""#
+            ]
+        );
+        let built = Leak {
+            spawn_backtrace: vec![
+                frame("rayon_core::registry::Registry::new"),
+                frame("rayon_core::thread_pool::ThreadPool::build"),
+            ],
+            ..global
+        };
+        assert_eq!(
+            texts(&of_leak(&built)),
             [r#"ignore_spawn = "demo::Pool::start""#]
         );
     }

@@ -57,21 +57,21 @@ pub(super) fn state_line(leak: &Leak) -> Option<String> {
 }
 
 impl Report {
-    /// `1 thread`, `2 tasks and 1 thread`, `1 process and 1 zombie process`.
+    /// What still runs: `1 thread`, `2 tasks and 1 thread`, `1 process`; zombies are not
+    /// in it (they no longer run: [`Report::zombies`]).
     fn what_leaked(&self) -> String {
-        let of = |kind, zombie| {
+        let of = |kind| {
             self.leaks
                 .iter()
                 .filter(|leak| leak.kind() == kind && !leak.is_test_thread)
-                .filter(|leak| leak.is_zombie() == zombie)
+                .filter(|leak| !leak.is_zombie())
                 .map(|leak| leak.identity.count())
                 .sum::<usize>()
         };
         let parts: Vec<String> = [
-            (of(LeakKind::Task, false), "task"),
-            (of(LeakKind::Thread, false), "thread"),
-            (of(LeakKind::Process, false), "process"),
-            (of(LeakKind::Process, true), "zombie process"),
+            (of(LeakKind::Task), "task"),
+            (of(LeakKind::Thread), "thread"),
+            (of(LeakKind::Process), "process"),
         ]
         .into_iter()
         .filter(|(number, _)| *number > 0)
@@ -82,6 +82,22 @@ impl Report {
             Some((last, [])) => last.clone(),
             Some((last, rest)) => format!("{} and {last}", rest.join(", ")),
         }
+    }
+
+    /// `1 zombie process (a child that exited and was never waited for)`; `None` when none.
+    fn zombies(&self) -> Option<String> {
+        let zombies: usize = self
+            .leaks
+            .iter()
+            .filter(|leak| leak.is_zombie())
+            .map(|leak| leak.identity.count())
+            .sum();
+        let what = if zombies == 1 {
+            "a child that exited and was never waited for"
+        } else {
+            "children that exited and were never waited for"
+        };
+        (zombies > 0).then(|| format!("{} ({what})", count(zombies, "zombie process")))
     }
 
     /// `1 panic lost`, `2 panics lost`: in threads it started, ended by a panic nobody
@@ -118,6 +134,26 @@ impl fmt::Display for Report {
             }
             Some(lost) => format!("; {lost}"),
             None => String::new(),
+        };
+        let zombies = self.zombies();
+        // Zombies alone: nothing runs, nothing was waited for (they are decided at once).
+        if let Some(zombies) = &zombies {
+            if self.only(|leak| leak.is_zombie() || leak.panic.is_some()) {
+                let headline = match &self.subject {
+                    Subject::Scope(name) => format!("leakcheck: `{name}` left {zombies}{lost}"),
+                    Subject::Process => {
+                        format!("leakcheck: at the process-wide check: {zombies}{lost}")
+                    }
+                    Subject::Exit => {
+                        format!("leakcheck: when the test binary exited: {zombies}{lost}")
+                    }
+                };
+                return self.write_all(f, &headline);
+            }
+        }
+        let lost = match zombies {
+            Some(zombies) => format!("; and {zombies}{lost}"),
+            None => lost,
         };
         let headline = match (&self.subject, self.ending) {
             (Subject::Scope(name), Some(Ending::Stalled)) => format!(

@@ -475,15 +475,18 @@ pub(crate) async fn check_tasks(
 
 /// Whether spawn rules ignore a spawn path (its instruction pointers), as far as this look
 /// may tell: names from the symbol table match function rules; the debug info is read where
-/// it is cached, at the final look, or where the user's own rules need a `file:line`.
+/// it is cached, or, where names did not match, at the final look or where the user's own
+/// rules need a `file:line`. (A function the table names is on the path the debug info
+/// gives too: a match by names is a match.)
 fn spawn_ignored(rules: &Rules<'_>, ips: &[usize], look: Look) -> bool {
-    if look == Look::Final || (look == Look::First && rules.has_line_rules()) {
-        return rules.ignores_spawn(&frames::resolve(ips));
-    }
-    if let Some(frames) = frames::resolve_cached(ips) {
+    if let Some(frames) = frames::resolve_spawn_cached(ips) {
         return rules.ignores_spawn(&frames);
     }
-    frames::names(ips).is_some_and(|names| rules.ignores_spawn(&names))
+    if frames::names(ips).is_some_and(|names| rules.ignores_spawn(&names)) {
+        return true;
+    }
+    (look == Look::Final || (look == Look::First && rules.has_line_rules()))
+        && rules.ignores_spawn(&frames::resolve_spawn(ips))
 }
 
 /// What `target` runs now, from one final look without waiting: for the watchdog, when a

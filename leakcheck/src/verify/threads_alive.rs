@@ -138,7 +138,7 @@ fn current_stack(tid: i32, look: Look) -> Option<Vec<Frame>> {
 /// table's names.
 fn spawn_names(origin: &ThreadOrigin) -> Option<Vec<Frame>> {
     let ips = origin.spawn.unwind();
-    frames::resolve_cached(ips).or_else(|| frames::names(ips))
+    frames::resolve_spawn_cached(ips).or_else(|| frames::names(ips))
 }
 
 /// A thread as a process-wide pool's (`filter::pools`).
@@ -166,7 +166,7 @@ fn pool_thread(
     look: Look,
 ) -> PoolThread {
     let spawn_path = match look {
-        Look::Final => Some(frames::resolve(origin.spawn.unwind())),
+        Look::Final => Some(frames::resolve_spawn(origin.spawn.unwind())),
         Look::First | Look::Quick => spawn_names(origin),
     };
     let Some(pool) = spawn_path.as_deref().and_then(pools::pool_of) else {
