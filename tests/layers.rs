@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 /// layer or any other. `lib` is the crate root: its public items (`crate::Options`, ...)
 /// count as the top layer.
 const LAYERS: &[(&str, &[&str], &[&str])] = &[
-    ("foundation", &["lock", "paths", "unwind"], &[]),
+    ("foundation", &["lock", "paths", "unwind", "interpose"], &[]),
     (
         "leaves",
         &["scope", "frames", "config", "clock"],

@@ -44,6 +44,15 @@ fn switch_hooks_off_under_leakcheck_off() {
     }
 }
 
+// SAFETY: before `main`, this looks up the C library's functions behind leakcheck's
+// overrides with `dlsym` (the loader is set up; it spawns nothing and prints nothing) and
+// stores their addresses in atomics.
+#[cfg(lc_name_hook)]
+#[ctor::ctor(unsafe)]
+fn find_the_real_functions() {
+    crate::interpose::resolve_all();
+}
+
 // SAFETY: before `main`, this registers fork handlers with `pthread_atfork`, which has no
 // preconditions. The handlers take and release leakcheck's own locks, in one order, and in
 // the child empty what they guard without freeing it (see `registry::fork`): no

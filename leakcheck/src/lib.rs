@@ -57,7 +57,10 @@
 // (`tests/layers.rs` keeps it so). The check pipeline is one stack; the service view a side
 // branch beside it, on the same sources. Bottom up:
 // foundation: lock (the bounded globals' mutex), paths (how reports show them), unwind
-// (spawn stacks, kept at spawn, unwound for a report)
+// (spawn stacks, kept at spawn, unwound for a report), interpose (the real functions behind
+// the hooks, and the rules every hook keeps)
+#[cfg(lc_thread_hook)]
+mod interpose;
 mod lock;
 mod paths;
 mod unwind;

@@ -32,6 +32,8 @@ pub(crate) use resolve::{
     location_frame, resolve, resolve_cached, resolve_spawn, resolve_spawn_cached,
 };
 pub(crate) use symtab::names;
+#[cfg(lc_thread_hook)]
+pub(crate) use symtab::{NamesFoundHeld, hold_names_found};
 pub(crate) use warm::warm_symbols;
 
 /// One frame of a backtrace, resolved.

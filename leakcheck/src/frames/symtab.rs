@@ -24,6 +24,18 @@ pub(crate) fn names(ips: &[usize]) -> Option<Vec<Frame>> {
     )
 }
 
+/// The names' lock, held by a forking thread across the fork (`registry::fork`): a child
+/// forked while another thread of the parent looked names up would find it held for ever.
+/// The names themselves stay valid in the child, which runs the same executable.
+#[cfg(lc_thread_hook)]
+pub(crate) fn hold_names_found() -> NamesFoundHeld {
+    table::hold()
+}
+
+/// The names' lock, held.
+#[cfg(lc_thread_hook)]
+pub(crate) type NamesFoundHeld = table::Held;
+
 #[cfg(target_os = "linux")]
 mod table {
     use std::collections::HashMap;
@@ -46,6 +58,15 @@ mod table {
 
     /// Names found so far, by address: a check looks at the same spawn paths again.
     static FOUND: LazyLock<Lock<HashMap<usize, Option<String>>>> = LazyLock::new(Default::default);
+
+    /// [`super::hold_names_found`].
+    #[cfg(lc_thread_hook)]
+    pub(super) fn hold() -> Held {
+        FOUND.lock()
+    }
+
+    #[cfg(lc_thread_hook)]
+    pub(crate) type Held = std::sync::MutexGuard<'static, HashMap<usize, Option<String>>>;
 
     fn get() -> Option<&'static Table> {
         static TABLE: OnceLock<Option<Table>> = OnceLock::new();

@@ -57,7 +57,7 @@ pub(crate) use exec_note::{Exec, ExecNote, ExecNoteWriter};
 use id_hasher::IdHasher;
 pub(crate) use panics::{LostPanic, take_lost_panics};
 #[cfg(lc_panic_hook)]
-pub(crate) use panics::{add_lost_panic, any_lost_panic, detached, joined, replaced};
+pub(crate) use panics::{add_lost_panic, any_lost_panic, detached, handed_back, joined, replaced};
 #[cfg(lc_process_hook)]
 pub(crate) use processes::{NewProcess, StartWindow, add_process, is_recorded, remove_processes};
 pub(crate) use processes::{ProcessOrigin, all_processes, processes_of};
@@ -140,6 +140,8 @@ pub(crate) mod fork {
         own_threads: MutexGuard<'static, Vec<i32>>,
         pool_named: MutexGuard<'static, Vec<std::sync::Weak<ThreadOrigin>>>,
         lost_panics: MutexGuard<'static, Vec<super::LostPanic>>,
+        /// Last: a look-up of names takes no other lock.
+        _symbol_names: crate::frames::NamesFoundHeld,
     }
 
     thread_local! {
@@ -155,6 +157,7 @@ pub(crate) mod fork {
             own_threads: OWN_THREADS.lock(),
             pool_named: POOL_NAMED.lock(),
             lost_panics: super::panics::LOST.lock(),
+            _symbol_names: crate::frames::hold_names_found(),
         };
         let _ = HELD.try_with(|slot| *slot.borrow_mut() = Some(held));
     }

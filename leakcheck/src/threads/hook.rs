@@ -335,7 +335,8 @@ pub(crate) fn release_current_thread() {
 }
 
 /// The override of `pthread_join`: a thread's panic that the join returns (std's
-/// `JoinHandle::join`) was observed, not lost. One relaxed load when no panic was ever lost.
+/// `JoinHandle::join`) was observed, not lost. Two loads when no panic was ever lost (the
+/// next thread key, and whether any panic was lost).
 ///
 /// # Safety
 ///
@@ -505,9 +506,8 @@ fn remember_name(thread: libc::pthread_t, kernel_name: &CStr) {
 
 /// The C library's own functions behind the overrides.
 mod real {
-    use std::sync::atomic::{AtomicBool, Ordering};
-
     use super::CreateFn;
+    use crate::interpose::SayOnce;
 
     #[cfg(lc_name_hook)]
     type SetNameFn =
@@ -516,8 +516,7 @@ mod real {
     /// Dynamically linked: the next definition after ours, found once.
     #[cfg(lc_name_hook)]
     pub(super) fn create() -> Option<CreateFn> {
-        static REAL: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-        let address = next(&REAL, c"pthread_create")?;
+        let address = crate::interpose::address(crate::interpose::Real::PthreadCreate)?;
         // SAFETY: the C library's pthread_create has exactly this signature.
         Some(unsafe { std::mem::transmute::<usize, CreateFn>(address) })
     }
@@ -543,16 +542,14 @@ mod real {
 
     #[cfg(lc_panic_hook)]
     pub(super) fn join() -> Option<JoinFn> {
-        static REAL: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-        let address = next(&REAL, c"pthread_join")?;
+        let address = crate::interpose::address(crate::interpose::Real::PthreadJoin)?;
         // SAFETY: the C library's pthread_join has exactly this signature.
         Some(unsafe { std::mem::transmute::<usize, JoinFn>(address) })
     }
 
     #[cfg(lc_panic_hook)]
     pub(super) fn try_join() -> Option<JoinFn> {
-        static REAL: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-        let address = next(&REAL, c"pthread_tryjoin_np")?;
+        let address = crate::interpose::address(crate::interpose::Real::PthreadTryjoin)?;
         // SAFETY: glibc's pthread_tryjoin_np has exactly pthread_join's signature.
         Some(unsafe { std::mem::transmute::<usize, JoinFn>(address) })
     }
@@ -566,8 +563,7 @@ mod real {
 
     #[cfg(lc_panic_hook)]
     pub(super) fn timed_join() -> Option<TimedJoinFn> {
-        static REAL: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-        let address = next(&REAL, c"pthread_timedjoin_np")?;
+        let address = crate::interpose::address(crate::interpose::Real::PthreadTimedjoin)?;
         // SAFETY: glibc's pthread_timedjoin_np has exactly this signature.
         Some(unsafe { std::mem::transmute::<usize, TimedJoinFn>(address) })
     }
@@ -582,8 +578,7 @@ mod real {
 
     #[cfg(lc_panic_hook)]
     pub(super) fn clock_join() -> Option<ClockJoinFn> {
-        static REAL: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-        let address = next(&REAL, c"pthread_clockjoin_np")?;
+        let address = crate::interpose::address(crate::interpose::Real::PthreadClockjoin)?;
         // SAFETY: glibc's pthread_clockjoin_np has exactly this signature.
         Some(unsafe { std::mem::transmute::<usize, ClockJoinFn>(address) })
     }
@@ -593,40 +588,24 @@ mod real {
 
     #[cfg(lc_panic_hook)]
     pub(super) fn detach() -> Option<DetachFn> {
-        static REAL: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-        let address = next(&REAL, c"pthread_detach")?;
+        let address = crate::interpose::address(crate::interpose::Real::PthreadDetach)?;
         // SAFETY: the C library's pthread_detach has exactly this signature.
         Some(unsafe { std::mem::transmute::<usize, DetachFn>(address) })
     }
 
     #[cfg(lc_name_hook)]
     pub(super) fn setname() -> Option<SetNameFn> {
-        static REAL: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-        let address = next(&REAL, c"pthread_setname_np")?;
+        let address = crate::interpose::address(crate::interpose::Real::PthreadSetname)?;
         // SAFETY: the C library's pthread_setname_np has exactly this signature.
         Some(unsafe { std::mem::transmute::<usize, SetNameFn>(address) })
     }
 
-    #[cfg(lc_name_hook)]
-    fn next(cache: &std::sync::atomic::AtomicUsize, symbol: &std::ffi::CStr) -> Option<usize> {
-        let mut address = cache.load(Ordering::Acquire);
-        if address == 0 {
-            // SAFETY: dlsym with a valid C string; a null result is handled.
-            address = unsafe { libc::dlsym(libc::RTLD_NEXT, symbol.as_ptr()) } as usize;
-            cache.store(address, Ordering::Release);
-        }
-        (address != 0).then_some(address)
-    }
-
-    /// Said once, with `write(2)`: this runs where allocation or std's stderr lock may not
-    /// be safe.
+    /// The system's `pthread_create` is missing: said once.
     pub(super) fn complain_once() {
-        static SAID: AtomicBool = AtomicBool::new(false);
-        if !SAID.swap(true, Ordering::Relaxed) {
-            let message = b"leakcheck: the system's pthread_create was not found; \
-                            thread creation fails with EAGAIN\n";
-            // SAFETY: writing a valid buffer to stderr.
-            unsafe { libc::write(2, message.as_ptr().cast(), message.len()) };
-        }
+        static SAID: SayOnce = SayOnce::new();
+        SAID.say(
+            b"leakcheck: the system's pthread_create was not found; thread creation fails \
+              with EAGAIN\n",
+        );
     }
 }
