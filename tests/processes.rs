@@ -481,3 +481,60 @@ fn the_readme_shows_a_real_process_report() {
         "README.md's process report no longer matches a run (left: README, right: run)"
     );
 }
+
+/// The real `execvp` and `execve` are looked up before `main`, in the test process: a fork
+/// child of std's (`env_clear()` with a bare program name takes that path) runs no `dlsym`
+/// before its `exec`. The loader logs every lookup with the pid that made it.
+#[test]
+fn a_fork_child_looks_no_symbol_up_before_it_execs() {
+    let logs = std::env::temp_dir().join(format!("leakcheck-ld-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&logs);
+    std::fs::create_dir_all(&logs).unwrap();
+    let test = "clean_env_clear_gives_exactly_what_was_set";
+    let binary = leakcheck_suite::fixture("processes");
+    let name = binary.file_name().unwrap().to_string_lossy().into_owned();
+    let child = std::process::Command::new(&binary)
+        .args(["--exact", test])
+        .current_dir(leakcheck_suite::fixtures_dir())
+        .env("CARGO_MANIFEST_DIR", leakcheck_suite::fixtures_dir())
+        .env("LD_DEBUG", "bindings")
+        .env("LD_DEBUG_OUTPUT", logs.join("ld"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&child.stdout);
+    assert!(stdout.contains(&format!("test {test} ... ok")), "{stdout}");
+    // Every process logs into the file the test process opened (`ld.<its pid>`), each line
+    // after the pid that made it.
+    let mut looked_up_by = Vec::new();
+    for entry in std::fs::read_dir(&logs).unwrap() {
+        let path = entry.unwrap().path();
+        let opener = path.extension().unwrap().to_string_lossy().into_owned();
+        let log = std::fs::read_to_string(&path).unwrap_or_default();
+        for line in log.lines() {
+            let by_the_fixture = line
+                .split(" to ")
+                .next()
+                .is_some_and(|from| from.contains("binding file") && from.contains(&name));
+            let exec = ["`execvp'", "`execve'"]
+                .iter()
+                .any(|symbol| line.contains(&format!("normal symbol {symbol}")));
+            if by_the_fixture && exec {
+                let pid = line.split(':').next().unwrap().trim().to_owned();
+                looked_up_by.push((pid == opener, line.to_owned()));
+            }
+        }
+    }
+    assert!(
+        looked_up_by
+            .iter()
+            .any(|(in_the_test_process, _)| *in_the_test_process),
+        "the test process never looked the real exec up: {looked_up_by:?}"
+    );
+    for (in_the_test_process, line) in &looked_up_by {
+        assert!(
+            in_the_test_process,
+            "a fork child looked the real exec up:\n{line}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&logs);
+}

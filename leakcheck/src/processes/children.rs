@@ -181,15 +181,18 @@ fn orphans(table: &[ProcStat], marked: &[Arc<ProcessOrigin>], live: &[Child]) ->
     }
     let mut found = Vec::new();
     for process in table {
+        // Not kernel threads either (kthreadd, pid 2, and its children): no environment.
         let candidate = process.start_time >= earliest
             && process.pid != me as i32
             && process.ppid != me as i32
+            && process.pid != 2
+            && process.ppid != 2
             && !process.is_zombie()
             && !in_a_tree.contains(&process.pid);
         if !candidate {
             continue;
         }
-        let Some(marker) = procfs::marker(process.pid) else {
+        let Some(marker) = procfs::marker(process) else {
             continue;
         };
         if marker.pid != me || marker.start_time != my_start {
@@ -266,37 +269,53 @@ pub(crate) fn was_signalled(pid: i32) -> bool {
 /// How long ended processes get between `SIGTERM` and `SIGKILL`.
 const TERM_GRACE: Duration = Duration::from_millis(500);
 
-/// Ends `pid` (started at `start_time`) and its descendants: `SIGTERM` to all, then
-/// `SIGKILL` to what still runs after [`TERM_GRACE`]. Never waits for them: a child of this
-/// process stays a zombie until the program waits for it.
+/// Ends `pid` (started at `start_time`) and its descendants (those it has now, and those
+/// the report named): `SIGTERM` to all, then `SIGKILL` to what still runs after
+/// [`TERM_GRACE`]. Each is pinned first, by a pidfd where the kernel has them, else by its
+/// start time, checked again before each signal: a pid freed meanwhile (a descendant ended
+/// by the `SIGTERM` and reaped by its new parent) and given to another process is never
+/// signalled. Never waits for them: a child of this process stays a zombie until the
+/// program waits for it.
 pub(crate) fn end(pid: i32, start_time: u64, descendants: &[ProcessRef]) -> EndedBy {
-    let still_runs = |pid: i32| procfs::stat(pid).is_some_and(|now| !now.is_zombie());
-    let same = procfs::stat(pid).is_some_and(|now| now.start_time == start_time);
-    if !same {
+    let Some(leaked) = Pinned::new(pid, Some(start_time)) else {
         return EndedBy::AlreadyGone;
-    }
-    let all: Vec<i32> = std::iter::once(pid)
-        .chain(descendants.iter().map(|descendant| descendant.pid))
+    };
+    let mut all = vec![leaked];
+    let now: Vec<i32> = tree(&children_by_parent(&procfs::all()), pid)
+        .iter()
+        .map(|process| process.pid)
         .collect();
+    for pid in now
+        .into_iter()
+        .chain(descendants.iter().map(|descendant| descendant.pid))
+    {
+        if all.iter().any(|pinned| pinned.pid == pid) {
+            continue;
+        }
+        // A descendant starts after its ancestor: an older process has another's pid.
+        if let Some(pinned) =
+            Pinned::new(pid, None).filter(|pinned| pinned.start_time >= start_time)
+        {
+            all.push(pinned);
+        }
+    }
     let send = |signal: i32| {
         let mut error = None;
-        for &pid in &all {
-            // SAFETY: kill has no memory preconditions; the pids were read from `/proc`
-            // just now.
-            if unsafe { libc::kill(pid, signal) } != 0 {
-                error.get_or_insert_with(std::io::Error::last_os_error);
+        for pinned in &all {
+            if let Err(failed) = pinned.signal(signal) {
+                error.get_or_insert(failed);
             }
         }
         error
     };
     if let Some(error) = send(libc::SIGTERM) {
-        if still_runs(pid) {
+        if all[0].runs() {
             return EndedBy::NotEnded(error.to_string());
         }
     }
     let deadline = Instant::now() + TERM_GRACE;
     while Instant::now() < deadline {
-        if !all.iter().any(|&pid| still_runs(pid)) {
+        if !all.iter().any(Pinned::runs) {
             return EndedBy::Terminate;
         }
         std::thread::sleep(Duration::from_millis(5));
@@ -304,10 +323,108 @@ pub(crate) fn end(pid: i32, start_time: u64, descendants: &[ProcessRef]) -> Ende
     send(libc::SIGKILL);
     let deadline = Instant::now() + TERM_GRACE;
     while Instant::now() < deadline {
-        if !all.iter().any(|&pid| still_runs(pid)) {
+        if !all.iter().any(Pinned::runs) {
             return EndedBy::Kill;
         }
         std::thread::sleep(Duration::from_millis(5));
     }
     EndedBy::NotEnded("still running after SIGKILL".to_owned())
+}
+
+/// A process to signal, known for what it is, whatever its pid becomes: a pidfd (Linux
+/// 5.3), and its start time.
+struct Pinned {
+    pid: i32,
+    start_time: u64,
+    pidfd: Option<std::os::fd::OwnedFd>,
+}
+
+impl Pinned {
+    /// `pid` as it is now, if it runs (and started at `start_time`, where that is known).
+    fn new(pid: i32, start_time: Option<u64>) -> Option<Pinned> {
+        // SAFETY: pidfd_open takes a pid and flags; a failure is -1 with errno.
+        let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+        let pidfd = i32::try_from(fd).ok().filter(|&fd| fd >= 0).map(|fd| {
+            // SAFETY: a descriptor pidfd_open just returned, owned by nothing else.
+            unsafe { std::os::fd::FromRawFd::from_raw_fd(fd) }
+        });
+        // Read after the pidfd is open: if it is the process that ran then, the pidfd is
+        // that process's.
+        let now = procfs::stat(pid).filter(|now| !now.is_zombie())?;
+        if start_time.is_some_and(|start_time| start_time != now.start_time) {
+            return None;
+        }
+        Some(Pinned {
+            pid,
+            start_time: now.start_time,
+            pidfd,
+        })
+    }
+
+    /// Whether it still runs: its pid is still its own, and it has not exited.
+    fn runs(&self) -> bool {
+        procfs::stat(self.pid)
+            .is_some_and(|now| now.start_time == self.start_time && !now.is_zombie())
+    }
+
+    /// Sends `signal` to it, never to a process that took its pid: through its pidfd, else
+    /// only while its pid is still its own. One that has ended already is no error.
+    fn signal(&self, signal: i32) -> Result<(), std::io::Error> {
+        let sent = match &self.pidfd {
+            Some(pidfd) => {
+                use std::os::fd::AsRawFd;
+                // Past the `kill` hook: noted as it notes, so that a child of this process
+                // ended here is not then reported as a zombie.
+                signalled::note(self.pid);
+                // SAFETY: a pidfd we own, a signal number, no siginfo, no flags.
+                unsafe {
+                    libc::syscall(
+                        libc::SYS_pidfd_send_signal,
+                        pidfd.as_raw_fd(),
+                        signal,
+                        std::ptr::null::<libc::siginfo_t>(),
+                        0,
+                    )
+                }
+            }
+            None if self.runs() => {
+                // SAFETY: kill has no memory preconditions; the pid was its own just now.
+                i64::from(unsafe { libc::kill(self.pid, signal) })
+            }
+            None => return Ok(()),
+        };
+        if sent == 0 {
+            return Ok(());
+        }
+        let error = std::io::Error::last_os_error();
+        match error.raw_os_error() {
+            Some(libc::ESRCH) => Ok(()),
+            _ => Err(error),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_pinned_process_is_the_one_that_ran_and_no_other() {
+        let mut child = std::process::Command::new("sleep")
+            .arg("600")
+            .spawn()
+            .unwrap();
+        let pid = child.id() as i32;
+        let started = procfs::stat(pid).unwrap().start_time;
+        // Another start time: another process that had this pid.
+        assert!(Pinned::new(pid, Some(started + 1)).is_none());
+        let pinned = Pinned::new(pid, Some(started)).expect("it runs");
+        assert!(pinned.runs());
+        pinned.signal(libc::SIGKILL).unwrap();
+        child.wait().unwrap();
+        assert!(!pinned.runs());
+        // Gone: signalling it again is no error, and reaches nothing.
+        pinned.signal(libc::SIGKILL).unwrap();
+        assert!(Pinned::new(pid, Some(started)).is_none());
+    }
 }

@@ -47,9 +47,10 @@ static CHECKED_AT_EXIT: AtomicBool = AtomicBool::new(false);
 /// Records made before a check drops those of children the program waited for.
 const PRUNE_EVERY: usize = 64;
 
-/// Hooked spawns between their start and their record, and how many have started: the
-/// `popen` hook takes the children that appeared during its call, and must not take one a
-/// hooked spawn on another thread has not recorded yet.
+/// Hooked spawns between their start and their record, and how many have started: where
+/// the kernel lists no thread's children, the `popen` hook takes the children that appeared
+/// during its call, and must not take one a hooked spawn on another thread has not recorded
+/// yet.
 static IN_FLIGHT: AtomicUsize = AtomicUsize::new(0);
 static STARTED: AtomicU64 = AtomicU64::new(0);
 
@@ -481,6 +482,8 @@ pub unsafe extern "C" fn fork() -> libc::pid_t {
         // execs) it sees its environment as it was, without the marker.
         std::mem::forget(prepared);
         std::mem::forget(in_flight);
+        // The count is the parent's, of spawns on threads this child does not have.
+        IN_FLIGHT.store(0, Ordering::Release);
         return 0;
     }
     if let Some(before) = before {
@@ -557,6 +560,24 @@ pub unsafe extern "C" fn execve(
     };
     // SAFETY: the caller's arguments; then forwarding.
     unsafe { real(path, argv, forked_exec(path, argv, envp)) }
+}
+
+/// The override of `execv(3)` (what `nix::unistd::execv` calls, and C code after a
+/// `fork`): glibc runs it on its internal `execve`, past the hook above, so it is followed
+/// here as `execvp` is: with `environ`, which gets the marker in a fork child.
+///
+/// # Safety
+///
+/// The contract of `execv(3)`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn execv(path: *const c_char, argv: *const *const c_char) -> c_int {
+    let Some(real) = real::execve() else {
+        real::missing();
+        return -1;
+    };
+    // SAFETY: the caller's arguments and the child's own environment (with the marker in a
+    // fork child); `execv` is `execve` with `environ`.
+    unsafe { real(path, argv, forked_exec(path, argv, environ)) }
 }
 
 /// The override of `execvp(3)`, which std's `Command` calls in a fork child after it has
@@ -645,35 +666,38 @@ pub unsafe extern "C" fn popen(command: *const c_char, mode: *const c_char) -> *
         return unsafe { real(command, mode) };
     }
     let caller = Registers::here();
-    // One `popen` at a time, from the call to the record: otherwise two calls would each take
-    // the other's child. (A fork meanwhile leaves this held in the child, whose own `popen`
-    // would then wait for ever: a child that forks and calls `popen` before it `exec`s is
-    // beyond what a fork child may do anyway.)
+    // glibc starts the shell from the calling thread: the new child is the one its list of
+    // children gains during the call, whatever other threads start meanwhile.
+    let me = threads::current_tid();
+    let children_before = procfs::children_of_thread(me);
+    // Without that list, one `popen` at a time, from the call to the record: otherwise two
+    // calls would each take the other's child. (A fork meanwhile leaves this held in the
+    // child, whose own `popen` would then wait for ever: a child that forks and calls
+    // `popen` before it `exec`s is beyond what a fork child may do anyway.)
     static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    let _one = ONE_AT_A_TIME
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let _one = children_before.is_none().then(|| {
+        ONE_AT_A_TIME
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    });
     let before = procfs::ticks_now();
     // SAFETY: forwarding.
     let stream = unsafe { real(command, mode) };
     if !stream.is_null() {
         let recorded = catch_unwind(AssertUnwindSafe(|| {
-            let (me, _) = procfs::this_process();
-            // The children that appeared during the call and that no hooked spawn
-            // recorded, taken once no hooked spawn on another thread is between its start
-            // and its record: looked again if one started meanwhile.
-            let new = loop {
-                let started = settled_spawns();
-                let new: Vec<_> = procfs::all()
+            let new = match &children_before {
+                Some(children_before) => procfs::children_of_thread(me)
+                    .unwrap_or_default()
                     .into_iter()
-                    .filter(|child| child.ppid == me as i32 && child.start_time >= before)
-                    .filter(|child| !registry::is_recorded(child.pid, child.start_time))
-                    .collect();
-                if STARTED.load(Ordering::Acquire) == started {
-                    break new;
-                }
+                    .filter(|pid| !children_before.contains(pid))
+                    .filter_map(procfs::stat)
+                    .collect(),
+                None => children_started_since(before),
             };
             for child in new {
+                if registry::is_recorded(child.pid, child.start_time) {
+                    continue;
+                }
                 let mut spawning = Spawning::new(caller, std::ptr::null(), std::ptr::null());
                 spawning.command = procfs::command(child.pid).map(String::into_boxed_str);
                 // The C library's shell inherits `environ`, unmarked.
@@ -691,75 +715,67 @@ pub unsafe extern "C" fn popen(command: *const c_char, mode: *const c_char) -> *
     stream
 }
 
-/// The C library's own functions behind the overrides.
-mod real {
-    use std::ffi::CStr;
-    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+/// Where the kernel keeps no list of a thread's children: the children of this process
+/// that started since `before`, taken once no hooked spawn on another thread is between
+/// its start and its record, and looked at again (a few times at most) if one started
+/// meanwhile. Each look reads `/proc/<pid>/stat` of every process of the host.
+fn children_started_since(before: u64) -> Vec<procfs::ProcStat> {
+    let (me, _) = procfs::this_process();
+    let mut new = Vec::new();
+    for _ in 0..3 {
+        let started = settled_spawns();
+        new = procfs::all()
+            .into_iter()
+            .filter(|child| child.ppid == me as i32 && child.start_time >= before)
+            .collect();
+        if STARTED.load(Ordering::Acquire) == started {
+            break;
+        }
+    }
+    new
+}
 
-    macro_rules! next {
-        ($($name:ident: $type:ty),* $(,)?) => {$(
+/// The C library's own functions behind the overrides, from the one table
+/// (`interpose`), and what the hooks say once.
+mod real {
+    use crate::interpose::{self, Real, SayOnce};
+
+    macro_rules! real {
+        ($($name:ident = $real:ident: $type:ty),* $(,)?) => {$(
             pub(super) fn $name() -> Option<$type> {
-                static REAL: AtomicUsize = AtomicUsize::new(0);
-                const NAME: &CStr = match CStr::from_bytes_with_nul(
-                    concat!(stringify!($name), "\0").as_bytes(),
-                ) {
-                    Ok(name) => name,
-                    Err(_) => panic!("a function name holds no NUL"),
-                };
-                let address = next(&REAL, NAME)?;
+                let address = interpose::address(Real::$real)?;
                 // SAFETY: the C library's function of this name has exactly this signature.
                 Some(unsafe { std::mem::transmute::<usize, $type>(address) })
             }
         )*};
     }
 
-    next! {
-        posix_spawn: super::SpawnFn,
-        posix_spawnp: super::SpawnFn,
-        fork: super::ForkFn,
-        execve: super::ExecveFn,
-        execvp: super::ExecvpFn,
-        kill: super::KillFn,
-        killpg: super::KillFn,
-        popen: super::PopenFn,
-    }
-
-    /// The next definition after ours, found once.
-    fn next(cache: &AtomicUsize, symbol: &CStr) -> Option<usize> {
-        let mut address = cache.load(Ordering::Acquire);
-        if address == 0 {
-            // SAFETY: dlsym with a valid C string; a null result is handled.
-            address = unsafe { libc::dlsym(libc::RTLD_NEXT, symbol.as_ptr()) } as usize;
-            cache.store(address, Ordering::Release);
-        }
-        (address != 0).then_some(address)
+    real! {
+        posix_spawn = PosixSpawn: super::SpawnFn,
+        posix_spawnp = PosixSpawnp: super::SpawnFn,
+        fork = Fork: super::ForkFn,
+        execve = Execve: super::ExecveFn,
+        execvp = Execvp: super::ExecvpFn,
+        kill = Kill: super::KillFn,
+        killpg = Killpg: super::KillFn,
+        popen = Popen: super::PopenFn,
     }
 
     /// The C library has no such function: the call fails with `ENOSYS` (errno set; a
     /// spawn returns it), said once.
     pub(super) fn missing() {
-        static SAID: AtomicBool = AtomicBool::new(false);
-        if !SAID.swap(true, Ordering::Relaxed) {
-            say(
-                b"leakcheck: a process function (posix_spawn, fork, exec, kill, killpg or popen) was \
-                  not found in the C library; the call fails with ENOSYS\n",
-            );
-        }
+        static SAID: SayOnce = SayOnce::new();
+        SAID.say(
+            b"leakcheck: a process function (posix_spawn, fork, exec, kill, killpg or popen) \
+              was not found in the C library; the call fails with ENOSYS\n",
+        );
         // SAFETY: errno is the calling thread's own.
         unsafe { *libc::__errno_location() = libc::ENOSYS };
     }
 
     /// A child could not be recorded (leakcheck failed inside the hook): it runs, unchecked.
     pub(super) fn could_not_record() {
-        static SAID: AtomicBool = AtomicBool::new(false);
-        if !SAID.swap(true, Ordering::Relaxed) {
-            say(b"leakcheck: a child process could not be recorded; it is not checked\n");
-        }
-    }
-
-    /// With `write(2)`: this may run where std's stderr lock is not safe to take.
-    fn say(message: &[u8]) {
-        // SAFETY: writing a valid buffer to stderr.
-        unsafe { libc::write(2, message.as_ptr().cast(), message.len()) };
+        static SAID: SayOnce = SayOnce::new();
+        SAID.say(b"leakcheck: a child process could not be recorded; it is not checked\n");
     }
 }

@@ -135,14 +135,23 @@ pub(crate) fn program(pid: i32) -> Option<String> {
 /// The leakcheck marker in its environment, if it has one (reading another process's
 /// environment needs the right to trace it: a child, or a process of the same user). A
 /// process in the middle of an `exec` shows an empty environment, or none, for a moment:
-/// read again, a few times, before it counts as one without a marker.
-pub(crate) fn marker(pid: i32) -> Option<Marker> {
+/// one that started a moment ago is read again, a few times, before it counts as one
+/// without a marker.
+pub(crate) fn marker(process: &ProcStat) -> Option<Marker> {
+    let pid = process.pid;
     // Another user's process: its environment cannot be read, and it is none of ours.
     // SAFETY: geteuid has no preconditions.
     if fs::metadata(format!("/proc/{pid}")).ok()?.uid() != unsafe { libc::geteuid() } {
         return None;
     }
-    for attempt in 0..5 {
+    // An environment reads empty while its process `exec`s: looked at again, a few times,
+    // only for a process that started a moment ago. An older empty one is empty (`env -i`).
+    let attempts = if ticks_now().saturating_sub(process.start_time) <= 2 {
+        5
+    } else {
+        1
+    };
+    for attempt in 0..attempts {
         if attempt > 0 {
             std::thread::sleep(std::time::Duration::from_millis(1));
         }
