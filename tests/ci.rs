@@ -145,6 +145,22 @@ fn bad_variable_values_fail_with_what_was_expected() {
     }
 }
 
+/// `LEAKCHECK=off` stays the way out whatever else is set: an unknown variable beside it
+/// fails nothing.
+#[test]
+fn leakcheck_off_is_off_beside_an_unknown_variable() {
+    let clean = "clean_thread_blocked_on_channel_until_sent";
+    let run = exact(
+        clean,
+        &[
+            ("LEAKCHECK", "off"),
+            ("LEAKCHECK_KILL_LEAKED_PROCESSES", "true"),
+        ],
+    );
+    assert_eq!(run.verdict(clean), Some("ok"), "{}", run.stdout);
+    assert!(!run.stderr.contains("leakcheck:"), "{}", run.stderr);
+}
+
 #[test]
 fn a_malformed_leakcheck_toml_names_file_line_and_problem() {
     let dir = temp_dir("malformed-toml");

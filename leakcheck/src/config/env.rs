@@ -51,23 +51,6 @@ pub(crate) const VARIABLES: &[&str] = &[
     TASK_BACKTRACE_VAR,
 ];
 
-/// Every `LEAKCHECK*` name that is not an error: what leakcheck reads, and the marker it
-/// sets in children (a test binary started by a test inherits it).
-const KNOWN: &[&str] = &[
-    MODE_VAR,
-    GRACE_VAR,
-    TIMEOUT_VAR,
-    UNTRACKED_TASKS_VAR,
-    ZOMBIES_VAR,
-    LOST_PANICS_VAR,
-    KILL_PROCESSES_VAR,
-    MARK_CHILDREN_VAR,
-    REPORT_VAR,
-    CONFIG_VAR,
-    TASK_BACKTRACE_VAR,
-    SPAWNED_BY_VAR,
-];
-
 /// What a leak does to the test that leaked it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Mode {
@@ -148,14 +131,17 @@ fn parse_mode(value: &str) -> Result<Mode, String> {
 }
 
 fn read() -> Result<Environment, String> {
-    // A misspelt setting would otherwise be a setting silently not applied.
-    if let Some(unknown) = unknown_variable(std::env::vars_os().map(|(name, _)| name)) {
-        return Err(unknown);
-    }
     let mode = match variable(MODE_VAR)? {
         Some(value) => parse_mode(&value)?,
         None => Mode::Fail,
     };
+    // A misspelt setting would otherwise be a setting silently not applied. `LEAKCHECK=off`
+    // stays the way out, whatever else is set.
+    if mode != Mode::Off {
+        if let Some(unknown) = unknown_variable(std::env::vars_os().map(|(name, _)| name)) {
+            return Err(unknown);
+        }
+    }
     let duration = |name: &str| -> Result<Option<Duration>, String> {
         let Some(value) = variable(name)? else {
             return Ok(None);
@@ -269,7 +255,13 @@ fn variable(name: &str) -> Result<Option<String>, String> {
 fn unknown_variable(names: impl Iterator<Item = std::ffi::OsString>) -> Option<String> {
     let name = names
         .filter_map(|name| name.into_string().ok())
-        .filter(|name| name.starts_with("LEAKCHECK_") && !KNOWN.contains(&name.as_str()))
+        // What leakcheck reads, and the marker it sets in children (a test binary started by
+        // a test inherits it).
+        .filter(|name| {
+            name.starts_with("LEAKCHECK_")
+                && !VARIABLES.contains(&name.as_str())
+                && name != SPAWNED_BY_VAR
+        })
         .min()?;
     let closest = VARIABLES
         .iter()

@@ -89,7 +89,7 @@ impl<'a> Rules<'a> {
     /// backtrace (all frames), or by the panic's location.
     pub(crate) fn ignores_panic(&self, spawn: &[Frame], location: Option<&str>) -> bool {
         self.options.ignore_panics.iter().any(|needle| {
-            location.is_some_and(|location| location.contains(needle.as_str()))
+            location.is_some_and(|location| in_location(location, needle))
                 || spawn.iter().any(|frame| frame_matches(frame, needle))
         })
     }
@@ -105,7 +105,18 @@ fn frame_matches(frame: &Frame, needle: &str) -> bool {
         .is_some_and(|function| function.contains(needle))
         || frame
             .location()
-            .is_some_and(|location| location.contains(needle))
+            .is_some_and(|location| in_location(&location, needle))
+}
+
+/// Whether `needle` is part of a `file:line:column`, where a needle that ends in a digit
+/// ends its number: `tests/x.rs:12` is in `tests/x.rs:12:9`, not in `tests/x.rs:120:9`.
+fn in_location(location: &str, needle: &str) -> bool {
+    if !needle.ends_with(|c: char| c.is_ascii_digit()) {
+        return location.contains(needle);
+    }
+    location
+        .match_indices(needle)
+        .any(|(at, _)| !location[at + needle.len()..].starts_with(|c: char| c.is_ascii_digit()))
 }
 
 #[cfg(test)]
@@ -242,6 +253,8 @@ mod tests {
         let by_line = Options::new().rule(RuleKind::Panic, "tests/jobs.rs:12");
         assert!(rules(&by_line).ignores_panic(&[], Some("tests/jobs.rs:12:9")));
         assert!(!rules(&by_line).ignores_panic(&spawn, Some("tests/jobs.rs:13:9")));
+        // A line is a whole number: 12 is not the start of 120.
+        assert!(!rules(&by_line).ignores_panic(&[], Some("tests/jobs.rs:120:9")));
         // Thread and spawn rules accept no panic.
         let threads = Options::new()
             .ignore_thread("*")

@@ -92,7 +92,10 @@ fn around_the_call(ips: &[usize]) -> Option<(Vec<Frame>, &[usize], Vec<Frame>)> 
         })
         .or_else(|| names.iter().rposition(|frame| frame.function().is_some()))
         .map_or(ips.len(), |at| at + 1);
-    let machinery = machinery.min(harness);
+    // The outermost of them is resolved with the debug info too: in a release build the
+    // user's closure (the spawn's caller) may be inlined into a std function there
+    // (`Iterator::for_each`), and only the debug info sees it.
+    let machinery = machinery.saturating_sub(1).min(harness);
     Some((
         names[..machinery].to_vec(),
         &ips[machinery..harness],

@@ -8,6 +8,8 @@ use std::cell::RefCell;
 use std::panic::PanicHookInfo;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
+use crate::interpose::SayOnce;
+
 /// A panic as the hook saw it.
 #[derive(Clone, Debug)]
 pub(crate) struct Seen {
@@ -68,10 +70,26 @@ fn note(info: &PanicHookInfo<'_>) {
         *seen.borrow_mut() = Some((Seen { message, location }, false));
     });
     // From here until the raise decides where it is caught (the hook it wraps may take
-    // long: a slow message or backtrace), a check waits for this thread's panic.
-    if let Some(me) = crate::threads::current_origin() {
-        me.set_panicking(true);
+    // long: a slow message or backtrace), a check waits for this thread's panic. Only where
+    // the raise hook runs, which clears it.
+    if crate::registry::hooks_on() {
+        if let Some(me) = crate::threads::current_origin() {
+            me.set_panicking(true);
+        }
     }
+}
+
+/// Whether the panic being raised on this thread is the one std's `thread::scope` raises
+/// in the scope's owner when a scoped thread panicked and nobody joined it: the scope
+/// hands its threads' panics back that way. (Its location is the caller's: `scope` tracks
+/// its caller.) Read, not taken.
+pub(crate) fn hands_back_scoped_panics() -> bool {
+    SEEN.try_with(|seen| {
+        seen.borrow().as_ref().is_some_and(|(panic, taken)| {
+            !*taken && panic.message.as_deref() == Some("a scoped thread panicked")
+        })
+    })
+    .unwrap_or(false)
 }
 
 /// What the hook saw of the panic being raised on this thread. A `fresh` panic (`panic!`,
@@ -101,12 +119,11 @@ pub(crate) fn take_seen(fresh: bool) -> Option<Seen> {
 }
 
 fn say_once_the_hook_was_replaced() {
-    static SAID: AtomicBool = AtomicBool::new(false);
-    if !SAID.swap(true, Ordering::Relaxed) {
-        let message = b"leakcheck: a panic ran another panic hook than leakcheck's \
-            (std::panic::set_hook): a lost panic is still found, without its message; \
-            leakcheck's hook goes around the new one at the next test or check\n";
-        // SAFETY: writing a valid buffer to stderr, which may be locked by the panic.
-        unsafe { libc::write(2, message.as_ptr().cast(), message.len()) };
-    }
+    // With `write(2)`: stderr may be locked by the panic.
+    static SAID: SayOnce = SayOnce::new();
+    SAID.say(
+        b"leakcheck: a panic ran another panic hook than leakcheck's \
+        (std::panic::set_hook): a lost panic is still found, without its message; \
+        leakcheck's hook goes around the new one at the next test or check\n",
+    );
 }

@@ -10,11 +10,11 @@
 
 use std::ffi::{c_int, c_void};
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use super::hook;
 use super::lsda::{self, Action};
 use crate::frames;
+use crate::interpose::{self, Real};
 use crate::registry::{self, LostPanic};
 use crate::threads;
 
@@ -46,17 +46,10 @@ unsafe extern "C" {
 /// The unwinder's contract: `exception` is the exception being raised.
 #[unsafe(no_mangle)]
 pub unsafe extern "C-unwind" fn _Unwind_RaiseException(exception: *mut c_void) -> c_int {
-    static REAL: AtomicUsize = AtomicUsize::new(0);
-    let mut real = REAL.load(Ordering::Acquire);
-    if real == 0 {
-        // SAFETY: dlsym with a valid C string; a null result is handled.
-        real = unsafe { libc::dlsym(libc::RTLD_NEXT, c"_Unwind_RaiseException".as_ptr()) } as usize;
-        REAL.store(real, Ordering::Release);
-    }
-    if real == 0 {
+    let Some(real) = interpose::address(Real::UnwindRaiseException) else {
         // No unwinder behind this one: nothing can unwind. The caller aborts.
         return 5; // _URC_FATAL_PHASE1_ERROR
-    }
+    };
     // Rust's panics only: a C++ `throw` (or another language's exception) on a hooked
     // thread is not a panic, and its frames' catch clauses are not Rust's to read.
     if registry::hooks_on() && is_rust_s(exception) {
@@ -103,11 +96,20 @@ enum Caught {
 }
 
 fn look_at_the_raise() {
+    // The scope's owner, on any thread: the panics of the threads it spawned in the scope
+    // were handed to it (decided by what std does, not by names a release build inlines).
+    if hook::hands_back_scoped_panics() && registry::any_lost_panic() {
+        let owner = threads::current_origin();
+        registry::handed_back(owner.map(|owner| owner.key), crate::scope::current());
+    }
     // Only threads the spawn hook started (std's or another's): the test's own thread's
     // panic is the test's failure, seen by the harness.
     let Some(thread) = threads::current_origin() else {
         return;
     };
+    // Whatever happens below (a panic in here too), a panic caught inside the thread leaves
+    // nothing to wait for; only one that ends the thread is in progress until it is gone.
+    thread.set_panicking(false);
     let frames = stack();
     let ips: Vec<usize> = frames.iter().map(|frame| frame.return_address).collect();
     let names = frames::names(&ips).unwrap_or_default();
@@ -119,9 +121,7 @@ fn look_at_the_raise() {
     };
     let fresh = (0..frames.len()).any(|at| name(at).contains("__rust_end_short_backtrace"));
     let seen = hook::take_seen(fresh);
-    if caught(&frames, name) != Caught::AtTheThreadEntry || spawned_in_a_scope(&thread) {
-        // Caught inside the thread (or by its scope): nothing of it is left to wait for.
-        thread.set_panicking(false);
+    if caught(&frames, name) != Caught::AtTheThreadEntry {
         return;
     }
     // Unwinding out of the thread, which it ends: in progress until the thread is gone.
@@ -231,18 +231,6 @@ fn caught<'a>(frames: &[Frame], name: impl Fn(usize) -> &'a str) -> Caught {
         }
     }
     Caught::Unknown
-}
-
-/// Whether the thread was spawned by `std::thread::scope`, which joins it, and hands its
-/// panic on to the scope's caller: never lost.
-fn spawned_in_a_scope(thread: &crate::registry::ThreadOrigin) -> bool {
-    frames::names(thread.spawn.unwind()).is_some_and(|names| {
-        names.iter().any(|frame| {
-            frame
-                .function()
-                .is_some_and(|function| function.contains("std::thread::scoped::"))
-        })
-    })
 }
 
 #[cfg(test)]

@@ -33,6 +33,9 @@ pub(crate) struct LostPanic {
     /// Detached (its `JoinHandle` dropped), before or after the panic: no join can observe
     /// it, and a join of a later thread given the same `pthread_t` is not one of it.
     detached: bool,
+    /// The thread that spawned it (its record's key), as the panic started: a scope's
+    /// owner hands its scoped threads' panics on (`registry::handed_back`).
+    spawner: Option<u64>,
 }
 
 impl LostPanic {
@@ -47,6 +50,7 @@ impl LostPanic {
     ) -> LostPanic {
         LostPanic {
             scope: thread.scope,
+            spawner: thread.parent().map(|parent| parent.key),
             thread,
             tid,
             handle,
@@ -89,6 +93,15 @@ pub(crate) fn joined(handle: usize, spawned_before: u64) {
 /// guard read `thread::panicking()`). Observed.
 pub(crate) fn replaced(key: u64) {
     LOST.lock().retain(|panic| panic.thread.key != key);
+}
+
+/// A scope's owner (the thread of record `owner`, or an unhooked one of `scope`, such as
+/// the main thread) panicked with "a scoped thread panicked": std hands the panics of the
+/// scope's threads back to its owner that way, so those it spawned were observed. (A plain
+/// thread it spawned within the scope is taken for one of them.)
+pub(crate) fn handed_back(owner: Option<u64>, scope: ScopeId) {
+    LOST.lock()
+        .retain(|panic| panic.spawner != owner || owner.is_none() && panic.scope != scope);
 }
 
 /// The thread `handle` was detached (its `JoinHandle` dropped): nobody can join it now.

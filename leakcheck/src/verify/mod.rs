@@ -430,7 +430,7 @@ fn settled(target: Target, rules: &Rules<'_>, settings: &Settings) -> Vec<Suspec
 fn panic_accepted(rules: &Rules<'_>, panic: &LostPanic) -> bool {
     rules.has_panic_rules()
         && rules.ignores_panic(
-            &frames::resolve(panic.thread.spawn.unwind()),
+            &frames::resolve_spawn(panic.thread.spawn.unwind()),
             panic.location.as_deref(),
         )
 }
