@@ -103,6 +103,16 @@ fn assert_lost_panics_reported(run: &Run, round: usize) {
     }
 }
 
+/// The verdicts alone: `.ci/run` runs this with the fixtures built in release and with fat
+/// LTO (`SUITE_FIXTURE_PROFILE`), where reports have no line numbers and inlining removes
+/// functions from the symbol table (a scoped thread's spawn, say).
+#[test]
+fn only_tests_that_lose_a_panic_fail_whatever_the_build() {
+    for round in 0..repeat() {
+        assert_verdicts(&run("panics", &["--test-threads=8"]), round, 21);
+    }
+}
+
 #[test]
 fn only_tests_that_lose_a_panic_fail_in_parallel_runs() {
     for round in 0..repeat() {

@@ -149,6 +149,15 @@ fn only_leaky_process_tests_fail_in_parallel_runs() {
     }
 }
 
+/// The verdicts alone, as `only_tests_that_lose_a_panic_fail_whatever_the_build` (panics.rs).
+#[test]
+fn only_leaky_process_tests_fail_whatever_the_build() {
+    for round in 0..repeat() {
+        let run = run_with_env("processes", &["--test-threads=8"], &[KILL]);
+        assert_verdicts(&run, round, 20);
+    }
+}
+
 #[test]
 fn only_leaky_process_tests_fail_one_at_a_time() {
     let run = run_with_env("processes", &["--test-threads=1"], &[KILL]);

@@ -19,7 +19,13 @@ pub fn fixtures_dir() -> PathBuf {
 
 /// The executable of a fixture test target, built (once per process) with the same
 /// `RUSTFLAGS` as the suite itself, so both builds (plain and `tokio_unstable`) are covered.
+/// With `SUITE_FIXTURE_PROFILE=release` or `fat-lto`, each target is built alone in that
+/// profile (`.ci/run` runs the panics and processes suites so: what inlining removes from
+/// symbol tables must not change a verdict).
 pub fn fixture(target: &str) -> PathBuf {
+    if let Some(profile) = optimised() {
+        return optimised_fixture(target, &profile);
+    }
     static BUILT: OnceLock<HashMap<String, PathBuf>> = OnceLock::new();
     let built = BUILT.get_or_init(|| {
         let output = Command::new(env!("CARGO"))
@@ -58,6 +64,59 @@ pub fn fixture(target: &str) -> PathBuf {
             )
         })
         .clone()
+}
+
+/// `SUITE_FIXTURE_PROFILE`: `release`, `fat-lto` (release with `lto = "fat"` and one
+/// codegen unit), or unset for the suite's own debug build.
+fn optimised() -> Option<String> {
+    let profile = std::env::var("SUITE_FIXTURE_PROFILE").ok()?;
+    assert!(
+        matches!(profile.as_str(), "release" | "fat-lto"),
+        "SUITE_FIXTURE_PROFILE={profile:?}: expected release or fat-lto"
+    );
+    Some(profile)
+}
+
+/// A fixture target built alone, in `profile`, once per process.
+fn optimised_fixture(target: &str, profile: &str) -> PathBuf {
+    static BUILT: std::sync::Mutex<Option<HashMap<String, PathBuf>>> = std::sync::Mutex::new(None);
+    let mut built = BUILT
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let built = built.get_or_insert_with(HashMap::new);
+    if let Some(executable) = built.get(target) {
+        return executable.clone();
+    }
+    let mut cargo = Command::new(env!("CARGO"));
+    cargo
+        .args(["test", "--no-run", "--release", "--test", target])
+        .arg("--message-format=json-render-diagnostics")
+        .arg("--manifest-path")
+        .arg(fixtures_dir().join("Cargo.toml"))
+        .arg("--target-dir")
+        .arg(root().join("target").join(format!("fixtures-{profile}")));
+    if profile == "fat-lto" {
+        cargo
+            .env("CARGO_PROFILE_RELEASE_LTO", "fat")
+            .env("CARGO_PROFILE_RELEASE_CODEGEN_UNITS", "1");
+    }
+    let output = cargo.output().expect("cargo runs");
+    assert!(
+        output.status.success(),
+        "building the fixture {target} ({profile}) failed:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let executable = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .find_map(|message| {
+            let name = message.get("target")?.get("name")?.as_str()?;
+            let executable = message.get("executable")?.as_str()?;
+            (name == target).then(|| PathBuf::from(executable))
+        })
+        .unwrap_or_else(|| panic!("no executable for the fixture {target} ({profile})"));
+    built.insert(target.to_owned(), executable.clone());
+    executable
 }
 
 /// The example service's own workspace, `examples/service`.
