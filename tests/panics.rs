@@ -281,8 +281,16 @@ fn the_exit_check_names_the_plain_test_that_lost_a_panic() {
         "{}",
         run.stderr
     );
-    assert!(run.stderr.contains("  owner: `plain_test_loses_a_panic`"));
-    assert!(run.stderr.contains(": boom, nobody joins me"));
+    assert!(
+        run.stderr.contains("  owner: `plain_test_loses_a_panic`"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains(": boom, nobody joins me"),
+        "{}",
+        run.stderr
+    );
     assert!(!run.stderr.contains("gate-joined"), "{}", run.stderr);
 }
 
