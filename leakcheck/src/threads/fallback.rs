@@ -10,6 +10,10 @@ pub(crate) fn current_tid() -> i32 {
     0
 }
 
+pub(crate) fn is_running(_tid: i32) -> bool {
+    false
+}
+
 pub(crate) fn is_alive(_tid: i32) -> bool {
     false
 }

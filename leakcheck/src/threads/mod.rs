@@ -16,7 +16,7 @@ mod stack;
 #[cfg(lc_thread_hook)]
 pub(crate) use {
     hook::{current_origin, release_current_thread},
-    procfs::{counters, current_tid, is_alive, list, os_state, process_os_state},
+    procfs::{counters, current_tid, is_alive, is_running, list, os_state, process_os_state},
     stack::capture as capture_stack,
 };
 
@@ -24,7 +24,8 @@ pub(crate) use {
 mod fallback;
 #[cfg(not(lc_thread_hook))]
 pub(crate) use fallback::{
-    capture_stack, counters, current_tid, is_alive, list, os_state, release_current_thread,
+    capture_stack, counters, current_tid, is_alive, is_running, list, os_state,
+    release_current_thread,
 };
 
 /// [`spawn_own`] for a thread whose body returns nothing and whose handle nobody keeps: `true`

@@ -27,6 +27,11 @@ pub(crate) fn is_alive(tid: i32) -> bool {
     read_state(tid).is_some_and(|state| !matches!(state, 'Z' | 'X' | 'x'))
 }
 
+/// Whether `tid` is on a CPU or ready to run (`R`): not waiting for anything.
+pub(crate) fn is_running(tid: i32) -> bool {
+    read_state(tid) == Some('R')
+}
+
 fn read_state(tid: i32) -> Option<char> {
     state_in(&format!("/proc/self/task/{tid}"))
 }

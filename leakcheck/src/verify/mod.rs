@@ -370,10 +370,13 @@ fn wait_for_panics_in_progress(target: Target, settings: &Settings, outliving: &
         else {
             continue;
         };
+        // Only a thread on a CPU can be formatting a slow message: one that waits is never
+        // interrupted here (the capture's signal would wake it just before the report
+        // reads where it waits).
         if !alive(*tid) {
             look_again = true;
         } else if origin.as_deref().is_some_and(ThreadOrigin::is_panicking)
-            || in_the_machinery(*tid)
+            || threads::is_running(*tid) && in_the_machinery(*tid)
         {
             panicking.push(*tid);
         }
