@@ -56,6 +56,14 @@ for name in clean_test_with_1000_threads_100k_tasks_us snapshot_1k_tasks_ms snap
 done
 rm -r "$out"
 
+# Children forked while threads spawn, each spawning and joining one std thread: how many
+# hang (std's own lock, held across the fork by a thread starting), without and with
+# leakcheck, in the same run. A rate that grows beside its control means leakcheck's locks
+# joined the hazard.
+plain_hung=$(BENCH_FORKS=1000 target/plain/release/leakcheck-bench | awk '{print $2}')
+hooked_hung=$(BENCH_FORKS=1000 target/hooked/release/leakcheck-bench | awk '{print $2}')
+printf '%-46s %10s %10s %8s\n' "forked children hung (of 1000)" "$plain_hung" "$hooked_hung" "-"
+
 # A debug test binary, as `cargo test` builds it: the first report of a process, from the
 # end of the test's body to its failure, beyond the grace period (the fixture's thread
 # blocked on a channel, default grace 500 ms), less a clean test's run of the same binary.
@@ -115,7 +123,8 @@ if command -v valgrind >/dev/null; then
         printf '%-46s %10s %10s %8s\n' "$1" "$plain" "$hooked" \
             "$(awk -v h="$hooked" -v p="$plain" 'BEGIN {printf "%.2f", h / p}')"
     }
-    instruction_row "thread spawn + join (user instructions)" hooked BENCH_SPAWNS 100
+    instruction_row "thread spawn + join (user instructions)" hooked BENCH_SPAWNS 400
+    instruction_row "process spawn + wait (user instructions)" hooked BENCH_PROCESSES 20
     instruction_row "task spawn + await (user instructions)" tasks BENCH_TASKS 10000
     instruction_row "  hooks alone, vs the same tokio build" tasks BENCH_TASKS 10000 unstable-plain
     instruction_row "  --cfg leakcheck_no_taskdump" lean BENCH_TASKS 10000

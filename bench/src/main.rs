@@ -36,6 +36,53 @@ fn spawn_and_join(count: u32) {
     .unwrap();
 }
 
+/// Forks `count` children while two threads spawn and join named threads, each child spawning
+/// and joining one thread under a 2 s alarm; how many the alarm ended.
+fn forks_that_hang(count: u32) -> usize {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    static STOP: AtomicBool = AtomicBool::new(false);
+    let busy: Vec<_> = (0..2)
+        .map(|_| {
+            std::thread::spawn(|| {
+                while !STOP.load(Ordering::Relaxed) {
+                    // Named: the name hook's lock is busy too.
+                    std::thread::Builder::new()
+                        .name("busy".into())
+                        .spawn(|| black_box(1))
+                        .unwrap()
+                        .join()
+                        .unwrap();
+                }
+            })
+        })
+        .collect();
+    let mut hung = 0;
+    for _ in 0..count {
+        // SAFETY: the child only sets an alarm, spawns and joins a thread, and leaves with
+        // _exit, as a forked child of a threaded program may (the C library's allocator and
+        // thread start are fork-safe; std's own lock is the hazard measured).
+        let child = unsafe { libc::fork() };
+        if child == 0 {
+            // SAFETY: alarm and _exit are async-signal-safe; see above for the thread.
+            unsafe {
+                libc::alarm(2);
+                let joined = std::thread::spawn(|| black_box(1)).join().is_ok();
+                libc::_exit(if joined { 0 } else { 1 })
+            }
+        }
+        assert!(child > 0, "fork failed");
+        let mut status = 0;
+        // SAFETY: our own child, and a status to write.
+        assert_eq!(unsafe { libc::waitpid(child, &mut status, 0) }, child);
+        if libc::WIFSIGNALED(status) && libc::WTERMSIG(status) == libc::SIGALRM {
+            hung += 1;
+        }
+    }
+    STOP.store(true, Ordering::Relaxed);
+    busy.into_iter().for_each(|thread| thread.join().unwrap());
+    hung
+}
+
 /// Starts `true` and waits for it.
 fn spawn_and_wait() {
     let status = std::process::Command::new("true").status().unwrap();
@@ -94,6 +141,16 @@ fn main() {
         for _ in 0..count {
             spawn_and_wait();
         }
+        return;
+    }
+
+    // `BENCH_FORKS=N`: fork N children while other threads spawn and join, each child
+    // spawning and joining one std thread under a 2 s alarm; prints how many hung. std's
+    // own thread start takes a lock a fork can leave held (the stack-overflow handler's
+    // table), so the plain build hangs some too: the rate beside it is what leakcheck adds.
+    if let Ok(count) = std::env::var("BENCH_FORKS") {
+        let count: u32 = count.parse().expect("BENCH_FORKS: expected a whole number");
+        println!("fork_children_hung {}", forks_that_hang(count));
         return;
     }
 

@@ -3,6 +3,9 @@
 //! it wraps, which keeps printing as before. A test that replaces the hook (`set_hook` to
 //! silence expected panics) does not blind the check: a panic still shows as lost, only
 //! without its message, said once; and the next check or test wraps the hook in place then.
+//! libtest itself takes every hook away once its tests have run: a plain test's thread that
+//! panics after that (seen by `verify_test_main!`'s exit check) is reported without its
+//! message.
 
 use std::cell::RefCell;
 use std::panic::PanicHookInfo;
@@ -123,7 +126,8 @@ fn say_once_the_hook_was_replaced() {
     static SAID: SayOnce = SayOnce::new();
     SAID.say(
         b"leakcheck: a panic ran another panic hook than leakcheck's \
-        (std::panic::set_hook): a lost panic is still found, without its message; \
-        leakcheck's hook goes around the new one at the next test or check\n",
+        (std::panic::set_hook, or none: libtest removes every hook once its tests have run): \
+        a lost panic is still found, without its message; leakcheck's hook goes around the \
+        new one at the next test or check\n",
     );
 }

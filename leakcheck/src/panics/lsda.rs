@@ -1,7 +1,14 @@
-//! A function's exception table (its LSDA, `.gcc_except_table`), read as Rust's own
-//! personality routine reads it: whether the call at an address has a landing pad that
+//! A function's exception table (its LSDA, `.gcc_except_table`), read as the personality
+//! routine reads it for a Rust panic: whether the call at an address has a landing pad that
 //! catches (`catch_unwind`), only cleans up (drops), or is not covered. The same answer the
-//! unwinder's search phase will get from the personality routine, known before it runs.
+//! unwinder's search phase will get, known before it runs.
+//!
+//! Rust's and C++'s tables share this format. Rust catches with a catch-all handler only
+//! (a null type), and its personality reads the first action; C++'s walks the whole chain,
+//! and matches a foreign exception such as a panic only with `catch (...)`, never with a
+//! typed handler. So a chain is read as C++'s personality reads it for a panic: a catch-all
+//! catches, a typed handler does not, and an exception specification (C++'s, which Rust
+//! never writes) is left unknown.
 
 /// What the landing pad of a call does with an unwinding panic.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -10,7 +17,7 @@ pub(crate) enum Action {
     None,
     /// Drops run, then unwinding goes on.
     Cleanup,
-    /// The panic is caught here (`catch_unwind`, or a filter).
+    /// The panic is caught here (`catch_unwind`, C++'s `catch (...)`).
     Catch,
 }
 
@@ -42,9 +49,20 @@ pub(crate) unsafe fn action(lsda: *const u8, start: usize, ip: usize) -> Option<
         if lpstart_encoding != OMIT {
             reader.encoded(lpstart_encoding)?;
         }
-        if reader.u8() != OMIT {
-            reader.uleb128();
-        }
+        // The type table, which grows down from its base: where a handler's type is.
+        let types = match reader.u8() {
+            OMIT => None,
+            encoding => {
+                let offset = usize::try_from(reader.uleb128()).ok()?;
+                if offset > MAX_TABLE {
+                    return None;
+                }
+                Some(Types {
+                    base: reader.0.wrapping_add(offset),
+                    entry_size: entry_size(encoding)?,
+                })
+            }
+        };
         let call_site_encoding = reader.u8();
         let table_length = usize::try_from(reader.uleb128()).ok()?;
         if table_length > MAX_TABLE {
@@ -72,17 +90,93 @@ pub(crate) unsafe fn action(lsda: *const u8, start: usize, ip: usize) -> Option<
                 if action_entry > MAX_TABLE {
                     return None;
                 }
-                let mut record = Reader(action_table.wrapping_add(action_entry - 1));
-                return Some(match record.sleb128() {
-                    0 => Action::Cleanup,
-                    _ => Action::Catch,
-                });
+                return chain(action_table, action_entry - 1, types);
             }
         }
     }
     // Not in the table: the unwinder would terminate here (a `nounwind` call); nothing
     // catches.
     Some(Action::None)
+}
+
+/// Where a table's handler types are: entry `n` (from 1) ends `n` entries below `base`.
+#[derive(Clone, Copy)]
+struct Types {
+    base: *const u8,
+    entry_size: usize,
+}
+
+/// The size of a type-table entry in `encoding`; `None` for a variable-length one, which
+/// no compiler writes there.
+fn entry_size(encoding: u8) -> Option<usize> {
+    match encoding & 0x0f {
+        0x00 => Some(size_of::<usize>()),
+        0x02 | 0x0a => Some(2),
+        0x03 | 0x0b => Some(4),
+        0x04 | 0x0c => Some(8),
+        _ => None,
+    }
+}
+
+/// The longest action chain followed: a longer one is a table misread (a loop).
+const MAX_CHAIN: usize = 64;
+
+/// The action chain that starts `first` bytes into the action table at `actions`: the
+/// first handler that catches a panic (a null type: a catch-all), or a cleanup when none
+/// does. Records and types are read only within `MAX_TABLE` bytes of the action table, and
+/// types below their base only.
+///
+/// # Safety
+///
+/// As `action`'s: the action table and the types are the function's table's.
+unsafe fn chain(actions: *const u8, first: usize, types: Option<Types>) -> Option<Action> {
+    let mut record = actions.wrapping_add(first);
+    for _ in 0..MAX_CHAIN {
+        let inside = (record as usize)
+            .checked_sub(actions as usize)
+            .is_some_and(|offset| offset < MAX_TABLE);
+        if !inside {
+            return None;
+        }
+        let mut reader = Reader(record);
+        // SAFETY: the record is inside the table (the caller's contract).
+        let (filter, field, displacement) = unsafe {
+            let filter = reader.sleb128();
+            let field = reader.0;
+            (filter, field, reader.sleb128())
+        };
+        match filter {
+            // A cleanup: drops run, and the chain goes on.
+            0 => {}
+            // An exception specification: C++'s only, and not read here.
+            ..0 => return None,
+            index => {
+                let types = types?;
+                let index = usize::try_from(index)
+                    .ok()
+                    .filter(|&index| index <= MAX_TABLE)?;
+                let entry = types
+                    .base
+                    .wrapping_sub(index.wrapping_mul(types.entry_size));
+                if (entry as usize) < (actions as usize) || entry >= types.base {
+                    return None;
+                }
+                // SAFETY: the handler's type is inside the table (the caller's contract).
+                // A null type is all zeros whatever the entry's encoding.
+                let catch_all = unsafe { Reader(entry).is_zero(types.entry_size) };
+                if catch_all {
+                    return Some(Action::Catch);
+                }
+                // A typed handler (C++'s): a panic goes through it.
+            }
+        }
+        if displacement == 0 {
+            return Some(Action::Cleanup);
+        }
+        // The next record is counted from the displacement's own field.
+        record = field.wrapping_offset(displacement as isize);
+    }
+    None
 }
 
 struct Reader(*const u8);
@@ -134,6 +228,12 @@ impl Reader {
         value
     }
 
+    /// Whether the next `length` bytes are all zero.
+    unsafe fn is_zero(&mut self, length: usize) -> bool {
+        // SAFETY: as above.
+        (0..length).all(|_| unsafe { self.u8() } == 0)
+    }
+
     unsafe fn fixed<const N: usize>(&mut self) -> [u8; N] {
         let mut bytes = [0; N];
         for byte in &mut bytes {
@@ -183,15 +283,57 @@ mod tests {
     fn table() -> Vec<u8> {
         vec![
             0xff, // landing pads relative to the function's start
-            0x9b, 0x0d, // type table: sdata4 pcrel indirect, at offset 13
+            0x9b, 0x14, // type table: sdata4 pcrel indirect, its base 20 bytes on
             0x01, // call sites: uleb128
             12,   // call-site table length
             // [0x10, 0x18): landing pad 0x40, no action: a cleanup
             0x10, 0x08, 0x40, 0x00, // [0x20, 0x28): landing pad 0x50, action 1: a catch
             0x20, 0x08, 0x50, 0x01, // [0x30, 0x38): no landing pad
             0x30, 0x08, 0x00, 0x00, // action 1: type index 1 (catch-all), no next
-            0x01, 0x00,
+            0x01, 0x00, // type 1: null (a catch-all), then the type table's base
+            0x00, 0x00, 0x00, 0x00,
         ]
+    }
+
+    /// A table as a C++ compiler writes one, with action chains: typed handlers, a
+    /// catch-all after them, an exception specification, and (misread) a chain that loops.
+    fn cpp_table() -> Vec<u8> {
+        vec![
+            0xff, // landing pads relative to the function's start
+            0x03, 42,   // type table: udata4, its base 42 bytes on
+            0x01, // call sites: uleb128
+            20,   // call-site table length
+            // [0x10, 0x18): action 1 (A); [0x20, 0x28): action 5 (C); [0x30, 0x38):
+            // action 7 (D); [0x40, 0x48): action 9 (E); [0x50, 0x58): action 11 (F)
+            0x10, 0x08, 0x40, 1, 0x20, 0x08, 0x40, 5, 0x30, 0x08, 0x40, 7, 0x40, 0x08, 0x40, 9,
+            0x50, 0x08, 0x40, 11,
+            // A: type 2 (typed), next B; B: type 1 (catch-all), end; C: type 2, end;
+            // D: exception specification -1, end; E: cleanup, next C (-5); F: type 2, next F.
+            0x02, 0x01, 0x01, 0x00, 0x02, 0x00, 0x7f, 0x00, 0x00, 0x7b, 0x02, 0x7f,
+            // type 2: a type's address; type 1: null; then the base
+            0x10, 0x20, 0x30, 0x40, 0x00, 0x00, 0x00, 0x00,
+        ]
+    }
+
+    #[test]
+    fn chains_read_as_a_panic_meets_them_typed_handlers_let_it_through() {
+        let table = cpp_table();
+        let start = 0x1000;
+        // SAFETY: a whole table, for the function at `start`.
+        let at = |ip| unsafe { action(table.as_ptr(), start, start + ip) };
+        assert_eq!(
+            at(0x12),
+            Some(Action::Catch),
+            "a catch-all after a typed handler"
+        );
+        assert_eq!(at(0x22), Some(Action::Cleanup), "typed handlers only");
+        assert_eq!(at(0x32), None, "an exception specification");
+        assert_eq!(
+            at(0x42),
+            Some(Action::Cleanup),
+            "a cleanup, then a typed handler"
+        );
+        assert_eq!(at(0x52), None, "a chain that loops");
     }
 
     /// Tables that do not hold together, as a misread (another language's format, a

@@ -131,15 +131,17 @@ fn look_at_the_raise() {
     });
     // SAFETY: pthread_self has no preconditions.
     let handle = unsafe { libc::pthread_self() };
-    registry::add_lost_panic(LostPanic::new(
-        thread,
-        threads::current_tid(),
-        handle as usize,
-        message,
-        location,
-        !fresh,
-        is_detached(handle),
-    ));
+    registry::add_lost_panic(
+        LostPanic::new(
+            thread,
+            threads::current_tid(),
+            handle as usize,
+            message,
+            location,
+            !fresh,
+        ),
+        || is_detached(handle),
+    );
 }
 
 /// Whether the calling thread `me` is detached (its `JoinHandle` was dropped already).

@@ -7,7 +7,7 @@
 #![cfg_attr(not(lc_panic_hook), allow(dead_code))]
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering, fence};
 
 use crate::lock::Lock;
 use crate::registry::ThreadOrigin;
@@ -46,7 +46,6 @@ impl LostPanic {
         message: Option<String>,
         location: Option<String>,
         resumed: bool,
-        detached: bool,
     ) -> LostPanic {
         LostPanic {
             scope: thread.scope,
@@ -57,7 +56,7 @@ impl LostPanic {
             message,
             location,
             resumed,
-            detached,
+            detached: false,
         }
     }
 }
@@ -67,10 +66,17 @@ pub(super) static LOST: Lock<Vec<LostPanic>> = Lock::new(Vec::new());
 /// Whether any panic was ever lost: what the join hook reads, once, before anything else.
 static ANY: AtomicBool = AtomicBool::new(false);
 
-/// A thread's closure panicked, and the panic is unwinding out of it.
-pub(crate) fn add_lost_panic(panic: LostPanic) {
-    LOST.lock().push(panic);
+/// A thread's closure panicked, and the panic is unwinding out of it; `is_detached` says
+/// whether its thread is detached already, read under the records' lock so that a detach
+/// racing the panic either comes before the read or marks the record (`detached`).
+pub(crate) fn add_lost_panic(mut panic: LostPanic, is_detached: impl FnOnce() -> bool) {
+    // Raised before the read, behind a fence that pairs with the detach hook's: a detach
+    // that does not see the flag is one this read sees.
     ANY.store(true, Ordering::Relaxed);
+    fence(Ordering::SeqCst);
+    let mut lost = LOST.lock();
+    panic.detached = is_detached();
+    lost.push(panic);
 }
 
 /// Whether a panic was ever lost in this process: one relaxed load.
@@ -105,9 +111,11 @@ pub(crate) fn handed_back(owner: Option<u64>, scope: ScopeId) {
 }
 
 /// The thread `handle` was detached (its `JoinHandle` dropped): nobody can join it now.
-pub(crate) fn detached(handle: usize) {
+/// Only a thread spawned before the detach began (its key below `spawned_before`) is the
+/// one detached: once detached, it may end, and a later thread get its `pthread_t`.
+pub(crate) fn detached(handle: usize, spawned_before: u64) {
     for panic in LOST.lock().iter_mut() {
-        if panic.handle == handle {
+        if panic.handle == handle && panic.thread.key < spawned_before {
             panic.detached = true;
         }
     }

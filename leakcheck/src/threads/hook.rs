@@ -436,7 +436,8 @@ fn joined(thread: libc::pthread_t, status: c_int, spawned_before: u64) {
 }
 
 /// The override of `pthread_detach` (std's `JoinHandle` dropped): a lost panic of that
-/// thread can no longer be observed. One relaxed load when no panic was ever lost.
+/// thread can no longer be observed. A fence and one relaxed load when no panic was ever
+/// lost.
 ///
 /// # Safety
 ///
@@ -447,11 +448,19 @@ pub unsafe extern "C" fn pthread_detach(thread: libc::pthread_t) -> c_int {
     let Some(real_detach) = real::detach() else {
         return libc::ENOSYS;
     };
-    if registry::any_lost_panic() {
-        let _ = catch_unwind(AssertUnwindSafe(|| registry::detached(thread as usize)));
-    }
+    let spawned_before = NEXT_KEY.load(Ordering::Acquire);
     // SAFETY: forwarding the caller's argument unchanged.
-    unsafe { real_detach(thread) }
+    let status = unsafe { real_detach(thread) };
+    // After the real detach, behind a fence that pairs with the panic's record
+    // (`registry::add_lost_panic`): either the panicking thread reads its detached state
+    // after this detach, or its record is there to mark.
+    std::sync::atomic::fence(Ordering::SeqCst);
+    if status == 0 && registry::any_lost_panic() {
+        let _ = catch_unwind(AssertUnwindSafe(|| {
+            registry::detached(thread as usize, spawned_before);
+        }));
+    }
+    status
 }
 
 /// The override of `pthread_setname_np`: the kernel keeps 15 bytes of a name, so the hook
