@@ -72,7 +72,7 @@ const LOST: &[(&str, &str, &str, &str)] = &[
 ];
 
 fn assert_lost_panics_reported(run: &Run, round: usize) {
-    assert_verdicts(run, round, 24);
+    assert_verdicts(run, round, 25);
     for (test, thread, says, marker) in LOST {
         let report = run.failure(test);
         assert!(
@@ -115,7 +115,7 @@ fn assert_lost_panics_reported(run: &Run, round: usize) {
 #[test]
 fn only_tests_that_lose_a_panic_fail_whatever_the_build() {
     for round in 0..repeat() {
-        assert_verdicts(&run("panics", &["--test-threads=8"]), round, 24);
+        assert_verdicts(&run("panics", &["--test-threads=8"]), round, 25);
     }
 }
 
