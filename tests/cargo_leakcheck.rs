@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::{Mutex, MutexGuard, OnceLock};
 
-use leakcheck_suite::{child_site, repeat, root, run_with_env, spawn_site, temp_dir};
+use leakcheck_suite::{child_site, readme_block, repeat, root, run_with_env, spawn_site, temp_dir};
 
 /// The first line of a summary with leaks.
 const SUMMARY_START: &str = "leakcheck: leaks across the suite, by spawn site";
@@ -112,6 +112,11 @@ fn cargo_leakcheck(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Ran {
         .env_remove("RUST_BACKTRACE")
         .env_remove("LEAKCHECK")
         .env_remove("LEAKCHECK_REPORT")
+        // The library it preloads, built once for the whole suite.
+        .env(
+            "XDG_CACHE_HOME",
+            root().join("target").join("preload-cache"),
+        )
         .envs(env.iter().copied())
         .output()
         .expect("cargo-leakcheck runs");
@@ -182,9 +187,12 @@ fn a_leaky_suite_fails_with_its_leaks_by_spawn_site() {
     insta::assert_snapshot!("leaky_suite", summary);
 
     // The user's rustflag from .cargo/config.toml survived next to tokio_unstable.
+    // Six tests' records, and two exit checks of the unit-test binaries that do not link
+    // leakcheck (checked by the preloaded library).
     let records = json_records(&json);
     let verdicts: Vec<(&str, bool)> = records
         .iter()
+        .filter(|record| record["check"] == "test")
         .map(|record| {
             (
                 record["test"].as_str().unwrap(),
@@ -192,7 +200,8 @@ fn a_leaky_suite_fails_with_its_leaks_by_spawn_site() {
             )
         })
         .collect();
-    assert_eq!(records.len(), 6, "{records:?}");
+    assert_eq!(records.len(), 8, "{records:?}");
+    assert_eq!(verdicts.len(), 6, "{records:?}");
     assert!(
         verdicts.contains(&("clean_user_rustflags_are_kept", true)),
         "{verdicts:?}"
@@ -208,14 +217,9 @@ fn a_leaky_suite_fails_with_its_leaks_by_spawn_site() {
     assert_eq!(report.summary(), summary);
 
     // README.md's quick start shows this summary.
-    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
-    let pasted = readme
-        .split_once(&format!("```text\n{SUMMARY_START}"))
-        .and_then(|(_, rest)| rest.split_once("\n```"))
-        .map(|(block, _)| format!("{SUMMARY_START}{block}"))
-        .expect("a ```text block with the summary in README.md");
     assert_eq!(
-        pasted, summary,
+        readme_block("<!-- cli summary -->"),
+        summary,
         "README.md's summary no longer matches a run (left: README, right: run)"
     );
 }
@@ -232,9 +236,14 @@ fn a_clean_run_prints_one_line_and_passes() {
         &[("LEAKCHECK_REPORT", path_str(&own))],
     );
     assert_eq!(ran.code(), Some(0), "{}", ran.describe());
-    assert_eq!(ran.summary(), "leakcheck: 3 tests checked, none leaked");
+    // The crates' own unit-test binaries, which do not link leakcheck, are checked by the
+    // preloaded library as they exit.
+    assert_eq!(
+        ran.summary(),
+        "leakcheck: 3 tests checked and 2 test processes checked as they exited, none leaked"
+    );
     assert!(!ran.stdout.contains(SUMMARY_START), "{}", ran.stdout);
-    assert_eq!(json_records(&own).len(), 3);
+    assert_eq!(json_records(&own).len(), 5);
 }
 
 /// `--warn`: leaks reported, the run passes; a test's own failure still fails it.
@@ -245,7 +254,8 @@ fn warn_reports_leaks_without_failing_on_them() {
     assert_eq!(ran.code(), Some(0), "{}", ran.describe());
     assert!(
         ran.summary().ends_with(
-            "leakcheck: 6 tests checked, 3 leaked: 3 leaks from 2 spawn sites; \
+            "leakcheck: 6 tests checked and 2 test processes checked as they exited, 3 leaked: \
+             3 leaks from 2 spawn sites; \
              warn mode: reported, not failed"
         ),
         "{}",
@@ -300,7 +310,10 @@ fn the_printed_rules_silence_the_leaks() {
 
     let ran = cargo_leakcheck(&copy, &[], &[]);
     assert_eq!(ran.code(), Some(0), "{}", ran.describe());
-    assert_eq!(ran.summary(), "leakcheck: 6 tests checked, none leaked");
+    assert_eq!(
+        ran.summary(),
+        "leakcheck: 6 tests checked and 2 test processes checked as they exited, none leaked"
+    );
     std::fs::remove_dir_all(copy.parent().unwrap()).unwrap();
 }
 
@@ -493,8 +506,14 @@ fn probe_crate(config: &str) -> PathBuf {
     std::fs::create_dir_all(dir.join("src")).unwrap();
     std::fs::write(
         dir.join("Cargo.toml"),
-        "[package]\nname = \"probe\"\nversion = \"0.0.0\"\nedition = \"2024\"\n\
-         [lints.rust]\nunexpected_cfgs = \"allow\"\n[workspace]\n",
+        // leakcheck, declared but never built (an optional dependency): a crate that uses
+        // leakcheck gets `--cfg tokio_unstable` added to the user's flags.
+        format!(
+            "[package]\nname = \"probe\"\nversion = \"0.0.0\"\nedition = \"2024\"\n\
+             [dependencies]\nleakcheck = {{ path = {:?}, optional = true }}\n\
+             [lints.rust]\nunexpected_cfgs = \"allow\"\n[workspace]\n",
+            root().join("leakcheck").display().to_string()
+        ),
     )
     .unwrap();
     std::fs::write(
@@ -751,4 +770,297 @@ fn the_summary_of_fixtures_says_what_each_site_is_and_silences_all_of_it() {
             }
         }
     }
+}
+
+/// The workspace nobody changed for leakcheck (`fixtures/zero-edit`): `plain` has plain
+/// `#[test]`s and `#[tokio::test]`s and no leakcheck dependency; `attributed` uses the
+/// attribute.
+fn zero_edit() -> PathBuf {
+    root().join("fixtures").join("zero-edit")
+}
+
+/// Its target directory, kept between runs (the same on both of CI's builds: the suite's
+/// rustflags are not passed on).
+fn zero_edit_target() -> PathBuf {
+    root().join("target").join("zero-edit")
+}
+
+/// `cargo leakcheck ARGS` in the zero-edit workspace, leaked processes ended after their
+/// report.
+fn zero_edit_leakcheck(args: &[&str], env: &[(&str, &str)]) -> Ran {
+    let target = zero_edit_target();
+    let mut all = vec![
+        ("CARGO_TARGET_DIR", path_str(&target)),
+        ("LEAKCHECK_KILL_PROCESSES", "1"),
+    ];
+    all.extend(env.iter().copied());
+    cargo_leakcheck(&zero_edit(), args, &all)
+}
+
+/// Plain cargo, as the user runs it, in the zero-edit workspace.
+fn zero_edit_cargo(args: &[&str], env: &[(&str, &str)]) -> Output {
+    Command::new(env!("CARGO"))
+        .args(args)
+        .current_dir(zero_edit())
+        .env("CARGO_TARGET_DIR", zero_edit_target())
+        .env_remove("RUSTFLAGS")
+        .env_remove("CARGO_ENCODED_RUSTFLAGS")
+        .env_remove("CARGO_BUILD_RUSTFLAGS")
+        .env_remove("RUST_BACKTRACE")
+        .env_remove("LEAKCHECK")
+        .env_remove("LEAKCHECK_REPORT")
+        .envs(env.iter().copied())
+        .output()
+        .expect("cargo runs")
+}
+
+/// `plain/FILE:LINE` of the spawn marked `// spawn: KEY` in the zero-edit crate `plain`.
+fn zero_edit_site(file: &str, key: &str) -> String {
+    let source = std::fs::read_to_string(zero_edit().join("plain").join(file)).unwrap();
+    let marker = format!("// spawn: {key}");
+    let line = source
+        .lines()
+        .position(|line| line.trim_end().ends_with(&marker))
+        .unwrap_or_else(|| panic!("no `{marker}` in {file}"));
+    format!("plain/{file}:{}", line + 1)
+}
+
+/// The tests of `plain` that leak, each with its leak's spawn site, as the summary names
+/// them: whole names, longer than the 15 bytes the kernel keeps of a thread's.
+fn plain_leaks() -> [(&'static str, String); 5] {
+    [
+        (
+            "tests::unit_test_leaks_a_thread",
+            format!(
+                "1 thread \"unit-leak\" spawned at {}",
+                zero_edit_site("src/lib.rs", "unit-leak")
+            ),
+        ),
+        (
+            "leaks_a_named_thread_from_a_test_whose_name_is_long",
+            format!(
+                "1 thread \"zero-edit-leak\" spawned at {}",
+                zero_edit_site("tests/suite.rs", "zero-edit-leak")
+            ),
+        ),
+        (
+            "leaks_a_running_child",
+            format!(
+                "1 process `sleep 651` spawned at {}",
+                zero_edit_site("tests/suite.rs", "child")
+            ),
+        ),
+        (
+            "leaks_an_orphaned_grandchild",
+            format!(
+                "1 process `sleep 652` spawned at {}",
+                zero_edit_site("tests/suite.rs", "orphan")
+            ),
+        ),
+        (
+            "leaks_a_lost_panic",
+            format!(
+                "1 lost panic spawned at {}",
+                zero_edit_site("tests/suite.rs", "zero-edit-panic")
+            ),
+        ),
+    ]
+}
+
+/// Under `cargo test`, in a crate that does not depend on leakcheck: each test binary that
+/// leaked fails as it exits, with its report naming each test that leaked by its whole name
+/// and the line that spawned the leak, unit tests in `src/` included; the summary has every
+/// leak once; the doctest and tokio's tasks are said to be unchecked; and after the user's
+/// own `cargo test`, nothing is compiled again. Repeated, with 8 test threads.
+#[test]
+fn a_workspace_nobody_changed_fails_the_binaries_whose_tests_leaked() {
+    let _serial = serial();
+    let built = zero_edit_cargo(&["test", "-p", "plain", "--no-run"], &[]);
+    assert!(
+        built.status.success(),
+        "{}",
+        String::from_utf8_lossy(&built.stderr)
+    );
+    for round in 0..repeat() {
+        let ran = zero_edit_leakcheck(&["-p", "plain", "--", "--test-threads=8"], &[]);
+        assert_eq!(ran.code(), Some(101), "round {round}: {}", ran.describe());
+        assert!(
+            !ran.stderr.contains("Compiling "),
+            "round {round}: `cargo leakcheck` compiled after `cargo test`:\n{}",
+            ran.stderr
+        );
+        let summary = ran.summary();
+        for (test, site) in plain_leaks() {
+            let paragraph = summary
+                .split("\n\n")
+                .find(|paragraph| paragraph.starts_with(&site))
+                .unwrap_or_else(|| panic!("round {round}: no {site:?} in:\n{summary}"));
+            assert!(
+                paragraph.contains(&format!(", in 1 test:\n    {test}\n")),
+                "round {round}: {paragraph}"
+            );
+        }
+        // Each binary's own report, as it exits, names the whole test.
+        assert!(
+            ran.stdout
+                .contains("  owner: `leaks_a_named_thread_from_a_test_whose_name_is_long`")
+                || ran
+                    .stderr
+                    .contains("  owner: `leaks_a_named_thread_from_a_test_whose_name_is_long`"),
+            "round {round}: {}",
+            ran.describe()
+        );
+        assert_eq!(
+            ran.describe()
+                .matches("leakcheck: the test binary fails (cargo leakcheck)")
+                .count(),
+            2,
+            "round {round}: the unit tests' and the suite's binaries: {}",
+            ran.describe()
+        );
+        for clean in ["clean_", "tokio"] {
+            assert!(
+                !summary
+                    .lines()
+                    .any(|line| line.starts_with("    ") && line.contains(clean)),
+                "round {round}: a clean test is blamed:\n{summary}"
+            );
+        }
+        insta::assert_snapshot!("zero_edit_summary", summary);
+        assert_eq!(
+            readme_block("<!-- zero-edit summary -->"),
+            summary,
+            "README.md's summary no longer matches a run (left: README, right: run)"
+        );
+    }
+}
+
+/// Under `cargo leakcheck nextest`, one process a test: each test that leaked fails, alone,
+/// and every clean one passes (a joined panicking thread, scoped threads, a
+/// `#[tokio::test]` that awaits what it spawns, a waited child).
+#[test]
+fn under_nextest_each_test_that_leaked_fails_alone() {
+    let _serial = serial();
+    for round in 0..repeat() {
+        let ran = zero_edit_leakcheck(&["nextest", "-p", "plain"], &[]);
+        assert_eq!(ran.code(), Some(100), "round {round}: {}", ran.describe());
+        let mut verdicts: Vec<(String, String)> = Vec::new();
+        for line in ran.stderr.lines() {
+            let line = line.trim_start();
+            let verdict = line.split_whitespace().next().unwrap_or_default();
+            let test = line.rsplit(' ').next().unwrap_or_default();
+            if matches!(verdict, "PASS" | "FAIL") && !verdicts.iter().any(|(seen, _)| seen == test)
+            {
+                verdicts.push((test.to_owned(), verdict.to_owned()));
+            }
+        }
+        assert_eq!(verdicts.len(), 12, "round {round}: {}", ran.describe());
+        for (test, verdict) in &verdicts {
+            let leaks = plain_leaks().iter().any(|(leaky, _)| leaky == test);
+            assert_eq!(
+                verdict,
+                if leaks { "FAIL" } else { "PASS" },
+                "round {round}: `{test}`: {}",
+                ran.describe()
+            );
+        }
+        let summary = ran.summary();
+        for (test, site) in plain_leaks() {
+            assert!(
+                summary.contains(&site) && summary.contains(&format!("    {test}\n")),
+                "round {round}: no {test} at {site} in:\n{summary}"
+            );
+        }
+    }
+}
+
+/// A workspace with a member that uses the attribute: that member's tests fail by their
+/// own checks, the other member's by the preloaded library's, and no leak is in the summary
+/// twice.
+#[test]
+fn a_member_with_the_attribute_keeps_its_own_checks() {
+    let _serial = serial();
+    let ran = zero_edit_leakcheck(&[], &[]);
+    assert_eq!(ran.code(), Some(101), "{}", ran.describe());
+    assert!(
+        ran.stdout
+            .contains("leakcheck: `leaks_a_thread_under_the_attribute` leaked 1 thread"),
+        "{}",
+        ran.describe()
+    );
+    let summary = ran.summary();
+    assert_eq!(
+        summary.matches("1 thread \"attr-leak\" spawned").count(),
+        1,
+        "{summary}"
+    );
+    assert!(
+        summary.contains("in 1 test:\n    leaks_a_thread_under_the_attribute\n"),
+        "{summary}"
+    );
+    for (test, site) in plain_leaks() {
+        assert_eq!(summary.matches(&site).count(), 1, "{test}: {summary}");
+    }
+}
+
+/// A program a test starts sees the environment it sees under plain `cargo test`: no
+/// `LD_PRELOAD` of leakcheck's, none of the runner's variables; only the marker that finds
+/// its orphans.
+#[test]
+fn a_program_a_test_starts_sees_no_trace_of_the_injection() {
+    let _serial = serial();
+    let dir = temp_dir("zero-edit-env");
+    let plain = dir.join("plain.env");
+    let checked = dir.join("checked.env");
+    let test = [
+        "--test",
+        "suite",
+        "--",
+        "--exact",
+        "clean_child_sees_the_environment",
+    ];
+    let mut args = vec!["test", "-p", "plain"];
+    args.extend(test);
+    // What the suite gives cargo-leakcheck, the plain run gets too.
+    let cache = root().join("target").join("preload-cache");
+    let ran = zero_edit_cargo(
+        &args,
+        &[
+            ("ZERO_EDIT_ENV_OUT", path_str(&plain)),
+            ("LEAKCHECK_KILL_PROCESSES", "1"),
+            ("XDG_CACHE_HOME", path_str(&cache)),
+        ],
+    );
+    assert!(
+        ran.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ran.stderr)
+    );
+    let mut args = vec!["-p", "plain"];
+    args.extend(test);
+    let ran = zero_edit_leakcheck(&args, &[("ZERO_EDIT_ENV_OUT", path_str(&checked))]);
+    assert_eq!(ran.code(), Some(0), "{}", ran.describe());
+    let environment = |path: &Path| -> Vec<String> {
+        let mut variables: Vec<String> = std::fs::read(path)
+            .unwrap()
+            .split(|&byte| byte == 0)
+            .filter(|variable| !variable.is_empty())
+            .map(|variable| String::from_utf8_lossy(variable).into_owned())
+            .collect();
+        variables.sort();
+        variables
+    };
+    let (plain, checked) = (environment(&plain), environment(&checked));
+    // Where each run wrote this, aside.
+    let written = |variables: Vec<String>| -> Vec<String> {
+        variables
+            .into_iter()
+            .filter(|variable| !variable.starts_with("ZERO_EDIT_ENV_OUT="))
+            .collect()
+    };
+    let (marker, rest): (Vec<String>, Vec<String>) = written(checked)
+        .into_iter()
+        .partition(|variable| variable.starts_with("LEAKCHECK_SPAWNED_BY="));
+    assert_eq!(marker.len(), 1, "{marker:?}");
+    assert_eq!(rest, written(plain));
 }

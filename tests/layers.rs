@@ -35,13 +35,15 @@ const LAYERS: &[(&str, &[&str], &[&str])] = &[
     ("face", &["outcome"], &["describe"]),
     ("watchdog", &["watchdog"], &["face"]),
     ("entry", &["harness", "exit_gate"], &["watchdog"]),
+    // The exit gate as the library `cargo leakcheck` preloads installs it.
+    ("preloaded entry", &["preload"], &["entry"]),
     // The side branch: on the sources, beside the check pipeline.
     ("service view", &["snapshot"], &["panic sources"]),
     ("service watch", &["watcher"], &["service view"]),
     (
         "public surface",
         &["lib"],
-        &["entry", "service watch", "rules and start-up"],
+        &["preloaded entry", "service watch", "rules and start-up"],
     ),
 ];
 

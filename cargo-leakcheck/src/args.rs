@@ -55,8 +55,11 @@ pub struct Invocation {
 }
 
 pub const USAGE: &str = "\
-Runs a test suite with leakcheck's task hooks on (--cfg tokio_unstable, added to your own
-rustflags) in its own target directory (target/leakcheck), then prints its leaks by spawn site.
+Runs a test suite with every test binary leak-checked, then prints its leaks by spawn site.
+A binary that does not link leakcheck gets it preloaded (threads, child processes, lost
+panics; no edit, no rebuild, your own target directory). Where a crate uses leakcheck's
+attribute, the suite is built with tokio's task hooks (--cfg tokio_unstable, added to your
+own rustflags) in its own target directory (target/leakcheck).
 
 Usage:
     cargo leakcheck [OPTIONS] [CARGO TEST ARGS...] [-- TEST BINARY ARGS...]

@@ -1,7 +1,11 @@
-//! Running the suite: `cargo test` or `cargo nextest run` with the user's arguments, in
-//! `<target dir>/leakcheck` (the user's own build cache untouched), with the user's rustflags
-//! plus `--cfg tokio_unstable`, and `LEAKCHECK_REPORT` pointing at a file of our own. Unless
-//! the user chose otherwise, `--no-fail-fast`: a summary of the suite needs all of it.
+//! Running the suite: `cargo test` or `cargo nextest run` with the user's arguments, and
+//! leakcheck's runner (`runner`) as cargo's target runner, given as a `--config` argument so
+//! that it reaches the test binaries and nothing else. Where no crate of the workspace uses
+//! leakcheck, that is all: the user's own target directory and flags, so a run after
+//! `cargo test` compiles nothing. Where one does, its attributes need `--cfg tokio_unstable`:
+//! the suite is built in `<target dir>/leakcheck` (the user's own build cache untouched), with
+//! the user's rustflags plus that cfg. Unless the user chose otherwise, `--no-fail-fast`: a
+//! summary of the suite needs all of it.
 
 use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
@@ -10,6 +14,9 @@ use std::process::{Command, ExitStatus};
 use crate::args::Tool;
 use crate::cargo_config;
 use crate::error::Error;
+use crate::nextest_config;
+use crate::preload::{self, Compiler};
+use crate::runner;
 use crate::rustflags;
 
 /// The name of the directory under the workspace's target directory.
@@ -29,11 +36,23 @@ pub struct Ran {
     pub status: ExitStatus,
     /// The file the tests wrote their records to.
     pub report: PathBuf,
+    /// The runner's notes of what it did with each binary.
+    pub state: PathBuf,
+    /// What the run's configuration kept unchecked (nextest's wrapper scripts).
+    pub notes: Vec<String>,
 }
 
 /// The cargo to run: the one that ran us (cargo sets `CARGO` for subcommands).
 pub fn cargo() -> OsString {
     std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into())
+}
+
+/// What `cargo metadata` says of the workspace.
+struct Workspace {
+    root: PathBuf,
+    target_dir: PathBuf,
+    /// A crate to be tested depends on leakcheck (its attributes want task hooks).
+    uses_leakcheck: bool,
 }
 
 impl Run<'_> {
@@ -43,12 +62,39 @@ impl Run<'_> {
             doing: "read the working directory".into(),
             source,
         })?;
-        let target_dir = self.target_dir(&cwd)?.join(TARGET_SUBDIR);
-        std::fs::create_dir_all(&target_dir)
-            .map_err(|error| Error::io("create", &target_dir, error))?;
-        let report = target_dir.join(format!("report-{}.jsonl", std::process::id()));
+        let workspace = self.workspace(&cwd)?;
+        let own_dir = workspace.target_dir.join(TARGET_SUBDIR);
+        std::fs::create_dir_all(&own_dir).map_err(|error| Error::io("create", &own_dir, error))?;
+        let report = own_dir.join(format!("report-{}.jsonl", std::process::id()));
         std::fs::write(&report, "").map_err(|error| Error::io("create", &report, error))?;
-        let plan = rustflags::plan(&cargo_config::sources(&cwd, self.cargo_args)?);
+        let state = own_dir.join(format!("state-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&state);
+        std::fs::create_dir_all(&state).map_err(|error| Error::io("create", &state, error))?;
+
+        let compiler = Compiler::find()?;
+        let triple = cargo_config::option_values(self.cargo_args, "--target")
+            .pop()
+            .unwrap_or_else(|| compiler.host.clone());
+        let users_runner = cargo_config::runner(&cwd, self.cargo_args, &triple)?;
+        let settings = runner::Settings {
+            library: preload::library(&compiler)?,
+            report: report.clone(),
+            state: state.clone(),
+            warn: self.warn,
+            chain: users_runner
+                .as_ref()
+                .map(|runner| runner.words.clone())
+                .unwrap_or_default(),
+        };
+        let program = std::env::current_exe().map_err(|source| Error::Io {
+            doing: "find cargo-leakcheck's own executable".into(),
+            source,
+        })?;
+        let runner_config = runner_config(
+            &triple,
+            &settings.words(&program),
+            users_runner.is_some_and(|runner| runner.string_in_config),
+        )?;
 
         let mut command = Command::new(cargo());
         match self.tool {
@@ -59,32 +105,43 @@ impl Run<'_> {
             // Every test binary and every test, for a summary of the whole suite.
             command.arg("--no-fail-fast");
         }
-        command
-            .args(without_option(self.cargo_args, "--target-dir"))
-            .arg("--target-dir")
-            .arg(&target_dir);
-        for config in &plan.config_args {
-            command.arg("--config").arg(config);
+        if workspace.uses_leakcheck {
+            let plan = rustflags::plan(&cargo_config::sources(&cwd, self.cargo_args)?);
+            command
+                .args(without_option(self.cargo_args, "--target-dir"))
+                .arg("--target-dir")
+                .arg(&own_dir);
+            for config in &plan.config_args {
+                command.arg("--config").arg(config);
+            }
+            command.envs(plan.env.iter().map(|(name, value)| (name, value)));
+        } else {
+            command.args(self.cargo_args);
         }
+        command.arg("--config").arg(runner_config);
         if let Some(test_args) = self.test_args {
             command.arg("--").args(test_args);
         }
-        command
-            .envs(plan.env.iter().map(|(name, value)| (name, value)))
-            .env("LEAKCHECK_REPORT", &report);
-        if self.warn {
-            command.env("LEAKCHECK", "warn");
-        }
         let status = command.status().map_err(cannot_run)?;
-        Ok(Ran { status, report })
+        let notes = match self.tool {
+            Tool::Nextest => nextest_config::bypasses(&workspace.root, self.cargo_args)
+                .iter()
+                .map(nextest_config::Bypass::note)
+                .collect(),
+            Tool::Test => Vec::new(),
+        };
+        Ok(Ran {
+            status,
+            report,
+            state,
+            notes,
+        })
     }
 
-    /// The workspace's target directory: `--target-dir` if the user gave it, else cargo's
-    /// answer (which follows `CARGO_TARGET_DIR` and `build.target-dir`).
-    fn target_dir(&self, cwd: &Path) -> Result<PathBuf, Error> {
-        if let Some(dir) = cargo_config::option_values(self.cargo_args, "--target-dir").pop() {
-            return Ok(cwd.join(dir));
-        }
+    /// The workspace's target directory (`--target-dir` if the user gave it, else cargo's
+    /// answer, which follows `CARGO_TARGET_DIR` and `build.target-dir`), and whether a
+    /// crate to be tested (the `-p` ones, else every member) depends on leakcheck.
+    fn workspace(&self, cwd: &Path) -> Result<Workspace, Error> {
         let mut command = Command::new(cargo());
         command.args(["metadata", "--no-deps", "--format-version", "1"]);
         for option in ["--manifest-path", "--config"] {
@@ -94,7 +151,7 @@ impl Run<'_> {
         }
         let output = command.output().map_err(cannot_run)?;
         let metadata_failed = |why: String| Error::Cargo {
-            doing: "`cargo metadata` could not find the workspace's target directory".into(),
+            doing: "`cargo metadata` could not describe the workspace".into(),
             why,
         };
         if !output.status.success() {
@@ -106,11 +163,57 @@ impl Run<'_> {
         }
         let metadata: serde_json::Value = serde_json::from_slice(&output.stdout)
             .map_err(|error| metadata_failed(format!("it printed no JSON ({error})")))?;
-        metadata["target_directory"]
+        let target_dir = match cargo_config::option_values(self.cargo_args, "--target-dir").pop() {
+            Some(dir) => cwd.join(dir),
+            None => metadata["target_directory"]
+                .as_str()
+                .map(PathBuf::from)
+                .ok_or_else(|| metadata_failed("it gave no target_directory".into()))?,
+        };
+        let mut selected = cargo_config::option_values(self.cargo_args, "--package");
+        selected.extend(cargo_config::option_values(self.cargo_args, "-p"));
+        let uses_leakcheck = metadata["packages"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|package| {
+                selected.is_empty()
+                    || package["name"]
+                        .as_str()
+                        .is_some_and(|name| selected.iter().any(|chosen| chosen == name))
+            })
+            .any(|package| {
+                package["dependencies"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .any(|dependency| dependency["name"] == "leakcheck")
+            });
+        let root = metadata["workspace_root"]
             .as_str()
-            .map(PathBuf::from)
-            .ok_or_else(|| metadata_failed("it gave no target_directory".into()))
+            .map_or_else(|| cwd.to_owned(), PathBuf::from);
+        Ok(Workspace {
+            root,
+            target_dir,
+            uses_leakcheck,
+        })
     }
+}
+
+/// The `--config` argument that makes `words` the runner for `triple`: an array, or one
+/// string where the user's config file wrote its runner as one (cargo merges only alike).
+fn runner_config(triple: &str, words: &[String], as_string: bool) -> Result<String, Error> {
+    let value = if as_string {
+        if let Some(word) = words.iter().find(|word| word.contains(char::is_whitespace)) {
+            return Err(Error::BadConfig(format!(
+                "the runner for {triple} in cargo's config is one string, so leakcheck's must                  be too, and {word:?} has a space in it: write the config's runner as an array"
+            )));
+        }
+        serde_json::Value::from(words.join(" "))
+    } else {
+        serde_json::Value::from(words)
+    };
+    Ok(format!("target.{triple}.runner={value}"))
 }
 
 /// cargo could not be started.

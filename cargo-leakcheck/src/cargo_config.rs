@@ -42,6 +42,98 @@ pub fn sources(cwd: &Path, cargo_args: &[OsString]) -> Result<Sources, Error> {
     })
 }
 
+/// A runner of the user's (`target.<triple>.runner`).
+#[derive(Debug, PartialEq, Eq)]
+pub struct Runner {
+    /// Its words: a string is split at spaces, as cargo does.
+    pub words: Vec<String>,
+    /// Written as one string in a config file or `--config`: cargo cannot merge an array
+    /// over it, so a runner given for the same key must be a string too.
+    pub string_in_config: bool,
+}
+
+/// The user's own runner for `triple`, the way cargo finds it:
+/// `CARGO_TARGET_<TRIPLE>_RUNNER`, then `--config` arguments, then config files, nearest
+/// first; `None` where there is none.
+pub fn runner(cwd: &Path, cargo_args: &[OsString], triple: &str) -> Result<Option<Runner>, Error> {
+    let variable = format!(
+        "CARGO_TARGET_{}_RUNNER",
+        triple.to_uppercase().replace(['-', '.'], "_")
+    );
+    let from_variable = std::env::var(&variable)
+        .ok()
+        .filter(|value| !value.is_empty())
+        .map(|value| value.split_whitespace().map(str::to_owned).collect());
+    let of_table = |table: &DeTable<'_>| -> Option<Runner> {
+        let target = match table.get("target")?.get_ref() {
+            DeValue::Table(targets) => targets.get(triple)?,
+            _ => return None,
+        };
+        let DeValue::Table(target) = target.get_ref() else {
+            return None;
+        };
+        match target.get("runner")?.get_ref() {
+            DeValue::String(words) => Some(Runner {
+                words: words.split_whitespace().map(str::to_owned).collect(),
+                string_in_config: true,
+            }),
+            DeValue::Array(words) => Some(Runner {
+                words: words
+                    .iter()
+                    .filter_map(|word| match word.get_ref() {
+                        DeValue::String(word) => Some(word.to_string()),
+                        _ => None,
+                    })
+                    .collect(),
+                string_in_config: false,
+            }),
+            _ => None,
+        }
+    };
+    // The variable wins over files, but the type of what cargo merges over is the files'.
+    let mut in_config = None;
+    for argument in option_values(cargo_args, "--config").iter().rev() {
+        let file = cwd.join(argument);
+        let text = if file.is_file() {
+            std::fs::read_to_string(&file).unwrap_or_default()
+        } else {
+            argument.clone()
+        };
+        if let Some(found) = DeTable::parse(&text)
+            .ok()
+            .and_then(|table| of_table(table.get_ref()))
+        {
+            in_config = Some(found);
+            break;
+        }
+    }
+    let var = |name: &str| std::env::var(name).ok();
+    if in_config.is_none() {
+        for file in config_files(cwd, cargo_home(&var).as_deref()) {
+            let text = std::fs::read_to_string(&file).map_err(|error| {
+                Error::BadConfig(format!(
+                    "cannot read cargo's config {}: {error}",
+                    file.display()
+                ))
+            })?;
+            if let Some(found) = DeTable::parse(&text)
+                .ok()
+                .and_then(|table| of_table(table.get_ref()))
+            {
+                in_config = Some(found);
+                break;
+            }
+        }
+    }
+    Ok(match (from_variable, in_config) {
+        (Some(words), in_config) => Some(Runner {
+            words,
+            string_in_config: in_config.is_some_and(|runner| runner.string_in_config),
+        }),
+        (None, in_config) => in_config,
+    })
+}
+
 /// Every value of an option written `--name VALUE` or `--name=VALUE` before `--`.
 pub fn option_values(args: &[OsString], name: &str) -> Vec<String> {
     let mut values = Vec::new();
@@ -167,6 +259,33 @@ runner = "valgrind"
             [(Key::Build, Value::List, Origin::File)]
         );
         assert_eq!(parsed("[build]\njobs = 2\n"), []);
+    }
+
+    #[test]
+    fn the_user_s_runner_is_found_in_a_config_argument() {
+        let cwd = std::env::temp_dir();
+        let args: Vec<OsString> = [
+            "--config",
+            "target.x86_64-unknown-linux-gnu.runner = [\"qemu-x\", \"-L\", \"/sys\"]",
+            "--config",
+            "target.aarch64-unknown-linux-gnu.runner = \"qemu-aarch64 -L /a\"",
+        ]
+        .map(OsString::from)
+        .to_vec();
+        assert_eq!(
+            runner(&cwd, &args, "x86_64-unknown-linux-gnu").unwrap(),
+            Some(Runner {
+                words: vec!["qemu-x".into(), "-L".into(), "/sys".into()],
+                string_in_config: false,
+            })
+        );
+        assert_eq!(
+            runner(&cwd, &args, "aarch64-unknown-linux-gnu").unwrap(),
+            Some(Runner {
+                words: vec!["qemu-aarch64".into(), "-L".into(), "/a".into()],
+                string_in_config: true,
+            })
+        );
     }
 
     #[test]

@@ -9,11 +9,15 @@
 //! [`error`] why a run could not be done, with its exit status.
 
 mod args;
+mod binary;
 mod cargo;
 mod cargo_config;
 mod error;
+mod nextest_config;
+mod preload;
 mod records;
 mod render;
+mod runner;
 mod rustflags;
 mod summary;
 
@@ -29,7 +33,17 @@ use summary::Summary;
 const FOUND: u8 = 1;
 
 fn main() -> ExitCode {
-    match run(std::env::args_os().skip(1).collect()) {
+    let args: Vec<OsString> = std::env::args_os().skip(1).collect();
+    if args
+        .first()
+        .is_some_and(|first| first == runner::RUNNER_ARG)
+    {
+        // cargo's target runner for a test binary: `exec`s it, returning only on failure.
+        let error = runner::run(&args[1..]);
+        eprintln!("error: {error}");
+        return ExitCode::from(error.exit_code());
+    }
+    match run(args) {
         Ok(code) => code,
         Err(error) => {
             eprintln!("error: {error}");
@@ -67,7 +81,10 @@ fn run(args: Vec<OsString>) -> Result<ExitCode, Error> {
             }
             .run()?;
             let lines = records::read_all(&[&ran.report]);
+            let mut notes = runner::State(&ran.state).notes();
+            notes.extend(ran.notes);
             let _ = std::fs::remove_file(&ran.report);
+            let _ = std::fs::remove_dir_all(&ran.state);
             let lines = lines?;
             // A `LEAKCHECK_REPORT` of the user's own gets the records too, as if the tests
             // had appended to it.
@@ -81,6 +98,9 @@ fn run(args: Vec<OsString>) -> Result<ExitCode, Error> {
                 return Ok(exit_code(ran.status));
             }
             let summary = summarize(&lines, &options, "\n")?;
+            for note in notes {
+                println!("leakcheck: {note}");
+            }
             Ok(if ran.status.success() {
                 verdict(&summary, &options)
             } else {

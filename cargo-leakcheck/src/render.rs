@@ -183,13 +183,30 @@ fn kind_noun(kind: Kind) -> &'static str {
 
 /// `5 tests checked, 3 leaked: 3 leaks from 2 spawn sites`
 fn totals(summary: &Summary, warn: bool) -> String {
-    if summary.tests_checked + summary.other_checks == 0 {
+    if summary.tests_checked + summary.exit_checks + summary.other_checks == 0 {
         return "no leak-checked test ran (no #[leakcheck::test], verify_none or \
                 verify_test_main! wrote a record)"
             .into();
     }
-    let mut line = count(summary.tests_checked as u64, "test");
-    line.push_str(" checked");
+    let mut checked = Vec::new();
+    if summary.tests_checked > 0 || summary.exit_checks == 0 {
+        checked.push(format!(
+            "{} checked",
+            count(summary.tests_checked as u64, "test")
+        ));
+    }
+    if summary.exit_checks > 0 {
+        checked.push(format!(
+            "{} checked as {} exited",
+            count(summary.exit_checks as u64, "test process"),
+            if summary.exit_checks == 1 {
+                "it"
+            } else {
+                "they"
+            }
+        ));
+    }
+    let mut line = checked.join(" and ");
     if summary.other_checks > 0 {
         let _ = write!(
             line,
@@ -201,10 +218,14 @@ fn totals(summary: &Summary, warn: bool) -> String {
         line.push_str(", none leaked");
     } else {
         let sites = summary.sites.iter().filter(|site| !site.zombie).count();
+        let leaked = if summary.tests_checked == 0 {
+            count(summary.leaked_tests as u64, "test")
+        } else {
+            summary.leaked_tests.to_string()
+        };
         let _ = write!(
             line,
-            ", {} leaked: {} from {}",
-            summary.leaked_tests,
+            ", {leaked} leaked: {} from {}",
             count(summary.leaks, "leak"),
             count(sites as u64, "spawn site")
         );

@@ -12,7 +12,10 @@ use leakcheck_schema::rules::{Rule, RuleKind};
 pub struct Summary {
     /// Checks of `#[leakcheck::test]`s.
     pub tests_checked: usize,
-    /// `verify_none` calls and exit checks.
+    /// Exit checks: a test binary (or, under nextest, a test's process) checked as it
+    /// exits, by `verify_test_main!` or the library `cargo leakcheck` preloads.
+    pub exit_checks: usize,
+    /// `verify_none` calls.
     pub other_checks: usize,
     /// Tests (and other checks) blamed for a leak, each once; zombies are not leaks here.
     pub leaked_tests: usize,
@@ -86,10 +89,10 @@ pub fn summarize<'a>(records: impl IntoIterator<Item = &'a Record>) -> Summary {
                 .or_default()
                 .insert(record.binary.clone());
         }
-        if record.check == Check::Test {
-            summary.tests_checked += 1;
-        } else {
-            summary.other_checks += 1;
+        match record.check {
+            Check::Test => summary.tests_checked += 1,
+            Check::Exit => summary.exit_checks += 1,
+            _ => summary.other_checks += 1,
         }
         if record.test_passed == Some(false) {
             failed_tests.insert((record.binary.clone(), record.test.clone()));
@@ -144,13 +147,16 @@ pub fn summarize<'a>(records: impl IntoIterator<Item = &'a Record>) -> Summary {
             }
             site.commands.extend(group.command.iter().cloned());
             site.panics.extend(group.panic.as_ref().map(|panic| {
-                let message = panic
-                    .message
-                    .as_deref()
-                    .unwrap_or("(a payload that is not text)");
+                // Neither message nor location: the panic hook was out of reach (a binary
+                // checked by the preloaded library, or a hook that replaced leakcheck's).
+                let message = match (&panic.message, &panic.location) {
+                    (Some(message), _) => format!("{message:?}"),
+                    (None, Some(_)) => format!("{:?}", "(a payload that is not text)"),
+                    (None, None) => "(its message not seen)".to_owned(),
+                };
                 match &panic.location {
-                    Some(location) => format!("{message:?} at {location}"),
-                    None => format!("{message:?}"),
+                    Some(location) => format!("{message} at {location}"),
+                    None => message,
                 }
             }));
             site.leaks += group.count;
@@ -453,7 +459,7 @@ pub(crate) mod tests {
         let exit = r#"{"schema_version":2,"check":"exit","test":null,"outcome":"leaked","mode":"fail","test_passed":null,"waited_ms":500,"ended":null,"omitted":{"groups":1,"leaks":7},"groups":[{"kind":"thread","count":1,"names":["gate"],"owner":"plain_test","activity":"stuck","spawn":null,"ignore_rules":[]},{"kind":"thread","count":1,"names":["main-helper"],"owner":null,"activity":null,"spawn":null,"ignore_rules":[]}]}"#;
         let summary = summarize(&records(&[exit.to_owned()]));
         assert_eq!(summary.tests_checked, 0);
-        assert_eq!(summary.other_checks, 1);
+        assert_eq!(summary.exit_checks, 1);
         assert_eq!(summary.omitted_leaks, 7);
         assert_eq!(summary.sites.len(), 1, "one site: spawn unknown");
         assert_eq!(

@@ -481,9 +481,11 @@ fn process_spawner(origin: &ProcessOrigin) -> Option<SpawnedBy> {
 fn process_spawning_test(origin: &ProcessOrigin) -> Option<String> {
     let spawner = origin.spawner.as_deref()?;
     if is_libtest_thread(spawner) {
-        return spawner.name();
+        let name = spawner.name()?;
+        return Some(whole_test_name(&name, &origin.spawn, None).unwrap_or(name));
     }
-    spawning_test(spawner)
+    let name = spawning_test(spawner)?;
+    Some(whole_test_name(&name, &origin.spawn, None).unwrap_or(name))
 }
 
 /// Functions of one-time initialisers: a thread started inside one is started once for
@@ -594,7 +596,47 @@ fn spawner_thread(spawner: &ThreadOrigin, scope: ScopeId) -> Option<SpawnedBy> {
 /// spawns from the main thread (so the hook saw no parent) in `test::run_test`.
 fn spawning_test(origin: &ThreadOrigin) -> Option<String> {
     let root = origin.root.as_deref()?;
-    is_libtest_thread(root).then(|| root.name()).flatten()
+    let name = is_libtest_thread(root).then(|| root.name()).flatten()?;
+    Some(whole_test_name(&name, &origin.spawn, Some(origin)).unwrap_or(name))
+}
+
+/// The whole name of the test whose thread is named `name` where the kernel cut it to its
+/// 15 bytes (preloaded, leakcheck's std cannot read the test's own thread handle), from the
+/// test's function on the spawn path `spawn`, or on that of `thread` or a thread between it
+/// and the test: libtest names a test by its function's path without the crate.
+fn whole_test_name(
+    name: &str,
+    spawn: &SpawnStack,
+    thread: Option<&ThreadOrigin>,
+) -> Option<String> {
+    const KERNEL_NAME_BYTES: usize = 15;
+    if name.len() != KERNEL_NAME_BYTES {
+        return None;
+    }
+    let test_of = |frames: Vec<Frame>| {
+        frames.iter().find_map(|frame| {
+            let function = frame.function()?.split("::{{closure}}").next()?;
+            let (_crate, path) = function.split_once("::")?;
+            path.starts_with(name).then(|| path.to_owned())
+        })
+    };
+    let on_the_path = |spawn: &SpawnStack| {
+        let ips = spawn.unwind();
+        frames::names(ips)
+            .and_then(test_of)
+            .or_else(|| test_of(frames::resolve_spawn(ips)))
+    };
+    if let Some(found) = on_the_path(spawn) {
+        return Some(found);
+    }
+    let mut next = thread.and_then(ThreadOrigin::parent);
+    while let Some(between) = next {
+        if let Some(found) = on_the_path(&between.spawn) {
+            return Some(found);
+        }
+        next = between.parent();
+    }
+    None
 }
 
 fn is_libtest_thread(thread: &ThreadOrigin) -> bool {

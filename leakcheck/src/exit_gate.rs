@@ -90,7 +90,12 @@ fn check() -> Option<i32> {
         }
         Ok(Verdict::Clean | Verdict::Warned) => None,
         Ok(Verdict::Fail(report)) => {
-            eprintln!("\n{report}\nleakcheck: the test binary fails (verify_test_main!)");
+            let by = if config::preloaded() {
+                "cargo leakcheck"
+            } else {
+                "verify_test_main!"
+            };
+            eprintln!("\n{report}\nleakcheck: the test binary fails ({by})");
             Some(FAILED)
         }
     }

@@ -85,11 +85,14 @@ mod init;
 mod options;
 // the check pipeline: verify (the one retry loop) -> describe (suspects -> leaks) ->
 // outcome (fail / warn, the JSON record) -> watchdog (a test that cannot return) ->
-// harness, exit_gate (what the attribute and verify_test_main! call)
+// harness, exit_gate (what the attribute and verify_test_main! call), preload (the exit
+// gate installed by `cargo leakcheck`'s preloaded library)
 mod describe;
 mod exit_gate;
 mod harness;
 mod outcome;
+#[cfg(unix)]
+mod preload;
 mod verify;
 mod watchdog;
 // the service view, beside the pipeline: snapshot (live work by spawn site), watcher
@@ -366,11 +369,14 @@ macro_rules! verify_test_main {
     };
 }
 
-/// Used by the code `#[leakcheck::test]` and `verify_test_main!` generate; not a public API.
+/// Used by the code `#[leakcheck::test]` and `verify_test_main!` generate, and by the library
+/// `cargo leakcheck` preloads; not a public API.
 #[doc(hidden)]
 pub mod __private {
     pub use crate::exit_gate::install as install_exit_gate;
     pub use crate::harness::{TestOutcome, TestSpec, run_async_test, run_test};
+    #[cfg(unix)]
+    pub use crate::preload::install as install_preloaded;
     pub use crate::tasks::Flavor;
 
     /// How many scopes the registry keeps entries for: what the soak test holds flat.

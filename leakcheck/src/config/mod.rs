@@ -22,6 +22,7 @@ pub(crate) use leakcheck_schema::policy::{LOST_PANICS, UNTRACKED_TASKS, ZOMBIES}
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use leakcheck_schema::rules::Rule;
@@ -35,6 +36,22 @@ use leakcheck_schema::rules::Rule;
 /// assert_eq!(leakcheck::DEFAULT_GRACE, std::time::Duration::from_millis(500));
 /// ```
 pub const DEFAULT_GRACE: Duration = Duration::from_millis(500);
+
+/// Whether leakcheck was preloaded into a binary that does not link it (`cargo leakcheck`'s
+/// runner), rather than linked: its std is then not the test's, so the test's panic hook and
+/// thread handles are out of its reach.
+static PRELOADED: AtomicBool = AtomicBool::new(false);
+
+/// Notes that leakcheck runs preloaded (`preload::install`, before `main`).
+#[cfg(unix)]
+pub(crate) fn set_preloaded() {
+    PRELOADED.store(true, Ordering::Relaxed);
+}
+
+/// Whether leakcheck runs preloaded into a binary that does not link it.
+pub(crate) fn preloaded() -> bool {
+    PRELOADED.load(Ordering::Relaxed)
+}
 
 /// How long to wait and what to ignore: what `Options` builds and `leakcheck.toml` holds.
 #[derive(Clone, Debug, Default)]

@@ -11,6 +11,7 @@ use std::cell::RefCell;
 use std::panic::PanicHookInfo;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
+use crate::config;
 use crate::interpose::SayOnce;
 
 /// A panic as the hook saw it.
@@ -114,7 +115,7 @@ pub(crate) fn take_seen(fresh: bool) -> Option<Seen> {
         })
         .ok()
         .flatten();
-    if fresh && seen.is_none() && OURS.load(Ordering::Acquire) != 0 {
+    if fresh && seen.is_none() && OURS.load(Ordering::Acquire) != 0 && !config::preloaded() {
         REPLACED.store(true, Ordering::Release);
         say_once_the_hook_was_replaced();
     }

@@ -20,8 +20,11 @@ mod raise;
 /// Puts leakcheck's panic hook around the one in place (once, and again after a test
 /// replaced it): called where a test or a check begins.
 pub(crate) fn watch() {
+    // Preloaded, leakcheck's std is not the test's: a hook set here would never run.
     #[cfg(lc_panic_hook)]
-    hook::wrap();
+    if !crate::config::preloaded() {
+        hook::wrap();
+    }
 }
 
 /// Whether lost panics are seen on this build, and if not, why.

@@ -178,6 +178,10 @@ impl Display for PanicFacts {
         }
         match &self.message {
             Some(message) => write!(f, ": {message}"),
+            None if self.location.is_none() && crate::config::preloaded() => f.write_str(
+                " (its message not seen: `cargo leakcheck` checks this binary from outside \
+                 the test's std, whose panic hook it cannot reach; #[leakcheck::test] shows it)",
+            ),
             None if self.location.is_none() => {
                 f.write_str(" (its message not seen: leakcheck's panic hook was not in place then)")
             }
