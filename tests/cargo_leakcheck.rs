@@ -1064,3 +1064,41 @@ fn a_program_a_test_starts_sees_no_trace_of_the_injection() {
     assert_eq!(marker.len(), 1, "{marker:?}");
     assert_eq!(rest, written(plain));
 }
+
+/// A runner of the user's keeps working: leakcheck's runner starts the binary through it,
+/// and one that runs the binary as its own child (as an emulator or a memory checker does)
+/// passes the preloaded library on to it.
+#[test]
+fn the_user_s_own_runner_is_chained() {
+    let _serial = serial();
+    let dir = temp_dir("zero-edit-runner");
+    let log = dir.join("runner.log");
+    let script = dir.join("user-runner.sh");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\necho \"$@\" >> {}\n\"$@\"\nexit $?\n",
+            log.display()
+        ),
+    )
+    .unwrap();
+    let mut permissions = std::fs::metadata(&script).unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut permissions, 0o755);
+    std::fs::set_permissions(&script, permissions).unwrap();
+    let config = format!("target.{}.runner=[{:?}]", host_triple(), path_str(&script));
+    let test = "leaks_a_named_thread_from_a_test_whose_name_is_long";
+    let ran = zero_edit_leakcheck(
+        &[
+            "-p", "plain", "--test", "suite", "--config", &config, "--", "--exact", test,
+        ],
+        &[],
+    );
+    assert_eq!(ran.code(), Some(101), "{}", ran.describe());
+    let logged = std::fs::read_to_string(&log).unwrap();
+    assert!(logged.contains("/deps/suite-"), "{logged}");
+    assert!(
+        ran.summary().contains(&format!("in 1 test:\n    {test}\n")),
+        "{}",
+        ran.describe()
+    );
+}

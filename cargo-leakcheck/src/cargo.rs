@@ -300,6 +300,21 @@ mod tests {
     }
 
     #[test]
+    fn the_runner_is_given_as_the_user_s_config_wrote_theirs() {
+        let words = ["/bin/cargo-leakcheck".to_owned(), "__runner".to_owned()];
+        assert_eq!(
+            runner_config("x86_64-unknown-linux-gnu", &words, false).unwrap(),
+            r#"target.x86_64-unknown-linux-gnu.runner=["/bin/cargo-leakcheck","__runner"]"#
+        );
+        assert_eq!(
+            runner_config("x86_64-unknown-linux-gnu", &words, true).unwrap(),
+            r#"target.x86_64-unknown-linux-gnu.runner="/bin/cargo-leakcheck __runner""#
+        );
+        let spaced = ["/my tools/cargo-leakcheck".to_owned()];
+        assert!(runner_config("x86_64-unknown-linux-gnu", &spaced, true).is_err());
+    }
+
+    #[test]
     fn the_user_s_target_dir_is_taken_out() {
         let args: Vec<OsString> = [
             "-p",
