@@ -54,14 +54,63 @@ const BUILD_SCRIPT: &str = r#"fn main() {
 
 const EXPORTS: &str = "{ global: pthread_create; };\n";
 
-/// Where leakcheck's sources come from: the checkout this binary was built in, if it is
-/// one, else the registry's copy of the same version.
+/// The checkout this binary was built in, if it is one: its workspace root.
+fn checkout() -> Option<PathBuf> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    root.join("leakcheck/Cargo.toml").is_file().then_some(root)
+}
+
+/// Where leakcheck's sources come from: the checkout, if any, else the registry's copy of
+/// the same version.
 fn leakcheck_dependency() -> String {
-    let checkout = Path::new(env!("CARGO_MANIFEST_DIR")).join("../leakcheck");
-    if checkout.join("Cargo.toml").is_file() {
-        format!("{{ path = {:?} }}", checkout.display().to_string())
-    } else {
-        format!("\"={}\"", env!("CARGO_PKG_VERSION"))
+    match checkout() {
+        Some(root) => format!(
+            "{{ path = {:?} }}",
+            root.join("leakcheck").display().to_string()
+        ),
+        None => format!("\"={}\"", env!("CARGO_PKG_VERSION")),
+    }
+}
+
+/// Whether the library built at `built` is current: a registry version never changes; a
+/// checkout's is current while no source of its crates is newer. (Asking cargo costs more
+/// than a whole run of a small suite.)
+fn is_current(built: &Path, package: &Path) -> bool {
+    let modified = |path: &Path| {
+        std::fs::metadata(path)
+            .and_then(|meta| meta.modified())
+            .ok()
+    };
+    let Some(built_at) = modified(built) else {
+        return false;
+    };
+    let newer = |dir: &Path| -> bool {
+        let mut stack = vec![dir.to_owned()];
+        while let Some(dir) = stack.pop() {
+            let Ok(entries) = std::fs::read_dir(&dir) else {
+                continue;
+            };
+            for entry in entries.flatten() {
+                let path = entry.path();
+                if path.is_dir() {
+                    stack.push(path);
+                } else if modified(&path).is_none_or(|at| at > built_at) {
+                    return true;
+                }
+            }
+        }
+        false
+    };
+    if newer(package) {
+        return false;
+    }
+    match checkout() {
+        None => true,
+        Some(root) => !["leakcheck", "leakcheck-macros", "leakcheck-schema"]
+            .iter()
+            .any(|krate| {
+                newer(&root.join(krate).join("src")) || newer(&root.join(krate).join("Cargo.toml"))
+            }),
     }
 }
 
@@ -90,7 +139,16 @@ pub struct Compiler {
 
 impl Compiler {
     pub fn find() -> Result<Compiler, Error> {
-        let rustc = std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
+        // The compiler beside the cargo that ran us (cargo sets `CARGO` for a subcommand),
+        // which is the toolchain's own: `rustc` on the PATH may be rustup's proxy, which
+        // costs a resolution of the toolchain on every call.
+        let beside_cargo = std::env::var_os("CARGO")
+            .map(PathBuf::from)
+            .and_then(|cargo| Some(cargo.parent()?.join("rustc")))
+            .filter(|rustc| rustc.is_file());
+        let rustc = std::env::var_os("RUSTC")
+            .or_else(|| beside_cargo.map(PathBuf::into_os_string))
+            .unwrap_or_else(|| "rustc".into());
         let output = Command::new(&rustc)
             .arg("-vV")
             .output()
@@ -125,14 +183,16 @@ pub fn library(compiler: &Compiler) -> Result<PathBuf, Error> {
         .join(&compiler.key);
     let built = dir.join("target/release/libleakcheck_preload.so");
     let first = !built.is_file();
+    // The package's sources in a directory of their own, which a changed file dates.
+    let package = dir.join("package");
     let write = |name: &str, text: &str| -> Result<(), Error> {
-        let path = dir.join(name);
+        let path = package.join(name);
         if std::fs::read_to_string(&path).ok().as_deref() != Some(text) {
             std::fs::write(&path, text).map_err(|error| Error::io("write", &path, error))?;
         }
         Ok(())
     };
-    std::fs::create_dir_all(&dir).map_err(|error| Error::io("create", &dir, error))?;
+    std::fs::create_dir_all(&package).map_err(|error| Error::io("create", &package, error))?;
     write(
         "Cargo.toml",
         &MANIFEST.replace("LEAKCHECK", &leakcheck_dependency()),
@@ -140,6 +200,9 @@ pub fn library(compiler: &Compiler) -> Result<PathBuf, Error> {
     write("lib.rs", LIBRARY)?;
     write("build.rs", BUILD_SCRIPT)?;
     write("exports.map", EXPORTS)?;
+    if !first && is_current(&built, &package) {
+        return Ok(built);
+    }
     if first {
         eprintln!(
             "leakcheck: building the library it preloads into test binaries, once for {}, in {}",
@@ -151,7 +214,7 @@ pub fn library(compiler: &Compiler) -> Result<PathBuf, Error> {
         let mut build = Command::new(cargo());
         build
             .args(["build", "--release", "--quiet", "--manifest-path"])
-            .arg(dir.join("Cargo.toml"))
+            .arg(package.join("Cargo.toml"))
             .arg("--target-dir")
             .arg(dir.join("target"));
         if offline {
