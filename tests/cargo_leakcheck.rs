@@ -954,7 +954,7 @@ fn under_nextest_each_test_that_leaked_fails_alone() {
                 verdicts.push((test.to_owned(), verdict.to_owned()));
             }
         }
-        assert_eq!(verdicts.len(), 12, "round {round}: {}", ran.describe());
+        assert_eq!(verdicts.len(), 13, "round {round}: {}", ran.describe());
         for (test, verdict) in &verdicts {
             let leaks = plain_leaks().iter().any(|(leaky, _)| leaky == test);
             assert_eq!(
@@ -971,6 +971,11 @@ fn under_nextest_each_test_that_leaked_fails_alone() {
                 "round {round}: no {test} at {site} in:\n{summary}"
             );
         }
+        // The lost panic's message, read off the panic: the test's hook is out of reach.
+        assert!(
+            summary.contains("  panicked: \"boom, nobody joins me\"\n"),
+            "round {round}: {summary}"
+        );
     }
 }
 

@@ -11,9 +11,9 @@
 //! for the marker of its children.
 //!
 //! What differs from a linked leakcheck: this library has its own copy of std, not the
-//! test's, so the test's panic hook and thread names are out of reach. A lost panic is
-//! reported without its message, and a test's whole name comes from its function on the
-//! spawn path (`describe`).
+//! test's, so the test's panic hook and thread names are out of reach. A lost panic's
+//! message is read off the panic itself (`panics`), without where it panicked, and a
+//! test's whole name comes from its function on the spawn path (`describe`).
 
 use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::OsStrExt;

@@ -1,11 +1,12 @@
 //! The panic hook leakcheck puts around whatever hook is in place: it notes the panic's
 //! message and location for the raise that follows on the same thread, then runs the hook
 //! it wraps, which keeps printing as before. A test that replaces the hook (`set_hook` to
-//! silence expected panics) does not blind the check: a panic still shows as lost, only
-//! without its message, said once; and the next check or test wraps the hook in place then.
+//! silence expected panics) does not blind the check: a panic still shows as lost, with the
+//! message read off the panic itself (`payload`) but not where it panicked, said once; and
+//! the next check or test wraps the hook in place then.
 //! libtest itself takes every hook away once its tests have run: a plain test's thread that
-//! panics after that (seen by `verify_test_main!`'s exit check) is reported without its
-//! message.
+//! panics after that (seen by `verify_test_main!`'s exit check) is reported without where
+//! it panicked.
 
 use std::cell::RefCell;
 use std::panic::PanicHookInfo;
@@ -66,7 +67,8 @@ fn note(info: &PanicHookInfo<'_>) {
     let message = payload
         .downcast_ref::<&str>()
         .map(|text| (*text).to_owned())
-        .or_else(|| payload.downcast_ref::<String>().cloned());
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .or_else(|| Some(super::payload::NOT_A_STRING.to_owned()));
     let location = info
         .location()
         .map(|at| format!("{}:{}:{}", at.file(), at.line(), at.column()));
@@ -83,17 +85,27 @@ fn note(info: &PanicHookInfo<'_>) {
     }
 }
 
+/// The message std's `thread::scope` panics with in the scope's owner when a scoped thread
+/// panicked and nobody joined it: the scope hands its threads' panics back that way.
+const A_SCOPED_THREAD_PANICKED: &str = "a scoped thread panicked";
+
 /// Whether the panic being raised on this thread is the one std's `thread::scope` raises
-/// in the scope's owner when a scoped thread panicked and nobody joined it: the scope
-/// hands its threads' panics back that way. (Its location is the caller's: `scope` tracks
-/// its caller.) Read, not taken.
-pub(crate) fn hands_back_scoped_panics() -> bool {
-    SEEN.try_with(|seen| {
-        seen.borrow().as_ref().is_some_and(|(panic, taken)| {
-            !*taken && panic.message.as_deref() == Some("a scoped thread panicked")
+/// in the scope's owner. (Its location is the caller's: `scope` tracks its caller.) Read,
+/// not taken: the hook's record of it, else the exception's own message (`raised`), where
+/// the hook did not see it.
+pub(crate) fn hands_back_scoped_panics(raised: impl FnOnce() -> Option<String>) -> bool {
+    let seen = SEEN
+        .try_with(|seen| {
+            seen.borrow()
+                .as_ref()
+                .and_then(|(panic, taken)| (!*taken).then(|| panic.message.clone()))
         })
-    })
-    .unwrap_or(false)
+        .ok()
+        .flatten();
+    match seen {
+        Some(message) => message.as_deref() == Some(A_SCOPED_THREAD_PANICKED),
+        None => raised().as_deref() == Some(A_SCOPED_THREAD_PANICKED),
+    }
 }
 
 /// What the hook saw of the panic being raised on this thread. A `fresh` panic (`panic!`,
@@ -128,7 +140,7 @@ fn say_once_the_hook_was_replaced() {
     SAID.say(
         b"leakcheck: a panic ran another panic hook than leakcheck's \
         (std::panic::set_hook, or none: libtest removes every hook once its tests have run): \
-        a lost panic is still found, without its message; leakcheck's hook goes around the \
-        new one at the next test or check\n",
+        a lost panic is still found, with its message but not where it panicked; leakcheck's \
+        hook goes around the new one at the next test or check\n",
     );
 }

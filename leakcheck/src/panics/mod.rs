@@ -4,7 +4,8 @@
 //! Linux with a dynamically linked unwinder (`lc_panic_hook`) gets the full set: the raise
 //! of every panic is seen (`raise`), where the exception tables tell whether it will be
 //! caught inside the thread or end it; a join observes it (`pthread_join`, in `threads`);
-//! the panic hook (`hook`) gives its message. Exact: a panic caught inside the thread
+//! the panic hook (`hook`) gives its message and location, and where that hook did not run,
+//! the exception's own payload its message (`payload`). Exact: a panic caught inside the thread
 //! (`catch_unwind`, a pool's worker, tokio's), a scoped thread's (the scope hands it on)
 //! and a joined thread's are never lost. Not seen: a panic that aborts (`panic = "abort"`),
 //! and tasks: tokio 1.54 tells no outsider whether a task's `JoinHandle` will see its panic.
@@ -14,6 +15,8 @@
 mod hook;
 #[cfg(lc_panic_hook)]
 mod lsda;
+#[cfg(lc_panic_hook)]
+mod payload;
 #[cfg(lc_panic_hook)]
 mod raise;
 

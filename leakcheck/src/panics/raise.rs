@@ -13,6 +13,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use super::hook;
 use super::lsda::{self, Action};
+use super::payload;
 use crate::frames;
 use crate::interpose::{self, Real};
 use crate::registry::{self, LostPanic};
@@ -54,7 +55,7 @@ pub unsafe extern "C-unwind" fn _Unwind_RaiseException(exception: *mut c_void) -
     // thread is not a panic, and its frames' catch clauses are not Rust's to read.
     if registry::hooks_on() && is_rust_s(exception) {
         // A panic in here must not become a second one unwinding from the raise.
-        let _ = catch_unwind(AssertUnwindSafe(look_at_the_raise));
+        let _ = catch_unwind(AssertUnwindSafe(|| look_at_the_raise(exception)));
     }
     // SAFETY: the C library's unwinder, with the caller's exception.
     let real = unsafe { std::mem::transmute::<usize, RaiseFn>(real) };
@@ -95,10 +96,11 @@ enum Caught {
     Unknown,
 }
 
-fn look_at_the_raise() {
+fn look_at_the_raise(exception: *mut c_void) {
     // The scope's owner, on any thread: the panics of the threads it spawned in the scope
     // were handed to it (decided by what std does, not by names a release build inlines).
-    if hook::hands_back_scoped_panics() && registry::any_lost_panic() {
+    if registry::any_lost_panic() && hook::hands_back_scoped_panics(|| payload::message(exception))
+    {
         let owner = threads::current_origin();
         registry::handed_back(owner.map(|owner| owner.key), crate::scope::current());
     }
@@ -126,9 +128,10 @@ fn look_at_the_raise() {
     }
     // Unwinding out of the thread, which it ends: in progress until the thread is gone.
     thread.set_panicking(true);
-    let (message, location) = seen.as_ref().map_or((None, None), |seen| {
-        (seen.message.clone(), seen.location.clone())
-    });
+    // The hook's record where it ran; else the exception's own payload (a preloaded
+    // library's hook is not the test's; a test may have replaced it).
+    let (message, location) = seen.map_or((None, None), |seen| (seen.message, seen.location));
+    let message = message.or_else(|| payload::message(exception));
     // SAFETY: pthread_self has no preconditions.
     let handle = unsafe { libc::pthread_self() };
     registry::add_lost_panic(
