@@ -86,14 +86,23 @@ fn off_mode_checks_nothing() {
     assert!(!run.stderr.contains("leakcheck"), "{}", run.stderr);
 }
 
+/// The test's own words win for the test they are on: a `LEAKCHECK_GRACE` set once in CI
+/// for speed does not shorten a test that says `grace = "3s"`, and gives its grace to a
+/// test that says none.
 #[test]
-fn the_environment_grace_overrides_the_attribute() {
-    // The attribute gives 3 s to a thread that needs 800 ms; CI's 50 ms wins.
+fn a_test_s_own_grace_wins_over_the_environment_s_which_wins_over_the_default() {
+    // The attribute gives 3 s to a thread that needs 800 ms; CI's 50 ms does not cut it.
     let test = "clean_thread_finishes_within_a_longer_grace";
-    assert_eq!(exact(test, &[]).verdict(test), Some("ok"));
     let run = exact(test, &[("LEAKCHECK_GRACE", "50ms")]);
-    assert_eq!(run.verdict(test), Some("FAILED"));
-    assert!(run.failure(test).contains("\"slow-finisher\""));
+    assert_eq!(run.verdict(test), Some("ok"), "{}", run.stdout);
+    // No grace of its own: the default's 500 ms fails a thread that needs 2 s ...
+    let test = "leaks_a_thread_that_outlives_the_default_grace";
+    let run = exact(test, &[]);
+    assert_eq!(run.verdict(test), Some("FAILED"), "{}", run.stdout);
+    assert!(run.failure(test).contains("\"two-seconds\""));
+    // ... and the environment's 10 s is its grace.
+    let run = exact(test, &[("LEAKCHECK_GRACE", "10s")]);
+    assert_eq!(run.verdict(test), Some("ok"), "{}", run.stdout);
 }
 
 #[test]

@@ -182,7 +182,8 @@ fn a_test_that_fails_on_its_own_keeps_its_failure_first() {
 }
 
 /// `warn` reports on stderr, past libtest's capture, and passes; `off` says nothing; the
-/// variable is over the attribute; a bad value is an error naming it.
+/// variable is over the default and the attribute over the variable; a bad value is an error
+/// naming it.
 #[test]
 fn lost_panics_warn_or_are_off_when_asked() {
     let run = run("panics", &["--exact", "warns_of_a_lost_panic"]);
@@ -212,6 +213,16 @@ fn lost_panics_warn_or_are_off_when_asked() {
             run.stderr
         );
     }
+
+    // A test that says `lost_panics = "off"` keeps it under a CI-wide
+    // `LEAKCHECK_LOST_PANICS=fail`: the test's own words win for the test they are on.
+    let off = "clean_when_lost_panics_are_off";
+    let run = run_with_env(
+        "panics",
+        &["--exact", off],
+        &[("LEAKCHECK_LOST_PANICS", "fail")],
+    );
+    assert_eq!(run.verdict(off), Some("ok"), "{}", run.stdout);
 
     let run = run_with_env(
         "panics",

@@ -4,8 +4,8 @@
 //! each task, its spawn line and (with the `taskdump` feature) where it is awaiting.
 
 use leakcheck_suite::{
-    Run, TOKIO_UNSTABLE, assert_blames_no_other, assert_verdicts, normalize, repeat, run,
-    run_with_env, spawn_site,
+    Run, TOKIO_UNSTABLE, assert_blames_no_other, assert_verdicts, expected_verdict, normalize,
+    repeat, run, run_with_env, spawn_site,
 };
 
 /// A task leak: the test, the `// spawn:` label of its spawn call, and text its report
@@ -418,6 +418,26 @@ fn untracked_task_counts_can_warn_while_identified_leaks_fail() {
             }
         }
     }
+    // The same said by the test's own attribute, and kept under a CI-wide `fail`.
+    let own = "hooked_leaks_a_task_its_attribute_lets_warn_when_untracked";
+    let run = run_with_env(
+        "tasks",
+        &["--exact", own],
+        &[("LEAKCHECK_UNTRACKED_TASKS", "fail")],
+    );
+    assert_eq!(
+        run.verdict(own),
+        Some(expected_verdict(own)),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(
+        run.stderr
+            .contains("leakcheck: untracked_tasks = \"warn\": task counts"),
+        !TOKIO_UNSTABLE,
+        "{}",
+        run.stderr
+    );
     // Threads are never untracked.
     let thread_test = "leaks_thread_spawned_from_a_task";
     let run = run_with_env("tasks", &["--exact", thread_test], &by_variable);

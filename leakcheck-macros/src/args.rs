@@ -1,6 +1,7 @@
 //! `#[leakcheck::test(args)]`'s own arguments, checked by the library's grammar (durations,
 //! rules), every wrong one reported at once, each pointing at itself.
 
+use leakcheck_schema::attribute::{ARGUMENTS, expected};
 use leakcheck_schema::policy::{self, Policy};
 use leakcheck_schema::rules::RuleKind;
 use proc_macro2::{Span, TokenStream as TokenStream2};
@@ -24,11 +25,9 @@ pub(crate) struct Args {
     ignore_panics: Vec<LitStr>,
     zombies: Option<(Policy, Span)>,
     lost_panics: Option<(Policy, Span)>,
+    untracked_tasks: Option<(Policy, Span)>,
     kill_leaked_processes: Option<(bool, Span)>,
 }
-
-const EXPECTED: &str = "grace, timeout, ignore_thread, ignore_spawn, ignore_top, \
-    ignore_process, ignore_panic, zombies, lost_panics or kill_leaked_processes";
 
 /// Parses the arguments; every wrong one is an error of `errors`, and the others are kept.
 pub(crate) fn parse(args: TokenStream2, errors: &mut Errors) -> Args {
@@ -44,7 +43,7 @@ pub(crate) fn parse(args: TokenStream2, errors: &mut Errors) -> Args {
         let Meta::NameValue(pair) = &meta else {
             errors.add(syn::Error::new(
                 meta.span(),
-                format!("expected `name = \"value\"`: {EXPECTED}"),
+                format!("expected `name = \"value\"`: {}", expected()),
             ));
             continue;
         };
@@ -53,22 +52,10 @@ pub(crate) fn parse(args: TokenStream2, errors: &mut Errors) -> Args {
             .get_ident()
             .map(ToString::to_string)
             .unwrap_or_default();
-        if !matches!(
-            key.as_str(),
-            "grace"
-                | "timeout"
-                | "ignore_thread"
-                | "ignore_spawn"
-                | "ignore_top"
-                | "ignore_process"
-                | "ignore_panic"
-                | "zombies"
-                | "lost_panics"
-                | "kill_leaked_processes"
-        ) {
+        if !ARGUMENTS.contains(&key.as_str()) {
             errors.add(syn::Error::new(
                 pair.path.span(),
-                format!("unknown argument `{key}`: expected {EXPECTED}"),
+                format!("unknown argument `{key}`: expected {}", expected()),
             ));
             continue;
         }
@@ -120,10 +107,11 @@ pub(crate) fn parse(args: TokenStream2, errors: &mut Errors) -> Args {
                     )),
                 }
             }
-            "zombies" | "lost_panics" => {
+            "zombies" | "lost_panics" | "untracked_tasks" => {
                 let (accepted, slot) = match key.as_str() {
                     "zombies" => (policy::ZOMBIES, &mut parsed.zombies),
-                    _ => (policy::LOST_PANICS, &mut parsed.lost_panics),
+                    "lost_panics" => (policy::LOST_PANICS, &mut parsed.lost_panics),
+                    _ => (policy::UNTRACKED_TASKS, &mut parsed.untracked_tasks),
                 };
                 if slot.is_some() {
                     errors.add(syn::Error::new(
@@ -205,17 +193,17 @@ impl Args {
         for substring in &self.ignore_panics {
             options = quote!(#options.ignore_panic(#substring));
         }
-        for (method, setting) in [("zombies", self.zombies), ("lost_panics", self.lost_panics)] {
+        for (method, setting) in [
+            ("zombies", self.zombies),
+            ("lost_panics", self.lost_panics),
+            ("untracked_tasks", self.untracked_tasks),
+        ] {
             if let Some((policy, span)) = setting {
                 let method = syn::Ident::new(method, span);
-                let policy = syn::Ident::new(
-                    match policy {
-                        Policy::Fail => "Fail",
-                        Policy::Warn => "Warn",
-                        Policy::Off => "Off",
-                    },
-                    span,
-                );
+                // The variant is the policy's word, capitalised: `warn` is `Policy::Warn`.
+                let word = policy.word();
+                let variant = format!("{}{}", word[..1].to_uppercase(), &word[1..]);
+                let policy = syn::Ident::new(&variant, span);
                 options = quote_spanned!(span=> #options.#method(::leakcheck::Policy::#policy));
             }
         }

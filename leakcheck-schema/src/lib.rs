@@ -1,6 +1,7 @@
 //! What leakcheck, its `#[leakcheck::test]` attribute and `cargo leakcheck` share, in one
 //! place so that the three never disagree:
 //!
+//! - [`attribute`]: the names of `#[leakcheck::test]`'s own arguments;
 //! - [`rules`]: the grammar of ignore rules (`ignore_thread`, `ignore_spawn`, `ignore_top`,
 //!   `ignore_process`), checked the same in the attribute (at compile time), `Options` and
 //!   `leakcheck.toml`;
@@ -25,6 +26,7 @@
 #![warn(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+pub mod attribute;
 pub mod duration;
 mod json;
 pub mod policy;

@@ -12,6 +12,7 @@
 /// What one kind of finding does to the test it belongs to: task counts leakcheck cannot
 /// tell apart (`untracked_tasks`), zombies (`zombies`), lost panics (`lost_panics`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum Policy {
     /// It fails the test, with the report.
     Fail,

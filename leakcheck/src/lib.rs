@@ -102,10 +102,12 @@ mod watcher;
 #[doc = include_str!("../docs/reference.md")]
 pub mod reference {}
 
-/// Leak-checks a test: runs it in a [`Scope`] named after it, and fails it if a thread or
-/// task it started is still running after the grace period, with the [`Report`].
+/// Leak-checks a test: runs it in a [`Scope`] named after it, and fails it, with the
+/// [`Report`], if an OS thread, a tokio task or a child process it started is still running
+/// after the grace period, or a thread it started ended by a panic nobody observed.
 ///
-/// On a sync fn it checks OS threads. On an `async fn` it builds a current_thread tokio
+/// On a sync fn it checks OS threads, child processes and lost panics. On an `async fn` it
+/// checks the test's tasks too: it builds a current_thread tokio
 /// runtime (as `#[tokio::test]` would) and checks the test's tasks inside it before it is
 /// dropped, then its threads. Placed *above* `#[tokio::test(..)]`, it absorbs tokio's
 /// attribute and builds the runtime tokio's arguments describe (`flavor`,
@@ -120,20 +122,35 @@ pub mod reference {}
 /// `#[test_log::test(tokio::test(..))]` has its tokio arguments taken over) and
 /// `#[serial_test::serial]`.
 ///
-/// Arguments, each a string literal; the ignore rules may repeat:
-/// - `grace = "300ms"`: how long to wait before calling what is left a leak;
+/// Arguments, each a string literal but the last; the ignore rules may repeat:
+/// - `grace = "300ms"`: how long to wait before calling what is left a leak (500 ms);
+/// - `timeout = "30s"`: a body that has not returned by then ends the process with a report
+///   of everything the test runs, its own thread first (off);
 /// - `ignore_thread = "metrics-*"`: a glob over a thread's full name;
 /// - `ignore_spawn = "my_crate::telemetry::start"` (or `"src/lib.rs:40"`): part of a
-///   function path or `file:line` on the spawn path;
+///   function path or `file:line` on the spawn path of a thread, task or process;
 /// - `ignore_top = "my_crate::pool::park"`: part of a function path at the top of a
-///   thread's current stack.
+///   thread's current stack;
+/// - `ignore_process = "sleep"`: a glob over a child process's program name or whole
+///   command line;
 /// - `ignore_panic = "threadpool::spawn_in_pool"`: accepts lost panics of threads spawned
 ///   there (part of a function path or `file:line` on the spawn path), or whose panic's
-///   location contains it; it decides lost panics only.
+///   location contains it; it decides lost panics only;
+/// - `zombies = "fail"`: what a child that exited and was never waited for does: `"warn"`
+///   (the default), `"fail"` or `"off"`;
+/// - `lost_panics = "warn"`: what a panic nobody observed does: `"fail"` (the default),
+///   `"warn"` or `"off"`;
+/// - `untracked_tasks = "warn"`: what task counts leakcheck cannot tell apart do (a build
+///   without `--cfg tokio_unstable`): `"fail"` (the default) or `"warn"`;
+/// - `kill_leaked_processes = true`: end each leaked child process and its descendants
+///   after the report (`false`, the default).
 ///
 /// An unknown argument, a value that is not a duration or a glob, an empty rule, or a
-/// tokio argument tokio would refuse is a compile error pointing at it. `leakcheck.toml`
-/// (and its `default_allowlist` switch) applies to every test on top of these.
+/// tokio argument tokio would refuse is a compile error pointing at it.
+///
+/// Which setting wins: the test's own argument, then a `LEAKCHECK_*` variable, then
+/// `leakcheck.toml`, then the default; rules add up from all of them (the reference,
+/// [`leakcheck::reference`](crate::reference), has every variable and key).
 ///
 /// ```
 /// #[leakcheck::test]

@@ -54,7 +54,8 @@ impl Options {
     /// Ends the process if the test body has not returned within `timeout`, printing
     /// everything its scope runs (the test's own thread first, with where it is stuck) and
     /// writing its JSON record: a hung test fails with a report instead of hanging CI (as
-    /// `go test -timeout` does). Off by default; `LEAKCHECK_TIMEOUT` sets it for every test.
+    /// `go test -timeout` does). Off by default; `LEAKCHECK_TIMEOUT` sets it for every test
+    /// that sets none.
     /// Used by `#[leakcheck::test]`; a `verify_none*` call has no body to time.
     ///
     /// ```
@@ -162,7 +163,7 @@ impl Options {
 
     /// What a child that exited and was never waited for (a zombie) does: reported on
     /// stderr without failing ([`Policy::Warn`], the default), failing the test
-    /// ([`Policy::Fail`]), or nothing ([`Policy::Off`]). `LEAKCHECK_ZOMBIES` is over it.
+    /// ([`Policy::Fail`]), or nothing ([`Policy::Off`]). Over `LEAKCHECK_ZOMBIES`.
     ///
     /// ```
     /// let options = leakcheck::Options::new().zombies(leakcheck::Policy::Fail);
@@ -176,7 +177,7 @@ impl Options {
     /// What a panic that ended a thread of the test, and that nobody observed (the thread
     /// was never joined), does: fail the test ([`Policy::Fail`], the default), be reported
     /// without failing ([`Policy::Warn`]), or nothing ([`Policy::Off`]).
-    /// `LEAKCHECK_LOST_PANICS` is over it.
+    /// Over `LEAKCHECK_LOST_PANICS`.
     ///
     /// ```
     /// let options = leakcheck::Options::new().lost_panics(leakcheck::Policy::Warn);
@@ -187,10 +188,31 @@ impl Options {
         self
     }
 
+    /// What task counts leakcheck cannot tell apart do (a build without
+    /// `--cfg tokio_unstable`, where tokio counts tasks but names none): fail the test
+    /// ([`Policy::Fail`], the default) or be reported without failing ([`Policy::Warn`]),
+    /// for a suite with a known long-lived task no rule can name; [`Policy::Off`] reads as
+    /// `Warn`, since such counts are always said. Over `LEAKCHECK_UNTRACKED_TASKS`.
+    ///
+    /// ```
+    /// let options = leakcheck::Options::new().untracked_tasks(leakcheck::Policy::Warn);
+    /// ```
+    #[must_use]
+    pub fn untracked_tasks(mut self, policy: Policy) -> Options {
+        // Such counts are always said: `Off` reads as `Warn`.
+        let policy = if policy == Policy::Off {
+            Policy::Warn
+        } else {
+            policy
+        };
+        self.settings.untracked_tasks = Some(policy);
+        self
+    }
+
     /// After the report, ends each leaked child process and its descendants (`SIGTERM`,
     /// then `SIGKILL` after half a second) and says so in the report: so a leaked daemon
-    /// does not outlive the test run. Off by default; `LEAKCHECK_KILL_PROCESSES=1` is over
-    /// it.
+    /// does not outlive the test run. Off by default, or `LEAKCHECK_KILL_PROCESSES` where
+    /// the test says nothing.
     ///
     /// ```
     /// let options = leakcheck::Options::new().kill_leaked_processes(true);
@@ -228,8 +250,8 @@ impl Options {
         self
     }
 
-    /// The grace period a check with these options waits at most. `LEAKCHECK_GRACE` and
-    /// a `leakcheck.toml` are merged in only when the check runs.
+    /// The grace period a check with these options waits at most. Where these options set
+    /// none, `LEAKCHECK_GRACE` or a `leakcheck.toml` gives it when the check runs.
     pub fn grace_period(&self) -> Duration {
         self.settings.grace_period()
     }

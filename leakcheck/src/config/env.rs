@@ -12,7 +12,8 @@ use std::time::Duration;
 
 /// `LEAKCHECK`: what a leak does.
 pub(crate) const MODE_VAR: &str = "LEAKCHECK";
-/// `LEAKCHECK_GRACE`: the grace period, over every other setting.
+/// `LEAKCHECK_GRACE`: the grace period of every check whose test sets none, over
+/// `leakcheck.toml`'s.
 pub(crate) const GRACE_VAR: &str = "LEAKCHECK_GRACE";
 /// `LEAKCHECK_TIMEOUT`: end a test that has not returned by then, with a report.
 pub(crate) const TIMEOUT_VAR: &str = "LEAKCHECK_TIMEOUT";

@@ -157,28 +157,37 @@ impl Settings {
     }
 }
 
-/// What a check runs with: `settings` (the test's own) merged with the shared file, with
-/// `LEAKCHECK_GRACE` over every grace; `None` under `LEAKCHECK=off`, when nothing is
-/// checked. `LEAKCHECK_TIMEOUT`, `LEAKCHECK_UNTRACKED_TASKS`, `LEAKCHECK_ZOMBIES`,
-/// `LEAKCHECK_LOST_PANICS` and `LEAKCHECK_KILL_PROCESSES` are over their settings, like the
-/// grace. An error is a bad
-/// variable or file, said in full.
+/// What a check runs with: `settings` (the test's own) over the environment's settings
+/// (`LEAKCHECK_GRACE`, ...), over the shared file, over the defaults; rules add up from
+/// all. `None` under `LEAKCHECK=off`, the global switch, when nothing is checked. An error
+/// is a bad variable or file, said in full.
 pub(crate) fn effective(settings: &Settings) -> Result<Option<Settings>, &'static str> {
     let environment = environment()?;
     if environment.mode == Mode::Off {
         return Ok(None);
     }
-    let mut merged = match file::shared(environment.config_file.as_deref())? {
-        Some(shared) => settings.clone().merged_with(shared),
-        None => settings.clone(),
+    let shared = file::shared(environment.config_file.as_deref())?;
+    let from_environment = Settings {
+        grace: environment.grace,
+        timeout: environment.timeout,
+        untracked_tasks: environment.untracked_tasks,
+        zombies: environment.zombies,
+        lost_panics: environment.lost_panics,
+        kill_processes: environment.kill_processes,
+        ..Settings::default()
     };
-    merged.grace = environment.grace.or(merged.grace);
-    merged.timeout = environment.timeout.or(merged.timeout);
-    merged.untracked_tasks = environment.untracked_tasks.or(merged.untracked_tasks);
-    merged.zombies = environment.zombies.or(merged.zombies);
-    merged.lost_panics = environment.lost_panics.or(merged.lost_panics);
-    merged.kill_processes = environment.kill_processes.or(merged.kill_processes);
-    Ok(Some(merged))
+    Ok(Some(in_order(settings, &from_environment, shared)))
+}
+
+/// The order of settings, strongest first: the test's own words (its attribute or
+/// `Options`), then the environment (set once for a whole CI run), then the shared
+/// `leakcheck.toml`, then the defaults; the way a lint attribute beats `-W`.
+fn in_order(own: &Settings, environment: &Settings, shared: Option<&Settings>) -> Settings {
+    let below = match shared {
+        Some(shared) => environment.clone().merged_with(shared),
+        None => environment.clone(),
+    };
+    own.clone().merged_with(&below)
 }
 
 #[cfg(test)]
@@ -204,6 +213,57 @@ mod tests {
                 "the reference's table of variables has no row for {variable}"
             );
         }
+    }
+
+    /// The attribute's page (`#[leakcheck::test]`'s docs) describes every argument the
+    /// attribute accepts, by the attribute's own table of names.
+    #[test]
+    fn the_attribute_s_page_lists_every_argument() {
+        let lib = include_str!("../lib.rs");
+        let page_end = lib
+            .find("pub use leakcheck_macros::test;")
+            .expect("the attribute's re-export");
+        let page_start = lib[..page_end]
+            .rfind("\n\n")
+            .expect("the attribute's doc comment");
+        let page = &lib[page_start..page_end];
+        for argument in leakcheck_schema::attribute::ARGUMENTS {
+            assert!(
+                page.contains(&format!("/// - `{argument} = ")),
+                "the attribute's page (leakcheck/src/lib.rs) does not describe `{argument}`"
+            );
+        }
+    }
+
+    #[test]
+    fn the_test_s_words_beat_the_environment_which_beats_the_file() {
+        let own = Settings {
+            grace: Some(Duration::from_secs(5)),
+            lost_panics: Some(Policy::Off),
+            ..Settings::default()
+        };
+        let environment = Settings {
+            grace: Some(Duration::from_millis(100)),
+            lost_panics: Some(Policy::Fail),
+            zombies: Some(Policy::Fail),
+            ..Settings::default()
+        };
+        let shared = Settings {
+            zombies: Some(Policy::Off),
+            kill_processes: Some(true),
+            timeout: Some(Duration::from_secs(30)),
+            ..Settings::default()
+        };
+        let merged = in_order(&own, &environment, Some(&shared));
+        assert_eq!(merged.grace_period(), Duration::from_secs(5));
+        assert_eq!(merged.lost_panics(), Policy::Off);
+        assert_eq!(merged.zombies(), Policy::Fail);
+        assert!(merged.kills_processes());
+        assert_eq!(merged.timeout, Some(Duration::from_secs(30)));
+        // Where nobody says anything, the default.
+        let merged = in_order(&Settings::default(), &Settings::default(), None);
+        assert_eq!(merged.grace_period(), DEFAULT_GRACE);
+        assert_eq!(merged.untracked_tasks(), Policy::Fail);
     }
 
     #[test]

@@ -3,13 +3,9 @@
 //! printed once with a count and their ids, as Go's goroutine profile groups identical
 //! stacks: 500 copies of the same leaked task are one thing to fix, not 500. Groups come
 //! biggest first; a report never groups leaks of different tests (a report is one test's).
+//! Data only: `text` words a group, `rules` finds what silences it.
 
-use leakcheck_schema::rules::Rule;
-
-use super::{Identity, Leak, LeakKind};
-
-/// Ids shown of a group before the rest are counted.
-const IDS_SHOWN: usize = 8;
+use super::{Identity, Leak};
 
 /// Leaks a reader cannot tell apart but by their ids.
 pub(crate) struct Group<'a> {
@@ -109,88 +105,5 @@ impl<'a> Group<'a> {
                 _ => None,
             })
             .collect()
-    }
-
-    /// The paragraph's first words: the identity of a single leak as ever, else
-    /// `500 tasks (ids 4-503)` or `100 threads (tids 20-119) "worker-0" … "worker-99"`.
-    pub(crate) fn heading(&self) -> String {
-        if self.leaks.len() == 1 {
-            return self.first().identity.to_string();
-        }
-        let count = self.leaks.len();
-        let ids = id_list(&self.ids());
-        match self.first().kind() {
-            LeakKind::Task => format!("{count} tasks (ids {ids})"),
-            LeakKind::LostPanic => format!("{count} lost panics in threads (tids {ids})"),
-            LeakKind::Process => match &self.first().identity {
-                Identity::Process {
-                    command: Some(command),
-                    ..
-                } => format!("{count} processes (pids {ids}) `{command}`"),
-                _ => format!("{count} processes (pids {ids})"),
-            },
-            LeakKind::Thread => {
-                let names = self.names();
-                let named = match (names.first(), names.last()) {
-                    _ if names.len() < count => String::new(),
-                    (Some(first), Some(last)) if first == last => {
-                        format!(" {}", super::text::quoted(first))
-                    }
-                    (Some(first), Some(last)) => format!(
-                        " {} … {}",
-                        super::text::quoted(first),
-                        super::text::quoted(last)
-                    ),
-                    _ => String::new(),
-                };
-                format!("{count} threads (tids {ids}){named}")
-            }
-        }
-    }
-
-    /// The rules that would silence every leak of the group (`rules`).
-    pub(crate) fn ignore_rules(&self) -> Vec<Rule> {
-        super::rules::of_group(self)
-    }
-}
-
-/// `4-503`, or `1, 3, 5-9 and 12 more`: sorted ids as runs, the first few shown.
-pub(crate) fn id_list(ids: &[u64]) -> String {
-    let mut runs: Vec<(u64, u64)> = Vec::new();
-    for &id in ids {
-        match runs.last_mut() {
-            Some((_, end)) if *end + 1 == id => *end = id,
-            _ => runs.push((id, id)),
-        }
-    }
-    let shown: Vec<String> = runs
-        .iter()
-        .take(IDS_SHOWN)
-        .map(|&(start, end)| match end - start {
-            0 => start.to_string(),
-            _ => format!("{start}-{end}"),
-        })
-        .collect();
-    let hidden: u64 = runs
-        .iter()
-        .skip(IDS_SHOWN)
-        .map(|&(start, end)| end - start + 1)
-        .sum();
-    match hidden {
-        0 => shown.join(", "),
-        hidden => format!("{} and {hidden} more", shown.join(", ")),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ids_read_as_runs() {
-        assert_eq!(id_list(&[4, 5, 6, 7]), "4-7");
-        assert_eq!(id_list(&[1, 3, 5, 6, 7]), "1, 3, 5-7");
-        let scattered: Vec<u64> = (0..20).map(|n| n * 2).collect();
-        assert_eq!(id_list(&scattered), "0, 2, 4, 6, 8, 10, 12, 14 and 12 more");
     }
 }

@@ -9,7 +9,7 @@ use std::path::Path;
 
 use leakcheck_schema::record::{self, Group as GroupRecord, Kind, Outcome, Record};
 
-use super::{Did, Ending, Identity, Report, group};
+use super::{Did, Ending, Identity, Report, group, text};
 use crate::config::Mode;
 use crate::frames::Frame;
 
@@ -116,7 +116,7 @@ fn group_record(group: &group::Group<'_>) -> GroupRecord {
         Identity::LostPanic { .. } => Kind::LostPanic,
     };
     let ids = group.ids();
-    let rules = group.ignore_rules();
+    let rules = super::rules::of_group(group);
     GroupRecord {
         kind,
         count: group.count() as u64,
@@ -133,7 +133,8 @@ fn group_record(group: &group::Group<'_>) -> GroupRecord {
         owner: leak.owner.clone(),
         spawn: leak.spawn_site.as_ref().map(frame),
         spawned_by: leak.spawned_by.as_ref().map(ToString::to_string),
-        state: leak.state(),
+        // The line the report prints after its identity (the typed facts are the API).
+        state: text::state_line(leak),
         spawn_backtrace: leak.spawn_backtrace.iter().map(frame).collect(),
         current_stack: leak.current_stack.iter().map(frame).collect(),
         awaiting: leak.awaiting.iter().map(frame).collect(),

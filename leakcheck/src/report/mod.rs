@@ -273,12 +273,6 @@ impl Leak {
         &self.notes
     }
 
-    /// Its state as the report prints it after its identity: [`Leak::os_state`] and
-    /// [`Leak::notes`], `; `-separated.
-    pub fn state(&self) -> Option<String> {
-        text::state_line(self)
-    }
-
     /// For a task, where it is awaiting now (from a tokio task dump, with leakcheck's
     /// `taskdump` feature): the tokio future it waits on, then the user's frames that
     /// await it, innermost first. Empty when unknown; then [`Leak::notes`] say why.

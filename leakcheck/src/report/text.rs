@@ -7,6 +7,7 @@ use leakcheck_schema::duration::{self, round_to_ms};
 use leakcheck_schema::rules::Rule;
 
 use super::group::{self, Group};
+use super::rules;
 use super::{Ending, Identity, Leak, LeakKind, Note, ProcessFacts, Report, Subject};
 use crate::config::TASK_BACKTRACE_VAR;
 
@@ -243,7 +244,7 @@ impl Report {
     fn write_paragraph(&self, f: &mut String, group: &Group<'_>) -> fmt::Result {
         let leak = group.first();
         writeln!(f)?;
-        write!(f, "{}", group.heading())?;
+        write!(f, "{}", heading(group))?;
         if let Some(state) = state_line(leak) {
             write!(f, ": {state}")?;
         }
@@ -377,7 +378,7 @@ impl Report {
                 )?;
             }
         }
-        let rules = group.ignore_rules();
+        let rules = rules::of_group(group);
         if !rules.is_empty() {
             let them = if group.leaks.len() == 1 { "it" } else { "them" };
             // A panic is accepted, not ignored: the thread is still checked.
@@ -390,5 +391,82 @@ impl Report {
             writeln!(f, "  to {ignore} {them}: {}", shown.join("  or  "))?;
         }
         Ok(())
+    }
+}
+
+/// A group's paragraph's first words: the identity of a single leak as ever, else
+/// `500 tasks (ids 4-503)` or `100 threads (tids 20-119) "worker-0" … "worker-99"`.
+fn heading(group: &Group<'_>) -> String {
+    if group.leaks.len() == 1 {
+        return group.first().identity.to_string();
+    }
+    let count = group.leaks.len();
+    let ids = id_list(&group.ids());
+    match group.first().kind() {
+        LeakKind::Task => format!("{count} tasks (ids {ids})"),
+        LeakKind::LostPanic => format!("{count} lost panics in threads (tids {ids})"),
+        LeakKind::Process => match &group.first().identity {
+            Identity::Process {
+                command: Some(command),
+                ..
+            } => format!("{count} processes (pids {ids}) `{command}`"),
+            _ => format!("{count} processes (pids {ids})"),
+        },
+        LeakKind::Thread => {
+            let names = group.names();
+            let named = match (names.first(), names.last()) {
+                _ if names.len() < count => String::new(),
+                (Some(first), Some(last)) if first == last => {
+                    format!(" {}", quoted(first))
+                }
+                (Some(first), Some(last)) => format!(" {} … {}", quoted(first), quoted(last)),
+                _ => String::new(),
+            };
+            format!("{count} threads (tids {ids}){named}")
+        }
+    }
+}
+
+/// Ids shown of a group before the rest are counted.
+const IDS_SHOWN: usize = 8;
+
+/// `4-503`, or `1, 3, 5-9 and 12 more`: sorted ids as runs, the first few shown.
+fn id_list(ids: &[u64]) -> String {
+    let mut runs: Vec<(u64, u64)> = Vec::new();
+    for &id in ids {
+        match runs.last_mut() {
+            Some((_, end)) if *end + 1 == id => *end = id,
+            _ => runs.push((id, id)),
+        }
+    }
+    let shown: Vec<String> = runs
+        .iter()
+        .take(IDS_SHOWN)
+        .map(|&(start, end)| match end - start {
+            0 => start.to_string(),
+            _ => format!("{start}-{end}"),
+        })
+        .collect();
+    let hidden: u64 = runs
+        .iter()
+        .skip(IDS_SHOWN)
+        .map(|&(start, end)| end - start + 1)
+        .sum();
+    match hidden {
+        0 => shown.join(", "),
+        hidden => format!("{} and {hidden} more", shown.join(", ")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_read_as_runs() {
+        assert_eq!(id_list(&[4, 5, 6, 7]), "4-7");
+        assert_eq!(id_list(&[1, 3, 5, 6, 7]), "1, 3, 5-7");
+        let scattered: Vec<u64> = (0..20).map(|n| n * 2).collect();
+        assert_eq!(id_list(&scattered), "0, 2, 4, 6, 8, 10, 12, 14 and 12 more");
     }
 }

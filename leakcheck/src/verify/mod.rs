@@ -403,11 +403,12 @@ fn wait_for_panics_in_progress(target: Target, settings: &Settings, outliving: &
 /// panics are taken even when not reported, so that none waits for a later check; the
 /// records of children the program waited for go too, their orphans looked for.
 fn settled(target: Target, rules: &Rules<'_>, settings: &Settings) -> Vec<Suspect> {
-    let mut settled = match settings.zombies() {
-        Policy::Off => Vec::new(),
-        Policy::Warn | Policy::Fail => alive_processes(target, rules, Look::Final, |status| {
+    let mut settled = if settings.zombies() == Policy::Off {
+        Vec::new()
+    } else {
+        alive_processes(target, rules, Look::Final, |status| {
             status == Status::Zombie
-        }),
+        })
     };
     let owner = match target {
         Target::Scope(scope) => scope,
