@@ -7,7 +7,7 @@ use std::sync::{Arc, Barrier, Mutex, mpsc};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use leakcheck::{SiteGroup, SiteKind, Snapshot, ThreadState};
+use leakcheck::{report::ThreadState, service::SiteGroup, service::SiteKind, service::Snapshot};
 
 /// The tests that spawn at `parked_threads`' line take turns: a site's count is theirs.
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
@@ -243,7 +243,7 @@ fn a_scope_per_request_keeps_no_memory_once_its_work_has_ended() {
 fn the_watcher_raises_an_alarm_for_a_site_that_grows_every_interval() {
     let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let (alarms, raised) = mpsc::channel();
-    let watcher = leakcheck::Watcher::every(Duration::from_millis(5))
+    let watcher = leakcheck::service::Watcher::every(Duration::from_millis(5))
         .alarm_after(1)
         .on_alarm(move |alarm| {
             let _ = alarms.send(alarm.to_string());
@@ -279,7 +279,7 @@ fn the_watcher_raises_an_alarm_for_a_site_that_grows_every_interval() {
 #[leakcheck::test]
 fn a_watcher_started_inside_a_test_is_not_that_test_s_leak() {
     // Left running on purpose, for the rest of this process.
-    let _watcher = leakcheck::Watcher::every(Duration::from_secs(3600))
+    let _watcher = leakcheck::service::Watcher::every(Duration::from_secs(3600))
         .start()
         .unwrap();
 }

@@ -5,7 +5,8 @@
 
 use std::time::Duration;
 
-use leakcheck::{Scope, Snapshot, TokioBuilderExt};
+use leakcheck::service::Snapshot;
+use leakcheck::{Scope, TokioBuilderExt};
 
 /// Resident memory now, in KiB (`VmRSS`).
 fn resident_kib() -> u64 {

@@ -298,7 +298,7 @@ fn main() {
             let mut takes: Vec<f64> = (0..5)
                 .map(|_| {
                     let started = Instant::now();
-                    let snapshot = leakcheck::Snapshot::take();
+                    let snapshot = leakcheck::service::Snapshot::take();
                     let took = started.elapsed().as_secs_f64() * 1e3;
                     assert!(snapshot.tasks().is_none_or(|tasks| tasks >= count));
                     took
@@ -313,13 +313,13 @@ fn main() {
                 let recorder =
                     metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
                 let handle = recorder.handle();
-                let mut gauges = leakcheck::SiteGauges::new(20);
-                let mut last = leakcheck::Snapshot::take();
+                let mut gauges = leakcheck::service::SiteGauges::new(20);
+                let mut last = leakcheck::service::Snapshot::take();
                 let mut updates: Vec<f64> = (0..5)
                     .map(|_| {
                         metrics::with_local_recorder(&recorder, || {
                             let started = Instant::now();
-                            let now = leakcheck::Snapshot::take();
+                            let now = leakcheck::service::Snapshot::take();
                             gauges.publish(&now, &now.growth_since(&last));
                             let took = started.elapsed().as_secs_f64() * 1e3;
                             last = now;

@@ -1,4 +1,4 @@
-//! The JSON object of a `leakcheck::Snapshot` (`Snapshot::to_json`), for a service's debug
+//! The JSON object of a `leakcheck::service::Snapshot` (`Snapshot::to_json`), for a service's debug
 //! endpoint: every live thread and task of the process, grouped by spawn site.
 //!
 //! ```text

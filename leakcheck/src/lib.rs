@@ -45,10 +45,13 @@
 //! `cargo leakcheck` (the `cargo-leakcheck` crate) runs a suite with tokio's hooks on and
 //! sums its leaks up by spawn site.
 //!
-//! In a running service, [`Snapshot::take`] groups every live thread, task and child by
-//! spawn site, [`Snapshot::growth_since`] compares two, and a [`Watcher`] raises an
-//! [`Alarm`] for a site that keeps growing and, with the `metrics` feature, publishes each
-//! site's counts through the `metrics` facade.
+//! A report's facts (a thread's state, a process's, a lost panic's) are in [`report`]. In a
+//! running service, [`service`]'s [`Snapshot::take`](service::Snapshot::take) groups every
+//! live thread, task and child by spawn site,
+//! [`Snapshot::growth_since`](service::Snapshot::growth_since) compares two, and a
+//! [`Watcher`](service::Watcher) raises an [`Alarm`](service::Alarm) for a site that keeps
+//! growing and, with the `metrics` feature, publishes each site's counts through the
+//! `metrics` facade.
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![warn(missing_docs)]
@@ -72,7 +75,7 @@ mod frames;
 mod scope;
 // store and data: registry (spawn records), report (what a check hands back, as facts)
 mod registry;
-mod report;
+pub mod report;
 // sources: threads (the spawn hook, /proc, current stacks), then tasks (tokio), then
 // processes (the spawn hooks, /proc, orphans), then panics (the raise, the hook)
 mod panics;
@@ -177,19 +180,27 @@ pub use leakcheck_macros::test;
 pub use leakcheck_macros::checked as __checked;
 
 pub use config::{DEFAULT_GRACE, Policy};
-pub use frames::Frame;
-pub use leakcheck_schema::rules::{Rule, RuleKind};
+pub use leakcheck_schema::rules::Rule;
 pub use options::Options;
-pub use report::{
-    Activity, Did, EndedBy, Identity, Leak, LeakKind, Note, OpenFile, OsState, PanicFacts,
-    ProcessFacts, ProcessRef, Report, SpawnedBy, Stream, SystemCall, ThreadState,
-};
+pub use report::{Leak, LeakKind, Report};
 pub use scope::Scope;
-pub use snapshot::{Growth, Site, SiteGroup, SiteGrowth, SiteKind, Snapshot, Waiting};
 pub use tasks::TokioBuilderExt;
-#[cfg(feature = "metrics")]
-pub use watcher::SiteGauges;
-pub use watcher::{Alarm, Watcher, WatcherHandle};
+
+/// The service view: what a running program has alive, by spawn site
+/// ([`Snapshot`](crate::snapshot::Snapshot)), its growth between two looks, and a watcher
+/// that takes snapshots on an interval, raises an alarm when a site keeps growing and, with
+/// the `metrics` feature, publishes gauges per site (`SiteGauges`).
+///
+/// ```
+/// let snapshot = leakcheck::service::Snapshot::take();
+/// println!("{} threads alive", snapshot.threads());
+/// ```
+pub mod service {
+    pub use crate::snapshot::{Growth, Site, SiteGroup, SiteGrowth, SiteKind, Snapshot, Waiting};
+    #[cfg(feature = "metrics")]
+    pub use crate::watcher::SiteGauges;
+    pub use crate::watcher::{Alarm, Watcher, WatcherHandle};
+}
 
 /// Checks now, with default options, and panics with the report if anything leaked.
 ///

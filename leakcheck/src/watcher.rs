@@ -28,7 +28,7 @@ type OnAlarm = Box<dyn FnMut(&Alarm) + Send>;
 /// ```
 /// use std::time::Duration;
 ///
-/// let watcher = leakcheck::Watcher::every(Duration::from_secs(60))
+/// let watcher = leakcheck::service::Watcher::every(Duration::from_secs(60))
 ///     .alarm_after(3)
 ///     .on_alarm(|alarm| eprintln!("{alarm}")) // or your logger's warn!
 ///     .start()
@@ -72,7 +72,7 @@ impl Watcher {
     pub fn every(interval: Duration) -> Watcher {
         assert!(
             !interval.is_zero(),
-            "leakcheck::Watcher::every: the interval must not be zero"
+            "leakcheck::service::Watcher::every: the interval must not be zero"
         );
         Watcher {
             interval,
@@ -93,7 +93,7 @@ impl Watcher {
     pub fn alarm_after(mut self, intervals: usize) -> Watcher {
         assert!(
             intervals > 0,
-            "leakcheck::Watcher::alarm_after: the number of intervals must not be zero"
+            "leakcheck::service::Watcher::alarm_after: the number of intervals must not be zero"
         );
         self.alarm_after = intervals;
         self
@@ -115,7 +115,7 @@ impl Watcher {
     /// ```
     /// use std::time::Duration;
     ///
-    /// let watcher = leakcheck::Watcher::every(Duration::from_secs(15))
+    /// let watcher = leakcheck::service::Watcher::every(Duration::from_secs(15))
     ///     .publish_metrics(20)
     ///     .start()
     ///     .expect("a thread for the watcher");

@@ -1,10 +1,25 @@
-//! What a failed check hands back: the leaks, each with who owns it, where it was spawned,
-//! what it is doing now and how to silence it, as facts (`facts`); the text a person reads
-//! in a CI log (`text`), and the JSON lines a pipeline reads (`json`).
+//! The report's facts: what a failed check hands back ([`Report`]), each [`Leak`] with who
+//! owns it, where it was spawned, what it is doing now ([`OsState`], [`Activity`],
+//! [`ProcessFacts`], [`PanicFacts`], ...) and the [`Rule`]s that would silence
+//! it. [`Report`], [`Leak`] and [`LeakKind`] are at the crate root too.
 //!
-//! Pure data: everything a report says was decided when its leaks were described
-//! (`describe`), so `Display` is a function of the fields alone, whatever the process's
-//! environment is when it is printed.
+//! ```
+//! use leakcheck::report::{Identity, ThreadState};
+//!
+//! fn describe(report: &leakcheck::Report) {
+//!     for leak in report.leaks() {
+//!         if let Identity::Thread { name, .. } = leak.identity() {
+//!             let asleep = leak.os_state().map(|os| os.state()) == Some(ThreadState::Sleeping);
+//!             println!("{name:?} asleep: {asleep}");
+//!         }
+//!     }
+//! }
+//! ```
+//!
+//! Inside: the facts (`facts`, `process`), the text a person reads in a CI log (`text`),
+//! and the JSON lines a pipeline reads (`json`). Pure data: everything a report says was
+//! decided when its leaks were described (`describe`), so `Display` is a function of the
+//! fields alone, whatever the process's environment is when it is printed.
 
 mod facts;
 mod group;
@@ -18,9 +33,9 @@ use std::time::Duration;
 
 use leakcheck_schema::rules::Rule;
 
-use crate::frames::Frame;
-
+pub use crate::frames::Frame;
 pub use facts::{Activity, Did, Note, OpenFile, OsState, SpawnedBy, SystemCall, ThreadState};
+pub use leakcheck_schema::rules::RuleKind;
 pub use process::{EndedBy, PanicFacts, ProcessFacts, ProcessRef, Stream};
 
 /// What leaked.

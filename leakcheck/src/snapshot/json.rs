@@ -12,7 +12,7 @@ impl Snapshot {
     /// The snapshot as one line of JSON (the schema is in [`Snapshot`]'s docs).
     ///
     /// ```
-    /// let json = leakcheck::Snapshot::take().to_json();
+    /// let json = leakcheck::service::Snapshot::take().to_json();
     /// assert!(json.contains("\"schema_version\":1"));
     /// ```
     pub fn to_json(&self) -> String {

@@ -6,7 +6,7 @@
 //! under `--cfg tokio_unstable`) and groups it by spawn site and the site of the task or
 //! thread that spawned it. Print it (`Display`: biggest groups first, bounded), serve it as
 //! JSON ([`Snapshot::to_json`]), or compare two ([`Snapshot::growth_since`]); the
-//! [`Watcher`](crate::Watcher) does the comparing for you, periodically. The cost and the
+//! [`Watcher`](crate::service::Watcher) does the comparing for you, periodically. The cost and the
 //! JSON schema are in [`Snapshot`]'s docs.
 
 mod growth;
@@ -63,7 +63,7 @@ pub(crate) use text::human;
 ///
 /// ```
 /// let worker = std::thread::spawn(|| std::thread::park());
-/// let snapshot = leakcheck::Snapshot::take();
+/// let snapshot = leakcheck::service::Snapshot::take();
 /// assert!(snapshot.threads() >= 1);
 /// println!("{snapshot}"); // biggest groups first
 /// let json = snapshot.to_json(); // for a debug endpoint
@@ -123,7 +123,7 @@ impl Snapshot {
     /// `--cfg tokio_unstable`; [`Snapshot::tasks`] is `None` otherwise.
     ///
     /// ```
-    /// let snapshot = leakcheck::Snapshot::take();
+    /// let snapshot = leakcheck::service::Snapshot::take();
     /// for group in snapshot.groups() {
     ///     println!("{} {}", group.count(), group.site()); // `3 threads spawned at src/pool.rs:12:9`
     /// }
@@ -197,9 +197,9 @@ impl Snapshot {
     /// grows.
     ///
     /// ```
-    /// let before = leakcheck::Snapshot::take();
+    /// let before = leakcheck::service::Snapshot::take();
     /// let worker = std::thread::spawn(|| std::thread::park());
-    /// let after = leakcheck::Snapshot::take();
+    /// let after = leakcheck::service::Snapshot::take();
     /// let growth = after.growth_since(&before);
     /// assert!(growth.growing().count() >= 1);
     /// # worker.thread().unpark();

@@ -42,15 +42,15 @@ pub(super) const DEFAULT_SITES: usize = 20;
 const OTHER: &str = "other";
 
 /// Publishes a [`Snapshot`]'s spawn sites as gauges through the `metrics` facade (feature
-/// `metrics`). [`Watcher::publish_metrics`](crate::Watcher::publish_metrics) does it on
+/// `metrics`). [`Watcher::publish_metrics`](crate::service::Watcher::publish_metrics) does it on
 /// every interval; a service that takes its own snapshots can call
 /// [`SiteGauges::publish`]. The metrics, their labels and the PromQL that finds a leaking
 /// line are in the README's "Watching a running service".
 ///
 /// ```
-/// let mut gauges = leakcheck::SiteGauges::new(20);
-/// let before = leakcheck::Snapshot::take();
-/// let now = leakcheck::Snapshot::take();
+/// let mut gauges = leakcheck::service::SiteGauges::new(20);
+/// let before = leakcheck::service::Snapshot::take();
+/// let now = leakcheck::service::Snapshot::take();
 /// gauges.publish(&now, &now.growth_since(&before)); // to the installed recorder, if any
 /// ```
 #[derive(Debug)]
@@ -79,7 +79,7 @@ impl SiteGauges {
     pub fn new(sites: usize) -> SiteGauges {
         assert!(
             sites > 0,
-            "leakcheck::SiteGauges::new: sites must not be zero"
+            "leakcheck::service::SiteGauges::new: sites must not be zero"
         );
         describe();
         SiteGauges {
