@@ -14,6 +14,8 @@
 #[cfg(lc_panic_hook)]
 mod hook;
 #[cfg(lc_panic_hook)]
+mod join;
+#[cfg(lc_panic_hook)]
 mod lsda;
 #[cfg(lc_panic_hook)]
 mod payload;

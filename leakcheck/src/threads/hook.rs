@@ -238,6 +238,13 @@ unsafe fn create(
 /// at least a value read earlier is of a thread spawned since.
 static NEXT_KEY: AtomicU64 = AtomicU64::new(1);
 
+/// The key the next spawned thread will get: a join or detach that reads it first concerns
+/// only threads spawned before it (`panics`).
+#[cfg(lc_panic_hook)]
+pub(crate) fn next_key() -> u64 {
+    NEXT_KEY.load(Ordering::Acquire)
+}
+
 /// The new thread's origin, registered: its spawn stack kept from `caller` up, and what it
 /// will run.
 fn register_spawn(start: StartRoutine, arg: *mut c_void, caller: Registers) -> Arc<ThreadOrigin> {
@@ -334,135 +341,6 @@ pub(crate) fn release_current_thread() {
     }));
 }
 
-/// The override of `pthread_join`: a thread's panic that the join returns (std's
-/// `JoinHandle::join`) was observed, not lost. Two loads when no panic was ever lost (the
-/// next thread key, and whether any panic was lost).
-///
-/// # Safety
-///
-/// The contract of `pthread_join(3)`.
-#[cfg(lc_panic_hook)]
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn pthread_join(thread: libc::pthread_t, result: *mut *mut c_void) -> c_int {
-    let Some(real_join) = real::join() else {
-        return libc::ENOSYS;
-    };
-    let spawned_before = NEXT_KEY.load(Ordering::Acquire);
-    // SAFETY: forwarding the caller's arguments unchanged.
-    let status = unsafe { real_join(thread, result) };
-    joined(thread, status, spawned_before);
-    status
-}
-
-/// glibc's join that does not wait (`pthread_tryjoin_np`): a join like `pthread_join`'s
-/// when it succeeds.
-///
-/// # Safety
-///
-/// The contract of `pthread_tryjoin_np(3)`.
-#[cfg(lc_panic_hook)]
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn pthread_tryjoin_np(
-    thread: libc::pthread_t,
-    result: *mut *mut c_void,
-) -> c_int {
-    let Some(real_join) = real::try_join() else {
-        return libc::ENOSYS;
-    };
-    let spawned_before = NEXT_KEY.load(Ordering::Acquire);
-    // SAFETY: forwarding the caller's arguments unchanged.
-    let status = unsafe { real_join(thread, result) };
-    joined(thread, status, spawned_before);
-    status
-}
-
-/// glibc's join with a deadline on the realtime clock (`pthread_timedjoin_np`).
-///
-/// # Safety
-///
-/// The contract of `pthread_timedjoin_np(3)`.
-#[cfg(lc_panic_hook)]
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn pthread_timedjoin_np(
-    thread: libc::pthread_t,
-    result: *mut *mut c_void,
-    deadline: *const libc::timespec,
-) -> c_int {
-    let Some(real_join) = real::timed_join() else {
-        return libc::ENOSYS;
-    };
-    let spawned_before = NEXT_KEY.load(Ordering::Acquire);
-    // SAFETY: forwarding the caller's arguments unchanged.
-    let status = unsafe { real_join(thread, result, deadline) };
-    joined(thread, status, spawned_before);
-    status
-}
-
-/// glibc's join with a deadline on a given clock (`pthread_clockjoin_np`).
-///
-/// # Safety
-///
-/// The contract of `pthread_clockjoin_np(3)`.
-#[cfg(lc_panic_hook)]
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn pthread_clockjoin_np(
-    thread: libc::pthread_t,
-    result: *mut *mut c_void,
-    clock: libc::clockid_t,
-    deadline: *const libc::timespec,
-) -> c_int {
-    let Some(real_join) = real::clock_join() else {
-        return libc::ENOSYS;
-    };
-    let spawned_before = NEXT_KEY.load(Ordering::Acquire);
-    // SAFETY: forwarding the caller's arguments unchanged.
-    let status = unsafe { real_join(thread, result, clock, deadline) };
-    joined(thread, status, spawned_before);
-    status
-}
-
-/// A join of `thread` returned `status`: if it succeeded, whatever ended that thread was
-/// observed. Only records of threads spawned before the join began (`spawned_before`, the
-/// next key then) are the joined thread's: once the join has freed its `pthread_t`, a new
-/// thread may get the same one, and panic, before this runs. One relaxed load when no panic
-/// was ever lost.
-#[cfg(lc_panic_hook)]
-fn joined(thread: libc::pthread_t, status: c_int, spawned_before: u64) {
-    if status == 0 && registry::any_lost_panic() {
-        let _ = catch_unwind(AssertUnwindSafe(|| {
-            registry::joined(thread as usize, spawned_before);
-        }));
-    }
-}
-
-/// The override of `pthread_detach` (std's `JoinHandle` dropped): a lost panic of that
-/// thread can no longer be observed. A fence and one relaxed load when no panic was ever
-/// lost.
-///
-/// # Safety
-///
-/// The contract of `pthread_detach(3)`.
-#[cfg(lc_panic_hook)]
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn pthread_detach(thread: libc::pthread_t) -> c_int {
-    let Some(real_detach) = real::detach() else {
-        return libc::ENOSYS;
-    };
-    let spawned_before = NEXT_KEY.load(Ordering::Acquire);
-    // SAFETY: forwarding the caller's argument unchanged.
-    let status = unsafe { real_detach(thread) };
-    // After the real detach, behind a fence that pairs with the panic's record
-    // (`registry::add_lost_panic`): either the panicking thread reads its detached state
-    // after this detach, or its record is there to mark.
-    std::sync::atomic::fence(Ordering::SeqCst);
-    if status == 0 && registry::any_lost_panic() {
-        let _ = catch_unwind(AssertUnwindSafe(|| {
-            registry::detached(thread as usize, spawned_before);
-        }));
-    }
-    status
-}
-
 /// The override of `pthread_setname_np`: the kernel keeps 15 bytes of a name, so the hook
 /// remembers the whole one for reports.
 ///
@@ -543,63 +421,6 @@ mod real {
             ) -> std::ffi::c_int;
         }
         Some(__pthread_create)
-    }
-
-    #[cfg(lc_panic_hook)]
-    type JoinFn =
-        unsafe extern "C" fn(libc::pthread_t, *mut *mut std::ffi::c_void) -> std::ffi::c_int;
-
-    #[cfg(lc_panic_hook)]
-    pub(super) fn join() -> Option<JoinFn> {
-        let address = crate::interpose::address(crate::interpose::Real::PthreadJoin)?;
-        // SAFETY: the C library's pthread_join has exactly this signature.
-        Some(unsafe { std::mem::transmute::<usize, JoinFn>(address) })
-    }
-
-    #[cfg(lc_panic_hook)]
-    pub(super) fn try_join() -> Option<JoinFn> {
-        let address = crate::interpose::address(crate::interpose::Real::PthreadTryjoin)?;
-        // SAFETY: glibc's pthread_tryjoin_np has exactly pthread_join's signature.
-        Some(unsafe { std::mem::transmute::<usize, JoinFn>(address) })
-    }
-
-    #[cfg(lc_panic_hook)]
-    type TimedJoinFn = unsafe extern "C" fn(
-        libc::pthread_t,
-        *mut *mut std::ffi::c_void,
-        *const libc::timespec,
-    ) -> std::ffi::c_int;
-
-    #[cfg(lc_panic_hook)]
-    pub(super) fn timed_join() -> Option<TimedJoinFn> {
-        let address = crate::interpose::address(crate::interpose::Real::PthreadTimedjoin)?;
-        // SAFETY: glibc's pthread_timedjoin_np has exactly this signature.
-        Some(unsafe { std::mem::transmute::<usize, TimedJoinFn>(address) })
-    }
-
-    #[cfg(lc_panic_hook)]
-    type ClockJoinFn = unsafe extern "C" fn(
-        libc::pthread_t,
-        *mut *mut std::ffi::c_void,
-        libc::clockid_t,
-        *const libc::timespec,
-    ) -> std::ffi::c_int;
-
-    #[cfg(lc_panic_hook)]
-    pub(super) fn clock_join() -> Option<ClockJoinFn> {
-        let address = crate::interpose::address(crate::interpose::Real::PthreadClockjoin)?;
-        // SAFETY: glibc's pthread_clockjoin_np has exactly this signature.
-        Some(unsafe { std::mem::transmute::<usize, ClockJoinFn>(address) })
-    }
-
-    #[cfg(lc_panic_hook)]
-    type DetachFn = unsafe extern "C" fn(libc::pthread_t) -> std::ffi::c_int;
-
-    #[cfg(lc_panic_hook)]
-    pub(super) fn detach() -> Option<DetachFn> {
-        let address = crate::interpose::address(crate::interpose::Real::PthreadDetach)?;
-        // SAFETY: the C library's pthread_detach has exactly this signature.
-        Some(unsafe { std::mem::transmute::<usize, DetachFn>(address) })
     }
 
     #[cfg(lc_name_hook)]

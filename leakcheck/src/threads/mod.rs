@@ -13,6 +13,8 @@ mod hook;
 mod procfs;
 #[cfg(lc_thread_hook)]
 mod stack;
+#[cfg(lc_panic_hook)]
+pub(crate) use hook::next_key;
 #[cfg(lc_thread_hook)]
 pub(crate) use {
     hook::{current_origin, release_current_thread},
