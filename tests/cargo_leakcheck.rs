@@ -363,7 +363,7 @@ fn nextest_and_its_shards_merged_give_the_same_summary() {
     assert_eq!(whole.code(), Some(100), "{}", whole.describe());
     insta::assert_snapshot!("leaky_suite_nextest", whole.summary());
     assert_eq!(
-        without_count(&whole.summary()),
+        without_count(whole.summary()),
         without_count(&insta_snapshot("leaky_suite")),
         "nextest's leaks differ from cargo test's"
     );

@@ -13,11 +13,15 @@
 //! | `leakcheck_idle` | `kind`, `site` | of those alive now and an interval ago, how many did not run in between |
 //! | `leakcheck_alarms_total` | `kind`, `site` | the watcher's alarms for the site (a counter) |
 //!
-//! Label sets stay bounded: per kind, the biggest sites (20 by default) by their own label,
-//! the rest summed under `site="other"`; a site that is no longer published goes to zero.
-//! `site` is the spawn line, `src/main.rs:61:9`; a thread with no frame of the program's on
-//! its spawn path is labelled by its names (`names:tokio-rt-worker`), a child no hook saw
-//! start `unseen`. Published on the watcher's interval, never on a spawn path.
+//! Label sets stay bounded, now and over the service's life (an exporter keeps every series
+//! it was ever given, and the `metrics` facade cannot remove one): per kind, the biggest
+//! sites (20 by default) by their own label, the rest summed under `site="other"`; a site
+//! that is no longer published goes to zero; and over the whole life at most twice that
+//! many values of `site` are ever given a series of their own, a new site beyond them
+//! joining `other`. `site` is the spawn line, `src/main.rs:61:9`; a thread with no frame of
+//! the program's on its spawn path is labelled by its names, each run of digits read as
+//! `*` (`names:tokio-rt-worker`, `names:conn-*` for `conn-1234`), a child no hook saw start
+//! `unseen`. Published on the watcher's interval, never on a spawn path.
 //!
 //! The leaking line, in PromQL: the site whose count climbs steadily, and whose members
 //! are old and idle:
@@ -41,6 +45,10 @@ pub(super) const DEFAULT_SITES: usize = 20;
 /// The label of the sites beyond the biggest.
 const OTHER: &str = "other";
 
+/// How many values of `site` a kind may ever have, per site shown at once: room for the
+/// biggest sites to change over a service's life, and a bound on the series it leaves.
+pub(super) const LIFETIME_LABELS_PER_SITE: usize = 2;
+
 /// Publishes a [`Snapshot`]'s spawn sites as gauges through the `metrics` facade (feature
 /// `metrics`). [`Watcher::publish_metrics`](crate::service::Watcher::publish_metrics) does it on
 /// every interval; a service that takes its own snapshots can call
@@ -56,6 +64,9 @@ const OTHER: &str = "other";
 #[derive(Debug)]
 pub struct SiteGauges {
     sites: usize,
+    /// Every value of `site` given a series of its own so far, by kind: at most
+    /// `sites * LIFETIME_LABELS_PER_SITE` of each.
+    labelled: HashMap<SiteKind, HashSet<String>>,
     /// What the last publish set, by metric name and labels: what goes to zero when it is
     /// not published again.
     published: HashSet<(&'static str, Vec<Label>)>,
@@ -84,6 +95,7 @@ impl SiteGauges {
         describe();
         SiteGauges {
             sites,
+            labelled: HashMap::new(),
             published: HashSet::new(),
         }
     }
@@ -116,7 +128,7 @@ impl SiteGauges {
                 let oldest = group.oldest().map(|age| age.as_secs_f64());
                 sum.oldest = older(sum.oldest, oldest);
             }
-            for (label, sum) in self.bounded(sums) {
+            for (label, sum) in self.bounded(kind, sums) {
                 self.set(kind, label, &sum, &mut published);
             }
         }
@@ -126,22 +138,31 @@ impl SiteGauges {
         self.published = published;
     }
 
-    /// The biggest sites by their own label, the rest summed as `other`.
-    fn bounded(&self, sums: HashMap<String, Sum>) -> Vec<(String, Sum)> {
+    /// The biggest sites by their own label, as long as the kind's labels over its life
+    /// stay within their bound; the rest summed as `other`.
+    fn bounded(&mut self, kind: SiteKind, sums: HashMap<String, Sum>) -> Vec<(String, Sum)> {
         let mut sums: Vec<(String, Sum)> = sums.into_iter().collect();
         sums.sort_by(|a, b| b.1.live.cmp(&a.1.live).then_with(|| a.0.cmp(&b.0)));
-        let rest = sums.split_off(self.sites.min(sums.len()));
-        if !rest.is_empty() {
-            let mut other = Sum::default();
-            for (_, sum) in rest {
+        let lifetime = self.sites.saturating_mul(LIFETIME_LABELS_PER_SITE);
+        let labelled = self.labelled.entry(kind).or_default();
+        let mut own = Vec::new();
+        let mut other: Option<Sum> = None;
+        for (label, sum) in sums {
+            let shown =
+                own.len() < self.sites && (labelled.contains(&label) || labelled.len() < lifetime);
+            if shown {
+                labelled.insert(label.clone());
+                own.push((label, sum));
+            } else {
+                let other = other.get_or_insert_with(Sum::default);
                 other.live += sum.live;
                 other.zombies += sum.zombies;
                 other.idle += sum.idle;
                 other.oldest = older(other.oldest, sum.oldest);
             }
-            sums.push((OTHER.to_owned(), other));
         }
-        sums
+        own.extend(other.map(|other| (OTHER.to_owned(), other)));
+        own
     }
 
     fn set(
@@ -172,15 +193,25 @@ impl SiteGauges {
         }
     }
 
-    /// Counts an alarm of the watcher's.
+    /// Counts an alarm of the watcher's, under its site's label if that site has a series of
+    /// its own, else under `other`.
     pub(super) fn alarm(&self, alarm: &Alarm) {
         let kind = match alarm.site().kind() {
             SiteKind::Tasks => "task",
             SiteKind::Threads => "thread",
             SiteKind::Processes => "process",
         };
-        metrics::counter!("leakcheck_alarms_total", "kind" => kind, "site" => label(alarm.site()))
-            .increment(1);
+        let site = label(alarm.site());
+        let site = if self
+            .labelled
+            .get(&alarm.site().kind())
+            .is_some_and(|labelled| labelled.contains(&site))
+        {
+            site
+        } else {
+            OTHER.to_owned()
+        };
+        metrics::counter!("leakcheck_alarms_total", "kind" => kind, "site" => site).increment(1);
     }
 }
 
@@ -199,7 +230,8 @@ fn older(a: Option<f64>, b: Option<f64>) -> Option<f64> {
     }
 }
 
-/// A site's label: its spawn line, else its names, else `unseen`.
+/// A site's label: its spawn line, else its names (each run of digits as `*`: a name that
+/// carries an id, `conn-1234`, is one label), else `unseen`.
 fn label(site: &Site) -> String {
     match site.spawned_at() {
         Some(frame) => frame
@@ -207,8 +239,29 @@ fn label(site: &Site) -> String {
             .or_else(|| frame.function().map(str::to_owned))
             .unwrap_or_else(|| "unknown".to_owned()),
         None if site.names().is_empty() => "unseen".to_owned(),
-        None => format!("names:{}", site.names().join(",")),
+        None => {
+            let mut names: Vec<String> =
+                site.names().iter().map(|name| without_ids(name)).collect();
+            names.sort();
+            names.dedup();
+            format!("names:{}", names.join(","))
+        }
     }
+}
+
+/// `name` with each run of digits as `*`: `conn-1234` is `conn-*`.
+pub(super) fn without_ids(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    for c in name.chars() {
+        if c.is_ascii_digit() {
+            if !out.ends_with('*') {
+                out.push('*');
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// What each metric is, for the recorder (Prometheus's `# HELP` lines).

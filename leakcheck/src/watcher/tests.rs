@@ -1,6 +1,8 @@
 use std::sync::mpsc;
 use std::time::Duration;
 
+#[cfg(feature = "metrics")]
+use super::metrics::{LIFETIME_LABELS_PER_SITE, without_ids};
 use super::*;
 
 /// One more parked thread spawned at this line, named `name`, asleep when this returns:
@@ -214,4 +216,82 @@ fn site_gauges_publish_bounded_label_sets() {
             "{published:?}"
         );
     });
+}
+
+/// Over a service's life, the Prometheus exporter (which keeps every series it was ever
+/// given) holds a bounded set of `site` values: thread names that carry ids are one label,
+/// and sites beyond the lifetime bound join `other`, however many come and go.
+#[test]
+#[cfg(all(feature = "metrics", lc_thread_hook))]
+fn the_prometheus_exporter_holds_a_bounded_set_of_sites_over_a_service_s_life() {
+    use metrics_exporter_prometheus::PrometheusBuilder;
+
+    let recorder = PrometheusBuilder::new().build_recorder();
+    let handle = recorder.handle();
+    let sites_rendered = || -> std::collections::BTreeSet<String> {
+        handle
+            .render()
+            .lines()
+            .filter(|line| line.starts_with("leakcheck_live_threads{"))
+            .filter_map(|line| {
+                let start = line.find("site=\"")? + "site=\"".len();
+                let end = start + line[start..].find('"')?;
+                Some(line[start..end].to_owned())
+            })
+            .collect()
+    };
+    ::metrics::with_local_recorder(&recorder, || {
+        let sites = 2;
+        let mut gauges = SiteGauges::new(sites);
+        let before = Snapshot::take();
+        // Thirty connections, each named by its id.
+        let (release, wait) = mpsc::channel::<()>();
+        let wait = std::sync::Arc::new(parking_lot::Mutex::new(wait));
+        let connections: Vec<_> = (0..30)
+            .map(|id| park_one(&format!("bounded-conn-{id}"), &wait))
+            .collect();
+        let now = Snapshot::take();
+        gauges.publish(&now, &now.growth_since(&before));
+        drop(release);
+        for handle in connections {
+            handle.join().unwrap();
+        }
+        // Then twelve generations of sites that come and go, each bigger than the last.
+        for generation in b'a'..=b'l' {
+            let (release, wait) = mpsc::channel::<()>();
+            let wait = std::sync::Arc::new(parking_lot::Mutex::new(wait));
+            let name = format!("bounded-gen-{}", generation as char);
+            let members: Vec<_> = (0..usize::from(generation - b'a') + 3)
+                .map(|_| park_one(&name, &wait))
+                .collect();
+            let now = Snapshot::take();
+            gauges.publish(&now, &now.growth_since(&before));
+            drop(release);
+            for handle in members {
+                handle.join().unwrap();
+            }
+        }
+        let rendered = sites_rendered();
+        assert!(
+            rendered.len() <= sites * LIFETIME_LABELS_PER_SITE + 1,
+            "{} values of site for {sites} sites shown at once: {rendered:?}",
+            rendered.len()
+        );
+        assert!(rendered.contains("other"), "{rendered:?}");
+        assert!(
+            !rendered
+                .iter()
+                .any(|site| site.starts_with("names:bounded-conn-")
+                    && site != "names:bounded-conn-*"),
+            "a connection's id became a label: {rendered:?}"
+        );
+    });
+}
+
+#[test]
+#[cfg(feature = "metrics")]
+fn ids_in_names_read_as_one_label() {
+    assert_eq!(without_ids("conn-1234"), "conn-*");
+    assert_eq!(without_ids("tokio-rt-worker"), "tokio-rt-worker");
+    assert_eq!(without_ids("w1-of-16"), "w*-of-*");
 }
