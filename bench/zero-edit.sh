@@ -67,7 +67,8 @@ fi
 # `cargo leakcheck` gives cargo as the target runner), which reads what the binary is, sets
 # the library's settings and execs it.
 suite=$(ls -t "$CARGO_TARGET_DIR"/debug/deps/suite-* | grep -v '\.d$' | head -1)
-library=$(ls "$XDG_CACHE_HOME"/leakcheck/preload-*/*/target/release/libleakcheck_preload.so | head -1)
+# The library the warm-up run used: the newest in the cache.
+library=$(ls -t "$XDG_CACHE_HOME"/leakcheck/preload-*/*/target/release/libleakcheck_preload.so | head -1)
 state=$(mktemp -d)
 per_process_us() { # command words before the binary
     local started ended
@@ -87,8 +88,12 @@ printf '%-46s %10s %10s %8s\n' "a test process, library preloaded (us)" "$plain_
 printf '%-46s %10s %10s %8s\n' "  through leakcheck's runner (us)" "$plain_us" "$runner_us" \
     "+$((runner_us - plain_us))"
 
-# A second run after cargo test compiles nothing: cargo says "Compiling" for each crate
-# it builds.
-compiled=$(cargo leakcheck -p plain -- "$filter" 2>&1 | grep -c '^ *Compiling' || true)
-printf '%-46s %10s %10s %8s\n' "crates compiled by a second run" "-" "$compiled" "-"
+# Neither run rebuilds what the other built: cargo says "Compiling" for each crate it
+# builds.
+compiling() { "$@" 2>&1 | grep -c '^ *Compiling' || true; }
+cargo test -q -p plain -- "$filter" >/dev/null 2>&1
+after_test=$(compiling cargo leakcheck -p plain -- "$filter")
+after_leakcheck=$(compiling cargo test -p plain -- "$filter")
+printf '%-46s %10s %10s %8s\n' "crates compiled by cargo leakcheck after test" "-" "$after_test" "-"
+printf '%-46s %10s %10s %8s\n' "crates compiled by cargo test after leakcheck" "-" "$after_leakcheck" "-"
 rm -r "$out" "$state" "$bin"

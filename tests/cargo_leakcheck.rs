@@ -423,7 +423,7 @@ fn nextest_and_its_shards_merged_give_the_same_summary() {
     assert_eq!(json_records(&json).len(), 6);
     insta::assert_snapshot!("leaky_suite_nextest", merged.summary());
     insta::assert_snapshot!(
-        "leaky_suite_markdown",
+        "leaky_suite_nextest_markdown",
         std::fs::read_to_string(&markdown).unwrap()
     );
 }

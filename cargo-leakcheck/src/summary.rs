@@ -147,8 +147,9 @@ pub fn summarize<'a>(records: impl IntoIterator<Item = &'a Record>) -> Summary {
             }
             site.commands.extend(group.command.iter().cloned());
             site.panics.extend(group.panic.as_ref().map(|panic| {
-                // Neither message nor location: the panic hook was out of reach (a binary
-                // checked by the preloaded library, or a hook that replaced leakcheck's).
+                // Neither message nor location: the panic could not be read (an unwinder
+                // header leakcheck does not know); a location without a message is an older
+                // record's non-string payload.
                 let message = match (&panic.message, &panic.location) {
                     (Some(message), _) => format!("{message:?}"),
                     (None, Some(_)) => format!("{:?}", "(a payload that is not text)"),

@@ -279,7 +279,8 @@ pub struct ProcessRecord {
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct PanicRecord {
-    /// The panic's message (its payload, when a string).
+    /// The panic's message: its payload when a string, `Box<dyn Any>` for another payload
+    /// (as std's hook prints it); absent where leakcheck could not read it.
     #[cfg_attr(feature = "serde", serde(default))]
     pub message: Option<String>,
     /// Where it panicked, `file:line:column`.

@@ -134,8 +134,8 @@ impl Settings {
         self.default_allowlist.unwrap_or(true)
     }
 
-    /// `self`, with the rules of `shared` added and its grace and allowlist switch where
-    /// `self` set none.
+    /// `self`, with the rules of `shared` added, and each of `shared`'s settings where `self`
+    /// set none.
     fn merged_with(mut self, shared: &Settings) -> Settings {
         self.ignore_threads
             .extend(shared.ignore_threads.iter().cloned());

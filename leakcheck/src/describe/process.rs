@@ -59,12 +59,6 @@ pub(super) fn process_leak(found: FoundProcess, target: Target) -> Leak {
     }
 }
 
-/// Whether a spawn backtrace is cut short before the test harness: a copy that ends past
-/// the harness lost nothing a report shows.
-pub(super) fn cut_short(spawn: &SpawnStack) -> bool {
-    spawn.cut_short() && !frames::reaches_the_harness(&frames::resolve(spawn.unwind()))
-}
-
 /// The task or thread of the same scope that started a child, when worth a line.
 pub(super) fn process_spawner(origin: &ProcessOrigin) -> Option<SpawnedBy> {
     if let Some(task) = origin.spawning_task {

@@ -163,3 +163,9 @@ pub(super) fn is_libtest_thread(thread: &ThreadOrigin) -> bool {
     thread.is_root()
         && (frames::names(ips).is_some_and(runs_tests) || runs_tests(frames::resolve_spawn(ips)))
 }
+
+/// Whether a spawn backtrace is cut short before the test harness: a copy that ends past
+/// the harness lost nothing a report shows.
+pub(super) fn cut_short(spawn: &SpawnStack) -> bool {
+    spawn.cut_short() && !frames::reaches_the_harness(&frames::resolve(spawn.unwind()))
+}

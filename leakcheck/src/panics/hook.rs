@@ -90,22 +90,19 @@ fn note(info: &PanicHookInfo<'_>) {
 const A_SCOPED_THREAD_PANICKED: &str = "a scoped thread panicked";
 
 /// Whether the panic being raised on this thread is the one std's `thread::scope` raises
-/// in the scope's owner. (Its location is the caller's: `scope` tracks its caller.) Read,
-/// not taken: the hook's record of it, else the exception's own message (`raised`), where
-/// the hook did not see it.
+/// in the scope's owner. (Its location is the caller's: `scope` tracks its caller.) The
+/// exception's own message (`raised`) first, which is this raise's; where it cannot be
+/// read, the hook's record of the panic, read, not taken.
 pub(crate) fn hands_back_scoped_panics(raised: impl FnOnce() -> Option<String>) -> bool {
-    let seen = SEEN
-        .try_with(|seen| {
-            seen.borrow()
-                .as_ref()
-                .and_then(|(panic, taken)| (!*taken).then(|| panic.message.clone()))
-        })
-        .ok()
-        .flatten();
-    match seen {
-        Some(message) => message.as_deref() == Some(A_SCOPED_THREAD_PANICKED),
-        None => raised().as_deref() == Some(A_SCOPED_THREAD_PANICKED),
+    if let Some(message) = raised() {
+        return message == A_SCOPED_THREAD_PANICKED;
     }
+    SEEN.try_with(|seen| {
+        seen.borrow().as_ref().is_some_and(|(panic, taken)| {
+            !*taken && panic.message.as_deref() == Some(A_SCOPED_THREAD_PANICKED)
+        })
+    })
+    .unwrap_or(false)
 }
 
 /// What the hook saw of the panic being raised on this thread. A `fresh` panic (`panic!`,

@@ -3,7 +3,7 @@
 //!
 //! Linux with a dynamically linked unwinder (`lc_panic_hook`) gets the full set: the raise
 //! of every panic is seen (`raise`), where the exception tables tell whether it will be
-//! caught inside the thread or end it; a join observes it (`pthread_join`, in `threads`);
+//! caught inside the thread or end it; a join observes it (`pthread_join` and glibc's other joins, `join`);
 //! the panic hook (`hook`) gives its message and location, and where that hook did not run,
 //! the exception's own payload its message (`payload`). Exact: a panic caught inside the thread
 //! (`catch_unwind`, a pool's worker, tokio's), a scoped thread's (the scope hands it on)

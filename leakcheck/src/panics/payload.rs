@@ -5,12 +5,14 @@
 //! unwinder's header, a canary, then the payload, a `Box<dyn Any + Send>`), and a `panic!`'s
 //! payload is a `&'static str` or a `String` by then.
 //!
-//! The payload's type is asked of its own vtable only when that vtable's size and
-//! alignment are a `String`'s or a `&str`'s, and it is compared with this crate's
-//! `TypeId`s, which are the test's where both were built by one compiler (as `cargo
-//! leakcheck` builds the library); anything else reads as no message.
+//! Read with care, as a misread here would crash the test inside the unwinder: only on
+//! 64-bit x86 and Arm, whose unwinder header is four words; only when the canary, the
+//! vtable and its `type_id` lie in a loaded object (`dladdr`); the payload's type is asked
+//! of its vtable only when that vtable's size and alignment are a `String`'s or a
+//! `&str`'s, and compared with this crate's `TypeId`s, which are the test's where both were
+//! built by one compiler (as `cargo leakcheck` builds the library). A payload of another
+//! size reads as `Box<dyn Any>`, as std's hook prints it; anything unsure, as no message.
 
-use std::any::TypeId;
 use std::ffi::c_void;
 
 /// The message of the Rust panic `exception` (already known to be Rust's by its class):
@@ -23,8 +25,13 @@ pub(crate) fn message(exception: *mut c_void) -> Option<String> {
 /// What std's own panic hook prints for a payload that is not a string (`panic_any`).
 pub(crate) const NOT_A_STRING: &str = "Box<dyn Any>";
 
-#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+#[cfg(all(
+    target_pointer_width = "64",
+    any(target_arch = "x86_64", target_arch = "aarch64")
+))]
 mod layout {
+    use std::any::TypeId;
+
     use super::*;
 
     /// std's `Exception` for a panic, as `panic_unwind` lays it out on these targets: the
@@ -57,24 +64,27 @@ mod layout {
         // SAFETY: a Rust panic's exception is std's `Exception`, laid out as above.
         let exception = unsafe { &*exception };
         let (payload, vtable) = (exception.payload, exception.vtable);
-        if exception.canary.is_null()
-            || payload.is_null()
-            || vtable.is_null()
+        if payload.is_null()
             || !vtable.is_aligned()
+            || !in_a_loaded_object(exception.canary.cast())
+            || !in_a_loaded_object(vtable.cast())
         {
             return None;
         }
-        // SAFETY: the payload box's vtable, non-null and aligned.
+        // SAFETY: the payload box's vtable: aligned, in a loaded object's image.
         let vtable = unsafe { &*vtable };
         let is_string = (vtable.size, vtable.align) == (size_of::<String>(), align_of::<String>());
         let is_str = (vtable.size, vtable.align) == (size_of::<&str>(), align_of::<&str>());
         if !(is_string || is_str) {
             return Some(NOT_A_STRING.to_owned());
         }
-        if !payload.cast::<usize>().is_aligned() {
+        if !payload.cast::<usize>().is_aligned()
+            || !in_a_loaded_object(vtable.type_id as *const c_void)
+        {
             return None;
         }
-        // SAFETY: `Any::type_id` of the payload, with the payload.
+        // SAFETY: `Any::type_id` of the payload, with the payload: a function of a loaded
+        // object, named by the payload's vtable.
         let type_id = unsafe { (vtable.type_id)(payload) };
         if is_string && type_id == TypeId::of::<String>() {
             // SAFETY: the payload is a `String`, said its type; read, not taken.
@@ -83,8 +93,22 @@ mod layout {
             // SAFETY: as above, a `&'static str`.
             Some((*unsafe { &*payload.cast::<&str>() }).to_owned())
         } else {
-            Some(NOT_A_STRING.to_owned())
+            // A string's size but not its type: another type, or a string of another
+            // compiler's std. Unsure.
+            None
         }
+    }
+
+    /// Whether `address` lies in the image of a loaded object (the executable or a shared
+    /// library): where std's statics, vtables and functions are.
+    fn in_a_loaded_object(address: *const c_void) -> bool {
+        if address.is_null() {
+            return false;
+        }
+        // SAFETY: `Dl_info` is plain pointers, for which all zeroes is valid.
+        let mut info: libc::Dl_info = unsafe { std::mem::zeroed() };
+        // SAFETY: dladdr only looks `address` up, and writes `info`.
+        unsafe { libc::dladdr(address, &mut info) != 0 }
     }
 
     #[cfg(test)]
@@ -123,19 +147,26 @@ mod layout {
                 raise_like_std(Box::new(String::from("boom 2"))).as_deref(),
                 Some("boom 2")
             );
-            // Another payload, of a string's size or not, is not taken for one.
-            for other in [
-                raise_like_std(Box::new([7usize; 3])),
-                raise_like_std(Box::new(7u128)),
-                raise_like_std(Box::new(42u32)),
-            ] {
-                assert_eq!(other.as_deref(), Some(NOT_A_STRING));
-            }
+            // Another payload is never taken for a string: of a string's size, unsure; of
+            // another size, what std's hook prints.
+            assert_eq!(raise_like_std(Box::new([7usize; 3])), None);
+            assert_eq!(raise_like_std(Box::new((7u64, 8u64))), None);
+            assert_eq!(
+                raise_like_std(Box::new(42u32)).as_deref(),
+                Some(NOT_A_STRING)
+            );
+            assert_eq!(
+                raise_like_std(Box::new([1u8; 5])).as_deref(),
+                Some(NOT_A_STRING)
+            );
         }
     }
 }
 
-#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+#[cfg(not(all(
+    target_pointer_width = "64",
+    any(target_arch = "x86_64", target_arch = "aarch64")
+)))]
 mod layout {
     use super::*;
 

@@ -5,7 +5,7 @@
 //! beneath std's thread entry (`catch_unwind` in the thread, a pool's worker catching a
 //! job's panic, tokio's workers): observed. Caught by std's thread entry itself, which keeps
 //! the panic for `JoinHandle::join`: it unwinds out of the thread's closure and ends the
-//! thread, and is recorded as lost until a join observes it (`pthread_join`, in `threads`).
+//! thread, and is recorded as lost until a join observes it (`pthread_join`, in `join`).
 //! Work only when a panic happens.
 
 use std::ffi::{c_int, c_void};

@@ -147,8 +147,9 @@ pub struct PanicFacts {
 }
 
 impl PanicFacts {
-    /// The panic's message (a `&str` or `String` payload), as the panic hook saw it; `None`
-    /// when another hook than leakcheck's ran in its place, or the payload was no string.
+    /// The panic's message (a `&str` or `String` payload), as the panic hook saw it or as
+    /// read off the panic where no hook of leakcheck's ran; `Box<dyn Any>` for a payload that
+    /// is not a string, as std's hook prints it; `None` where it could not be read.
     pub fn message(&self) -> Option<&str> {
         self.message.as_deref()
     }
@@ -180,11 +181,13 @@ impl Display for PanicFacts {
             Some(message) => write!(f, ": {message}"),
             None if self.location.is_none() && crate::config::preloaded() => f.write_str(
                 " (its message not seen: `cargo leakcheck` checks this binary from outside \
-                 the test's std, whose panic hook it cannot reach; #[leakcheck::test] shows it)",
+                 the test's std, and could not read it off the panic; #[leakcheck::test] \
+                 shows it)",
             ),
-            None if self.location.is_none() => {
-                f.write_str(" (its message not seen: leakcheck's panic hook was not in place then)")
-            }
+            None if self.location.is_none() => f.write_str(
+                " (its message not seen: leakcheck's panic hook was not in place then, and it \
+                 could not be read off the panic)",
+            ),
             None => Ok(()),
         }
     }

@@ -1,5 +1,5 @@
 //! The process hooks: this crate defines `posix_spawn`, `posix_spawnp`, `fork`, `execve`,
-//! `execvp`, `kill` and `popen`, and the linker binds the test binary's calls to them (std's
+//! `execv`, `execvp`, `kill`, `killpg` and `popen`, and the linker binds the test binary's calls to them (std's
 //! `Command` and so tokio's, C code, libraries). Each forwards to the C library's own
 //! function, found with `dlsym(RTLD_NEXT)`, and records the child on the parent's thread
 //! once it exists: its pid and start time, the scope, the thread and task that started it
