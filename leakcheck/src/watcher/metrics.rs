@@ -47,7 +47,7 @@ const OTHER: &str = "other";
 
 /// How many values of `site` a kind may ever have, per site shown at once: room for the
 /// biggest sites to change over a service's life, and a bound on the series it leaves.
-pub(super) const LIFETIME_LABELS_PER_SITE: usize = 2;
+const LIFETIME_LABELS_PER_SITE: usize = 2;
 
 /// Publishes a [`Snapshot`]'s spawn sites as gauges through the `metrics` facade (feature
 /// `metrics`). [`Watcher::publish_metrics`](crate::service::Watcher::publish_metrics) does it on
