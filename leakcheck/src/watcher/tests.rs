@@ -246,7 +246,7 @@ fn the_prometheus_exporter_holds_a_bounded_set_of_sites_over_a_service_s_life() 
     // Only the publish goes through the recorder: a thread spawned inside
     // `with_local_recorder` would have the `metrics` crate's line on its spawn path, and
     // every thread of the test one site.
-    let mut publish = |gauges: &mut SiteGauges| {
+    let publish = |gauges: &mut SiteGauges| {
         let now = Snapshot::take();
         ::metrics::with_local_recorder(&recorder, || {
             gauges.publish(&now, &now.growth_since(&before));
