@@ -11,7 +11,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::{Mutex, MutexGuard, OnceLock};
 
-use leakcheck_suite::{child_site, readme_block, repeat, root, run_with_env, spawn_site, temp_dir};
+use leakcheck_suite::{
+    child_site, marked_line, readme_block, repeat, root, run_with_env, spawn_site, temp_dir,
+};
 
 /// The first line of a summary with leaks.
 const SUMMARY_START: &str = "leakcheck: leaks across the suite, by spawn site";
@@ -94,11 +96,25 @@ impl Ran {
     }
 }
 
+/// `command` without the suite's own rustflags, backtraces and leakcheck settings.
+fn as_a_user_runs_it(command: &mut Command) -> &mut Command {
+    for variable in [
+        "RUSTFLAGS",
+        "CARGO_ENCODED_RUSTFLAGS",
+        "CARGO_BUILD_RUSTFLAGS",
+        "RUST_BACKTRACE",
+        "LEAKCHECK",
+        "LEAKCHECK_REPORT",
+    ] {
+        command.env_remove(variable);
+    }
+    command
+}
+
 /// Runs `cargo leakcheck ARGS` in `dir`, the way cargo runs a subcommand, with no
 /// rustflags or leakcheck settings from the suite's own environment.
 fn cargo_leakcheck(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Ran {
-    let output = Command::new(binary())
-        .arg("leakcheck")
+    let output = as_a_user_runs_it(Command::new(binary()).arg("leakcheck"))
         .args(args)
         .current_dir(dir)
         .env("CARGO", env!("CARGO"))
@@ -106,12 +122,6 @@ fn cargo_leakcheck(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Ran {
             "CARGO_TARGET_DIR",
             root().join("target").join("cli-fixtures"),
         )
-        .env_remove("RUSTFLAGS")
-        .env_remove("CARGO_ENCODED_RUSTFLAGS")
-        .env_remove("CARGO_BUILD_RUSTFLAGS")
-        .env_remove("RUST_BACKTRACE")
-        .env_remove("LEAKCHECK")
-        .env_remove("LEAKCHECK_REPORT")
         // The library it preloads, built once for the whole suite.
         .env(
             "XDG_CACHE_HOME",
@@ -826,16 +836,10 @@ fn zero_edit_leakcheck(args: &[&str], env: &[(&str, &str)]) -> Ran {
 
 /// Plain cargo, as the user runs it, in the zero-edit workspace.
 fn zero_edit_cargo(args: &[&str], env: &[(&str, &str)]) -> Output {
-    Command::new(env!("CARGO"))
+    as_a_user_runs_it(&mut Command::new(env!("CARGO")))
         .args(args)
         .current_dir(zero_edit())
         .env("CARGO_TARGET_DIR", zero_edit_target())
-        .env_remove("RUSTFLAGS")
-        .env_remove("CARGO_ENCODED_RUSTFLAGS")
-        .env_remove("CARGO_BUILD_RUSTFLAGS")
-        .env_remove("RUST_BACKTRACE")
-        .env_remove("LEAKCHECK")
-        .env_remove("LEAKCHECK_REPORT")
         .envs(env.iter().copied())
         .output()
         .expect("cargo runs")
@@ -843,13 +847,11 @@ fn zero_edit_cargo(args: &[&str], env: &[(&str, &str)]) -> Output {
 
 /// `plain/FILE:LINE` of the spawn marked `// spawn: KEY` in the zero-edit crate `plain`.
 fn zero_edit_site(file: &str, key: &str) -> String {
-    let source = std::fs::read_to_string(zero_edit().join("plain").join(file)).unwrap();
-    let marker = format!("// spawn: {key}");
-    let line = source
-        .lines()
-        .position(|line| line.trim_end().ends_with(&marker))
-        .unwrap_or_else(|| panic!("no `{marker}` in {file}"));
-    format!("plain/{file}:{}", line + 1)
+    let line = marked_line(
+        &zero_edit().join("plain").join(file),
+        &format!("// spawn: {key}"),
+    );
+    format!("plain/{file}:{line}")
 }
 
 /// The tests of `plain` that leak, each with its leak's spawn site, as the summary names

@@ -392,13 +392,21 @@ impl Run {
 /// Where the report must place a child process's spawn: the line of `file` (a fixture)
 /// marked `// child: KEY`, as `tests/FILE:LINE:`.
 pub fn child_site(file: &str, key: &str) -> String {
-    let source = std::fs::read_to_string(fixtures_dir().join("tests").join(file)).unwrap();
-    let marker = format!("// child: {key}");
-    let line = source
+    let line = marked_line(
+        &fixtures_dir().join("tests").join(file),
+        &format!("// child: {key}"),
+    );
+    format!("tests/{file}:{line}:")
+}
+
+/// The line number (from 1) of the line of `path` that ends with `marker`.
+pub fn marked_line(path: &Path, marker: &str) -> usize {
+    let source = std::fs::read_to_string(path).unwrap();
+    let index = source
         .lines()
-        .position(|line| line.trim_end().ends_with(&marker))
-        .unwrap_or_else(|| panic!("no `{marker}` in {file}"));
-    format!("tests/{file}:{}:", line + 1)
+        .position(|line| line.trim_end().ends_with(marker))
+        .unwrap_or_else(|| panic!("no `{marker}` in {}", path.display()));
+    index + 1
 }
 
 /// `tests/FILE.rs:LINE:` of the spawn call marked `// spawn: NAME` in a fixture source
