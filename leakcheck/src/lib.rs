@@ -196,7 +196,9 @@ pub use tasks::TokioBuilderExt;
 /// println!("{} threads alive", snapshot.threads());
 /// ```
 pub mod service {
-    pub use crate::snapshot::{Growth, Site, SiteGroup, SiteGrowth, SiteKind, Snapshot, Waiting};
+    pub use crate::snapshot::{
+        Growth, Site, SiteGroup, SiteGrowth, SiteKind, Snapshot, WaitingThreads,
+    };
     #[cfg(feature = "metrics")]
     pub use crate::watcher::SiteGauges;
     pub use crate::watcher::{Alarm, Watcher, WatcherHandle};
@@ -299,7 +301,9 @@ fn check_configured(target: verify::Target, options: &Options) -> Result<(), Rep
     }
 }
 
-/// `verify_none*`: the check, then the one outcome policy (JSON record, warn or fail).
+/// `verify_none*`: the check, then the one outcome policy (JSON record, warn or fail). The
+/// failing panic is the caller's: libtest's "panicked at" names the test's line.
+#[track_caller]
 fn verify_and_conclude(target: verify::Target, scope: Option<scope::ScopeId>, options: &Options) {
     panics::watch();
     let settings = match config::effective(options.settings()) {

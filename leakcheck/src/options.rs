@@ -24,7 +24,7 @@ use crate::threads;
 ///     .grace(Duration::from_millis(300))
 ///     .ignore_thread("metrics-*")
 ///     .ignore_spawn("my_crate::telemetry::start");
-/// assert_eq!(options.grace_period(), Duration::from_millis(300));
+/// assert_eq!(options.get_grace(), Duration::from_millis(300));
 /// ```
 #[derive(Clone, Debug, Default)]
 pub struct Options {
@@ -43,7 +43,7 @@ impl Options {
     /// ```
     /// # use std::time::Duration;
     /// let options = leakcheck::Options::new().grace(Duration::ZERO);
-    /// assert_eq!(options.grace_period(), Duration::ZERO);
+    /// assert_eq!(options.get_grace(), Duration::ZERO);
     /// ```
     #[must_use]
     pub fn grace(mut self, grace: Duration) -> Options {
@@ -252,7 +252,7 @@ impl Options {
 
     /// The grace period a check with these options waits at most. Where these options set
     /// none, `LEAKCHECK_GRACE` or a `leakcheck.toml` gives it when the check runs.
-    pub fn grace_period(&self) -> Duration {
+    pub fn get_grace(&self) -> Duration {
         self.settings.grace_period()
     }
 

@@ -39,9 +39,9 @@ impl FirstSeen {
         first_seen
     }
 
-    fn activity(&self, did: Did) -> Activity {
+    fn activity(&self, kind: ActivityKind) -> Activity {
         Activity {
-            did,
+            kind,
             watched: self.watched,
             grace: self.grace,
         }
@@ -79,10 +79,10 @@ impl FirstSeen {
         let cpu = now.cpu.saturating_sub(then.cpu);
         let timer = leak.os.as_ref().is_some_and(|os| os.is_timed());
         let did = match (woken, timer) {
-            (0, true) => Did::WaitingOnATimer,
-            (0, false) if cpu >= BUSY => Did::Busy { cpu },
-            (0, false) => Did::Stuck,
-            (times, _) => Did::Woken {
+            (0, true) => ActivityKind::WaitingOnATimer,
+            (0, false) if cpu >= BUSY => ActivityKind::Busy { cpu },
+            (0, false) => ActivityKind::Stuck,
+            (times, _) => ActivityKind::Woken {
                 times,
                 cpu: Some(cpu),
             },
@@ -101,9 +101,9 @@ impl FirstSeen {
         // A task not yet polled then is started, not woken, by its first poll.
         let woken = origin.polls.saturating_sub((*then).max(1));
         let did = match (woken, timer) {
-            (0, true) => Did::WaitingOnATimer,
-            (0, false) => Did::Stuck,
-            (times, _) => Did::Woken {
+            (0, true) => ActivityKind::WaitingOnATimer,
+            (0, false) => ActivityKind::Stuck,
+            (times, _) => ActivityKind::Woken {
                 times: u64::from(times),
                 cpu: None,
             },

@@ -17,8 +17,8 @@ use crate::frames::{self, Frame};
 use crate::processes::{self, Status};
 use crate::registry::{self, LiveTask, LostPanic, ProcessOrigin, ThreadOrigin};
 use crate::report::{
-    Activity, Did, Ending, Identity, Leak, Note, PanicFacts, ProcessFacts, ProcessRef, Report,
-    SpawnedBy, Subject,
+    Activity, ActivityKind, Ending, Identity, Leak, Note, PanicFacts, ProcessFacts, ProcessRef,
+    Report, SpawnedBy, Subject,
 };
 use crate::scope::{self, PROCESS, ScopeId, TaskRef};
 use crate::tasks::{Awaiting, TestRuntime};

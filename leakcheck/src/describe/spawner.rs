@@ -29,9 +29,12 @@ pub(super) fn started_by_an_initialiser(spawn_path: &[Frame]) -> bool {
 /// (stuck, or on a timer): one that runs or is woken is doing work, and the usual words fit.
 pub(super) fn mark_what_is_kept_for_the_process(leaks: &mut [Leak]) {
     for leak in leaks {
-        let waits = leak
-            .activity
-            .is_some_and(|activity| matches!(activity.did(), Did::Stuck | Did::WaitingOnATimer));
+        let waits = leak.activity.is_some_and(|activity| {
+            matches!(
+                activity.kind(),
+                ActivityKind::Stuck | ActivityKind::WaitingOnATimer
+            )
+        });
         if !waits {
             leak.notes.retain(|note| *note != Note::KeptForTheProcess);
         }

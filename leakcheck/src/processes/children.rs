@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use super::procfs::{self, ProcStat};
 use super::{Child, Status, Unrecorded, signalled};
 use crate::registry::{self, ProcessOrigin};
-use crate::report::{EndedBy, ProcessRef, Stream};
+use crate::report::{EndedBy, OutputStream, ProcessRef};
 use crate::scope::ScopeId;
 
 /// Whether the program has waited for the child of `origin`: it is gone, or its pid now
@@ -249,9 +249,9 @@ pub(crate) fn descendants(pid: i32) -> Vec<ProcessRef> {
 
 /// Which of the test's output streams (where a reader waits for their end) `pid` or one of
 /// `descendants` holds open.
-pub(crate) fn holds(pid: i32, descendants: &[ProcessRef]) -> Vec<Stream> {
+pub(crate) fn holds(pid: i32, descendants: &[ProcessRef]) -> Vec<OutputStream> {
     let output = procfs::own_output();
-    let mut held: Vec<Stream> = std::iter::once(pid)
+    let mut held: Vec<OutputStream> = std::iter::once(pid)
         .chain(descendants.iter().map(|descendant| descendant.pid))
         .flat_map(|pid| procfs::holds(pid, &output))
         .collect();

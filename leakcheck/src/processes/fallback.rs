@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use super::{Child, Unrecorded};
 use crate::registry::ProcessOrigin;
-use crate::report::{EndedBy, OsState, ProcessRef, Stream};
+use crate::report::{EndedBy, OsState, OutputStream, ProcessRef};
 use crate::scope::ScopeId;
 
 pub(crate) fn survey(_records: &[Arc<ProcessOrigin>], _unrecorded: Unrecorded) -> Vec<Child> {
@@ -16,7 +16,7 @@ pub(crate) fn descendants(_pid: i32) -> Vec<ProcessRef> {
     Vec::new()
 }
 
-pub(crate) fn holds(_pid: i32, _descendants: &[ProcessRef]) -> Vec<Stream> {
+pub(crate) fn holds(_pid: i32, _descendants: &[ProcessRef]) -> Vec<OutputStream> {
     Vec::new()
 }
 

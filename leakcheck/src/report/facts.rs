@@ -166,7 +166,7 @@ impl OpenFile {
 /// last): whether it can ever end is the first thing a reader asks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Activity {
-    pub(crate) did: Did,
+    pub(crate) kind: ActivityKind,
     /// How long it was watched.
     pub(crate) watched: Duration,
     /// The grace period the check had: `watched` is less where a test's runtime shutdown
@@ -177,7 +177,7 @@ pub struct Activity {
 /// What it did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
-pub enum Did {
+pub enum ActivityKind {
     /// Not woken, no timer pending, no CPU used: nothing it waits for happened.
     Stuck,
     /// Not woken, waiting on a timer, which wakes it by itself.
@@ -199,8 +199,8 @@ pub enum Did {
 
 impl Activity {
     /// What it did.
-    pub fn did(&self) -> Did {
-        self.did
+    pub fn kind(&self) -> ActivityKind {
+        self.kind
     }
 
     /// How long it was watched.
@@ -210,14 +210,14 @@ impl Activity {
 
     /// Whether it was stuck: not woken, no timer, no CPU: it can never end by itself.
     pub fn is_stuck(&self) -> bool {
-        self.did == Did::Stuck
+        self.kind == ActivityKind::Stuck
     }
 
     /// Times it was woken (0 when stuck, busy or on a timer).
     pub fn woken(&self) -> u64 {
-        match self.did {
-            Did::Woken { times, .. } => times,
-            Did::Stuck | Did::WaitingOnATimer | Did::Busy { .. } => 0,
+        match self.kind {
+            ActivityKind::Woken { times, .. } => times,
+            ActivityKind::Stuck | ActivityKind::WaitingOnATimer | ActivityKind::Busy { .. } => 0,
         }
     }
 
@@ -236,17 +236,17 @@ impl Activity {
     /// The report's line about it, for a thread or task (`what`).
     pub(crate) fn line(&self, what: &str) -> String {
         let during = self.during();
-        let why = match self.did {
-            Did::Stuck => {
+        let why = match self.kind {
+            ActivityKind::Stuck => {
                 return format!(
                     "stuck: not woken {during}: nothing it waits for happened (look for a \
                      missing close, drop or cancel)"
                 );
             }
-            Did::WaitingOnATimer => {
+            ActivityKind::WaitingOnATimer => {
                 format!("waiting on a timer, not woken {during}: it wakes when the timer fires")
             }
-            Did::Woken { times, cpu } => {
+            ActivityKind::Woken { times, cpu } => {
                 let cpu = match cpu {
                     Some(cpu) if cpu >= Duration::from_millis(1) => {
                         format!(", using {} of CPU", duration::format(round_to_ms(cpu)))
@@ -260,7 +260,7 @@ impl Activity {
                 };
                 format!("woken {times} {during}{cpu}: a timer, I/O or a loop keeps it running")
             }
-            Did::Busy { cpu } => {
+            ActivityKind::Busy { cpu } => {
                 return format!(
                     "busy: {} on CPU in the {} it was watched, never waiting: a loop that does \
                      not stop (at the end of its input, say); it ends only if the loop does (if \

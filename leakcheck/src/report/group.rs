@@ -17,7 +17,7 @@ fn key(leak: &Leak) -> impl PartialEq + '_ {
     (
         (leak.kind(), leak.is_test_thread, leak.backtrace_recorded),
         leak.activity
-            .map(|activity| std::mem::discriminant(&activity.did)),
+            .map(|activity| std::mem::discriminant(&activity.kind)),
         matches!(leak.identity, Identity::UntrackedTasks { .. }),
         (&leak.owner, &leak.spawned_by, &leak.os, &leak.notes),
         &leak.spawn_site,

@@ -9,7 +9,7 @@ use std::path::Path;
 
 use leakcheck_schema::record::{self, Group as GroupRecord, Kind, Outcome, Record};
 
-use super::{Did, Ending, Identity, Report, group, text};
+use super::{ActivityKind, Ending, Identity, Report, group, text};
 use crate::config::Mode;
 use crate::frames::Frame;
 
@@ -142,14 +142,16 @@ fn group_record(group: &group::Group<'_>) -> GroupRecord {
         rules: rules.iter().map(record::RuleRecord::from).collect(),
         test_thread: leak.is_test_thread,
         woken_during_grace: leak.woken_during_grace(),
-        activity: leak.activity.map(|activity| match activity.did() {
-            Did::Stuck => record::Activity::Stuck,
-            Did::Busy { .. } => record::Activity::Busy,
-            Did::WaitingOnATimer | Did::Woken { .. } => record::Activity::Active,
+        activity: leak.activity.map(|activity| match activity.kind() {
+            ActivityKind::Stuck => record::Activity::Stuck,
+            ActivityKind::Busy { .. } => record::Activity::Busy,
+            ActivityKind::WaitingOnATimer | ActivityKind::Woken { .. } => record::Activity::Active,
         }),
-        cpu_ms: leak.activity.and_then(|activity| match activity.did() {
-            Did::Busy { cpu } | Did::Woken { cpu: Some(cpu), .. } => Some(millis(cpu)),
-            Did::Stuck if leak.kind() == super::LeakKind::Thread => Some(0),
+        cpu_ms: leak.activity.and_then(|activity| match activity.kind() {
+            ActivityKind::Busy { cpu } | ActivityKind::Woken { cpu: Some(cpu), .. } => {
+                Some(millis(cpu))
+            }
+            ActivityKind::Stuck if leak.kind() == super::LeakKind::Thread => Some(0),
             _ => None,
         }),
         watched_ms: leak.activity.map(|activity| millis(activity.watched())),

@@ -34,9 +34,11 @@ use std::time::Duration;
 use leakcheck_schema::rules::Rule;
 
 pub use crate::frames::Frame;
-pub use facts::{Activity, Did, Note, OpenFile, OsState, SpawnedBy, SystemCall, ThreadState};
+pub use facts::{
+    Activity, ActivityKind, Note, OpenFile, OsState, SpawnedBy, SystemCall, ThreadState,
+};
 pub use leakcheck_schema::rules::RuleKind;
-pub use process::{EndedBy, PanicFacts, ProcessFacts, ProcessRef, Stream};
+pub use process::{EndedBy, OutputStream, PanicFacts, ProcessFacts, ProcessRef};
 
 /// What leaked.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -7,18 +7,18 @@ use std::fmt::{self, Display, Formatter};
 /// One of the test's output streams.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 #[non_exhaustive]
-pub enum Stream {
+pub enum OutputStream {
     /// Standard output.
     Stdout,
     /// Standard error.
     Stderr,
 }
 
-impl Display for Stream {
+impl Display for OutputStream {
     fn fmt(&self, f: &mut Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
-            Stream::Stdout => "stdout",
-            Stream::Stderr => "stderr",
+            OutputStream::Stdout => "stdout",
+            OutputStream::Stderr => "stderr",
         })
     }
 }
@@ -97,7 +97,7 @@ pub struct ProcessFacts {
     /// When it started (clock ticks after boot): with the pid, what ending it checks.
     pub(crate) start_time: u64,
     pub(crate) descendants: Vec<ProcessRef>,
-    pub(crate) holds: Vec<Stream>,
+    pub(crate) holds: Vec<OutputStream>,
     pub(crate) orphan_of: Option<ProcessRef>,
     pub(crate) zombie: bool,
     pub(crate) ended: Option<EndedBy>,
@@ -116,7 +116,7 @@ impl ProcessFacts {
 
     /// The test's output streams (where a reader waits for their end: a pipe, as nextest
     /// and CI runners give a test) that it or a descendant holds open.
-    pub fn holds(&self) -> &[Stream] {
+    pub fn holds(&self) -> &[OutputStream] {
         &self.holds
     }
 

@@ -89,7 +89,7 @@ pub struct SiteGroup {
     oldest: Option<Duration>,
     newest: Option<Duration>,
     never_woken: Option<usize>,
-    states: Vec<Waiting>,
+    states: Vec<WaitingThreads>,
     /// Who is in it and how far each has run: what [`Snapshot::growth_since`] compares.
     members: Vec<Member>,
 }
@@ -239,7 +239,7 @@ impl SiteGroup {
 
     /// Threads: where they wait now and how many wait there (`12 sleeping in
     /// futex_wait_queue`), most first.
-    pub fn states(&self) -> &[Waiting] {
+    pub fn states(&self) -> &[WaitingThreads] {
         &self.states
     }
 }
@@ -248,14 +248,14 @@ impl SiteGroup {
 /// function they sleep in (not a call's arguments, which differ between threads waiting on
 /// different locks of the same kind). `Display`: `sleeping in futex_wait_queue`.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Waiting {
+pub struct WaitingThreads {
     /// `None`: exited while the snapshot was taken.
     state: Option<ThreadState>,
     wchan: Option<String>,
     count: usize,
 }
 
-impl Waiting {
+impl WaitingThreads {
     /// Their state; `None` for threads that exited while the snapshot was taken.
     pub fn state(&self) -> Option<ThreadState> {
         self.state
@@ -273,7 +273,7 @@ impl Waiting {
 }
 
 /// `running`, `sleeping in futex_wait_queue`, `exited`.
-impl std::fmt::Display for Waiting {
+impl std::fmt::Display for WaitingThreads {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match (self.state, &self.wchan) {
             (None, _) => f.write_str("exited"),
@@ -317,10 +317,10 @@ impl Gathering {
 
     fn finish(self, uptime: Duration) -> SiteGroup {
         let age = |tick: Option<&Tick>| tick.map(|&tick| clock::age(tick, uptime));
-        let mut states: Vec<Waiting> = self
+        let mut states: Vec<WaitingThreads> = self
             .states
             .into_iter()
-            .map(|((state, wchan), count)| Waiting {
+            .map(|((state, wchan), count)| WaitingThreads {
                 state,
                 wchan,
                 count,
