@@ -7,7 +7,7 @@ use std::fs;
 use std::os::unix::fs::MetadataExt;
 
 use super::marker::Marker;
-use crate::report::Stream;
+use crate::report::OutputStream;
 
 /// One process as `/proc/<pid>/stat` gives it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -133,10 +133,7 @@ pub(crate) fn program(pid: i32) -> Option<String> {
 }
 
 /// The leakcheck marker in its environment, if it has one (reading another process's
-/// environment needs the right to trace it: a child, or a process of the same user). A
-/// process in the middle of an `exec` shows an empty environment, or none, for a moment:
-/// one that started a moment ago is read again, a few times, before it counts as one
-/// without a marker.
+/// environment needs the right to trace it: a child, or a process of the same user).
 pub(crate) fn marker(process: &ProcStat) -> Option<Marker> {
     let pid = process.pid;
     // Another user's process: its environment cannot be read, and it is none of ours.
@@ -144,30 +141,49 @@ pub(crate) fn marker(process: &ProcStat) -> Option<Marker> {
     if fs::metadata(format!("/proc/{pid}")).ok()?.uid() != unsafe { libc::geteuid() } {
         return None;
     }
-    // An environment reads empty while its process `exec`s: looked at again, a few times,
-    // only for a process that started a moment ago. An older empty one is empty (`env -i`).
-    let attempts = if ticks_now().saturating_sub(process.start_time) <= 2 {
-        5
-    } else {
-        1
-    };
-    for attempt in 0..attempts {
+    // While a process `exec`s, its new program's environment and arguments are not in place
+    // yet, and both read empty. So an empty environment with arguments is an empty one
+    // (`env -i`), and one without is read again until the exec is done. Its age tells
+    // nothing: a shell's background job may exec long after its fork, and on a loaded
+    // machine the exec itself can take long; a check that took it for one without a
+    // marker would pass before its grace (nothing alive to wait for).
+    let environ = || fs::read(format!("/proc/{pid}/environ"));
+    for attempt in 0..EXEC_READS {
         if attempt > 0 {
             std::thread::sleep(std::time::Duration::from_millis(1));
         }
-        match fs::read(format!("/proc/{pid}/environ")) {
+        match environ() {
             Ok(environ) if !environ.is_empty() => return Marker::in_environ(&environ),
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => return None,
             _ => {}
+        }
+        if !in_exec(pid) {
+            // The arguments are read after the environment: an exec that ended in between
+            // shows its environment now.
+            return environ()
+                .ok()
+                .filter(|environ| !environ.is_empty())
+                .and_then(|environ| Marker::in_environ(&environ));
         }
     }
     None
 }
 
+/// How many times [`marker`] reads the environment of a process in the middle of an
+/// `exec` (a millisecond apart): an exec that takes longer is not waited for.
+const EXEC_READS: usize = 500;
+
+/// Whether `pid` is in the middle of an `exec`: alive, not a zombie, and its arguments
+/// read empty (every program has at least its name, once its exec is done).
+fn in_exec(pid: i32) -> bool {
+    stat(pid).is_some_and(|stat| !stat.is_zombie())
+        && fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|arguments| arguments.is_empty())
+}
+
 /// This process's stdout and stderr where a reader waits for their end (a pipe or a
 /// socket, as nextest and CI runners give a test): device and inode of each.
-pub(crate) fn own_output() -> Vec<(Stream, u64, u64)> {
-    [(Stream::Stdout, 1), (Stream::Stderr, 2)]
+pub(crate) fn own_output() -> Vec<(OutputStream, u64, u64)> {
+    [(OutputStream::Stdout, 1), (OutputStream::Stderr, 2)]
         .into_iter()
         .filter_map(|(stream, fd)| {
             let meta = fs::metadata(format!("/proc/self/fd/{fd}")).ok()?;
@@ -179,7 +195,7 @@ pub(crate) fn own_output() -> Vec<(Stream, u64, u64)> {
 }
 
 /// Which of `output` (this process's streams, [`own_output`]) `pid` holds open.
-pub(crate) fn holds(pid: i32, output: &[(Stream, u64, u64)]) -> Vec<Stream> {
+pub(crate) fn holds(pid: i32, output: &[(OutputStream, u64, u64)]) -> Vec<OutputStream> {
     if output.is_empty() {
         return Vec::new();
     }
@@ -268,5 +284,31 @@ mod tests {
         assert!(all().iter().any(|process| process.pid == pid as i32));
         assert!(start <= ticks_now());
         assert!(command(pid as i32).is_some());
+    }
+
+    /// Once its exec is done, a program with no environment has one that reads empty and
+    /// arguments that do not: no marker, read once (not waited on as if it were in an
+    /// exec), and so for a zombie, whose arguments are gone too.
+    #[test]
+    fn an_empty_environment_is_told_from_an_exec_in_progress() {
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .env_clear()
+            .spawn()
+            .unwrap();
+        let pid = child.id() as i32;
+        // Until the exec is done, the child is std's fork, with this process's arguments.
+        while command(pid).as_deref() != Some("sleep 30") {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        assert!(!in_exec(pid));
+        assert!(marker(&stat(pid).unwrap()).is_none());
+        child.kill().unwrap();
+        while !stat(pid).unwrap().is_zombie() {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        assert!(!in_exec(pid));
+        child.wait().unwrap();
+        assert!(!in_exec(pid));
     }
 }
