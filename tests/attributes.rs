@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use leakcheck_suite::{Run, assert_blames_no_other, assert_verdicts, repeat, run, spawn_site};
+use leakcheck_suite::{Run, assert_blames_no_other, assert_verdicts, rounds, run, spawn_site};
 
 /// Each leaky test (each case) and the thread it leaks, whose spawn call is marked
 /// `// spawn: NAME` in `fixtures/tests/attributes.rs`.
@@ -133,7 +133,7 @@ fn assert_reports(run: &Run) {
 #[test]
 fn only_leaky_tests_fail_in_parallel_runs() {
     let all = all_tests();
-    for round in 0..repeat() {
+    for round in rounds() {
         let run = run("attributes", &["--test-threads=8"]);
         assert_verdicts(&run, round, all.len());
         let mut ran = run.tests();
@@ -181,6 +181,7 @@ fn only_leaky_tests_fail_under_nextest() {
 /// error that names leakcheck and the order that works, rather than a test run twice.
 #[test]
 fn below_another_runtime_s_test_attribute_is_a_compile_error_naming_the_order() {
+    let _heavy = leakcheck_suite::heavy();
     let output = std::process::Command::new(env!("CARGO"))
         .args(["test", "--no-run", "-p", "misplaced-attributes"])
         .arg("--manifest-path")

@@ -4,6 +4,8 @@
 
 #[test]
 fn bad_arguments_are_compile_errors_with_spans() {
+    // trybuild builds the cases with cargo.
+    let _heavy = leakcheck_suite::heavy();
     let cases = trybuild::TestCases::new();
     cases.compile_fail("ui/*.rs");
 }

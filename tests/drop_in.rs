@@ -9,6 +9,7 @@ use leakcheck_suite::{fixtures_dir, root};
 
 /// `cargo test` of the inference traps, with `features`; its output on failure.
 fn test_traps(features: &[&str]) -> Result<String, String> {
+    let _heavy = leakcheck_suite::heavy();
     let output = Command::new(env!("CARGO"))
         .args(["test", "-p", "inference-traps"])
         .args(features.iter().flat_map(|feature| ["--features", feature]))

@@ -1,11 +1,11 @@
 //! Real crates that start threads: process-lifetime singletons pass under the default
 //! allowlist, and fail without it; threads a crate starts for the user, left running, fail.
 
-use leakcheck_suite::{assert_verdicts, repeat, run, run_with_env, spawn_site, temp_dir};
+use leakcheck_suite::{assert_verdicts, rounds, run, run_with_env, spawn_site, temp_dir};
 
 #[test]
 fn singletons_pass_and_forgotten_threads_fail_in_parallel_runs() {
-    for round in 0..repeat() {
+    for round in rounds() {
         let run = run("ecosystem", &["--test-threads=8"]);
         assert_verdicts(&run, round, 7);
         if round > 0 {
@@ -51,7 +51,7 @@ fn without_the_default_allowlist_singletons_are_leaks() {
     let file = dir.join("leakcheck.toml");
     std::fs::write(&file, format!("{exact}\n")).unwrap();
     let config = [("LEAKCHECK_CONFIG", file.to_str().unwrap())];
-    for _ in 0..repeat() {
+    for _ in rounds() {
         // The rule silences the global pool, and not a pool a test built and forgot.
         let global = "alone_leaks_rayon_global_pool_without_default_allowlist";
         let run = run_with_env("ecosystem", &["--ignored", "--exact", global], &config);

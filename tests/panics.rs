@@ -3,7 +3,7 @@
 //! test, with 8 tests in parallel, repeated; each way a panic is observed passes.
 
 use leakcheck_suite::{
-    Run, assert_verdicts, nextest, normalize, repeat, run, run_reporting, run_with_env, spawn_site,
+    Run, assert_verdicts, nextest, normalize, rounds, run, run_reporting, run_with_env, spawn_site,
 };
 
 /// Each test that loses a panic, its thread, what the report says of the panic, and the
@@ -114,14 +114,14 @@ fn assert_lost_panics_reported(run: &Run, round: usize) {
 /// functions from the symbol table (a scoped thread's spawn, say).
 #[test]
 fn only_tests_that_lose_a_panic_fail_whatever_the_build() {
-    for round in 0..repeat() {
+    for round in rounds() {
         assert_verdicts(&run("panics", &["--test-threads=8"]), round, 25);
     }
 }
 
 #[test]
 fn only_tests_that_lose_a_panic_fail_in_parallel_runs() {
-    for round in 0..repeat() {
+    for round in rounds() {
         let run = run("panics", &["--test-threads=8"]);
         assert_lost_panics_reported(&run, round);
     }
@@ -135,7 +135,7 @@ fn only_tests_that_lose_a_panic_fail_in_parallel_runs() {
 #[test]
 fn a_detach_racing_a_panic_leaves_it_lost_whatever_is_joined_later() {
     let test = "leaks_panics_of_threads_detached_as_they_panic";
-    for round in 0..repeat() {
+    for round in rounds() {
         let run = run("panics", &["--exact", test]);
         let report = run.failure(test);
         assert!(

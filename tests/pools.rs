@@ -3,7 +3,7 @@
 //! a job that never ends in one is the leak of the test that submitted it, with the job's
 //! line, whichever test's thread runs it.
 
-use leakcheck_suite::{assert_verdicts, nextest, repeat, run, spawn_site};
+use leakcheck_suite::{assert_verdicts, nextest, rounds, run, spawn_site};
 
 /// Leaky tests, the marker of their job's line, and the pool that runs it.
 const JOBS: &[(&str, &str, &str)] = &[
@@ -21,7 +21,7 @@ const JOBS: &[(&str, &str, &str)] = &[
 
 #[test]
 fn pool_threads_are_no_test_s_and_a_stuck_job_is_its_test_s() {
-    for round in 0..repeat() {
+    for round in rounds() {
         let run = run("pools", &["--test-threads=8"]);
         assert_verdicts(&run, round, 7);
         for (test, marker, pool) in JOBS {

@@ -5,7 +5,7 @@
 //! outlives the run.
 
 use leakcheck_suite::{
-    Run, assert_blames_no_other, assert_verdicts, child_site, nextest, normalize, repeat,
+    Run, assert_blames_no_other, assert_verdicts, child_site, nextest, normalize, rounds,
     run_reporting, run_with_env,
 };
 
@@ -143,7 +143,7 @@ fn assert_leaks_reported(run: &Run, round: usize) {
 
 #[test]
 fn only_leaky_process_tests_fail_in_parallel_runs() {
-    for round in 0..repeat() {
+    for round in rounds() {
         let run = run_with_env("processes", &["--test-threads=8"], &[KILL]);
         assert_leaks_reported(&run, round);
     }
@@ -152,7 +152,7 @@ fn only_leaky_process_tests_fail_in_parallel_runs() {
 /// The verdicts alone, as `only_tests_that_lose_a_panic_fail_whatever_the_build` (panics.rs).
 #[test]
 fn only_leaky_process_tests_fail_whatever_the_build() {
-    for round in 0..repeat() {
+    for round in rounds() {
         let run = run_with_env("processes", &["--test-threads=8"], &[KILL]);
         assert_verdicts(&run, round, 20);
     }
@@ -442,7 +442,7 @@ fn the_exit_check_names_the_plain_test_that_started_a_child() {
 /// the twin that waits for its child leaves nothing to say.
 #[test]
 fn the_exit_check_says_a_zombie_is_one() {
-    for _ in 0..leakcheck_suite::repeat() {
+    for _ in leakcheck_suite::rounds() {
         let zombie = "plain_test_leaves_a_zombie";
         let run = run_with_env(
             "exit_gate_processes",

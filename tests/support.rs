@@ -2,9 +2,10 @@
 //! `cargo test` would, so tests can assert on exit status and report text.
 
 use std::collections::HashMap;
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::sync::OnceLock;
+use std::sync::{Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
 /// The repository root.
@@ -200,6 +201,39 @@ pub fn assert_verdicts(run: &Run, round: usize, at_least: usize) {
     assert!(!run.output.status.success());
 }
 
+/// The rounds of a repeated parallel run, `0..repeat()`, holding [`heavy`] while they run:
+/// `for round in rounds() { .. }`.
+pub fn rounds() -> Rounds {
+    Rounds {
+        _heavy: heavy(),
+        rounds: 0..repeat(),
+    }
+}
+
+/// The rounds of one repeated run; see [`rounds`].
+pub struct Rounds {
+    _heavy: MutexGuard<'static, ()>,
+    rounds: Range<usize>,
+}
+
+impl Iterator for Rounds {
+    type Item = usize;
+
+    fn next(&mut self) -> Option<usize> {
+        self.rounds.next()
+    }
+}
+
+/// The suite's one heavy run at a time: a fixture binary repeated at `--test-threads=8`, or
+/// a nested cargo build. libtest runs the suite's tests two at a time (one per core here);
+/// a light test may run beside a heavy one, never a second heavy one, so the load a clean
+/// fixture meets stays what one such run makes. A test that failed holding it leaves it
+/// usable.
+pub fn heavy() -> MutexGuard<'static, ()> {
+    static HEAVY: Mutex<()> = Mutex::new(());
+    HEAVY.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
 /// How many times the parallel runs repeat (`SUITE_REPEAT`, default 3).
 pub fn repeat() -> usize {
     match std::env::var("SUITE_REPEAT") {
@@ -264,6 +298,7 @@ pub fn run_reporting(
 /// Runs `cargo nextest run` on fixture test targets (all tests, ignored ones too), with
 /// extra environment variables; returns nextest's log and each test's `PASS` or `FAIL`.
 pub fn nextest(targets: &[&str], env: &[(&str, &str)]) -> (String, Vec<(String, String)>) {
+    let _heavy = heavy();
     let mut command = Command::new(env!("CARGO"));
     command.args(["nextest", "run", "--no-fail-fast", "--run-ignored", "all"]);
     for target in targets {

@@ -2,7 +2,7 @@
 //! every `leaks_*` test must fail with its report while every clean twin passes.
 
 use leakcheck_suite::{
-    Run, TOKIO_UNSTABLE, assert_blames_no_other, assert_verdicts, normalize, repeat, run,
+    Run, TOKIO_UNSTABLE, assert_blames_no_other, assert_verdicts, normalize, rounds, run,
     run_with_env, spawn_site,
 };
 
@@ -170,7 +170,7 @@ fn assert_reports(run: &Run) {
 
 #[test]
 fn only_leaky_tests_fail_in_parallel_runs() {
-    for round in 0..repeat() {
+    for round in rounds() {
         let run = run("threads", &["--test-threads=8"]);
         assert_verdicts(&run, round, 30);
         if round == 0 {
@@ -237,33 +237,13 @@ fn the_report_names_the_panic_first_and_the_leak_second() {
 fn a_thread_blocked_on_a_channel_reads_like_this() {
     let run = run("threads", &["--exact", "leaks_thread_blocked_on_channel"]);
     let report = run.failure("leaks_thread_blocked_on_channel");
-    let site = spawn_site("threads.rs", "channel-waiter");
-    let expected = [
-        "leakcheck: `leaks_thread_blocked_on_channel` leaked 1 thread (still running ".to_owned(),
-        "\"channel-waiter\": sleeping, blocked in futex (a lock, condvar, channel or join)".to_owned(),
-        format!("  spawned at {site}"),
-        "  spawn backtrace:".to_owned(),
-        format!("    threads::leaks_thread_blocked_on_channel::{{{{closure}}}} at {site}"),
-        "  to ignore it: ignore_thread = \"channel-waiter\"  or  ignore_spawn = \"threads::leaks_thread_blocked_on_channel\"".to_owned(),
-    ];
-    for line in expected {
-        assert!(report.contains(&line), "missing `{line}` in:\n{report}");
-    }
-    // The same on both builds: tokio's hooks play no part in a thread leak.
+    // The same on both builds: tokio's hooks play no part in a thread leak. The spawn
+    // backtrace in it is the user's (no std, leakcheck or libtest frames); the current
+    // stack shows the one std call the thread is blocked in.
     insta::assert_snapshot!("thread_blocked_on_channel", normalize(report));
-    // The spawn backtrace is the user's: no std, no leakcheck, no libtest frames. (The
-    // current stack shows the one std call the thread is blocked in.)
-    let backtrace = report.split("  spawn backtrace:").nth(1).unwrap();
-    for machinery in ["std::", "leakcheck::", "test::", "__rust", "core::"] {
-        assert!(
-            !backtrace.contains(machinery),
-            "`{machinery}` in:\n{report}"
-        );
-    }
-    let current = report.split("  current stack:\n").nth(1).unwrap();
-    let current = current.split("  spawn backtrace:").next().unwrap();
-    assert_eq!(current.lines().count(), 3, "{report}");
-    assert!(current.contains("Receiver<T>::recv at "), "{report}");
+    // The snapshot's spawn line is the fixture's marked one.
+    let site = spawn_site("threads.rs", "channel-waiter");
+    assert!(report.contains(&format!("  spawned at {site}")), "{report}");
 }
 
 /// The current stack of a leaked thread: the C library function it is stopped in, the std

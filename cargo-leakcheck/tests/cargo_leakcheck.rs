@@ -9,7 +9,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::sync::{Mutex, MutexGuard};
 
 use leakcheck_suite::{
     child_site, marked_line, readme_block, repeat, root, run_with_env, spawn_site, temp_dir,
@@ -23,36 +23,9 @@ fn workspace() -> PathBuf {
     root().join("fixtures").join("cli")
 }
 
-/// The cargo-leakcheck executable, built once per process from this workspace, with the
-/// suite's own flags (so with the dependencies the suite's build left).
+/// The cargo-leakcheck executable cargo built for this test run, with the run's own flags.
 fn binary() -> &'static Path {
-    static BUILT: OnceLock<PathBuf> = OnceLock::new();
-    BUILT.get_or_init(|| {
-        let output = Command::new(env!("CARGO"))
-            .args([
-                "build",
-                "-p",
-                "cargo-leakcheck",
-                "--message-format=json-render-diagnostics",
-            ])
-            .current_dir(root())
-            .output()
-            .expect("cargo runs");
-        assert!(
-            output.status.success(),
-            "building cargo-leakcheck failed:\n{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        String::from_utf8_lossy(&output.stdout)
-            .lines()
-            .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
-            .find_map(|message| {
-                (message["target"]["name"] == "cargo-leakcheck")
-                    .then(|| message["executable"].as_str().map(PathBuf::from))
-                    .flatten()
-            })
-            .expect("cargo-leakcheck's executable in cargo's messages")
-    })
+    Path::new(env!("CARGO_BIN_EXE_cargo-leakcheck"))
 }
 
 /// One build of the fixture workspace at a time.
@@ -336,9 +309,9 @@ fn without_count(summary: &str) -> String {
         .to_owned()
 }
 
-/// The body of the suite's snapshot `name` (`tests/snapshots/cargo_leakcheck__NAME.snap`).
+/// The body of this suite's snapshot `name` (`snapshots/cargo_leakcheck__NAME.snap`).
 fn insta_snapshot(name: &str) -> String {
-    let path = root()
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests")
         .join("snapshots")
         .join(format!("cargo_leakcheck__{name}.snap"));
