@@ -15,9 +15,10 @@ use crate::args::Tool;
 use crate::cargo_config;
 use crate::error::Error;
 use crate::nextest_config;
-use crate::preload::{self, Compiler};
+use crate::preload;
 use crate::runner;
 use crate::rustflags;
+use crate::toolchain::{Compiler, cargo};
 
 /// The name of the directory under the workspace's target directory.
 pub const TARGET_SUBDIR: &str = "leakcheck";
@@ -40,11 +41,6 @@ pub struct Ran {
     pub state: PathBuf,
     /// What the run's configuration kept unchecked (nextest's wrapper scripts).
     pub notes: Vec<String>,
-}
-
-/// The cargo to run: the one that ran us (cargo sets `CARGO` for subcommands).
-pub fn cargo() -> OsString {
-    std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into())
 }
 
 /// What `cargo metadata` says of the workspace.

@@ -20,6 +20,7 @@ mod render;
 mod runner;
 mod rustflags;
 mod summary;
+mod toolchain;
 
 use std::ffi::OsString;
 use std::process::ExitCode;

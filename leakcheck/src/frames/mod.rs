@@ -129,3 +129,39 @@ impl fmt::Display for Frame {
         Ok(())
     }
 }
+
+/// The symbol table against the debug info: tested here, where both are in view, so that
+/// neither file imports the other.
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    #[inline(never)]
+    fn a_function_of_the_executable() -> Vec<usize> {
+        let mut ips = Vec::new();
+        backtrace::trace(|frame| {
+            ips.push(frame.ip() as usize);
+            ips.len() < 8
+        });
+        ips
+    }
+
+    /// The symbol table names the executable's functions, and the debug info says the same
+    /// of the same addresses.
+    #[test]
+    fn the_symbol_table_names_what_the_debug_info_names() {
+        let ips = a_function_of_the_executable();
+        let names = super::symtab::names(&ips).expect("the executable's symbol table");
+        assert!(
+            names.iter().any(|frame| frame
+                .function()
+                .is_some_and(|name| name.ends_with("a_function_of_the_executable"))),
+            "{names:?}"
+        );
+        let resolved = super::resolve(&ips);
+        for name in names.iter().filter_map(super::Frame::function) {
+            assert!(
+                resolved.iter().any(|frame| frame.function() == Some(name)),
+                "{name} is not in {resolved:?}"
+            );
+        }
+    }
+}

@@ -1,6 +1,6 @@
 //! Function names from the executable's symbol table: what a rule that names a function
 //! (`ignore_spawn = "my_crate::telemetry::start"`, the default allowlist, `ignore_top`) needs,
-//! without the debug info that [`resolve`](super::resolve) loads. The executable is mapped
+//! without the debug info that `resolve` loads. The executable is mapped
 //! (only the pages of its symbol and string tables are read), and a look at addresses not
 //! seen before is one pass over the table: ~2 ms in a debug test binary of 17,000 functions,
 //! where loading its debug info takes a tenth of a second and more; nothing for a test whose
@@ -8,7 +8,7 @@
 //!
 //! What it cannot see: inlined functions (the table names the function the code was
 //! inlined into), files and lines, and code outside the executable. A name found here is on
-//! the path; a name not found may still be, and only [`resolve`](super::resolve) can tell.
+//! the path; a name not found may still be, and only `resolve` can tell.
 
 use super::Frame;
 
@@ -202,38 +202,5 @@ mod table {
     /// Elsewhere the executable's format is not read: rules match with debug info.
     pub(super) fn functions_at(_ips: &[usize]) -> Option<Vec<Option<String>>> {
         None
-    }
-}
-
-#[cfg(all(test, target_os = "linux"))]
-mod tests {
-    #[inline(never)]
-    fn a_function_of_the_executable() -> Vec<usize> {
-        let mut ips = Vec::new();
-        backtrace::trace(|frame| {
-            ips.push(frame.ip() as usize);
-            ips.len() < 8
-        });
-        ips
-    }
-
-    #[test]
-    fn the_symbol_table_names_the_executable_s_functions() {
-        let ips = a_function_of_the_executable();
-        let names = super::names(&ips).expect("the executable's symbol table");
-        assert!(
-            names.iter().any(|frame| frame
-                .function()
-                .is_some_and(|name| name.ends_with("a_function_of_the_executable"))),
-            "{names:?}"
-        );
-        // What the debug info says of the same addresses includes it.
-        let resolved = super::super::resolve(&ips);
-        for name in names.iter().filter_map(super::Frame::function) {
-            assert!(
-                resolved.iter().any(|frame| frame.function() == Some(name)),
-                "{name} is not in {resolved:?}"
-            );
-        }
     }
 }
