@@ -618,9 +618,11 @@ fn without_durations(line: &str) -> String {
             continue;
         }
         let redacted = word.replacen(core, "[duration]", 1);
-        // `1s 2ms` is one duration.
-        if words.last().is_some_and(|last| last == "[duration]") {
-            words.pop();
+        // `1s 2ms` is one duration, `(4s 200ms)` too.
+        let previous = words.last_mut().filter(|last| last.ends_with("[duration]"));
+        if let Some(previous) = previous.filter(|_| word.starts_with(core)) {
+            previous.push_str(&redacted["[duration]".len()..]);
+            continue;
         }
         words.push(redacted);
     }
@@ -645,6 +647,7 @@ thread 24281 \"pool-worker-0\": sleeping, blocked in futex (kernel: futex_do_wai
 task 4: awaiting
   spawned by task 3 (finished), itself spawned at tests/demo.rs:62:27
 leakcheck: 2 threads still running when the test binary exited (waited 500ms)
+leakcheck: `t` cannot be checked: its runtime's only thread, the test's, is blocked (4s 200ms after)
 note: run with `RUST_BACKTRACE=1` environment variable to display a backtrace
 
 ";
@@ -659,7 +662,8 @@ thread [tid] \"pool-worker-0\": sleeping, blocked in futex (kernel: [wchan])
     tokio::sync::mpsc::chan::Rx<T,S>::recv at tokio-1.54.1/src/sync/mpsc/chan.rs:308
 task [id]: awaiting
   spawned by task [id] (finished), itself spawned at tests/demo.rs:62
-leakcheck: 2 threads still running when the test binary exited (waited [duration])";
+leakcheck: 2 threads still running when the test binary exited (waited [duration])
+leakcheck: `t` cannot be checked: its runtime's only thread, the test's, is blocked ([duration] after)";
         assert_eq!(normalize(report), expected);
     }
 }
