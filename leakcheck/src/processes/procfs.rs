@@ -141,29 +141,31 @@ pub(crate) fn marker(process: &ProcStat) -> Option<Marker> {
     if fs::metadata(format!("/proc/{pid}")).ok()?.uid() != unsafe { libc::geteuid() } {
         return None;
     }
-    // While a process `exec`s, its new program's environment and arguments are not in place
-    // yet, and both read empty. So an empty environment with arguments is an empty one
-    // (`env -i`), and one without is read again until the exec is done. Its age tells
-    // nothing: a shell's background job may exec long after its fork, and on a loaded
-    // machine the exec itself can take long; a check that took it for one without a
-    // marker would pass before its grace (nothing alive to wait for).
+    // While a process `exec`s, its new program's environment and arguments are being put in
+    // place: the environment reads empty, or a part of it, and the arguments read empty. So a
+    // read without the marker is the environment's answer only once the arguments read
+    // whole; until then it is read again. Its age tells nothing: a shell's background job
+    // may exec long after its fork, and on a loaded machine the exec itself can take long; a
+    // check that took it for one without a marker would pass before its grace (nothing alive
+    // to wait for).
     let environ = || fs::read(format!("/proc/{pid}/environ"));
     for attempt in 0..EXEC_READS {
         if attempt > 0 {
             std::thread::sleep(std::time::Duration::from_millis(1));
         }
         match environ() {
-            Ok(environ) if !environ.is_empty() => return Marker::in_environ(&environ),
+            Ok(environ) => {
+                if let Some(marker) = Marker::in_environ(&environ) {
+                    return Some(marker);
+                }
+            }
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => return None,
-            _ => {}
+            Err(_) => {}
         }
         if !in_exec(pid) {
             // The arguments are read after the environment: an exec that ended in between
-            // shows its environment now.
-            return environ()
-                .ok()
-                .filter(|environ| !environ.is_empty())
-                .and_then(|environ| Marker::in_environ(&environ));
+            // shows its whole environment now.
+            return Marker::in_environ(&environ().ok()?);
         }
     }
     None
@@ -284,6 +286,34 @@ mod tests {
         assert!(all().iter().any(|process| process.pid == pid as i32));
         assert!(start <= ticks_now());
         assert!(command(pid as i32).is_some());
+    }
+
+    /// A marked shell that execs its last command 30 ms after its fork (15 clock ticks and
+    /// more): every look, the ones that land inside that exec included, finds its marker.
+    /// Before, a look inside the exec of a process over 2 ticks old found none.
+    #[test]
+    fn a_process_in_the_middle_of_an_exec_keeps_its_marker() {
+        let _scope = crate::scope::Scope::enter_named("execs late");
+        let (me, my_start) = this_process();
+        for _ in 0..40 {
+            let mut child = std::process::Command::new("sh")
+                .args(["-c", "sleep 0.03; exec sleep 5"])
+                .spawn()
+                .unwrap();
+            let pid = child.id() as i32;
+            let mut looks = 0;
+            while command(pid).as_deref() != Some("sleep 5") {
+                let marker = marker(&stat(pid).unwrap());
+                assert!(
+                    marker.is_some_and(|marker| (marker.pid, marker.start_time) == (me, my_start)),
+                    "look {looks} at {pid} ({:?}) found no marker",
+                    command(pid)
+                );
+                looks += 1;
+            }
+            child.kill().unwrap();
+            child.wait().unwrap();
+        }
     }
 
     /// Once its exec is done, a program with no environment has one that reads empty and
