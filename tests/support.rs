@@ -334,32 +334,17 @@ pub fn run(target: &str, args: &[&str]) -> Run {
 
 /// [`run`] with extra environment variables.
 pub fn run_with_env(target: &str, args: &[&str], env: &[(&str, &str)]) -> Run {
-    let output = Command::new(fixture(target))
-        .args(args)
-        .current_dir(fixtures_dir())
-        .env_remove("RUST_BACKTRACE")
-        // As cargo sets it for the fixtures (the suite's own would be inherited otherwise).
-        .env("CARGO_MANIFEST_DIR", fixtures_dir())
-        .envs(env.iter().copied())
+    fixture_command(target, args, env)
         .output()
-        .expect("the fixture runs");
-    Run {
-        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-        output,
-    }
+        .expect("the fixture runs")
+        .into()
 }
 
 /// [`run_with_env`] for a fixture that might hang: killed after `limit`, which fails the
 /// calling test. A bound on a hang, not a measure of speed: `limit` is far above the time
 /// the fixture needs.
 pub fn run_bounded(target: &str, args: &[&str], env: &[(&str, &str)], limit: Duration) -> Run {
-    let mut child = Command::new(fixture(target))
-        .args(args)
-        .current_dir(fixtures_dir())
-        .env_remove("RUST_BACKTRACE")
-        .env("CARGO_MANIFEST_DIR", fixtures_dir())
-        .envs(env.iter().copied())
+    let mut child = fixture_command(target, args, env)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -377,11 +362,30 @@ pub fn run_bounded(target: &str, args: &[&str], env: &[(&str, &str)], limit: Dur
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    let output = child.wait_with_output().unwrap();
-    Run {
-        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-        output,
+    child.wait_with_output().unwrap().into()
+}
+
+/// A fixture binary as `cargo test` starts it: from the fixtures directory, with cargo's
+/// `CARGO_MANIFEST_DIR` for it (the suite's own would be inherited otherwise), without the
+/// suite's `RUST_BACKTRACE`.
+fn fixture_command(target: &str, args: &[&str], env: &[(&str, &str)]) -> Command {
+    let mut command = Command::new(fixture(target));
+    command
+        .args(args)
+        .current_dir(fixtures_dir())
+        .env_remove("RUST_BACKTRACE")
+        .env("CARGO_MANIFEST_DIR", fixtures_dir())
+        .envs(env.iter().copied());
+    command
+}
+
+impl From<Output> for Run {
+    fn from(output: Output) -> Run {
+        Run {
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+            output,
+        }
     }
 }
 
